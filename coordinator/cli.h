@@ -1,0 +1,12 @@
+/* Subcommands of the mechir program. Each takes (argc, argv) with argv[0] the command name and
+ * returns the process exit status: 0 success, 1 failure (a one-line message was printed on
+ * stderr), 2 usage error. */
+#ifndef MCH_CLI_H
+#define MCH_CLI_H
+
+int mch_cmd_score(int argc, char **argv);
+
+/* Parses a positive int option value; prints a message naming opt and returns 0 on error. */
+int mch_cli_int(const char *opt, const char *val, int lo, int hi, int *out);
+
+#endif

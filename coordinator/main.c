@@ -1,0 +1,41 @@
+/* mechir: the command-line front door. Dispatches subcommands; only this file's main() ends the
+ * process, and the thread policy for BLAS is set here, never inside kernels. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: mechir <command> [options]\n"
+               "\n"
+               "Mechanistic interpretability of neural retrieval models (BERT-family cross- and\n"
+               "bi-encoders from Hugging Face checkpoint directories).\n"
+               "\n"
+               "commands:\n"
+               "  score    score query-document pairs with a model\n"
+               "\n"
+               "options:\n"
+               "  -h, --help     this text; 'mechir <command> --help' for a command's options\n"
+               "  --version      print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("mechir %s\n", MCH_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "score")) return mch_cmd_score(argc - 1, argv + 1);
+    fprintf(stderr, "mechir: unknown command '%s' (see 'mechir --help')\n", cmd);
+    return 2;
+}

@@ -1,0 +1,204 @@
+/* config.json reader (cJSON). Invariant: a config that parses has C = NH * HS, every size > 0,
+ * and an activation, architecture and position scheme the encoder implements exactly. */
+#include "config.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MCH_CONFIG_MAX_BYTES (16u << 20)
+
+const char *mch_arch_name(mch_arch a)
+{
+    switch (a) {
+    case MCH_ARCH_BERT:
+        return "bert";
+    case MCH_ARCH_DISTILBERT:
+        return "distilbert";
+    case MCH_ARCH_ELECTRA:
+        return "electra";
+    }
+    return "?";
+}
+
+/* Reads an integer key; missing -> def (or an error when def < 0). Range [lo, hi]. */
+static mch_status get_int(const cJSON *root, const char *key, int def, int lo, int hi, int *out,
+                          const char *name, mch_err *err)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!j) {
+        if (def < 0) return mch_fail(err, MCH_ERR_FORMAT, "%s: missing key '%s'", name, key);
+        *out = def;
+        return MCH_OK;
+    }
+    if (!cJSON_IsNumber(j) || j->valuedouble != (double)(long long)j->valuedouble)
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: key '%s' is not an integer", name, key);
+    if (j->valuedouble < lo || j->valuedouble > hi)
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: key '%s' = %.0f is outside [%d, %d]", name, key,
+                        j->valuedouble, lo, hi);
+    *out = (int)j->valuedouble;
+    return MCH_OK;
+}
+
+static mch_status parse_act(const char *s, mch_activation *act, const char *key, const char *name,
+                            mch_err *err)
+{
+    if (!strcmp(s, "gelu") || !strcmp(s, "gelu_python"))
+        *act = MCH_ACT_GELU_ERF;
+    else if (!strcmp(s, "gelu_new") || !strcmp(s, "gelu_pytorch_tanh") || !strcmp(s, "gelu_fast"))
+        *act = MCH_ACT_GELU_TANH;
+    else if (!strcmp(s, "relu"))
+        *act = MCH_ACT_RELU;
+    else
+        return mch_fail(err, MCH_ERR_UNSUPPORTED,
+                        "%s: key '%s' = '%.40s' is not a supported activation (gelu, gelu_python, "
+                        "gelu_new, gelu_pytorch_tanh, gelu_fast, relu)",
+                        name, key, s);
+    return MCH_OK;
+}
+
+static const struct {
+    const char *name;
+    mch_arch arch;
+    mch_head_kind head;
+} arch_table[] = {
+    {"BertModel", MCH_ARCH_BERT, MCH_HEAD_NONE},
+    {"BertForSequenceClassification", MCH_ARCH_BERT, MCH_HEAD_BERT_SEQCLS},
+    {"DistilBertModel", MCH_ARCH_DISTILBERT, MCH_HEAD_NONE},
+    {"DistilBertForSequenceClassification", MCH_ARCH_DISTILBERT, MCH_HEAD_DISTIL_SEQCLS},
+    {"ElectraModel", MCH_ARCH_ELECTRA, MCH_HEAD_NONE},
+    {"ElectraForSequenceClassification", MCH_ARCH_ELECTRA, MCH_HEAD_ELECTRA_SEQCLS},
+};
+
+static mch_status parse_root(mch_config *cfg, const cJSON *root, const char *name, mch_err *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (!cJSON_IsString(mt))
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: missing key 'model_type'", name);
+    if (!strcmp(mt->valuestring, "bert"))
+        cfg->arch = MCH_ARCH_BERT;
+    else if (!strcmp(mt->valuestring, "distilbert"))
+        cfg->arch = MCH_ARCH_DISTILBERT;
+    else if (!strcmp(mt->valuestring, "electra"))
+        cfg->arch = MCH_ARCH_ELECTRA;
+    else
+        return mch_fail(err, MCH_ERR_UNSUPPORTED,
+                        "%s: model_type '%.40s' is not supported (bert, distilbert, electra)", name,
+                        mt->valuestring);
+    snprintf(cfg->model_type, sizeof cfg->model_type, "%s", mt->valuestring);
+
+    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+    const cJSON *a0 = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
+    if (!cJSON_IsString(a0))
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: key 'architectures' must list one architecture",
+                        name);
+    int found = 0;
+    for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
+        if (!strcmp(a0->valuestring, arch_table[i].name) && arch_table[i].arch == cfg->arch) {
+            cfg->head = arch_table[i].head;
+            found = 1;
+        }
+    if (!found)
+        return mch_fail(err, MCH_ERR_UNSUPPORTED,
+                        "%s: architecture '%.60s' is not supported for model_type '%s'", name,
+                        a0->valuestring, cfg->model_type);
+    snprintf(cfg->architecture, sizeof cfg->architecture, "%s", a0->valuestring);
+
+    const cJSON *pet = cJSON_GetObjectItemCaseSensitive(root, "position_embedding_type");
+    if (pet && (!cJSON_IsString(pet) || strcmp(pet->valuestring, "absolute") != 0))
+        return mch_fail(err, MCH_ERR_UNSUPPORTED,
+                        "%s: position_embedding_type '%.40s' is not supported (only absolute)",
+                        name, cJSON_IsString(pet) ? pet->valuestring : "?");
+
+    const int big = 1 << 20;
+    mch_status rc;
+    const char *act_key;
+    if (cfg->arch == MCH_ARCH_DISTILBERT) {
+        if ((rc = get_int(root, "dim", -1, 1, big, &cfg->C, name, err)) ||
+            (rc = get_int(root, "n_layers", -1, 1, 1024, &cfg->L, name, err)) ||
+            (rc = get_int(root, "n_heads", -1, 0, big, &cfg->NH, name, err)) ||
+            (rc = get_int(root, "hidden_dim", -1, 1, big, &cfg->FF, name, err)))
+            return rc;
+        cfg->eps = 1e-12f;
+        cfg->type_vocab = 0;
+        cfg->E = cfg->C;
+        act_key = "activation";
+    } else {
+        if ((rc = get_int(root, "hidden_size", -1, 1, big, &cfg->C, name, err)) ||
+            (rc = get_int(root, "num_hidden_layers", -1, 1, 1024, &cfg->L, name, err)) ||
+            (rc = get_int(root, "num_attention_heads", -1, 0, big, &cfg->NH, name, err)) ||
+            (rc = get_int(root, "intermediate_size", -1, 1, big, &cfg->FF, name, err)) ||
+            (rc = get_int(root, "type_vocab_size", 2, 0, big, &cfg->type_vocab, name, err)))
+            return rc;
+        const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
+        if (eps && (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1)))
+            return mch_fail(err, MCH_ERR_FORMAT, "%s: key 'layer_norm_eps' must be in (0, 1)",
+                            name);
+        cfg->eps = eps ? (float)eps->valuedouble : 1e-12f;
+        cfg->E = cfg->C;
+        if (cfg->arch == MCH_ARCH_ELECTRA &&
+            (rc = get_int(root, "embedding_size", cfg->C, 1, big, &cfg->E, name, err)))
+            return rc;
+        act_key = "hidden_act";
+    }
+    if ((rc = get_int(root, "vocab_size", -1, 1, 1 << 24, &cfg->V, name, err)) ||
+        (rc = get_int(root, "max_position_embeddings", -1, 1, big, &cfg->max_pos, name, err)))
+        return rc;
+    if (cfg->NH == 0)
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: the number of attention heads is 0", name);
+    if (cfg->C % cfg->NH != 0)
+        return mch_fail(err, MCH_ERR_FORMAT,
+                        "%s: hidden size %d is not divisible by %d attention heads", name, cfg->C,
+                        cfg->NH);
+    cfg->HS = cfg->C / cfg->NH;
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, act_key);
+    if (!act)
+        cfg->act = MCH_ACT_GELU_ERF;
+    else if (!cJSON_IsString(act))
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: key '%s' is not a string", name, act_key);
+    else if ((rc = parse_act(act->valuestring, &cfg->act, act_key, name, err)))
+        return rc;
+
+    if (cfg->head != MCH_HEAD_NONE) {
+        const cJSON *id2label = cJSON_GetObjectItemCaseSensitive(root, "id2label");
+        int def = cJSON_IsObject(id2label) ? cJSON_GetArraySize(id2label) : 2;
+        if ((rc = get_int(root, "num_labels", def, 1, 1 << 16, &cfg->num_labels, name, err)))
+            return rc;
+    }
+    return MCH_OK;
+}
+
+mch_status mch_config_parse(mch_config *cfg, const char *json, size_t len, const char *name,
+                            mch_err *err)
+{
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: not a JSON object", name);
+    }
+    mch_status rc = parse_root(cfg, root, name, err);
+    cJSON_Delete(root);
+    return rc;
+}
+
+mch_status mch_config_open(mch_config *cfg, const char *path, mch_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
+    char *buf = malloc(MCH_CONFIG_MAX_BYTES);
+    if (!buf) {
+        fclose(f);
+        return mch_fail(err, MCH_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t n = fread(buf, 1, MCH_CONFIG_MAX_BYTES, f);
+    int bad = ferror(f) || (n == MCH_CONFIG_MAX_BYTES && fgetc(f) != EOF);
+    fclose(f);
+    mch_status rc = bad ? mch_fail(err, MCH_ERR_IO, "%s: unreadable or larger than %u bytes", path,
+                                   MCH_CONFIG_MAX_BYTES)
+                        : mch_config_parse(cfg, buf, n, path, err);
+    free(buf);
+    return rc;
+}

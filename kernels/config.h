@@ -1,0 +1,50 @@
+/* Hugging Face config.json for the encoders mechir runs: BERT, DistilBERT, ELECTRA.
+ * Everything mechir would compute wrongly (relative positions, an unknown activation, an unknown
+ * architecture) is refused here, so the encoder never meets it. */
+#ifndef MCH_CONFIG_H
+#define MCH_CONFIG_H
+
+#include <stddef.h>
+
+#include "mch_err.h"
+
+typedef enum { MCH_ARCH_BERT, MCH_ARCH_DISTILBERT, MCH_ARCH_ELECTRA } mch_arch;
+
+/* What sits on top of the encoder. */
+typedef enum {
+    MCH_HEAD_NONE,          /* BertModel / DistilBertModel / ElectraModel: a bi-encoder */
+    MCH_HEAD_BERT_SEQCLS,   /* pooler dense + tanh, then classifier */
+    MCH_HEAD_DISTIL_SEQCLS, /* pre_classifier + ReLU + classifier */
+    MCH_HEAD_ELECTRA_SEQCLS /* classifier.dense + exact GELU + classifier.out_proj */
+} mch_head_kind;
+
+typedef enum { MCH_ACT_GELU_ERF, MCH_ACT_GELU_TANH, MCH_ACT_RELU } mch_activation;
+
+typedef struct {
+    mch_arch arch;
+    mch_head_kind head;
+    mch_activation act;
+    char model_type[32];
+    char architecture[64];
+    int C;          /* hidden size */
+    int L;          /* layers */
+    int NH;         /* attention heads */
+    int HS;         /* head size, C / NH */
+    int FF;         /* FFN inner size (I in the shape comments; I is a macro in complex.h) */
+    int E;          /* embedding size (ELECTRA may differ from C) */
+    int V;          /* vocabulary size */
+    int max_pos;    /* max_position_embeddings */
+    int type_vocab; /* 0 for DistilBERT (no token types) */
+    int num_labels; /* classifier outputs; 0 for a bi-encoder */
+    float eps;      /* LayerNorm epsilon */
+} mch_config;
+
+/* Parses config.json text; name is used in messages ("DIR/config.json: key 'n_heads' ..."). */
+mch_status mch_config_parse(mch_config *cfg, const char *json, size_t len, const char *name,
+                            mch_err *err);
+/* Reads and parses the file at path. */
+mch_status mch_config_open(mch_config *cfg, const char *path, mch_err *err);
+
+const char *mch_arch_name(mch_arch a);
+
+#endif

@@ -1,0 +1,35 @@
+/* Error reporting shared by every mechir module: a status code plus a one-line message that
+ * names the object (file, tensor, key, line) and the numbers. The first failure keeps its
+ * message as it travels up; the library never exits or prints. */
+#ifndef MCH_ERR_H
+#define MCH_ERR_H
+
+#include <stdarg.h>
+
+typedef enum {
+    MCH_OK = 0,
+    MCH_ERR_NOMEM,
+    MCH_ERR_IO,
+    MCH_ERR_FORMAT,
+    MCH_ERR_SHAPE,
+    MCH_ERR_ARG,
+    MCH_ERR_ZSTD,
+    MCH_ERR_PROTO,
+    MCH_ERR_MPI,
+    MCH_ERR_UNSUPPORTED,
+} mch_status;
+
+typedef struct {
+    mch_status code;
+    char msg[512];
+} mch_err;
+
+/* Records code and a printf-style message in err (which may be NULL) unless err already holds
+ * an earlier failure. @return code, so callers can write `return mch_fail(err, ...)`. */
+mch_status mch_fail(mch_err *err, mch_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A short name for a status ("format", "I/O", ...). */
+const char *mch_status_name(mch_status code);
+
+#endif

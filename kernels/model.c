@@ -1,0 +1,288 @@
+/* Model loading: resolve every weight the encoder needs by its Hugging Face name (with or
+ * without the architecture prefix), check dtype and shape against config.json, then use F32
+ * tensors in place and convert F16/BF16 ones into one owned F32 block. */
+#include "model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+typedef struct {
+    const float **dst;
+    char name[128]; /* without the architecture prefix */
+    int64_t shape[2];
+    int ndim;
+    const mch_st_tensor *t;
+} slot;
+
+typedef struct {
+    slot *s;
+    int n, cap;
+} slot_list;
+
+static int add_slot(slot_list *l, const float **dst, int64_t d0, int64_t d1, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int add_slot(slot_list *l, const float **dst, int64_t d0, int64_t d1, const char *fmt, ...)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        slot *s = realloc(l->s, (size_t)cap * sizeof *s);
+        if (!s) return 0;
+        l->s = s;
+        l->cap = cap;
+    }
+    slot *s = &l->s[l->n++];
+    memset(s, 0, sizeof *s);
+    s->dst = dst;
+    s->shape[0] = d0;
+    s->shape[1] = d1;
+    s->ndim = d1 ? 2 : 1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->name, sizeof s->name, fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+/* The weights each architecture needs, with their expected shapes. */
+static int plan_slots(slot_list *l, mch_model *m)
+{
+    const mch_config *c = &m->cfg;
+    int ok = 1;
+    int distil = c->arch == MCH_ARCH_DISTILBERT;
+    ok &= add_slot(l, &m->wte, c->V, c->E, "embeddings.word_embeddings.weight");
+    ok &= add_slot(l, &m->wpe, c->max_pos, c->E, "embeddings.position_embeddings.weight");
+    if (c->type_vocab > 0)
+        ok &= add_slot(l, &m->wtt, c->type_vocab, c->E, "embeddings.token_type_embeddings.weight");
+    ok &= add_slot(l, &m->emb_ln_g, c->E, 0, "embeddings.LayerNorm.weight");
+    ok &= add_slot(l, &m->emb_ln_b, c->E, 0, "embeddings.LayerNorm.bias");
+    if (c->arch == MCH_ARCH_ELECTRA && c->E != c->C) {
+        ok &= add_slot(l, &m->proj_w, c->C, c->E, "embeddings_project.weight");
+        ok &= add_slot(l, &m->proj_b, c->C, 0, "embeddings_project.bias");
+    }
+    for (int i = 0; i < c->L; i++) {
+        mch_layer_weights *w = &m->layers[i];
+        if (distil) {
+            const char *p = "transformer.layer";
+            ok &= add_slot(l, &w->q_w, c->C, c->C, "%s.%d.attention.q_lin.weight", p, i);
+            ok &= add_slot(l, &w->q_b, c->C, 0, "%s.%d.attention.q_lin.bias", p, i);
+            ok &= add_slot(l, &w->k_w, c->C, c->C, "%s.%d.attention.k_lin.weight", p, i);
+            ok &= add_slot(l, &w->k_b, c->C, 0, "%s.%d.attention.k_lin.bias", p, i);
+            ok &= add_slot(l, &w->v_w, c->C, c->C, "%s.%d.attention.v_lin.weight", p, i);
+            ok &= add_slot(l, &w->v_b, c->C, 0, "%s.%d.attention.v_lin.bias", p, i);
+            ok &= add_slot(l, &w->o_w, c->C, c->C, "%s.%d.attention.out_lin.weight", p, i);
+            ok &= add_slot(l, &w->o_b, c->C, 0, "%s.%d.attention.out_lin.bias", p, i);
+            ok &= add_slot(l, &w->ln1_g, c->C, 0, "%s.%d.sa_layer_norm.weight", p, i);
+            ok &= add_slot(l, &w->ln1_b, c->C, 0, "%s.%d.sa_layer_norm.bias", p, i);
+            ok &= add_slot(l, &w->ff1_w, c->FF, c->C, "%s.%d.ffn.lin1.weight", p, i);
+            ok &= add_slot(l, &w->ff1_b, c->FF, 0, "%s.%d.ffn.lin1.bias", p, i);
+            ok &= add_slot(l, &w->ff2_w, c->C, c->FF, "%s.%d.ffn.lin2.weight", p, i);
+            ok &= add_slot(l, &w->ff2_b, c->C, 0, "%s.%d.ffn.lin2.bias", p, i);
+            ok &= add_slot(l, &w->ln2_g, c->C, 0, "%s.%d.output_layer_norm.weight", p, i);
+            ok &= add_slot(l, &w->ln2_b, c->C, 0, "%s.%d.output_layer_norm.bias", p, i);
+        } else {
+            const char *p = "encoder.layer";
+            ok &= add_slot(l, &w->q_w, c->C, c->C, "%s.%d.attention.self.query.weight", p, i);
+            ok &= add_slot(l, &w->q_b, c->C, 0, "%s.%d.attention.self.query.bias", p, i);
+            ok &= add_slot(l, &w->k_w, c->C, c->C, "%s.%d.attention.self.key.weight", p, i);
+            ok &= add_slot(l, &w->k_b, c->C, 0, "%s.%d.attention.self.key.bias", p, i);
+            ok &= add_slot(l, &w->v_w, c->C, c->C, "%s.%d.attention.self.value.weight", p, i);
+            ok &= add_slot(l, &w->v_b, c->C, 0, "%s.%d.attention.self.value.bias", p, i);
+            ok &= add_slot(l, &w->o_w, c->C, c->C, "%s.%d.attention.output.dense.weight", p, i);
+            ok &= add_slot(l, &w->o_b, c->C, 0, "%s.%d.attention.output.dense.bias", p, i);
+            ok &= add_slot(l, &w->ln1_g, c->C, 0, "%s.%d.attention.output.LayerNorm.weight", p, i);
+            ok &= add_slot(l, &w->ln1_b, c->C, 0, "%s.%d.attention.output.LayerNorm.bias", p, i);
+            ok &= add_slot(l, &w->ff1_w, c->FF, c->C, "%s.%d.intermediate.dense.weight", p, i);
+            ok &= add_slot(l, &w->ff1_b, c->FF, 0, "%s.%d.intermediate.dense.bias", p, i);
+            ok &= add_slot(l, &w->ff2_w, c->C, c->FF, "%s.%d.output.dense.weight", p, i);
+            ok &= add_slot(l, &w->ff2_b, c->C, 0, "%s.%d.output.dense.bias", p, i);
+            ok &= add_slot(l, &w->ln2_g, c->C, 0, "%s.%d.output.LayerNorm.weight", p, i);
+            ok &= add_slot(l, &w->ln2_b, c->C, 0, "%s.%d.output.LayerNorm.bias", p, i);
+        }
+    }
+    /* Head tensors are named without the architecture prefix in HF checkpoints, except the
+     * BERT pooler; lookup tries both forms for every slot. */
+    switch (c->head) {
+    case MCH_HEAD_NONE:
+        break;
+    case MCH_HEAD_BERT_SEQCLS:
+        ok &= add_slot(l, &m->head_w, c->C, c->C, "pooler.dense.weight");
+        ok &= add_slot(l, &m->head_b, c->C, 0, "pooler.dense.bias");
+        ok &= add_slot(l, &m->cls_w, c->num_labels, c->C, "classifier.weight");
+        ok &= add_slot(l, &m->cls_b, c->num_labels, 0, "classifier.bias");
+        break;
+    case MCH_HEAD_DISTIL_SEQCLS:
+        ok &= add_slot(l, &m->head_w, c->C, c->C, "pre_classifier.weight");
+        ok &= add_slot(l, &m->head_b, c->C, 0, "pre_classifier.bias");
+        ok &= add_slot(l, &m->cls_w, c->num_labels, c->C, "classifier.weight");
+        ok &= add_slot(l, &m->cls_b, c->num_labels, 0, "classifier.bias");
+        break;
+    case MCH_HEAD_ELECTRA_SEQCLS:
+        ok &= add_slot(l, &m->head_w, c->C, c->C, "classifier.dense.weight");
+        ok &= add_slot(l, &m->head_b, c->C, 0, "classifier.dense.bias");
+        ok &= add_slot(l, &m->cls_w, c->num_labels, c->C, "classifier.out_proj.weight");
+        ok &= add_slot(l, &m->cls_b, c->num_labels, 0, "classifier.out_proj.bias");
+        break;
+    }
+    return ok;
+}
+
+/* Finds name with the architecture prefix first, then bare; LayerNorm weight/bias also under
+ * their old gamma/beta names. */
+static const mch_st_tensor *find_weight(const mch_safetensors *st, const char *prefix,
+                                        const char *name)
+{
+    char alias[160] = "", full[200];
+    size_t n = strlen(name);
+    const char *old = NULL;
+    if (n > 16 && !strcmp(name + n - 16, "LayerNorm.weight")) old = "gamma";
+    if (n > 14 && !strcmp(name + n - 14, "LayerNorm.bias")) old = "beta";
+    if (old) {
+        int cut = (int)(strrchr(name, '.') - name);
+        snprintf(alias, sizeof alias, "%.*s.%s", cut, name, old);
+    }
+    const char *names[2] = {name, old ? alias : NULL};
+    for (int a = 0; a < 2 && names[a]; a++) {
+        snprintf(full, sizeof full, "%s.%s", prefix, names[a]);
+        const mch_st_tensor *t = mch_st_find(st, full);
+        if (!t) t = mch_st_find(st, names[a]);
+        if (t) return t;
+    }
+    return NULL;
+}
+
+static void shape_str(char *buf, size_t len, const int64_t *shape, int ndim)
+{
+    size_t o = (size_t)snprintf(buf, len, "[");
+    for (int d = 0; d < ndim && o < len; d++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (o < len) snprintf(buf + o, len - o, "]");
+}
+
+mch_status mch_model_from_parts(mch_model **out, const mch_config *cfg, mch_safetensors *st,
+                                mch_vocab *vocab, const char *name, mch_err *err)
+{
+    mch_model *m = calloc(1, sizeof *m);
+    slot_list l = {0};
+    mch_status rc = MCH_OK;
+    if (!m || !(m->layers = calloc((size_t)cfg->L, sizeof *m->layers)) ||
+        !(m->dir = strdup(name))) {
+        rc = mch_fail(err, MCH_ERR_NOMEM, "%s: out of memory", name);
+        goto fail;
+    }
+    m->cfg = *cfg;
+    m->st = st;
+    m->vocab = vocab;
+    m->weight_bytes = st->map_len;
+    if (!plan_slots(&l, m)) {
+        rc = mch_fail(err, MCH_ERR_NOMEM, "%s: out of memory", name);
+        goto fail;
+    }
+    const char *prefix = mch_arch_name(cfg->arch);
+    const char *file = st->path ? st->path : name;
+    size_t convert_floats = 0;
+    for (int i = 0; i < l.n; i++) {
+        slot *s = &l.s[i];
+        s->t = find_weight(st, prefix, s->name);
+        if (!s->t) {
+            rc = mch_fail(err, MCH_ERR_FORMAT, "%s: missing tensor '%s.%s' (or '%s')", file, prefix,
+                          s->name, s->name);
+            goto fail;
+        }
+        const mch_st_tensor *t = s->t;
+        if (t->dtype != MCH_DT_F32 && t->dtype != MCH_DT_F16 && t->dtype != MCH_DT_BF16) {
+            rc = mch_fail(err, MCH_ERR_UNSUPPORTED,
+                          "%s: tensor '%s' has dtype %s; supported: F32, F16, BF16", file, t->name,
+                          mch_dtype_name(t->dtype));
+            goto fail;
+        }
+        if (t->ndim != s->ndim || t->shape[0] != s->shape[0] ||
+            (s->ndim == 2 && t->shape[1] != s->shape[1])) {
+            char want[64], got[128];
+            shape_str(want, sizeof want, s->shape, s->ndim);
+            shape_str(got, sizeof got, t->shape, t->ndim);
+            rc = mch_fail(err, MCH_ERR_SHAPE,
+                          "%s: tensor '%s' has shape %s but config.json implies %s", file, t->name,
+                          got, want);
+            goto fail;
+        }
+        if (t->dtype != MCH_DT_F32 || ((uintptr_t)t->data % sizeof(float)) != 0)
+            convert_floats += t->numel;
+    }
+    if (convert_floats && !(m->owned = malloc(convert_floats * sizeof(float)))) {
+        rc = mch_fail(err, MCH_ERR_NOMEM, "%s: out of memory converting %zu weights", name,
+                      convert_floats);
+        goto fail;
+    }
+    size_t off = 0;
+    for (int i = 0; i < l.n; i++) {
+        const mch_st_tensor *t = l.s[i].t;
+        if (t->dtype == MCH_DT_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+            *l.s[i].dst = t->data;
+        } else {
+            mch_to_f32(m->owned + off, t->data, t->dtype, t->numel);
+            *l.s[i].dst = m->owned + off;
+            off += t->numel;
+        }
+    }
+    /* Every weight converted: the mapping is no longer needed and would only add to RSS. */
+    if (off == convert_floats && convert_floats && m->st->map) {
+        size_t total = 0;
+        for (int i = 0; i < l.n; i++) total += l.s[i].t->numel;
+        if (total == convert_floats) {
+            mch_st_close(m->st);
+            m->st = NULL;
+        }
+    }
+    if (vocab && mch_vocab_size(vocab) > cfg->V) {
+        rc = mch_fail(err, MCH_ERR_SHAPE, "%s: vocab.txt has %d tokens but vocab_size is %d", name,
+                      mch_vocab_size(vocab), cfg->V);
+        goto fail;
+    }
+    free(l.s);
+    *out = m;
+    return MCH_OK;
+fail:
+    free(l.s);
+    if (m) {
+        m->st = st;
+        m->vocab = vocab;
+        mch_model_close(m);
+    } else {
+        mch_st_close(st);
+        mch_vocab_free(vocab);
+    }
+    return rc;
+}
+
+mch_status mch_model_open(mch_model **out, const char *dir, mch_err *err)
+{
+    char path[4096];
+    mch_config cfg;
+    mch_status rc;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if ((rc = mch_config_open(&cfg, path, err))) return rc;
+    mch_vocab *vocab = NULL;
+    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    if ((rc = mch_vocab_open(&vocab, path, err))) return rc;
+    mch_safetensors *st = NULL;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if ((rc = mch_st_open(&st, path, err))) {
+        mch_vocab_free(vocab);
+        return rc;
+    }
+    return mch_model_from_parts(out, &cfg, st, vocab, dir, err);
+}
+
+void mch_model_close(mch_model *m)
+{
+    if (!m) return;
+    mch_st_close(m->st);
+    mch_vocab_free(m->vocab);
+    free(m->owned);
+    free(m->layers);
+    free(m->dir);
+    free(m);
+}

@@ -1,0 +1,30 @@
+/* Tensor kernels of the encoder. Output first, inputs const, every shape in the comment.
+ * Kernels cannot fail and never allocate: shapes were validated when the model was loaded. */
+#ifndef MCH_OPS_H
+#define MCH_OPS_H
+
+#include <stddef.h>
+
+/* out = inp @ weight^T + bias, as a HF nn.Linear (weight is (OC, C)).
+ * inp is (N, C) with row stride ldi (>= C), out (N, OC) with row stride ldo (>= OC). */
+void mch_linear_forward(float *out, int ldo, const float *inp, int ldi, const float *weight,
+                        const float *bias, int N, int C, int OC);
+
+/* out = LayerNorm(inp) * g + b over the last axis; inp, out are (N, C); out may alias inp. */
+void mch_layernorm_forward(float *out, const float *inp, const float *g, const float *b, int N,
+                           int C, float eps);
+
+/* In place, x is (n): exact GELU 0.5 x (1 + erf(x / sqrt 2)). */
+void mch_gelu_erf_forward(float *x, size_t n);
+/* In place: tanh GELU 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+void mch_gelu_tanh_forward(float *x, size_t n);
+void mch_relu_forward(float *x, size_t n);
+void mch_tanh_forward(float *x, size_t n);
+
+/* In place row softmax of att (R, T) with row stride ld. */
+void mch_softmax_rows(float *att, int R, int T, int ld);
+
+/* out[i] += a[i] for i < n. */
+void mch_add_inplace(float *out, const float *a, size_t n);
+
+#endif

@@ -1,0 +1,287 @@
+/* `mechir score`: relevance scores for one pair (--query/--doc) or a TSV of pairs (--input).
+ * The TSV is validated completely before anything is printed, so a bad line never leaves a
+ * partial result on stdout. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "cli.h"
+#include "score.h"
+
+static void score_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: mechir score --model DIR --query TEXT --doc TEXT [options]\n"
+            "       mechir score --model DIR --input FILE.tsv [options]\n"
+            "\n"
+            "Scores query-document pairs. A cross-encoder's score is its logit (of label 1 when\n"
+            "it has two labels); a bi-encoder's is the dot product of the pooled query and\n"
+            "document vectors. One pair prints the score alone (%%.9g); --input prints\n"
+            "'qid<TAB>docno<TAB>score' per line, in input order.\n"
+            "\n"
+            "  --model DIR          Hugging Face model directory (config.json, model.safetensors,\n"
+            "                       vocab.txt)\n"
+            "  --query TEXT         query text\n"
+            "  --doc TEXT           document text\n"
+            "  --input FILE         TSV with columns qid, query, docno, text (UTF-8; an optional\n"
+            "                       header line 'qid<TAB>query<TAB>docno<TAB>text')\n"
+            "  --max-len N          tokens a sequence (default: max_position_embeddings)\n"
+            "  --max-query-len N    cross-encoder query tokens (default 64)\n"
+            "  --pooling cls|mean   bi-encoder pooling (default cls)\n"
+            "  --batch-size N       pairs scored together (default 32)\n"
+            "  --threads N          BLAS threads (default: OpenBLAS's own default)\n"
+            "  -h, --help           this text\n");
+}
+
+typedef struct {
+    char **fields; /* qid, query, docno, text of each pending pair */
+    int n;
+} pending;
+
+/* Splits line (modified in place) at tabs into exactly 4 fields. */
+static int split4(char *line, char **f)
+{
+    int n = 0;
+    char *p = line;
+    for (;;) {
+        char *tab = strchr(p, '\t');
+        if (n < 4) f[n] = p;
+        n++;
+        if (!tab) break;
+        *tab = 0;
+        p = tab + 1;
+    }
+    return n;
+}
+
+static void chomp(char *line, ssize_t *len)
+{
+    while (*len > 0 && (line[*len - 1] == '\n' || line[*len - 1] == '\r')) line[--*len] = 0;
+}
+
+/* Pass 1: every line has 4 columns and valid UTF-8. Returns the number of pairs, -1 on error. */
+static long validate_tsv(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "mechir score: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0, pairs = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        size_t bad;
+        if ((size_t)len != strlen(line)) {
+            fprintf(stderr, "mechir score: %s:%ld: NUL byte in the line\n", path, lineno);
+            goto fail;
+        }
+        chomp(line, &len);
+        if (!mch_utf8_valid(line, (size_t)len, &bad)) {
+            fprintf(stderr, "mechir score: %s:%ld: invalid UTF-8 at byte %zu of the line\n", path,
+                    lineno, bad + 1);
+            goto fail;
+        }
+        if (lineno == 1 && !strcmp(line, "qid\tquery\tdocno\ttext")) continue;
+        char *fields[4];
+        int n = split4(line, fields);
+        if (n != 4) {
+            fprintf(stderr,
+                    "mechir score: %s:%ld: expected 4 tab-separated columns (qid, query, docno, "
+                    "text), found %d\n",
+                    path, lineno, n);
+            goto fail;
+        }
+        pairs++;
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "mechir score: %s: read error\n", path);
+        goto fail;
+    }
+    free(line);
+    fclose(f);
+    return pairs;
+fail:
+    free(line);
+    fclose(f);
+    return -1;
+}
+
+static int flush(mch_scorer *sc, pending *p, float *scores)
+{
+    if (!p->n) return 0;
+    const char *q[256], *d[256];
+    for (int i = 0; i < p->n; i++) {
+        q[i] = p->fields[4 * i + 1];
+        d[i] = p->fields[4 * i + 3];
+    }
+    mch_err err = {0};
+    if (mch_scorer_run(sc, q, d, p->n, scores, &err)) {
+        fprintf(stderr, "mechir score: %s\n", err.msg);
+        return 1;
+    }
+    for (int i = 0; i < p->n; i++) {
+        printf("%s\t%s\t%.9g\n", p->fields[4 * i], p->fields[4 * i + 2], (double)scores[i]);
+        free(p->fields[4 * i]);
+    }
+    p->n = 0;
+    return 0;
+}
+
+static int score_tsv(mch_scorer *sc, const char *path)
+{
+    if (validate_tsv(path) < 0) return 1;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "mechir score: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    int bs = mch_scorer_batch_size(sc);
+    pending p = {calloc((size_t)bs * 4, sizeof(char *)), 0};
+    float *scores = calloc((size_t)bs, sizeof *scores);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int rc = (!p.fields || !scores) ? 1 : 0;
+    while (!rc && (len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        chomp(line, &len);
+        if (lineno == 1 && !strcmp(line, "qid\tquery\tdocno\ttext")) continue;
+        char *copy = strdup(line);
+        if (!copy) {
+            rc = 1;
+            break;
+        }
+        split4(copy, p.fields + 4 * p.n);
+        p.n++;
+        if (p.n == bs) rc = flush(sc, &p, scores);
+    }
+    if (!rc) rc = flush(sc, &p, scores);
+    for (int i = 0; i < p.n; i++) free(p.fields[4 * i]);
+    free(p.fields);
+    free(scores);
+    free(line);
+    fclose(f);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "mechir score: writing stdout: %s\n", strerror(errno));
+        rc = 1;
+    }
+    return rc;
+}
+
+int mch_cmd_score(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'},
+        {"query", required_argument, 0, 'q'},
+        {"doc", required_argument, 0, 'd'},
+        {"input", required_argument, 0, 'i'},
+        {"max-len", required_argument, 0, 'L'},
+        {"max-query-len", required_argument, 0, 'Q'},
+        {"pooling", required_argument, 0, 'p'},
+        {"batch-size", required_argument, 0, 'b'},
+        {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *model = NULL, *query = NULL, *doc = NULL, *input = NULL;
+    mch_score_opts so = {0, 64, MCH_POOL_CLS, 32};
+    int threads = 0, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            model = optarg;
+            break;
+        case 'q':
+            query = optarg;
+            break;
+        case 'd':
+            doc = optarg;
+            break;
+        case 'i':
+            input = optarg;
+            break;
+        case 'L':
+            if (!mch_cli_int("--max-len", optarg, 2, 1 << 20, &so.max_len)) return 2;
+            break;
+        case 'Q':
+            if (!mch_cli_int("--max-query-len", optarg, 1, 1 << 20, &so.max_query_len)) return 2;
+            break;
+        case 'b':
+            if (!mch_cli_int("--batch-size", optarg, 1, 256, &so.batch_size)) return 2;
+            break;
+        case 't':
+            if (!mch_cli_int("--threads", optarg, 1, 1024, &threads)) return 2;
+            break;
+        case 'p':
+            if (!strcmp(optarg, "cls"))
+                so.pooling = MCH_POOL_CLS;
+            else if (!strcmp(optarg, "mean"))
+                so.pooling = MCH_POOL_MEAN;
+            else {
+                fprintf(stderr, "mechir score: --pooling takes cls or mean, got '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h':
+            score_usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "mechir score: unknown or incomplete option '%s' (see --help)\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "mechir score: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (!model || (!input && (!query || !doc)) || (input && (query || doc))) {
+        fprintf(stderr, "mechir score: give --model and either --query and --doc, or --input "
+                        "(see --help)\n");
+        return 2;
+    }
+    if (threads) openblas_set_num_threads(threads);
+    mch_err err = {0};
+    mch_model *m = NULL;
+    if (mch_model_open(&m, model, &err)) {
+        fprintf(stderr, "mechir score: %s\n", err.msg);
+        return 1;
+    }
+    mch_scorer *sc = NULL;
+    int rc = 0;
+    if (!input) so.batch_size = 1;
+    if (mch_scorer_create(&sc, m, &so, &err)) {
+        fprintf(stderr, "mechir score: %s\n", err.msg);
+        rc = 1;
+    } else if (input) {
+        rc = score_tsv(sc, input);
+    } else {
+        size_t bad;
+        float score;
+        const char *which = !mch_utf8_valid(query, strlen(query), &bad) ? "--query"
+                            : !mch_utf8_valid(doc, strlen(doc), &bad)   ? "--doc"
+                                                                        : NULL;
+        if (which) {
+            fprintf(stderr, "mechir score: %s: invalid UTF-8 at byte %zu\n", which, bad + 1);
+            rc = 1;
+        } else if (mch_scorer_run(sc, &query, &doc, 1, &score, &err)) {
+            fprintf(stderr, "mechir score: %s\n", err.msg);
+            rc = 1;
+        } else {
+            printf("%.9g\n", (double)score);
+        }
+    }
+    mch_scorer_free(sc);
+    mch_model_close(m);
+    return rc;
+}
