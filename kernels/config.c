@@ -115,7 +115,7 @@ static mch_status parse_root(mch_config *cfg, const cJSON *root, const char *nam
 
     const int big = 1 << 20;
     mch_status rc;
-    const char *act_key;
+    const char *act_key, *c_key, *nh_key;
     if (cfg->arch == MCH_ARCH_DISTILBERT) {
         if ((rc = get_int(root, "dim", -1, 1, big, &cfg->C, name, err)) ||
             (rc = get_int(root, "n_layers", -1, 1, 1024, &cfg->L, name, err)) ||
@@ -126,6 +126,8 @@ static mch_status parse_root(mch_config *cfg, const cJSON *root, const char *nam
         cfg->type_vocab = 0;
         cfg->E = cfg->C;
         act_key = "activation";
+        c_key = "dim";
+        nh_key = "n_heads";
     } else {
         if ((rc = get_int(root, "hidden_size", -1, 1, big, &cfg->C, name, err)) ||
             (rc = get_int(root, "num_hidden_layers", -1, 1, 1024, &cfg->L, name, err)) ||
@@ -143,16 +145,19 @@ static mch_status parse_root(mch_config *cfg, const cJSON *root, const char *nam
             (rc = get_int(root, "embedding_size", cfg->C, 1, big, &cfg->E, name, err)))
             return rc;
         act_key = "hidden_act";
+        c_key = "hidden_size";
+        nh_key = "num_attention_heads";
     }
     if ((rc = get_int(root, "vocab_size", -1, 1, 1 << 24, &cfg->V, name, err)) ||
         (rc = get_int(root, "max_position_embeddings", -1, 1, big, &cfg->max_pos, name, err)))
         return rc;
     if (cfg->NH == 0)
-        return mch_fail(err, MCH_ERR_FORMAT, "%s: the number of attention heads is 0", name);
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: key '%s' (attention heads) is 0", name, nh_key);
     if (cfg->C % cfg->NH != 0)
         return mch_fail(err, MCH_ERR_FORMAT,
-                        "%s: hidden size %d is not divisible by %d attention heads", name, cfg->C,
-                        cfg->NH);
+                        "%s: key '%s' = %d (hidden size) is not divisible by key '%s' = %d "
+                        "(attention heads)",
+                        name, c_key, cfg->C, nh_key, cfg->NH);
     cfg->HS = cfg->C / cfg->NH;
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, act_key);
     if (!act)

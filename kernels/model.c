@@ -176,6 +176,13 @@ mch_status mch_model_from_parts(mch_model **out, const mch_config *cfg, mch_safe
     m->st = st;
     m->vocab = vocab;
     m->weight_bytes = st->map_len;
+    /* Checked before any weight is converted: that may close st, which fail: below would close
+     * again. */
+    if (vocab && mch_vocab_size(vocab) > cfg->V) {
+        rc = mch_fail(err, MCH_ERR_SHAPE, "%s: vocab.txt has %d tokens but vocab_size is %d", name,
+                      mch_vocab_size(vocab), cfg->V);
+        goto fail;
+    }
     if (!plan_slots(&l, m)) {
         rc = mch_fail(err, MCH_ERR_NOMEM, "%s: out of memory", name);
         goto fail;
@@ -235,11 +242,6 @@ mch_status mch_model_from_parts(mch_model **out, const mch_config *cfg, mch_safe
             mch_st_close(m->st);
             m->st = NULL;
         }
-    }
-    if (vocab && mch_vocab_size(vocab) > cfg->V) {
-        rc = mch_fail(err, MCH_ERR_SHAPE, "%s: vocab.txt has %d tokens but vocab_size is %d", name,
-                      mch_vocab_size(vocab), cfg->V);
-        goto fail;
     }
     free(l.s);
     *out = m;

@@ -16,12 +16,12 @@
 #define MCH_WP_MAX_CHARS 100
 
 struct mch_vocab {
-    char *text;      /* every token, NUL-terminated, in id order */
-    size_t *off;     /* (n + 1): token id starts at text + off[id]; off[n] is the end */
-    int32_t n;       /* number of tokens */
-    int32_t *slots;  /* (mask + 1) open-addressing table of ids, -1 = empty */
-    size_t mask;     /* table size - 1 (a power of two minus one) */
-    size_t max_len;  /* longest token in bytes, bounds the WordPiece search */
+    char *text;         /* every token, NUL-terminated, in id order */
+    size_t *off;        /* (n + 1): token id starts at text + off[id]; off[n] is the end */
+    int32_t n;          /* number of tokens */
+    int32_t *slots;     /* (mask + 1) open-addressing table of ids, -1 = empty */
+    size_t mask;        /* table size - 1 (a power of two minus one) */
+    size_t max_len;     /* longest token in bytes, bounds the WordPiece search */
     int32_t special[5]; /* ids of SPECIALS[k], or -1 */
 };
 
@@ -185,8 +185,7 @@ mch_status mch_vocab_parse(mch_vocab **out, const char *data, size_t len, const 
      * load_vocab reads them); a last line without an ending still counts. */
     size_t lines = 0;
     for (size_t i = 0; i < len; i++) {
-        if (data[i] == '\n' || (data[i] == '\r' && (i + 1 == len || data[i + 1] != '\n')))
-            lines++;
+        if (data[i] == '\n' || (data[i] == '\r' && (i + 1 == len || data[i + 1] != '\n'))) lines++;
     }
     if (data[len - 1] != '\n' && data[len - 1] != '\r') lines++;
     if (lines > (size_t)INT32_MAX - 1)
@@ -383,11 +382,11 @@ static bool is_punct_cat(int cat)
  * stored. run is where the trailing run of non-starters begins, for canonical reordering. */
 typedef struct {
     uint32_t *cp;
-    size_t n, cap;   /* stored, room */
-    size_t count;    /* characters seen in this word */
-    size_t limit;    /* store at most this many, or grow without bound when growable */
-    size_t run;      /* cp[run..n) all have a non-zero combining class */
-    bool growable;   /* cp is heap memory that push may grow */
+    size_t n, cap; /* stored, room */
+    size_t count;  /* characters seen in this word */
+    size_t limit;  /* store at most this many, or grow without bound when growable */
+    size_t run;    /* cp[run..n) all have a non-zero combining class */
+    bool growable; /* cp is heap memory that push may grow */
 } mch_word;
 
 /* What a walk does with a finished word (special < 0) or a special token (special = SP_*).
@@ -427,8 +426,8 @@ static int word_push(walker *k, uint32_t c, int ccc)
         w->run = w->n;
         return 0;
     }
-    while (j > w->run && utf8proc_get_property((utf8proc_int32_t)w->cp[j - 1])->combining_class >
-                             ccc) {
+    while (j > w->run &&
+           utf8proc_get_property((utf8proc_int32_t)w->cp[j - 1])->combining_class > ccc) {
         w->cp[j] = w->cp[j - 1];
         j--;
     }
@@ -483,7 +482,8 @@ static int feed_letter(walker *k, uint32_t c)
                 if (p->combining_class == 0) k->w.run = k->w.n; /* a starter, then dropped */
                 continue;
             }
-            rc = is_punct_cat(p->category) ? word_single(k, e) : word_push(k, e, p->combining_class);
+            rc =
+                is_punct_cat(p->category) ? word_single(k, e) : word_push(k, e, p->combining_class);
         }
         if (rc) return rc;
     }
@@ -706,8 +706,7 @@ static int words_emit(void *ctx, const mch_word *w, int special)
     return c->fn(c->user, c->buf, used);
 }
 
-mch_status mch_basic_words(const char *text, size_t len, mch_word_fn fn, void *user,
-                           mch_err *err)
+mch_status mch_basic_words(const char *text, size_t len, mch_word_fn fn, void *user, mch_err *err)
 {
     if (!fn || (!text && len)) return mch_fail(err, MCH_ERR_ARG, "mch_basic_words: NULL argument");
     if (!text) return MCH_OK;

@@ -1,0 +1,558 @@
+/* Forward-pass benchmark: writes a random-weight model in the MiniLM-L6 cross-encoder shape,
+ * loads it as users do (mch_model_open), and measures one-thread forward throughput against
+ * cblas_sgemm on the forward's dominant shape, interleaved run by run so both see the same load.
+ * The figure of merit is useful GFLOP/s of the forward divided by sgemm GFLOP/s. */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "encoder.h"
+#include "model.h"
+#include "ops.h"
+
+/* The shape of cross-encoder/ms-marco-MiniLM-L-6-v2. */
+enum { SHAPE_C = 384, SHAPE_L = 6, SHAPE_NH = 12, SHAPE_FF = 1536, SHAPE_V = 30522 };
+enum { SHAPE_MAXPOS = 512, SHAPE_TYPES = 2, SHAPE_LABELS = 1, N_SPECIAL = 5 };
+
+typedef struct {
+    const char *dir;
+    int keep, write_only;
+    int B, T, runs, warmup, threads, breakdown;
+} bench_opts;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of v (n), sorting v in place. */
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static uint64_t rng_next(void)
+{
+    /* xorshift64*: plenty for weights and token ids. */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+/* Uniform in [-a, a). */
+static float rng_uniform(float a)
+{
+    return a * (2.0f * (float)(rng_next() >> 40) / (float)(1u << 24) - 1.0f);
+}
+
+/* ---- writing the model directory ---- */
+
+typedef struct {
+    char name[96];
+    int ndim;
+    long d0, d1;
+    int kind; /* 0 weight (uniform, std 0.02 as BERT's init), 1 ones, 2 zeros */
+} tensor_spec;
+
+static int add_spec(tensor_spec *s, int n, const char *name, long d0, long d1, int kind)
+{
+    snprintf(s[n].name, sizeof s[n].name, "%s", name);
+    s[n].ndim = d1 ? 2 : 1;
+    s[n].d0 = d0;
+    s[n].d1 = d1;
+    s[n].kind = kind;
+    return n + 1;
+}
+
+/* Every tensor of BertForSequenceClassification with HF names; returns the count. */
+static int plan_tensors(tensor_spec *s)
+{
+    int n = 0;
+    char name[96];
+    n = add_spec(s, n, "bert.embeddings.word_embeddings.weight", SHAPE_V, SHAPE_C, 0);
+    n = add_spec(s, n, "bert.embeddings.position_embeddings.weight", SHAPE_MAXPOS, SHAPE_C, 0);
+    n = add_spec(s, n, "bert.embeddings.token_type_embeddings.weight", SHAPE_TYPES, SHAPE_C, 0);
+    n = add_spec(s, n, "bert.embeddings.LayerNorm.weight", SHAPE_C, 0, 1);
+    n = add_spec(s, n, "bert.embeddings.LayerNorm.bias", SHAPE_C, 0, 2);
+    static const struct {
+        const char *suffix;
+        int out, in; /* 0: C, 1: FF; in < 0 for a vector */
+        int kind;
+    } layer[] = {
+        {"attention.self.query.weight", 0, 0, 0},
+        {"attention.self.query.bias", 0, -1, 0},
+        {"attention.self.key.weight", 0, 0, 0},
+        {"attention.self.key.bias", 0, -1, 0},
+        {"attention.self.value.weight", 0, 0, 0},
+        {"attention.self.value.bias", 0, -1, 0},
+        {"attention.output.dense.weight", 0, 0, 0},
+        {"attention.output.dense.bias", 0, -1, 0},
+        {"attention.output.LayerNorm.weight", 0, -1, 1},
+        {"attention.output.LayerNorm.bias", 0, -1, 2},
+        {"intermediate.dense.weight", 1, 0, 0},
+        {"intermediate.dense.bias", 1, -1, 0},
+        {"output.dense.weight", 0, 1, 0},
+        {"output.dense.bias", 0, -1, 0},
+        {"output.LayerNorm.weight", 0, -1, 1},
+        {"output.LayerNorm.bias", 0, -1, 2},
+    };
+    for (int l = 0; l < SHAPE_L; l++)
+        for (size_t i = 0; i < sizeof layer / sizeof layer[0]; i++) {
+            snprintf(name, sizeof name, "bert.encoder.layer.%d.%s", l, layer[i].suffix);
+            long d0 = layer[i].out ? SHAPE_FF : SHAPE_C;
+            long d1 = layer[i].in < 0 ? 0 : layer[i].in ? SHAPE_FF : SHAPE_C;
+            n = add_spec(s, n, name, d0, d1, layer[i].kind);
+        }
+    n = add_spec(s, n, "bert.pooler.dense.weight", SHAPE_C, SHAPE_C, 0);
+    n = add_spec(s, n, "bert.pooler.dense.bias", SHAPE_C, 0, 0);
+    n = add_spec(s, n, "classifier.weight", SHAPE_LABELS, SHAPE_C, 0);
+    n = add_spec(s, n, "classifier.bias", SHAPE_LABELS, 0, 0);
+    return n;
+}
+
+static int write_text(const char *dir, const char *file, const char *text)
+{
+    char path[4096 + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "bench_forward: %s: %s\n", path, strerror(errno));
+        return 0;
+    }
+    int ok = fputs(text, f) >= 0;
+    ok &= fclose(f) == 0;
+    if (!ok) fprintf(stderr, "bench_forward: writing %s failed\n", path);
+    return ok;
+}
+
+static int write_config(const char *dir)
+{
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\n  \"model_type\": \"bert\",\n"
+             "  \"architectures\": [\"BertForSequenceClassification\"],\n"
+             "  \"vocab_size\": %d,\n  \"hidden_size\": %d,\n  \"num_hidden_layers\": %d,\n"
+             "  \"num_attention_heads\": %d,\n  \"intermediate_size\": %d,\n"
+             "  \"max_position_embeddings\": %d,\n  \"type_vocab_size\": %d,\n"
+             "  \"hidden_act\": \"gelu\",\n  \"layer_norm_eps\": 1e-12,\n"
+             "  \"position_embedding_type\": \"absolute\",\n"
+             "  \"id2label\": {\"0\": \"LABEL_0\"},\n  \"num_labels\": %d\n}\n",
+             SHAPE_V, SHAPE_C, SHAPE_L, SHAPE_NH, SHAPE_FF, SHAPE_MAXPOS, SHAPE_TYPES,
+             SHAPE_LABELS);
+    return write_text(dir, "config.json", json);
+}
+
+/* [PAD] [UNK] [CLS] [SEP] [MASK], then filler words "w5" .. "w30521" (lowercase, no
+ * punctuation, so each is one basic-tokenizer word and one WordPiece). */
+static int write_vocab(const char *dir)
+{
+    char path[4096 + 64];
+    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "bench_forward: %s: %s\n", path, strerror(errno));
+        return 0;
+    }
+    fputs("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n", f);
+    for (int i = N_SPECIAL; i < SHAPE_V; i++) fprintf(f, "w%d\n", i);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "bench_forward: writing %s failed\n", path);
+        return 0;
+    }
+    return 1;
+}
+
+/* model.safetensors: u64 header length, JSON header padded with spaces so the data section
+ * starts 8-byte aligned, then the F32 tensors back to back in header order. */
+static int write_safetensors(const char *dir)
+{
+    enum { MAX_TENSORS = 16 * SHAPE_L + 16 };
+    tensor_spec specs[MAX_TENSORS];
+    int n = plan_tensors(specs);
+    size_t cap = 256 + (size_t)n * 192, len = 0, off = 0;
+    char *hdr = malloc(cap);
+    if (!hdr) return 0;
+    len += (size_t)snprintf(hdr + len, cap - len, "{\"__metadata__\":{\"format\":\"pt\"}");
+    for (int i = 0; i < n; i++) {
+        size_t numel = (size_t)specs[i].d0 * (specs[i].ndim == 2 ? (size_t)specs[i].d1 : 1);
+        size_t bytes = numel * sizeof(float);
+        if (specs[i].ndim == 2)
+            len += (size_t)snprintf(hdr + len, cap - len,
+                                    ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%ld,%ld],"
+                                    "\"data_offsets\":[%zu,%zu]}",
+                                    specs[i].name, specs[i].d0, specs[i].d1, off, off + bytes);
+        else
+            len += (size_t)snprintf(hdr + len, cap - len,
+                                    ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%ld],"
+                                    "\"data_offsets\":[%zu,%zu]}",
+                                    specs[i].name, specs[i].d0, off, off + bytes);
+        off += bytes;
+    }
+    len += (size_t)snprintf(hdr + len, cap - len, "}");
+    while ((8 + len) % 8) hdr[len++] = ' ';
+
+    char path[4096 + 64];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "bench_forward: %s: %s\n", path, strerror(errno));
+        free(hdr);
+        return 0;
+    }
+    unsigned char le[8];
+    for (int b = 0; b < 8; b++) le[b] = (unsigned char)((uint64_t)len >> (8 * b));
+    int ok = fwrite(le, 1, 8, f) == 8 && fwrite(hdr, 1, len, f) == len;
+    free(hdr);
+    /* Uniform on [-a, a) has std a / sqrt 3; a = 0.0346 gives BERT's 0.02. */
+    float buf[4096];
+    for (int i = 0; ok && i < n; i++) {
+        size_t numel = (size_t)specs[i].d0 * (specs[i].ndim == 2 ? (size_t)specs[i].d1 : 1);
+        while (ok && numel) {
+            size_t k = numel < 4096 ? numel : 4096;
+            for (size_t j = 0; j < k; j++)
+                buf[j] = specs[i].kind == 1   ? 1.0f
+                         : specs[i].kind == 2 ? 0.0f
+                                              : rng_uniform(0.0346f);
+            ok = fwrite(buf, sizeof(float), k, f) == k;
+            numel -= k;
+        }
+    }
+    ok &= fclose(f) == 0;
+    if (!ok) fprintf(stderr, "bench_forward: writing %s failed\n", path);
+    return ok;
+}
+
+static void remove_model(const char *dir)
+{
+    static const char *const files[] = {"config.json", "vocab.txt", "model.safetensors"};
+    char path[4096 + 64];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+/* ---- FLOP accounting ---- */
+
+/* Useful FLOPs of one forward of B sequences of T tokens: 2 M N K for every matmul (Q, K, V, O,
+ * FFN in and out, QK^T and PV per sequence and head, the pooler and the classifier). */
+static double forward_flops(const mch_config *c, int B, int T)
+{
+    double N = (double)B * T, C = c->C, FF = c->FF, HS = c->HS;
+    double per_layer = 4 * 2 * N * C * C                             /* Q, K, V, O */
+                       + 2 * 2 * N * C * FF                          /* FFN in, out */
+                       + (double)B * c->NH * 2 * (2.0 * T * T * HS); /* QK^T, PV */
+    double head = 2.0 * B * C * C + 2.0 * B * C * c->num_labels;
+    return c->L * per_layer + head;
+}
+
+/* ---- non-GEMM kernel breakdown ---- */
+
+/* Times the elementwise kernels one forward runs, on the forward's shapes (N = B T rows), and
+ * prints ms per forward. Inputs are refilled from a pristine copy before each call (the copy is
+ * timed alone and subtracted) so every call sees pre-activation-like values. */
+static void breakdown(const mch_config *c, int B, int T)
+{
+    int N = B * T, C = c->C, FF = c->FF, L = c->L, NH = c->NH;
+    size_t nff = (size_t)N * FF, nc = (size_t)N * C, natt = (size_t)NH * T * T;
+    float *src = malloc(nff * sizeof(float)), *ff = malloc(nff * sizeof(float));
+    float *x = malloc(nc * sizeof(float)), *y = malloc(nc * sizeof(float));
+    float *asrc = malloc(natt * sizeof(float)), *att = malloc(natt * sizeof(float));
+    float *g = malloc((size_t)C * sizeof(float)), *bias = malloc((size_t)FF * sizeof(float));
+    if (!src || !ff || !x || !y || !asrc || !att || !g || !bias) goto out;
+    for (size_t i = 0; i < nff; i++) src[i] = rng_uniform(3.0f);
+    for (size_t i = 0; i < natt; i++) asrc[i] = rng_uniform(4.0f);
+    for (size_t i = 0; i < nc; i++) x[i] = rng_uniform(2.0f);
+    for (int i = 0; i < C; i++) g[i] = 1.0f + rng_uniform(0.1f);
+    for (int i = 0; i < FF; i++) bias[i] = rng_uniform(0.1f);
+    double t0, t_copy = 1e30, t_acopy = 1e30, t_gelu = 1e30, t_soft = 1e30, t_ln = 1e30,
+               t_add = 1e30, t_seed = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        t0 = now_s();
+        for (int l = 0; l < L; l++) memcpy(ff, src, nff * sizeof(float));
+        t_copy = fmin(t_copy, now_s() - t0);
+        t0 = now_s();
+        for (int l = 0; l < L; l++) {
+            memcpy(ff, src, nff * sizeof(float));
+            mch_gelu_erf_forward(ff, nff);
+        }
+        t_gelu = fmin(t_gelu, now_s() - t0);
+        t0 = now_s();
+        for (int l = 0; l < L * B; l++) memcpy(att, asrc, natt * sizeof(float));
+        t_acopy = fmin(t_acopy, now_s() - t0);
+        t0 = now_s();
+        for (int l = 0; l < L * B; l++) {
+            memcpy(att, asrc, natt * sizeof(float));
+            mch_softmax_rows(att, NH * T, T, T);
+        }
+        t_soft = fmin(t_soft, now_s() - t0);
+        t0 = now_s();
+        for (int l = 0; l < 2 * L + 1; l++) mch_layernorm_forward(y, x, g, g, N, C, 1e-12f);
+        t_ln = fmin(t_ln, now_s() - t0);
+        t0 = now_s();
+        for (int l = 0; l < 2 * L; l++) mch_add_inplace(y, x, nc);
+        t_add = fmin(t_add, now_s() - t0);
+        t0 = now_s();
+        for (int l = 0; l < L; l++)
+            for (int n = 0; n < N; n++) {
+                for (int k = 0; k < 5; k++) memcpy(y + (size_t)n * C, g, (size_t)C * sizeof(float));
+                memcpy(ff + (size_t)n * FF, bias, (size_t)FF * sizeof(float));
+            }
+        t_seed = fmin(t_seed, now_s() - t0);
+    }
+    printf("  non-GEMM kernels, ms per forward (best of 3):\n");
+    printf("    gelu_erf   %8.1f ms  (%zu values x %d layers)\n", 1e3 * (t_gelu - t_copy), nff, L);
+    printf("    softmax    %8.1f ms  (%d rows of %d x %d layers)\n", 1e3 * (t_soft - t_acopy),
+           B * NH * T, T, L);
+    printf("    layernorm  %8.1f ms  (%d rows of %d x %d)\n", 1e3 * t_ln, N, C, 2 * L + 1);
+    printf("    residual   %8.1f ms  (%zu values x %d)\n", 1e3 * t_add, nc, 2 * L);
+    printf("    bias seed  %8.1f ms  (6 linears x %d layers)\n", 1e3 * t_seed, L);
+out:
+    free(src);
+    free(ff);
+    free(x);
+    free(y);
+    free(asrc);
+    free(att);
+    free(g);
+    free(bias);
+}
+
+/* ---- main ---- */
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: bench_forward [--dir DIR] [--keep] [--write-only] [--batch B] [--seq T]\n"
+               "                     [--runs N] [--warmup N] [--threads N] [--no-breakdown]\n"
+               "\n"
+               "Writes a random-weight MiniLM-L6-shaped BertForSequenceClassification to DIR\n"
+               "(default: a fresh directory under $TMPDIR, removed at exit unless --keep), loads\n"
+               "it with mch_model_open and prints forward tokens/s, forward GFLOP/s, sgemm\n"
+               "GFLOP/s (M 4096, N 1536, K 384, NoTrans x Trans) and their ratio, measured\n"
+               "interleaved; the medians of N runs after the warm-up. --write-only stops after\n"
+               "writing the model. Defaults: batch 32, seq 128, runs 9, warmup 2, threads 1.\n");
+}
+
+static int parse_int(const char *flag, const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > hi) {
+        fprintf(stderr, "bench_forward: %s takes an integer in %d..%d, got '%s'\n", flag, lo, hi,
+                s);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+static int parse_args(int argc, char **argv, bench_opts *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (!strcmp(a, "--keep"))
+            o->keep = 1;
+        else if (!strcmp(a, "--write-only"))
+            o->write_only = o->keep = 1;
+        else if (!strcmp(a, "--no-breakdown"))
+            o->breakdown = 0;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            exit(0);
+        } else if (!v) {
+            fprintf(stderr, "bench_forward: unknown or incomplete option '%s'\n", a);
+            return 0;
+        } else {
+            i++;
+            if (!strcmp(a, "--dir"))
+                o->dir = v;
+            else if (!strcmp(a, "--batch"))
+                ok = parse_int(a, v, 1, 4096, &o->B);
+            else if (!strcmp(a, "--seq"))
+                ok = parse_int(a, v, 2, SHAPE_MAXPOS, &o->T);
+            else if (!strcmp(a, "--runs"))
+                ok = parse_int(a, v, 1, 1000, &o->runs);
+            else if (!strcmp(a, "--warmup"))
+                ok = parse_int(a, v, 0, 1000, &o->warmup);
+            else if (!strcmp(a, "--threads"))
+                ok = parse_int(a, v, 1, 1024, &o->threads);
+            else {
+                fprintf(stderr, "bench_forward: unknown option '%s'\n", a);
+                return 0;
+            }
+        }
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    bench_opts o = {NULL, 0, 0, 32, 128, 9, 2, 1, 1};
+    if (!parse_args(argc, argv, &o)) {
+        usage(stderr);
+        return 2;
+    }
+    openblas_set_num_threads(o.threads);
+
+    char tmpl[4096];
+    const char *dir = o.dir;
+    int made_dir = 0;
+    if (!dir) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(tmpl, sizeof tmpl, "%s/mch-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(tmpl)) {
+            fprintf(stderr, "bench_forward: mkdtemp %s: %s\n", tmpl, strerror(errno));
+            return 1;
+        }
+        dir = tmpl;
+        made_dir = 1;
+    } else if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "bench_forward: mkdir %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    double t0 = now_s();
+    if (!write_config(dir) || !write_vocab(dir) || !write_safetensors(dir)) return 1;
+    fprintf(stderr, "bench_forward: wrote %s in %.1f s\n", dir, now_s() - t0);
+    if (o.write_only) {
+        printf("%s\n", dir);
+        return 0;
+    }
+
+    mch_err err = {0};
+    mch_model *m = NULL;
+    if (mch_model_open(&m, dir, &err)) {
+        fprintf(stderr, "bench_forward: %s\n", err.msg);
+        return 1;
+    }
+    const mch_config *c = &m->cfg;
+    int B = o.B, T = o.T, N = B * T;
+    mch_workspace *ws = mch_workspace_create(m, N, T);
+    int32_t *ids = malloc((size_t)N * sizeof *ids), *types = malloc((size_t)N * sizeof *types);
+    int *lens = malloc((size_t)B * sizeof *lens);
+    float *scores = malloc((size_t)B * sizeof *scores);
+    /* sgemm operands as nn.Linear: A (M, K) activations, W (N, K) weight, C (M, N). */
+    const int GM = 4096, GN = 1536, GK = 384;
+    float *ga = malloc((size_t)GM * GK * sizeof(float)),
+          *gw = malloc((size_t)GN * GK * sizeof(float));
+    float *gc = malloc((size_t)GM * GN * sizeof(float));
+    double *t_fwd = malloc((size_t)o.runs * sizeof(double));
+    double *t_gemm = malloc((size_t)o.runs * sizeof(double));
+    if (!ws || !ids || !types || !lens || !scores || !ga || !gw || !gc || !t_fwd || !t_gemm) {
+        fprintf(stderr, "bench_forward: out of memory\n");
+        return 1;
+    }
+    /* [CLS] query [SEP] document [SEP] with random word ids, query 16 tokens. */
+    for (int b = 0; b < B; b++) {
+        lens[b] = T;
+        for (int t = 0; t < T; t++) {
+            size_t i = (size_t)b * T + t;
+            ids[i] = N_SPECIAL + (int32_t)(rng_next() % (uint64_t)(c->V - N_SPECIAL));
+            types[i] = t > 17 ? 1 : 0;
+        }
+        ids[(size_t)b * T] = 2;
+        if (T > 18) ids[(size_t)b * T + 17] = 3;
+        ids[(size_t)b * T + T - 1] = 3;
+    }
+    for (size_t i = 0; i < (size_t)GM * GK; i++) ga[i] = rng_uniform(1.0f);
+    for (size_t i = 0; i < (size_t)GN * GK; i++) gw[i] = rng_uniform(0.0346f);
+
+    mch_batch bt = {B, T, ids, types, lens};
+    mch_forward_out out = {scores, NULL, NULL};
+    double flops = forward_flops(c, B, T);
+    double gemm_flops = 2.0 * GM * GN * GK;
+    /* Repeat the sgemm so a sample lasts about as long as a forward's big matmuls. */
+    int gemm_reps = (int)(flops / gemm_flops / 2);
+    if (gemm_reps < 1) gemm_reps = 1;
+
+    for (int r = -o.warmup; r < o.runs; r++) {
+        t0 = now_s();
+        if (mch_forward(m, ws, &bt, NULL, &out, &err)) {
+            fprintf(stderr, "bench_forward: %s\n", err.msg);
+            return 1;
+        }
+        double tf = now_s() - t0;
+        t0 = now_s();
+        for (int k = 0; k < gemm_reps; k++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, GM, GN, GK, 1.0f, ga, GK, gw, GK,
+                        0.0f, gc, GN);
+        double tg = (now_s() - t0) / gemm_reps;
+        if (r >= 0) {
+            t_fwd[r] = tf;
+            t_gemm[r] = tg;
+        }
+        fprintf(stderr, "  %s %2d: forward %.3f s (%.1f GFLOP/s)   sgemm %.4f s (%.1f GFLOP/s)\n",
+                r < 0 ? "warm-up" : "run    ", r < 0 ? r + o.warmup + 1 : r + 1, tf,
+                flops / tf * 1e-9, tg, gemm_flops / tg * 1e-9);
+    }
+    double tf_min = t_fwd[0], tg_min = t_gemm[0];
+    for (int r = 1; r < o.runs; r++) {
+        tf_min = fmin(tf_min, t_fwd[r]);
+        tg_min = fmin(tg_min, t_gemm[r]);
+    }
+    double tf = median(t_fwd, o.runs), tg = median(t_gemm, o.runs);
+    double fwd_gflops = flops / tf * 1e-9, gemm_gflops = gemm_flops / tg * 1e-9;
+    double ratio = fwd_gflops / gemm_gflops;
+    double tokens_s = N / tf;
+
+    char date[64];
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S%z", localtime(&now));
+    printf("mechir forward benchmark  %s\n", date);
+    printf("  BLAS         %s (core %s), %d thread(s)\n", openblas_get_config(),
+           openblas_get_corename(), o.threads);
+    printf("  model        %s  BertForSequenceClassification C %d L %d NH %d FF %d V %d, "
+           "%.1f MB F32\n",
+           dir, c->C, c->L, c->NH, c->FF, c->V, m->weight_bytes / 1e6);
+    printf("  batch        %d x %d tokens = %d tokens, %.2f GFLOP a forward\n", B, T, N,
+           flops * 1e-9);
+    printf("  runs         %d after %d warm-up, forward and sgemm interleaved; medians (best)\n",
+           o.runs, o.warmup);
+    printf("  forward      %.3f s (%.3f)  %.0f tokens/s  %.1f GFLOP/s useful\n", tf, tf_min,
+           tokens_s, fwd_gflops);
+    printf("  sgemm        %.4f s (%.4f)  %.1f GFLOP/s  (M %d N %d K %d, RowMajor NoTrans/Trans)\n",
+           tg, tg_min, gemm_gflops, GM, GN, GK);
+    printf("  ratio        %.3f forward/sgemm (target >= 0.70: %s)\n", ratio,
+           ratio >= 0.70 ? "met" : "MISSED");
+    if (o.breakdown) breakdown(c, B, T);
+    printf("BENCH_FORWARD date=%s threads=%d batch=%d seq=%d runs=%d tokens_per_s=%.1f "
+           "forward_s=%.4f forward_gflops=%.2f sgemm_gflops=%.2f ratio=%.4f\n",
+           date, o.threads, B, T, o.runs, tokens_s, tf, fwd_gflops, gemm_gflops, ratio);
+
+    free(ids);
+    free(types);
+    free(lens);
+    free(scores);
+    free(ga);
+    free(gw);
+    free(gc);
+    free(t_fwd);
+    free(t_gemm);
+    mch_workspace_free(ws);
+    mch_model_close(m);
+    if (made_dir && !o.keep) remove_model(dir);
+    return 0;
+}

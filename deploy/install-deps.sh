@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages mechir builds and tests with, if any is missing.
+# As root it runs apt-get; otherwise it prints the exact apt-get line and exits 1.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libopenblas-dev libcjson-dev libutf8proc-dev
+  libprotobuf-c-dev protobuf-c-compiler libzstd-dev zstd
+  libopenmpi-dev openmpi-bin
+  libcmocka-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+line="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "mechir: missing Debian packages; as root run:" >&2
+  echo "  apt-get update && $line" >&2
+  exit 1
+fi
+echo "mechir: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
