@@ -453,9 +453,12 @@ static int word_single(walker *k, uint32_t c)
     return rc;
 }
 
-/* Feeds one code point that survived cleaning, after lowercasing, into the word: decomposes it
- * (NFD), drops Mn marks, splits on punctuation. Python's str.lower maps U+0130 to "i" + U+0307,
- * which NFD-stripping turns into "i": that is utf8proc's simple mapping, so no special case. */
+/* Feeds one code point that survived cleaning into the word: lowercases it, decomposes it
+ * (NFD), drops Mn marks, splits on punctuation. Lowercasing is per character, as HF does it: the
+ * slow tokenizer lowercases text one character at a time (re.sub with "(.+?)") before
+ * BasicTokenizer, the fast one uses char::to_lowercase, so Greek final sigma is never produced
+ * (ΟΔΟΣ -> οδοσ). Python maps U+0130 to "i" + U+0307, which stripping turns into "i": that is
+ * utf8proc's simple mapping, so no special case is needed. */
 static int feed_letter(walker *k, uint32_t c)
 {
     if (c < 0x80) {
@@ -720,8 +723,8 @@ mch_status mch_basic_words(const char *text, size_t len, mch_word_fn fn, void *u
     free(k.w.cp);
     free(c.buf);
     if (k.nomem || c.nomem)
-        return mch_fail(err, MCH_ERR_NOMEM, "text: out of memory for a word of %zu characters",
-                        k.w.count);
+        return mch_fail(err, MCH_ERR_NOMEM, "text: out of memory splitting %zu bytes into words",
+                        len);
     return (mch_status)rc;
 }
 
