@@ -220,7 +220,7 @@ static int check_case(int ci, const cJSON *c)
 static void test_tokenizer_matches_hf_on_every_fixture_case(void **state)
 {
     (void)state;
-    size_t len;
+    size_t len = 0;
     char *all = read_all(CASES_PATH, &len);
     if (!all) fail_msg("cannot read %s", CASES_PATH);
     assert_null(strstr(all, "\\uffff"));
