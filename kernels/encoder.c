@@ -390,30 +390,35 @@ static mch_status check_batch(const mch_model *m, const mch_workspace *ws, const
     return MCH_OK;
 }
 
-/* logits (B, num_labels) from the CLS rows, as the model's classification head computes. */
-static void head_forward(const mch_model *m, mch_workspace *ws, int B)
+void mch_head_forward(const mch_model *m, float *logits, float *tmp, const float *cls, int B)
 {
     const mch_config *c = &m->cfg;
     int C = c->C;
-    for (int b = 0; b < B; b++)
-        memcpy(ws->head + (size_t)b * C, ws->x + (size_t)ws->off[b] * C, (size_t)C * sizeof(float));
-    mch_linear_forward(ws->head2, C, ws->head, C, m->head_w, m->head_b, B, C, C);
+    mch_linear_forward(tmp, C, cls, C, m->head_w, m->head_b, B, C, C);
     size_t n = (size_t)B * C;
     switch (c->head) {
     case MCH_HEAD_BERT_SEQCLS:
-        mch_tanh_forward(ws->head2, n);
+        mch_tanh_forward(tmp, n);
         break;
     case MCH_HEAD_DISTIL_SEQCLS:
-        mch_relu_forward(ws->head2, n);
+        mch_relu_forward(tmp, n);
         break;
     case MCH_HEAD_ELECTRA_SEQCLS:
-        mch_gelu_erf_forward(ws->head2, n);
+        mch_gelu_erf_forward(tmp, n);
         break;
     case MCH_HEAD_NONE:
         break;
     }
-    mch_linear_forward(ws->logits, c->num_labels, ws->head2, C, m->cls_w, m->cls_b, B, C,
-                       c->num_labels);
+    mch_linear_forward(logits, c->num_labels, tmp, C, m->cls_w, m->cls_b, B, C, c->num_labels);
+}
+
+/* logits (B, num_labels) from the CLS rows, as the model's classification head computes. */
+static void head_forward(const mch_model *m, mch_workspace *ws, int B)
+{
+    int C = m->cfg.C;
+    for (int b = 0; b < B; b++)
+        memcpy(ws->head + (size_t)b * C, ws->x + (size_t)ws->off[b] * C, (size_t)C * sizeof(float));
+    mch_head_forward(m, ws->logits, ws->head2, ws->head, B);
 }
 
 mch_status mch_forward(const mch_model *m, mch_workspace *ws, const mch_batch *bt,
@@ -448,7 +453,7 @@ mch_status mch_forward(const mch_model *m, mch_workspace *ws, const mch_batch *b
             if (out->logits)
                 memcpy(out->logits + (size_t)b * c->num_labels, lg,
                        (size_t)c->num_labels * sizeof(float));
-            if (out->scores) out->scores[b] = c->num_labels == 1 ? lg[0] : lg[1];
+            if (out->scores) out->scores[b] = mch_logits_score(c, lg);
         }
     }
     if (out->emb) {

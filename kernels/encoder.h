@@ -101,4 +101,14 @@ typedef struct {
 mch_status mch_forward(const mch_model *m, mch_workspace *ws, const mch_batch *batch,
                        const mch_forward_opts *opts, mch_forward_out *out, mch_err *err);
 
+/* The classification head on B [CLS] rows: cls (B, C) -> logits (B, num_labels); tmp (B, C) is
+ * scratch. The model must have a head (cfg.head != MCH_HEAD_NONE). */
+void mch_head_forward(const mch_model *m, float *logits, float *tmp, const float *cls, int B);
+
+/* The score a head's logits give: the logit itself (1 label) or the logit of label 1. */
+static inline float mch_logits_score(const mch_config *c, const float *logits)
+{
+    return c->num_labels == 1 ? logits[0] : logits[1];
+}
+
 #endif

@@ -68,7 +68,7 @@ static void test_hook_names_round_trip(void **state)
     mch_hook_name(MCH_SITE_NORM_RESID_POST, 0, name, sizeof name);
     assert_string_equal(name, "blocks.0.hook_normalized_resid_post");
     const char *bad[] = {"blocks.3.hook_resid_pre", "blocks.x.hook_z", "hook_foo",
-                         "blocks.0.attn.hook_zz", "blocks.0hook_z", ""};
+                         "blocks.0.attn.hook_zz",   "blocks.0hook_z",  ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         mch_site site;
         int layer;
@@ -103,12 +103,11 @@ static void test_cached_activations_satisfy_block_equations(void **state)
     int C = c->C, NH = c->NH, HS = c->HS;
     mch_err err = {0};
     mch_act_cache *cache = mch_act_cache_create(m);
-    const char *names[] = {"hook_full_embed",           "blocks.*.hook_resid_pre",
-                           "blocks.*.attn.hook_q",      "blocks.*.attn.hook_k",
-                           "blocks.*.attn.hook_v",      "blocks.*.attn.hook_pattern",
-                           "blocks.*.attn.hook_z",      "blocks.*.hook_attn_out",
-                           "blocks.*.hook_resid_mid",   "blocks.*.hook_mlp_out",
-                           "blocks.*.hook_resid_post",  "blocks.*.hook_normalized_resid_post"};
+    const char *names[] = {
+        "hook_full_embed",       "blocks.*.hook_resid_pre",  "blocks.*.attn.hook_q",
+        "blocks.*.attn.hook_k",  "blocks.*.attn.hook_v",     "blocks.*.attn.hook_pattern",
+        "blocks.*.attn.hook_z",  "blocks.*.hook_attn_out",   "blocks.*.hook_resid_mid",
+        "blocks.*.hook_mlp_out", "blocks.*.hook_resid_post", "blocks.*.hook_normalized_resid_post"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         assert_int_equal(mch_act_cache_add(cache, names[i], &err), MCH_OK);
     mch_hooks *hk = mch_hooks_create(c->L);
@@ -130,11 +129,11 @@ static void test_cached_activations_satisfy_block_equations(void **state)
         for (int l = 0; l < c->L; l++) {
             const mch_layer_weights *w = &m->layers[l];
 #define GET(site) mch_act_cache_get(cache, site, l, b, NULL)
-            const float *pre = GET(MCH_SITE_RESID_PRE), *q = GET(MCH_SITE_Q),
-                        *v = GET(MCH_SITE_V), *pat = GET(MCH_SITE_PATTERN),
-                        *z = GET(MCH_SITE_Z), *ao = GET(MCH_SITE_ATTN_OUT),
-                        *mid = GET(MCH_SITE_RESID_MID), *mlp = GET(MCH_SITE_MLP_OUT),
-                        *post = GET(MCH_SITE_RESID_POST), *npost = GET(MCH_SITE_NORM_RESID_POST);
+            const float *pre = GET(MCH_SITE_RESID_PRE), *q = GET(MCH_SITE_Q), *v = GET(MCH_SITE_V),
+                        *pat = GET(MCH_SITE_PATTERN), *z = GET(MCH_SITE_Z),
+                        *ao = GET(MCH_SITE_ATTN_OUT), *mid = GET(MCH_SITE_RESID_MID),
+                        *mlp = GET(MCH_SITE_MLP_OUT), *post = GET(MCH_SITE_RESID_POST),
+                        *npost = GET(MCH_SITE_NORM_RESID_POST);
 #undef GET
             assert_non_null(npost);
             const float *expect_pre =

@@ -1,0 +1,83 @@
+/* Activation patching with MechIR semantics, over one baseline/perturbed pair at a time.
+ *
+ * The perturbed input is run and its activations cached; the baseline input is then run with one
+ * component's activation replaced by the perturbed one, and the effect of that component is
+ * (patched - baseline) / (perturbed - baseline): 0 = no effect, 1 = it alone carries the change.
+ * Baseline and perturbed inputs have the same length and token types. For a bi-encoder only the
+ * document side is patched and the score is the dot product with the query's vector.
+ *
+ * Sweeps (TransformerLens hooks):
+ *   heads     blocks.{l}.attn.hook_z[:, h], all positions            -> heads[l][h]
+ *   blocks    blocks.{l}.hook_resid_pre / hook_attn_out / hook_mlp_out at one position t
+ *                                                                     -> blocks[c][l][t]
+ *   head-pos  for listed heads (l, h): hook_z[t, h] alone            -> head_pos_z[k][t]
+ *             row t of hook_pattern[h]                               -> head_pos_pattern[k][t]
+ *
+ * The optimised engine gives the same numbers as one forward per patch (to float rounding): it
+ * starts each patch at its layer from the cached baseline, applies a head patch as a rank-HS
+ * update of attn_out, runs one-row patches as one row until the next attention, computes only
+ * the [CLS] row after the last attention when the score reads only [CLS], and batches the
+ * patches of one layer into large sgemm calls within a scratch budget. `naive` runs one full
+ * hooked forward per patch instead (the test oracle and the benchmark baseline). */
+#ifndef MCH_PATCH_H
+#define MCH_PATCH_H
+
+#include "encoder.h"
+
+enum { MCH_SWEEP_HEADS = 1, MCH_SWEEP_BLOCKS = 2, MCH_SWEEP_HEAD_POS = 4 };
+
+/* Components of the blocks sweep, in result order. */
+enum { MCH_BLOCK_RESID_PRE, MCH_BLOCK_ATTN_OUT, MCH_BLOCK_MLP_OUT, MCH_BLOCK_COUNT };
+
+typedef struct {
+    unsigned sweeps;      /* MCH_SWEEP_* bits */
+    int n_heads;          /* heads listed for head-pos (and saved patterns) */
+    const int *heads;     /* (n_heads, 2): layer, head */
+    int save_patterns;    /* copy both runs' attention patterns of the listed heads */
+    double min_delta;     /* |perturbed - baseline| below this: skipped (default 1e-3) */
+    int naive;            /* one full forward per patch */
+    size_t scratch_bytes; /* budget for batched patches (default 256 MiB) */
+    mch_pooling pooling;  /* bi-encoder pooling */
+} mch_patch_opts;
+
+typedef struct {
+    int T;                        /* tokens of both inputs (the document side for a bi-encoder) */
+    const int32_t *ids_baseline;  /* (T) */
+    const int32_t *ids_perturbed; /* (T) */
+    const int32_t *token_types;   /* (T) shared, or NULL for all 0 */
+    int Tq;                       /* bi-encoder: query tokens */
+    const int32_t *query_ids;     /* bi-encoder: (Tq), encoded once and reused while equal */
+} mch_patch_pair;
+
+/* Results in caller-owned arrays; a NULL array is not filled. Shapes for a pair of T tokens:
+ * heads (L, NH); blocks (MCH_BLOCK_COUNT, L, T); head_pos_* (n_heads, T);
+ * patterns_* (n_heads, T, T). *_scores hold the raw patched scores, the others the effects. */
+typedef struct {
+    double score_baseline, score_perturbed;
+    int skipped; /* 1: no map was computed; see skip_reason */
+    char skip_reason[128];
+    float *heads, *heads_scores;
+    float *blocks, *blocks_scores;
+    float *head_pos_z, *head_pos_z_scores;
+    float *head_pos_pattern, *head_pos_pattern_scores;
+    float *patterns_baseline, *patterns_perturbed;
+    long patches;        /* patched scores computed (for benchmarks) */
+    long forwards_saved; /* patches answered without running anything (exactly baseline) */
+} mch_patch_result;
+
+typedef struct mch_patcher mch_patcher;
+
+/* Sizes every buffer once for pairs of up to max_T tokens. Refuses head lists outside the
+ * model, and max_T beyond max_position_embeddings. */
+mch_status mch_patcher_create(mch_patcher **out, const mch_model *m, const mch_patch_opts *opts,
+                              int max_T, mch_err *err);
+void mch_patcher_free(mch_patcher *p); /* accepts NULL */
+
+/* Runs the requested sweeps on one pair. A pair that cannot be patched (length beyond max_T,
+ * ids outside the vocabulary, a bi-encoder pair without query ids) fails with a message; the
+ * patcher stays usable for the next pair. No NaN or inf is ever written: a pair whose score
+ * change is below min_delta is reported as skipped. */
+mch_status mch_patch_run(mch_patcher *p, const mch_patch_pair *pair, mch_patch_result *res,
+                         mch_err *err);
+
+#endif
