@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libopenblas-dev libcjson-dev libutf8proc-dev
+  libopenblas-dev libcjson-dev libutf8proc-dev libstemmer-dev
   libprotobuf-c-dev protobuf-c-compiler libzstd-dev zstd
   libopenmpi-dev openmpi-bin
   libcmocka-dev

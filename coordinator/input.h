@@ -1,0 +1,96 @@
+/* Streaming readers of IR inputs: what researchers have (TSV or JSONL pair files; TREC runs,
+ * topics, documents and qrels) turned into one stream of query-document records.
+ *
+ * Every input unit (a line of the TSV/JSONL file; a line of the run; a qrels line when no run
+ * is given) is either produced as a record or skipped with a reason, file and line: produced +
+ * skipped always equals the units read. Bad lines of the joined tables (topics, docs, qrels
+ * when a run is given) are reported too, with file:line, and counted apart. With strict, the
+ * first bad line of any file is an error instead. All text is checked to be valid UTF-8. Files
+ * ending in .zst are decompressed on the fly (zstd streaming API). */
+#ifndef MCH_INPUT_H
+#define MCH_INPUT_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "mch_err.h"
+
+/* One query-document record. Strings are NUL-terminated UTF-8, valid until the next call to
+ * mch_input_next (or, for joined tables, until mch_input_close). */
+typedef struct {
+    const char *qid, *query, *docno, *text;
+    const char *term; /* the term to inject (TSV 5th column, JSONL "term"), or NULL */
+    int relevance;    /* qrels grade or JSONL "relevance"; -1 when unknown */
+    int rank;         /* run rank or JSONL "rank"; -1 when unknown */
+    const char *file; /* where the unit came from (the TSV/JSONL file, or the run/qrels file) */
+    long line;        /* 1-based line in that file */
+} mch_record;
+
+/* A skipped unit or bad table line. */
+typedef struct {
+    const char *file;
+    long line;
+    char reason[160];
+} mch_skip;
+
+/* The skip report: counts and the first entries (all entries up to a cap). */
+typedef struct {
+    long units;         /* input units read (see above) */
+    long produced;      /* records returned */
+    long skipped;       /* units skipped; units == produced + skipped at the end */
+    long table_skipped; /* bad lines of joined tables (topics, docs, qrels with a run) */
+    mch_skip *entries;  /* the first `cap` skips and table skips, in order */
+    long n_entries, cap;
+} mch_skip_report;
+
+typedef struct {
+    int strict;       /* the first bad line is an error */
+    int top_k;        /* TREC run: keep ranks 1..top_k of each query (0 = all) */
+    long report_cap;  /* skip entries kept in the report (default 1000) */
+} mch_input_opts;
+
+typedef struct mch_input mch_input;
+
+/* TSV: qid, query, docno, text, optional 5th column term; an optional header line whose first
+ * field is "qid". Bad: wrong column count, invalid UTF-8, empty query or text, a repeated
+ * (qid, docno) pair (the first wins). */
+mch_status mch_input_open_tsv(mch_input **out, const char *path, const mch_input_opts *o,
+                              mch_err *err);
+
+/* JSONL: {"qid", "query", "docno", "text", "term"?, "relevance"?, "rank"?} per line (qid and
+ * docno may be strings or integers). Bad: not a JSON object, missing or mistyped fields,
+ * invalid UTF-8, empty query or text, a repeated (qid, docno) pair. */
+mch_status mch_input_open_jsonl(mch_input **out, const char *path, const mch_input_opts *o,
+                                mch_err *err);
+
+/* TREC: run (`qid Q0 docno rank score tag`) or, without a run, the qrels lines with grade > 0
+ * (each query with its relevant documents); topics (`qid<TAB>query`); docs (TSV
+ * `docno<TAB>text`, or JSONL {"docno","text"} when the name ends in .jsonl or .jsonl.zst);
+ * qrels (`qid 0 docno grade`) optional with a run (gives relevance). Joined by id; a unit whose
+ * qid or docno is missing from a table is skipped with that reason; a duplicate qid in topics or
+ * docno in docs is a bad table line (the first one wins). Only documents the units need are
+ * kept in memory. */
+mch_status mch_input_open_trec(mch_input **out, const char *run, const char *topics,
+                               const char *docs, const char *qrels, const mch_input_opts *o,
+                               mch_err *err);
+
+/* The next record: *rec is set, or NULL at the end of the input. Errors: I/O, decompression,
+ * out of memory, or (strict) a bad line, with the file and line in the message. */
+mch_status mch_input_next(mch_input *in, const mch_record **rec, mch_err *err);
+
+const mch_skip_report *mch_input_report(const mch_input *in);
+
+/* Writes the report as text: counts, then one `file:line: reason` per kept entry. */
+void mch_skip_report_print(const mch_skip_report *r, FILE *f);
+
+void mch_input_close(mch_input *in); /* accepts NULL */
+
+/* Reading lines of plain or .zst files (used by the readers, and by --df and --stopwords). */
+typedef struct mch_lines mch_lines;
+mch_status mch_lines_open(mch_lines **out, const char *path, mch_err *err);
+/* The next line without its "\n" or "\r\n" (NUL-terminated; valid until the next call), its
+ * length (a NUL byte inside makes strlen(line) < len), and 1-based number; *line NULL at end. */
+mch_status mch_lines_next(mch_lines *l, char **line, size_t *len, long *lineno, mch_err *err);
+void mch_lines_close(mch_lines *l); /* accepts NULL */
+
+#endif

@@ -1,0 +1,684 @@
+/* Perturbation and alignment (see perturb.h). Invariant of every built pair: baseline and
+ * perturbed ids have the same length and token types and differ only at the injected
+ * positions, which lie inside the max_len window. */
+#include "perturb.h"
+
+#include <errno.h>
+#include <libstemmer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <utf8proc.h>
+
+/* ---- ids and generators ------------------------------------------------------------------- */
+
+uint64_t mch_pair_id(const char *qid, const char *docno)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)qid; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    h ^= 0x1f;
+    h *= 1099511628211ULL;
+    for (const unsigned char *p = (const unsigned char *)docno; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+uint64_t mch_rng_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+uint64_t mch_pair_seed(uint64_t job_seed, uint64_t pair_id)
+{
+    uint64_t s = pair_id;
+    uint64_t mixed = mch_rng_next(&s);
+    s = job_seed ^ mixed;
+    return mch_rng_next(&s);
+}
+
+/* Uniform in [0, n) without modulo bias. */
+static uint64_t rng_below(uint64_t *state, uint64_t n)
+{
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t r;
+    do r = mch_rng_next(state);
+    while (r >= limit);
+    return r % n;
+}
+
+static const char *const perturb_names[] = {"tfc1", "tdc", "lnc1", "inject"};
+
+const char *mch_perturb_name(mch_perturb_kind k)
+{
+    return perturb_names[k];
+}
+
+int mch_perturb_parse(const char *s, mch_perturb_kind *k)
+{
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, perturb_names[i])) {
+            *k = (mch_perturb_kind)i;
+            return 1;
+        }
+    return 0;
+}
+
+static const char *const role_names[MCH_ROLE_COUNT] = {"cls",      "sep",       "query",
+                                                       "injected", "doc_match", "doc_other"};
+
+const char *mch_role_name(mch_role r)
+{
+    return r < MCH_ROLE_COUNT ? role_names[r] : "?";
+}
+
+/* ---- words -------------------------------------------------------------------------------- */
+
+/* A word of the basic step is a query-term candidate when it has >= 3 characters and is not
+ * punctuation (the basic step leaves punctuation as one-character words) or a special token. */
+static int candidate_word(const char *w, size_t len)
+{
+    if (len >= 2 && w[0] == '[' && w[len - 1] == ']') return 0;
+    size_t i = 0, chars = 0;
+    int letters_or_digits = 0;
+    while (i < len) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k =
+            utf8proc_iterate((const utf8proc_uint8_t *)w + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (k <= 0) return 0;
+        utf8proc_category_t cat = utf8proc_category(cp);
+        if (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_NO) letters_or_digits = 1;
+        i += (size_t)k;
+        chars++;
+    }
+    return chars >= 3 && letters_or_digits;
+}
+
+static const char *const english_stopwords[] = {
+    "i",       "me",      "my",      "myself",   "we",         "our",   "ours",    "ourselves",
+    "you",     "your",    "yours",   "yourself", "yourselves", "he",    "him",     "his",
+    "himself", "she",     "her",     "hers",     "herself",    "it",    "its",     "itself",
+    "they",    "them",    "their",   "theirs",   "themselves", "what",  "which",   "who",
+    "whom",    "this",    "that",    "these",    "those",      "am",    "is",      "are",
+    "was",     "were",    "be",      "been",     "being",      "have",  "has",     "had",
+    "having",  "do",      "does",    "did",      "doing",      "a",     "an",      "the",
+    "and",     "but",     "if",      "or",       "because",    "as",    "until",   "while",
+    "of",      "at",      "by",      "for",      "with",       "about", "against", "between",
+    "into",    "through", "during",  "before",   "after",      "above", "below",   "to",
+    "from",    "up",      "down",    "in",       "out",        "on",    "off",     "over",
+    "under",   "again",   "further", "then",     "once",       "here",  "there",   "when",
+    "where",   "why",     "how",     "all",      "any",        "both",  "each",    "few",
+    "more",    "most",    "other",   "some",     "such",       "no",    "nor",     "not",
+    "only",    "own",     "same",    "so",       "than",       "too",   "very",    "can",
+    "will",    "just",    "don",     "should",   "now",        "ain",   "aren",    "couldn",
+    "didn",    "doesn",   "hadn",    "hasn",     "haven",      "isn",   "ma",      "mightn",
+    "mustn",   "needn",   "shan",    "shouldn",  "wasn",       "weren", "won",     "wouldn",
+    "also",    "via",     "etc"};
+
+mch_strmap *mch_stopwords_default(void)
+{
+    mch_strmap *m = mch_strmap_create();
+    if (!m) return NULL;
+    for (size_t i = 0; i < sizeof english_stopwords / sizeof english_stopwords[0]; i++)
+        if (!mch_strmap_put(m, english_stopwords[i], strlen(english_stopwords[i]), NULL)) {
+            mch_strmap_free(m);
+            return NULL;
+        }
+    return m;
+}
+
+mch_status mch_stopwords_load(mch_strmap **out, const char *path, mch_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
+    mch_strmap *m = mch_strmap_create();
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    mch_status rc = m ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    while (!rc && (n = getline(&line, &cap, f)) >= 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+            line[--n] = 0;
+        if (!n || line[0] == '#') continue;
+        if (!mch_strmap_put(m, line, (size_t)n, NULL))
+            rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    }
+    free(line);
+    fclose(f);
+    if (rc) {
+        mch_strmap_free(m);
+        return rc;
+    }
+    *out = m;
+    return MCH_OK;
+}
+
+/* ---- document frequencies ----------------------------------------------------------------- */
+
+/* Each value packs (last document counted << 32) | df, so a word counts once per document. */
+struct mch_df {
+    mch_strmap *map;
+    long N;
+};
+
+mch_df *mch_df_create(void)
+{
+    mch_df *df = calloc(1, sizeof *df);
+    if (df && !(df->map = mch_strmap_create())) {
+        free(df);
+        return NULL;
+    }
+    return df;
+}
+
+void mch_df_free(mch_df *df)
+{
+    if (!df) return;
+    mch_strmap_free(df->map);
+    free(df);
+}
+
+typedef struct {
+    mch_df *df;
+    int oom;
+} df_ctx;
+
+static int df_word(void *user, const char *w, size_t len)
+{
+    df_ctx *c = user;
+    int64_t *v = mch_strmap_put(c->df->map, w, len, NULL);
+    if (!v) {
+        c->oom = 1;
+        return 1;
+    }
+    if ((*v >> 32) != c->df->N) *v = ((int64_t)c->df->N << 32) | ((*v & 0xffffffff) + 1);
+    return 0;
+}
+
+mch_status mch_df_add_doc(mch_df *df, const char *text, size_t len, mch_err *err)
+{
+    df->N++;
+    df_ctx c = {df, 0};
+    mch_status rc = mch_basic_words(text, len, df_word, &c, err);
+    if (c.oom) return mch_fail(err, MCH_ERR_NOMEM, "out of memory counting document frequencies");
+    return rc == MCH_OK || rc == 1 ? MCH_OK : rc;
+}
+
+long mch_df_docs(const mch_df *df)
+{
+    return df->N;
+}
+
+long mch_df_get(const mch_df *df, const char *word, size_t len)
+{
+    int64_t *v = mch_strmap_get(df->map, word, len);
+    return v ? (long)(*v & 0xffffffff) : 0;
+}
+
+mch_status mch_df_load(mch_df *df, const char *path, mch_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long lineno = 0;
+    int have_n = 0;
+    mch_status rc = MCH_OK;
+    while (!rc && (n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if (!n) continue;
+        char *tab = memchr(line, '\t', (size_t)n), *end;
+        if (!tab || tab == line) {
+            rc = mch_fail(err, MCH_ERR_FORMAT, "%s:%ld: expected 'term<TAB>df'", path, lineno);
+            break;
+        }
+        errno = 0;
+        long v = strtol(tab + 1, &end, 10);
+        if (errno || end == tab + 1 || *end || v < 0 || v > 0x7fffffffL) {
+            rc = mch_fail(err, MCH_ERR_FORMAT, "%s:%ld: df '%.40s' is not a count", path, lineno,
+                          tab + 1);
+            break;
+        }
+        if (tab - line == 2 && !memcmp(line, "#N", 2)) {
+            df->N = v;
+            have_n = 1;
+            continue;
+        }
+        int64_t *slot = mch_strmap_put(df->map, line, (size_t)(tab - line), NULL);
+        if (!slot)
+            rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory reading %s", path);
+        else
+            *slot = v;
+    }
+    free(line);
+    fclose(f);
+    if (!rc && !have_n)
+        rc = mch_fail(err, MCH_ERR_FORMAT, "%s: no '#N<TAB><documents>' line", path);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+mch_status mch_df_save(const mch_df *df, const char *path, mch_err *err)
+{
+    size_t n = mch_strmap_size(df->map), pos = 0, i = 0, len;
+    const char **keys = malloc((n ? n : 1) * sizeof *keys);
+    if (!keys) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    const char *k;
+    int64_t v;
+    while (mch_strmap_next(df->map, &pos, &k, &len, &v)) keys[i++] = k;
+    qsort(keys, n, sizeof *keys, cmp_str);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        free(keys);
+        return mch_fail(err, MCH_ERR_IO, "%s: %s", tmp, strerror(errno));
+    }
+    fprintf(f, "#N\t%ld\n", df->N);
+    for (i = 0; i < n; i++)
+        fprintf(f, "%s\t%ld\n", keys[i], mch_df_get(df, keys[i], strlen(keys[i])));
+    free(keys);
+    int bad = ferror(f) | (fflush(f) != 0) | (fsync(fileno(f)) != 0);
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return mch_fail(err, MCH_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    return MCH_OK;
+}
+
+/* ---- the perturber ------------------------------------------------------------------------ */
+
+struct mch_perturber {
+    const mch_vocab *v;
+    mch_perturb_opts o;
+    mch_strmap *own_stop;
+    const mch_strmap *stop;
+    struct sb_stemmer *stemmer;
+    int32_t filler_id;
+    const char **lnc1_vocab; /* sorted candidate words of the df table */
+    size_t n_lnc1;
+    /* per pair */
+    mch_strmap *terms, *stems;
+    char *term_buf;
+    size_t term_cap;
+    int n_terms;
+    mch_ids q, d, t;
+    int32_t *ids_b, *ids_p, *types, *qids;
+    uint8_t *roles, *doc_roles;
+    char word[1024];
+};
+
+void mch_perturber_free(mch_perturber *p)
+{
+    if (!p) return;
+    mch_strmap_free(p->own_stop);
+    if (p->stemmer) sb_stemmer_delete(p->stemmer);
+    free(p->lnc1_vocab);
+    mch_strmap_free(p->terms);
+    mch_strmap_free(p->stems);
+    free(p->term_buf);
+    mch_ids_free(&p->q);
+    mch_ids_free(&p->d);
+    mch_ids_free(&p->t);
+    free(p->ids_b);
+    free(p->ids_p);
+    free(p->types);
+    free(p->qids);
+    free(p->roles);
+    free(p->doc_roles);
+    free(p);
+}
+
+/* The stem of a word (into p->word's second half), or the word itself without stemming. */
+static const char *stem_of(mch_perturber *p, const char *w, size_t len, size_t *out_len)
+{
+    if (!p->stemmer) {
+        *out_len = len;
+        return w;
+    }
+    const sb_symbol *s = sb_stemmer_stem(p->stemmer, (const sb_symbol *)w, (int)len);
+    if (!s) {
+        *out_len = len;
+        return w;
+    }
+    *out_len = (size_t)sb_stemmer_length(p->stemmer);
+    return (const char *)s;
+}
+
+static int is_stopword(const mch_perturber *p, const char *w, size_t len)
+{
+    return mch_strmap_get(p->stop, w, len) != NULL;
+}
+
+static int build_lnc1_vocab(mch_perturber *p)
+{
+    mch_strmap *map = p->o.df->map;
+    size_t n = mch_strmap_size(map), pos = 0, len;
+    p->lnc1_vocab = malloc((n ? n : 1) * sizeof *p->lnc1_vocab);
+    if (!p->lnc1_vocab) return 0;
+    const char *k;
+    int64_t v;
+    while (mch_strmap_next(map, &pos, &k, &len, &v)) {
+        int letters = 0;
+        for (size_t i = 0; i < len; i++) letters |= (k[i] >= 'a' && k[i] <= 'z');
+        if ((v & 0xffffffff) >= 2 && letters && candidate_word(k, len) && !is_stopword(p, k, len))
+            p->lnc1_vocab[p->n_lnc1++] = k;
+    }
+    qsort(p->lnc1_vocab, p->n_lnc1, sizeof *p->lnc1_vocab, cmp_str);
+    return 1;
+}
+
+mch_status mch_perturber_create(mch_perturber **out, const mch_vocab *v, const mch_perturb_opts *o,
+                                mch_err *err)
+{
+    if ((o->kind == MCH_PERTURB_TDC || o->kind == MCH_PERTURB_LNC1) && !o->df)
+        return mch_fail(err, MCH_ERR_ARG, "perturbation %s needs document frequencies",
+                        mch_perturb_name(o->kind));
+    int min_len = o->bi ? 3 : 4;
+    if (o->max_len < min_len)
+        return mch_fail(err, MCH_ERR_ARG, "max_len %d is too small (at least %d)", o->max_len,
+                        min_len);
+    if (o->pos == MCH_POS_INDEX && o->pos_index < 0)
+        return mch_fail(err, MCH_ERR_ARG, "position %d is negative", o->pos_index);
+    mch_perturber *p = calloc(1, sizeof *p);
+    if (!p) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    p->v = v;
+    p->o = *o;
+    if (!p->o.filler) p->o.filler = "a";
+    if (p->o.max_query_len <= 0) p->o.max_query_len = 64;
+    size_t T = (size_t)o->max_len;
+    mch_status rc = MCH_OK;
+    p->stop = o->stopwords;
+    if (!p->stop && !(p->stop = p->own_stop = mch_stopwords_default()))
+        rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (!rc && o->stem && !(p->stemmer = sb_stemmer_new("english", "UTF_8")))
+        rc = mch_fail(err, MCH_ERR_UNSUPPORTED, "the Snowball English stemmer is unavailable");
+    if (!rc &&
+        !((p->terms = mch_strmap_create()) && (p->stems = mch_strmap_create()) &&
+          (p->ids_b = malloc(T * 4)) && (p->ids_p = malloc(T * 4)) && (p->types = malloc(T * 4)) &&
+          (p->qids = malloc(T * 4)) && (p->roles = malloc(T)) && (p->doc_roles = malloc(T))))
+        rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (!rc) {
+        mch_ids f = {0};
+        rc = mch_tokenize(v, p->o.filler, strlen(p->o.filler), &f, err);
+        if (!rc && f.n != 1)
+            rc = mch_fail(err, MCH_ERR_ARG, "filler '%s' is %zu wordpieces; it must be exactly one",
+                          p->o.filler, f.n);
+        if (!rc) p->filler_id = f.ids[0];
+        mch_ids_free(&f);
+    }
+    if (!rc && o->kind == MCH_PERTURB_LNC1 && !build_lnc1_vocab(p))
+        rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (rc) {
+        mch_perturber_free(p);
+        return rc;
+    }
+    *out = p;
+    return MCH_OK;
+}
+
+typedef struct {
+    mch_perturber *p;
+    int oom;
+} terms_ctx;
+
+static int add_term(void *user, const char *w, size_t len)
+{
+    terms_ctx *c = user;
+    mch_perturber *p = c->p;
+    if (!candidate_word(w, len) || is_stopword(p, w, len)) return 0;
+    int added;
+    int64_t *slot = mch_strmap_put(p->terms, w, len, &added);
+    if (!slot) goto oom;
+    if (!added) return 0;
+    *slot = p->n_terms++;
+    if (p->stemmer) {
+        size_t sl;
+        const char *s = stem_of(p, w, len, &sl);
+        if (!mch_strmap_put(p->stems, s, sl, NULL)) goto oom;
+    }
+    return 0;
+oom:
+    c->oom = 1;
+    return 1;
+}
+
+/* Rebuilds p->terms (word -> order) and p->stems for a query. */
+static mch_status collect_terms(mch_perturber *p, const char *query, mch_err *err)
+{
+    mch_strmap_clear(p->terms);
+    mch_strmap_clear(p->stems);
+    p->n_terms = 0;
+    terms_ctx c = {p, 0};
+    mch_status rc = mch_basic_words(query, strlen(query), add_term, &c, err);
+    if (c.oom) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    return rc;
+}
+
+/* The query terms in order of first occurrence (pointers into the terms map's arena). */
+static int ordered_terms(mch_perturber *p, const char **terms, size_t *lens)
+{
+    size_t pos = 0, len;
+    const char *k;
+    int64_t v;
+    while (mch_strmap_next(p->terms, &pos, &k, &len, &v)) {
+        terms[v] = k;
+        lens[v] = len;
+    }
+    return p->n_terms;
+}
+
+int mch_query_terms(mch_perturber *p, const char *query, char *buf, size_t cap, mch_err *err)
+{
+    if (collect_terms(p, query, err)) return -1;
+    const char *terms[512];
+    size_t lens[512], off = 0;
+    int n = p->n_terms < 512 ? ordered_terms(p, terms, lens) : 0;
+    for (int i = 0; i < n; i++) {
+        if (off + lens[i] + 1 > cap) {
+            mch_fail(err, MCH_ERR_ARG, "query terms do not fit %zu bytes", cap);
+            return -1;
+        }
+        memcpy(buf + off, terms[i], lens[i]);
+        buf[off + lens[i]] = 0;
+        off += lens[i] + 1;
+    }
+    return n;
+}
+
+static int is_query_term(mch_perturber *p, const char *w, size_t len)
+{
+    if (is_stopword(p, w, len)) return 0;
+    if (mch_strmap_get(p->terms, w, len)) return 1;
+    if (!p->stemmer) return 0;
+    size_t sl;
+    const char *s = stem_of(p, w, len, &sl);
+    return mch_strmap_get(p->stems, s, sl) != NULL;
+}
+
+/* Picks the term to inject into out->term, or sets out->skip. */
+static mch_status choose_term(mch_perturber *p, const char *term, uint64_t *rng, mch_pair *out,
+                              mch_err *err)
+{
+    const char *terms[512];
+    size_t lens[512];
+    int n = p->n_terms < 512 ? ordered_terms(p, terms, lens) : 0;
+    const char *pick = NULL;
+    size_t pick_len = 0;
+    (void)err;
+    switch (p->o.kind) {
+    case MCH_PERTURB_TFC1:
+    case MCH_PERTURB_TDC:
+        if (!n) {
+            snprintf(out->skip, sizeof out->skip,
+                     "no query term (after stopwords and words shorter than 3 characters)");
+            return MCH_OK;
+        }
+        if (p->o.kind == MCH_PERTURB_TFC1) {
+            int i = (int)rng_below(rng, (uint64_t)n);
+            pick = terms[i], pick_len = lens[i];
+        } else {
+            long best = -1;
+            for (int i = 0; i < n; i++) {
+                long df = mch_df_get(p->o.df, terms[i], lens[i]);
+                if (best < 0 || df < best) best = df, pick = terms[i], pick_len = lens[i];
+            }
+        }
+        break;
+    case MCH_PERTURB_LNC1:
+        for (int tries = 0; p->n_lnc1 && tries < 256 && !pick; tries++) {
+            const char *w = p->lnc1_vocab[rng_below(rng, p->n_lnc1)];
+            size_t wl = strlen(w);
+            if (!is_query_term(p, w, wl)) pick = w, pick_len = wl;
+        }
+        if (!pick) {
+            snprintf(out->skip, sizeof out->skip, "no collection word outside the query found");
+            return MCH_OK;
+        }
+        break;
+    case MCH_PERTURB_INJECT:
+        pick = term && *term ? term : p->o.term;
+        if (!pick || !*pick) {
+            snprintf(out->skip, sizeof out->skip, "no term to inject (no term column or --term)");
+            return MCH_OK;
+        }
+        pick_len = strlen(pick);
+        break;
+    }
+    if (pick_len >= sizeof out->term) {
+        snprintf(out->skip, sizeof out->skip, "term of %zu bytes is too long", pick_len);
+        return MCH_OK;
+    }
+    memcpy(out->term, pick, pick_len);
+    out->term[pick_len] = 0;
+    return MCH_OK;
+}
+
+/* Roles of the document tokens d (doc_match / doc_other by whole words). */
+static void doc_roles(mch_perturber *p, const int32_t *d, int n)
+{
+    int i = 0;
+    while (i < n) {
+        int j = i + 1;
+        const char *tok = mch_vocab_token(p->v, d[i]);
+        size_t wl = 0;
+        int ok = tok != NULL;
+        if (ok) {
+            size_t tl = strlen(tok);
+            if (tl < sizeof p->word)
+                memcpy(p->word, tok, tl), wl = tl;
+            else
+                ok = 0;
+        }
+        for (; j < n; j++) {
+            const char *c = mch_vocab_token(p->v, d[j]);
+            if (!c || strncmp(c, "##", 2) != 0) break;
+            size_t cl = strlen(c) - 2;
+            if (ok && wl + cl < sizeof p->word)
+                memcpy(p->word + wl, c + 2, cl), wl += cl;
+            else
+                ok = 0;
+        }
+        int match = ok && is_query_term(p, p->word, wl);
+        for (int k = i; k < j; k++)
+            p->doc_roles[k] = match ? MCH_ROLE_DOC_MATCH : MCH_ROLE_DOC_OTHER;
+        i = j;
+    }
+}
+
+mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, const char *docno,
+                       const char *text, const char *term, mch_pair *out, mch_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->pair_id = mch_pair_id(qid, docno);
+    uint64_t rng = mch_pair_seed(p->o.seed, out->pair_id);
+    const mch_vocab *v = p->v;
+    mch_status rc = collect_terms(p, query, err);
+    if (rc) return rc;
+    if ((rc = choose_term(p, term, &rng, out, err)) || out->skip[0]) return rc;
+    p->q.n = p->d.n = p->t.n = 0;
+    if ((rc = mch_tokenize(v, out->term, strlen(out->term), &p->t, err)) ||
+        (rc = mch_tokenize(v, query, strlen(query), &p->q, err)) ||
+        (rc = mch_tokenize(v, text, strlen(text), &p->d, err)))
+        return rc;
+    int nt = (int)p->t.n, max_len = p->o.max_len;
+    if (!nt) {
+        snprintf(out->skip, sizeof out->skip, "term '%.60s' has no wordpieces", out->term);
+        return MCH_OK;
+    }
+    int nq = (int)p->q.n < p->o.max_query_len ? (int)p->q.n : p->o.max_query_len;
+    if (p->o.bi && nq > max_len - 2) nq = max_len - 2;
+    int room = p->o.bi ? max_len - 2 - nt : max_len - nq - 3 - nt;
+    if (room < 0) {
+        snprintf(out->skip, sizeof out->skip,
+                 "the term's %d wordpieces do not fit max_len %d beside the query's %d", nt,
+                 max_len, nq);
+        return MCH_OK;
+    }
+    int nd = (int)p->d.n < room ? (int)p->d.n : room;
+    int pos = p->o.pos == MCH_POS_START ? 0 : p->o.pos == MCH_POS_END ? nd : p->o.pos_index;
+    if (pos > nd) pos = nd;
+    int32_t cls = mch_vocab_cls(v), sep = mch_vocab_sep(v);
+    int T = 0;
+    p->ids_b[T] = p->ids_p[T] = cls;
+    p->types[T] = 0;
+    p->roles[T++] = MCH_ROLE_CLS;
+    if (!p->o.bi) {
+        for (int i = 0; i < nq; i++) {
+            p->ids_b[T] = p->ids_p[T] = p->q.ids[i];
+            p->types[T] = 0;
+            p->roles[T++] = MCH_ROLE_QUERY;
+        }
+        p->ids_b[T] = p->ids_p[T] = sep;
+        p->types[T] = 0;
+        p->roles[T++] = MCH_ROLE_SEP;
+    }
+    int32_t seg = p->o.bi ? 0 : 1;
+    doc_roles(p, p->d.ids, nd);
+    for (int i = 0; i <= nd; i++) {
+        if (i == pos)
+            for (int k = 0; k < nt; k++) {
+                p->ids_b[T] = p->filler_id;
+                p->ids_p[T] = p->t.ids[k];
+                p->types[T] = seg;
+                p->roles[T++] = MCH_ROLE_INJECTED;
+            }
+        if (i == nd) break;
+        p->ids_b[T] = p->ids_p[T] = p->d.ids[i];
+        p->types[T] = seg;
+        p->roles[T++] = p->doc_roles[i];
+    }
+    p->ids_b[T] = p->ids_p[T] = sep;
+    p->types[T] = seg;
+    p->roles[T++] = MCH_ROLE_SEP;
+    out->position = pos;
+    out->n_term = nt;
+    out->T = T;
+    out->ids_baseline = p->ids_b;
+    out->ids_perturbed = p->ids_p;
+    out->token_types = p->types;
+    out->roles = p->roles;
+    if (p->o.bi) {
+        int Tq = 0;
+        p->qids[Tq++] = cls;
+        for (int i = 0; i < nq; i++) p->qids[Tq++] = p->q.ids[i];
+        p->qids[Tq++] = sep;
+        out->Tq = Tq;
+        out->query_ids = p->qids;
+    }
+    return MCH_OK;
+}

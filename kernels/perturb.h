@@ -1,0 +1,115 @@
+/* Axiomatic perturbations: from a query-document record to an aligned baseline/perturbed pair of
+ * token ids with token roles, as MechIR builds them.
+ *
+ * Query terms are the words of the tokenizer's basic step (lowercased, accents stripped,
+ * punctuation removed) minus stopwords and words shorter than 3 characters. The perturbed
+ * document gets the term's wordpieces at the position; the baseline gets the filler wordpiece
+ * (default "a") once per term wordpiece, so both inputs have the same length and token types
+ * and differ only at the injected positions. Injection happens after truncation.
+ *
+ * Every random choice for a pair is drawn from a generator seeded with (job seed, pair id), so
+ * a shard of a collection picks the same terms as the whole collection. */
+#ifndef MCH_PERTURB_H
+#define MCH_PERTURB_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "strmap.h"
+#include "tokenizer.h"
+
+/* Pair id: FNV-1a 64 over the bytes of qid, one 0x1F byte, and the bytes of docno. */
+uint64_t mch_pair_id(const char *qid, const char *docno);
+/* The pair's generator seed: splitmix64(job_seed ^ splitmix64(pair_id)). */
+uint64_t mch_pair_seed(uint64_t job_seed, uint64_t pair_id);
+/* splitmix64 step: advances *state and returns the next 64 random bits. */
+uint64_t mch_rng_next(uint64_t *state);
+
+typedef enum {
+    MCH_PERTURB_TFC1,  /* one query term chosen at random */
+    MCH_PERTURB_TDC,   /* the query term with the highest IDF (lowest df) */
+    MCH_PERTURB_LNC1,  /* a sampled collection word that is not a query term */
+    MCH_PERTURB_INJECT /* the record's term (or --term) */
+} mch_perturb_kind;
+const char *mch_perturb_name(mch_perturb_kind k);
+int mch_perturb_parse(const char *s, mch_perturb_kind *k); /* 1 when known */
+
+typedef enum {
+    MCH_ROLE_CLS,
+    MCH_ROLE_SEP,
+    MCH_ROLE_QUERY,
+    MCH_ROLE_INJECTED,
+    MCH_ROLE_DOC_MATCH,
+    MCH_ROLE_DOC_OTHER,
+    MCH_ROLE_COUNT
+} mch_role;
+const char *mch_role_name(mch_role r);
+
+/* Document frequencies: word -> number of documents containing it, and N documents. */
+typedef struct mch_df mch_df;
+mch_df *mch_df_create(void);
+void mch_df_free(mch_df *df); /* accepts NULL */
+/* Counts each basic-step word of text once (the text is one more document). */
+mch_status mch_df_add_doc(mch_df *df, const char *text, size_t len, mch_err *err);
+/* Reads `term<TAB>df` lines plus one `#N<TAB><documents>` line; bad lines are errors naming
+ * FILE:LINE. */
+mch_status mch_df_load(mch_df *df, const char *path, mch_err *err);
+/* Writes the table (sorted by term, #N first) atomically (temp file + rename). */
+mch_status mch_df_save(const mch_df *df, const char *path, mch_err *err);
+long mch_df_docs(const mch_df *df);
+long mch_df_get(const mch_df *df, const char *word, size_t len); /* 0 when absent */
+
+/* A set of words (stopwords). */
+mch_strmap *mch_stopwords_default(void); /* the built-in English list; NULL when out of memory */
+/* One word a line (blank lines and lines starting with # ignored). */
+mch_status mch_stopwords_load(mch_strmap **out, const char *path, mch_err *err);
+
+typedef enum { MCH_POS_END, MCH_POS_START, MCH_POS_INDEX } mch_pos_kind;
+
+typedef struct {
+    mch_perturb_kind kind;
+    mch_pos_kind pos;
+    int pos_index;               /* MCH_POS_INDEX: document tokens before the term */
+    const char *filler;          /* default "a"; must be one wordpiece */
+    const char *term;            /* MCH_PERTURB_INJECT default term (a record's term wins) */
+    int max_len;                 /* tokens of the (cross-encoder) pair or bi-encoder document */
+    int max_query_len;           /* default 64 */
+    int bi;                      /* bi-encoder layout: [CLS] doc' [SEP], query encoded alone */
+    int stem;                    /* match query terms by Snowball English stems */
+    uint64_t seed;               /* job seed */
+    const mch_strmap *stopwords; /* NULL: the built-in list */
+    const mch_df *df;            /* needed by tdc and lnc1 */
+} mch_perturb_opts;
+
+/* One built pair; arrays are owned by the perturber and valid until its next call. */
+typedef struct {
+    uint64_t pair_id;
+    char term[128]; /* the injected text ("" when skipped) */
+    int position;   /* document tokens before the injected ones */
+    int n_term;     /* wordpieces injected */
+    int T;          /* tokens of both inputs */
+    const int32_t *ids_baseline, *ids_perturbed, *token_types;
+    const uint8_t *roles; /* (T) mch_role */
+    int Tq;               /* bi-encoder: query tokens */
+    const int32_t *query_ids;
+    char skip[160]; /* non-empty: the pair could not be built, and why */
+} mch_pair;
+
+typedef struct mch_perturber mch_perturber;
+
+/* Checks the options (filler is one wordpiece; tdc/lnc1 have a df table; max_len fits). */
+mch_status mch_perturber_create(mch_perturber **out, const mch_vocab *v, const mch_perturb_opts *o,
+                                mch_err *err);
+void mch_perturber_free(mch_perturber *p); /* accepts NULL */
+
+/* Builds the pair of one record. A record that cannot be perturbed (no query term, a term
+ * without wordpieces, no room left for the document) gives MCH_OK with out->skip set; errors
+ * are only invalid UTF-8 or out of memory. term may be NULL. */
+mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, const char *docno,
+                       const char *text, const char *term, mch_pair *out, mch_err *err);
+
+/* The query terms of a query, in order of first occurrence, deduplicated; written into buf
+ * separated by NULs, count returned (or -1 with err set). Exposed for tests and docs. */
+int mch_query_terms(mch_perturber *p, const char *query, char *buf, size_t cap, mch_err *err);
+
+#endif

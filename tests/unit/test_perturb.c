@@ -1,0 +1,343 @@
+/* Perturbations: the fixture pairs' exact ids reproduced from their texts (cross-encoder and
+ * bi-encoder), pair ids, shard-independent seeds, query terms, tfc1/tdc/lnc1/inject choices,
+ * positions, token roles (with and without stemming), skips, and the df file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "perturb.h"
+#include "testutil.h"
+
+static mch_vocab *vocab;
+
+static int setup(void **s)
+{
+    (void)s;
+    mch_err err = {0};
+    return mch_vocab_open(&vocab, MCH_TEST_DATA "/tokenizer/bert-base-uncased-vocab.txt", &err);
+}
+
+static int teardown(void **s)
+{
+    (void)s;
+    mch_vocab_free(vocab);
+    return 0;
+}
+
+static int ids_of(const cJSON *c, const char *key, int32_t *out)
+{
+    double tmp[1024];
+    long n = tu_flatten(cJSON_GetObjectItem(c, key), tmp, 1024);
+    for (long i = 0; i < n; i++) out[i] = (int32_t)tmp[i];
+    return (int)n;
+}
+
+static void reproduce(const char *fixture, int bi)
+{
+    cJSON *g = tu_read_json(fixture);
+    assert_non_null(g);
+    const cJSON *c;
+    int checked = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(g, "cases"))
+    {
+        const char *pos = cJSON_GetObjectItem(c, "position")->valuestring;
+        mch_perturb_opts o = {0};
+        o.kind = MCH_PERTURB_INJECT;
+        o.pos = !strcmp(pos, "start") ? MCH_POS_START : MCH_POS_END;
+        o.filler = cJSON_GetObjectItem(c, "filler")->valuestring;
+        o.max_len = cJSON_GetObjectItem(c, "max_len")->valueint;
+        o.bi = bi;
+        mch_perturber *p = NULL;
+        mch_err err = {0};
+        assert_int_equal(mch_perturber_create(&p, vocab, &o, &err), MCH_OK);
+        mch_pair pr;
+        assert_int_equal(mch_perturb(p, "q", cJSON_GetObjectItem(c, "query")->valuestring, "d",
+                                     cJSON_GetObjectItem(c, "doc")->valuestring,
+                                     cJSON_GetObjectItem(c, "term")->valuestring, &pr, &err),
+                         MCH_OK);
+        assert_string_equal(pr.skip, "");
+        int32_t want_b[1024], want_p[1024], want_t[1024], want_q[1024];
+        int T = ids_of(c, "ids_baseline", want_b);
+        assert_int_equal(ids_of(c, "ids_perturbed", want_p), T);
+        assert_int_equal(ids_of(c, "token_types", want_t), T);
+        assert_int_equal(pr.T, T);
+        assert_memory_equal(pr.ids_baseline, want_b, (size_t)T * 4);
+        assert_memory_equal(pr.ids_perturbed, want_p, (size_t)T * 4);
+        assert_memory_equal(pr.token_types, want_t, (size_t)T * 4);
+        if (bi) {
+            int Tq = ids_of(c, "query_ids", want_q);
+            assert_int_equal(pr.Tq, Tq);
+            assert_memory_equal(pr.query_ids, want_q, (size_t)Tq * 4);
+        }
+        /* Differences exactly at the injected positions, all marked injected. */
+        int diff = 0;
+        for (int t = 0; t < T; t++) {
+            if (pr.ids_baseline[t] != pr.ids_perturbed[t]) {
+                assert_int_equal(pr.roles[t], MCH_ROLE_INJECTED);
+                diff++;
+            }
+        }
+        assert_true(diff > 0 && diff <= pr.n_term);
+        mch_perturber_free(p);
+        checked++;
+    }
+    assert_true(checked > 0);
+    cJSON_Delete(g);
+}
+
+static void test_demo_fixture_ids_are_reproduced(void **s)
+{
+    (void)s;
+    reproduce(MCH_TEST_DATA "/patching/demo-tfc1.json", 0);
+}
+
+static void test_biencoder_fixture_ids_are_reproduced(void **s)
+{
+    (void)s;
+    reproduce(MCH_TEST_DATA "/patching/distilbert-dot-tfc1.json", 1);
+}
+
+static void test_pair_id_is_fnv1a_of_qid_and_docno(void **s)
+{
+    (void)s;
+    /* Expected values computed with an independent Python FNV-1a 64. */
+    assert_true(mch_pair_id("q1", "doc-1") == 0x7dd760c179b55352ULL);
+    assert_true(mch_pair_id("0ad", "0ad") == 0x0b848617c5b7b596ULL);
+    assert_true(mch_pair_id("q", "1d") != mch_pair_id("q1", "d"));
+}
+
+static mch_perturber *make(mch_perturb_kind kind, const mch_df *df, int stem, uint64_t seed)
+{
+    mch_perturb_opts o = {0};
+    o.kind = kind;
+    o.max_len = 64;
+    o.seed = seed;
+    o.df = df;
+    o.stem = stem;
+    mch_perturber *p = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_perturber_create(&p, vocab, &o, &err), MCH_OK);
+    return p;
+}
+
+static void test_query_terms_drop_stopwords_short_words_and_punctuation(void **s)
+{
+    (void)s;
+    mch_perturber *p = make(MCH_PERTURB_TFC1, NULL, 0, 1);
+    char buf[256];
+    mch_err err = {0};
+    int n =
+        mch_query_terms(p, "The cat is on a Mat, (cat) -- Café OK [SEP]", buf, sizeof buf, &err);
+    assert_int_equal(n, 3);
+    assert_string_equal(buf, "cat");
+    assert_string_equal(buf + 4, "mat");
+    assert_string_equal(buf + 8, "cafe");
+    mch_perturber_free(p);
+}
+
+static void test_a_shard_picks_the_same_terms_as_the_whole(void **s)
+{
+    (void)s;
+    const char *q[6] = {"fast lossless compression library",
+                        "open source web browser engine",
+                        "tools for digital photography workflow",
+                        "music player daemon client",
+                        "documentation for the python requests library",
+                        "network packet capture analyzer"};
+    char whole[6][128], shard[6][128];
+    mch_perturber *p = make(MCH_PERTURB_TFC1, NULL, 0, 42);
+    mch_pair pr;
+    mch_err err = {0};
+    for (int i = 0; i < 6; i++) {
+        char qid[8], dn[8];
+        snprintf(qid, sizeof qid, "q%d", i);
+        snprintf(dn, sizeof dn, "d%d", i);
+        assert_int_equal(mch_perturb(p, qid, q[i], dn, "some document text", NULL, &pr, &err),
+                         MCH_OK);
+        snprintf(whole[i], sizeof whole[i], "%s", pr.term);
+    }
+    mch_perturber_free(p);
+    /* A shard: the odd records only, in reverse order, in a fresh perturber. */
+    p = make(MCH_PERTURB_TFC1, NULL, 0, 42);
+    for (int i = 5; i >= 1; i -= 2) {
+        char qid[8], dn[8];
+        snprintf(qid, sizeof qid, "q%d", i);
+        snprintf(dn, sizeof dn, "d%d", i);
+        assert_int_equal(mch_perturb(p, qid, q[i], dn, "some document text", NULL, &pr, &err),
+                         MCH_OK);
+        snprintf(shard[i], sizeof shard[i], "%s", pr.term);
+        assert_string_equal(shard[i], whole[i]);
+    }
+    mch_perturber_free(p);
+    /* Another job seed picks differently somewhere (6 queries of 3-4 terms). */
+    p = make(MCH_PERTURB_TFC1, NULL, 0, 43);
+    int differ = 0;
+    for (int i = 0; i < 6; i++) {
+        char qid[8], dn[8];
+        snprintf(qid, sizeof qid, "q%d", i);
+        snprintf(dn, sizeof dn, "d%d", i);
+        assert_int_equal(mch_perturb(p, qid, q[i], dn, "some document text", NULL, &pr, &err),
+                         MCH_OK);
+        differ += strcmp(pr.term, whole[i]) != 0;
+    }
+    assert_true(differ > 0);
+    mch_perturber_free(p);
+}
+
+static void test_roles_follow_whole_words(void **s)
+{
+    (void)s;
+    mch_perturber *p = make(MCH_PERTURB_INJECT, NULL, 0, 1);
+    mch_pair pr;
+    mch_err err = {0};
+    /* [CLS] fast z ##st ##d compression [SEP] z ##st ##d is fast , faster compression [the]
+     * [SEP]: "zstd" matches as a whole word of three pieces; "faster" is not "fast". */
+    assert_int_equal(mch_perturb(p, "q", "fast zstd compression", "d",
+                                 "Zstd is fast, faster compression", "the", &pr, &err),
+                     MCH_OK);
+    const char *want[] = {"cls",       "query",     "query",     "query",     "query",
+                          "query",     "sep",       "doc_match", "doc_match", "doc_match",
+                          "doc_other", "doc_match", "doc_other", "doc_other", "doc_match",
+                          "injected",  "sep"};
+    assert_int_equal(pr.T, (int)(sizeof want / sizeof want[0]));
+    for (int t = 0; t < pr.T; t++) assert_string_equal(mch_role_name(pr.roles[t]), want[t]);
+    mch_perturber_free(p);
+    /* With stemming, "faster" does not stem to "fast" but "compressing" matches "compression"
+     * only if their stems agree; "runs" matches "running". */
+    p = make(MCH_PERTURB_INJECT, NULL, 1, 1);
+    assert_int_equal(mch_perturb(p, "q", "running", "d", "he runs", "x", &pr, &err), MCH_OK);
+    assert_string_equal(mch_role_name(pr.roles[4]), "doc_match"); /* runs */
+    mch_perturber_free(p);
+    p = make(MCH_PERTURB_INJECT, NULL, 0, 1);
+    assert_int_equal(mch_perturb(p, "q", "running", "d", "he runs", "x", &pr, &err), MCH_OK);
+    assert_string_equal(mch_role_name(pr.roles[4]), "doc_other");
+    mch_perturber_free(p);
+}
+
+static void test_tdc_picks_the_rarest_query_term_and_lnc1_a_non_query_word(void **s)
+{
+    (void)s;
+    mch_df *df = mch_df_create();
+    mch_err err = {0};
+    const char *docs[] = {"compression library tool", "compression tool",  "library tool",
+                          "tool zebra zebra",         "zebra compression", "quagga quagga tool"};
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(mch_df_add_doc(df, docs[i], strlen(docs[i]), &err), MCH_OK);
+    assert_int_equal(mch_df_docs(df), 6);
+    assert_int_equal(mch_df_get(df, "tool", 4), 5);
+    assert_int_equal(mch_df_get(df, "zebra", 5), 2); /* counted once per document */
+    mch_perturber *p = make(MCH_PERTURB_TDC, df, 0, 1);
+    mch_pair pr;
+    assert_int_equal(mch_perturb(p, "q", "tool library compression", "d", "text", NULL, &pr, &err),
+                     MCH_OK);
+    assert_string_equal(pr.term, "library"); /* df 2 < compression 3 < tool 5; tie: first */
+    mch_perturber_free(p);
+    p = make(MCH_PERTURB_LNC1, df, 0, 7);
+    int seen_zebra = 0;
+    for (int i = 0; i < 20; i++) {
+        char qid[8];
+        snprintf(qid, sizeof qid, "q%d", i);
+        assert_int_equal(
+            mch_perturb(p, qid, "tool library compression", "d", "text", NULL, &pr, &err), MCH_OK);
+        /* Only zebra (df 2) qualifies: quagga has df 1, the rest are query terms. */
+        assert_string_equal(pr.term, "zebra");
+        seen_zebra++;
+    }
+    assert_int_equal(seen_zebra, 20);
+    mch_perturber_free(p);
+    /* Round trip through the df file. */
+    char dir[] = "/tmp/mch-df-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/df.tsv", dir);
+    assert_int_equal(mch_df_save(df, path, &err), MCH_OK);
+    mch_df *df2 = mch_df_create();
+    assert_int_equal(mch_df_load(df2, path, &err), MCH_OK);
+    assert_int_equal(mch_df_docs(df2), 6);
+    assert_int_equal(mch_df_get(df2, "zebra", 5), 2);
+    assert_int_equal(mch_df_get(df2, "tool", 4), 5);
+    FILE *f = fopen(path, "w");
+    fputs("#N\t6\nzebra\tmany\n", f);
+    fclose(f);
+    mch_df *df3 = mch_df_create();
+    mch_err e3 = {0};
+    assert_int_equal(mch_df_load(df3, path, &e3), MCH_ERR_FORMAT);
+    assert_non_null(strstr(e3.msg, ":2:"));
+    unlink(path);
+    rmdir(dir);
+    mch_df_free(df3);
+    mch_df_free(df2);
+    mch_df_free(df);
+}
+
+static void test_positions_and_skips(void **s)
+{
+    (void)s;
+    mch_err err = {0};
+    mch_perturb_opts o = {0};
+    o.kind = MCH_PERTURB_INJECT;
+    o.pos = MCH_POS_INDEX;
+    o.pos_index = 1;
+    o.max_len = 12;
+    mch_perturber *p = NULL;
+    assert_int_equal(mch_perturber_create(&p, vocab, &o, &err), MCH_OK);
+    mch_pair pr;
+    /* [CLS] cat [SEP] one [x] two three ... [SEP]: the term goes after one document token. */
+    assert_int_equal(mch_perturb(p, "q", "cat", "d", "one two three four five six seven eight",
+                                 "dog", &pr, &err),
+                     MCH_OK);
+    assert_int_equal(pr.T, 12);
+    assert_int_equal(pr.position, 1);
+    assert_int_equal(pr.roles[4], MCH_ROLE_INJECTED);
+    assert_int_equal(pr.ids_baseline[4], mch_vocab_lookup(vocab, "a", 1));
+    assert_int_equal(pr.ids_perturbed[4], mch_vocab_lookup(vocab, "dog", 3));
+    /* An index beyond the document is clamped to its end. */
+    mch_perturber_free(p);
+    o.pos_index = 50;
+    assert_int_equal(mch_perturber_create(&p, vocab, &o, &err), MCH_OK);
+    assert_int_equal(mch_perturb(p, "q", "cat", "d", "one two", "dog", &pr, &err), MCH_OK);
+    assert_int_equal(pr.position, 2);
+    /* Skips: no term; a term without wordpieces; no room. */
+    assert_int_equal(mch_perturb(p, "q", "cat", "d", "one two", NULL, &pr, &err), MCH_OK);
+    assert_non_null(strstr(pr.skip, "no term"));
+    assert_int_equal(mch_perturb(p, "q", "cat", "d", "one two", "\xe2\x80\x8b", &pr, &err), MCH_OK);
+    assert_non_null(strstr(pr.skip, "no wordpieces"));
+    assert_int_equal(mch_perturb(p, "q", "cat dog cow pig hen ram ewe", "d", "one",
+                                 "supercalifragilistic", &pr, &err),
+                     MCH_OK);
+    assert_non_null(strstr(pr.skip, "do not fit"));
+    mch_perturber_free(p);
+    /* tfc1 without a query term is skipped; a filler of two wordpieces is refused. */
+    p = make(MCH_PERTURB_TFC1, NULL, 0, 1);
+    assert_int_equal(mch_perturb(p, "q", "it is a", "d", "text", NULL, &pr, &err), MCH_OK);
+    assert_non_null(strstr(pr.skip, "no query term"));
+    mch_perturber_free(p);
+    o.kind = MCH_PERTURB_INJECT;
+    o.filler = "zstandard";
+    mch_err e2 = {0};
+    assert_int_equal(mch_perturber_create(&p, vocab, &o, &e2), MCH_ERR_ARG);
+    assert_non_null(strstr(e2.msg, "filler"));
+    o.filler = NULL;
+    o.kind = MCH_PERTURB_TDC;
+    mch_err e3 = {0};
+    assert_int_equal(mch_perturber_create(&p, vocab, &o, &e3), MCH_ERR_ARG);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_demo_fixture_ids_are_reproduced),
+        cmocka_unit_test(test_biencoder_fixture_ids_are_reproduced),
+        cmocka_unit_test(test_pair_id_is_fnv1a_of_qid_and_docno),
+        cmocka_unit_test(test_query_terms_drop_stopwords_short_words_and_punctuation),
+        cmocka_unit_test(test_a_shard_picks_the_same_terms_as_the_whole),
+        cmocka_unit_test(test_roles_follow_whole_words),
+        cmocka_unit_test(test_tdc_picks_the_rarest_query_term_and_lnc1_a_non_query_word),
+        cmocka_unit_test(test_positions_and_skips),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
