@@ -23,6 +23,15 @@ const char *mch_arch_name(mch_arch a)
     return "?";
 }
 
+/* Whether d is a whole number, without casting a value beyond long long (undefined behaviour):
+ * every double of magnitude >= 2^53 is whole; NaN is not. */
+static int is_whole(double d)
+{
+    if (d != d) return 0;
+    if (d >= 9007199254740992.0 || d <= -9007199254740992.0) return 1;
+    return d == (double)(long long)d;
+}
+
 /* Reads an integer key; missing -> def (or an error when def < 0). Range [lo, hi]. */
 static mch_status get_int(const cJSON *root, const char *key, int def, int lo, int hi, int *out,
                           const char *name, mch_err *err)
@@ -33,10 +42,10 @@ static mch_status get_int(const cJSON *root, const char *key, int def, int lo, i
         *out = def;
         return MCH_OK;
     }
-    if (!cJSON_IsNumber(j) || j->valuedouble != (double)(long long)j->valuedouble)
+    if (!cJSON_IsNumber(j) || !is_whole(j->valuedouble))
         return mch_fail(err, MCH_ERR_FORMAT, "%s: key '%s' is not an integer", name, key);
     if (j->valuedouble < lo || j->valuedouble > hi)
-        return mch_fail(err, MCH_ERR_FORMAT, "%s: key '%s' = %.0f is outside [%d, %d]", name, key,
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: key '%s' = %.15g is outside [%d, %d]", name, key,
                         j->valuedouble, lo, hi);
     *out = (int)j->valuedouble;
     return MCH_OK;
@@ -136,7 +145,9 @@ static mch_status parse_root(mch_config *cfg, const cJSON *root, const char *nam
             (rc = get_int(root, "type_vocab_size", 2, 0, big, &cfg->type_vocab, name, err)))
             return rc;
         const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
-        if (eps && (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1)))
+        /* Checked again as the float kept: 1e-300 would become 0, 0.99999999999 would be 1. */
+        if (eps && (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1) ||
+                    !((float)eps->valuedouble > 0 && (float)eps->valuedouble < 1)))
             return mch_fail(err, MCH_ERR_FORMAT, "%s: key 'layer_norm_eps' must be in (0, 1)",
                             name);
         cfg->eps = eps ? (float)eps->valuedouble : 1e-12f;
@@ -172,6 +183,12 @@ static mch_status parse_root(mch_config *cfg, const cJSON *root, const char *nam
         int def = cJSON_IsObject(id2label) ? cJSON_GetArraySize(id2label) : 2;
         if ((rc = get_int(root, "num_labels", def, 1, 1 << 16, &cfg->num_labels, name, err)))
             return rc;
+        /* get_int does not range-check its default: an empty id2label would give 0 outputs. */
+        if (cfg->num_labels < 1 || cfg->num_labels > 1 << 16)
+            return mch_fail(err, MCH_ERR_FORMAT,
+                            "%s: no key 'num_labels' and 'id2label' has %d labels, outside "
+                            "[1, 65536]",
+                            name, cfg->num_labels);
     }
     return MCH_OK;
 }
@@ -179,7 +196,7 @@ static mch_status parse_root(mch_config *cfg, const cJSON *root, const char *nam
 mch_status mch_config_parse(mch_config *cfg, const char *json, size_t len, const char *name,
                             mch_err *err)
 {
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root = mch_json_parse_exact(json, len);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return mch_fail(err, MCH_ERR_FORMAT, "%s: not a JSON object", name);

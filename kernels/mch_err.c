@@ -1,6 +1,7 @@
 /* Error reporting: the first failure wins and keeps its message. */
 #include "mch_err.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 
 mch_status mch_fail(mch_err *err, mch_status code, const char *fmt, ...)
@@ -39,4 +40,17 @@ const char *mch_status_name(mch_status code)
         return "unsupported";
     }
     return "unknown";
+}
+
+cJSON *mch_json_parse_exact(const char *text, size_t len)
+{
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!j) return NULL;
+    for (const char *p = end; p && p < text + len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(j);
+            return NULL;
+        }
+    return j;
 }

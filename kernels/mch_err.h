@@ -5,6 +5,7 @@
 #define MCH_ERR_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 typedef enum {
     MCH_OK = 0,
@@ -28,6 +29,10 @@ typedef struct {
  * an earlier failure. @return code, so callers can write `return mch_fail(err, ...)`. */
 mch_status mch_fail(mch_err *err, mch_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Parses a complete JSON text of len bytes: NULL when it is not JSON or anything but
+ * whitespace follows the value (Hugging Face refuses trailing bytes too). Free with cJSON_Delete. */
+struct cJSON *mch_json_parse_exact(const char *text, size_t len);
 
 /* A short name for a status ("format", "I/O", ...). */
 const char *mch_status_name(mch_status code);

@@ -193,7 +193,7 @@ mch_status mch_st_parse(mch_safetensors **out, const void *bytes, size_t len, co
     if (hlen > MCH_ST_MAX_HEADER_BYTES || hlen > len - 8)
         return mch_fail(err, MCH_ERR_FORMAT, "%s: header length %llu is beyond the file size %zu",
                         name, (unsigned long long)hlen, len);
-    cJSON *root = cJSON_ParseWithLength((const char *)p + 8, (size_t)hlen);
+    cJSON *root = mch_json_parse_exact((const char *)p + 8, (size_t)hlen);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return mch_fail(err, MCH_ERR_FORMAT, "%s: header (%llu bytes) is not a JSON object", name,

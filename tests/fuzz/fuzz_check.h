@@ -1,5 +1,6 @@
 /* Shared by the fuzz targets: an invariant check that aborts (so libFuzzer and the ctest replay
- * both report it) whatever NDEBUG says, and the checks every failing decoder call must pass. */
+ * both report it) whatever NDEBUG says, the checks every failing decoder call must pass, and the
+ * decoder status of the last input, which the replay compares with the seed's name. */
 #ifndef MCH_FUZZ_CHECK_H
 #define MCH_FUZZ_CHECK_H
 
@@ -8,6 +9,9 @@
 #include <string.h>
 
 #include "mch_err.h"
+
+/* What the decoder returned for the last input (MCH_OK: accepted). Each target defines it. */
+extern int mch_fuzz_status;
 
 #define FUZZ_CHECK(cond)                                                                           \
     do {                                                                                           \

@@ -6,11 +6,14 @@
 #include "config.h"
 #include "fuzz_check.h"
 
+int mch_fuzz_status;
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     mch_config cfg;
     mch_err err = {0};
     mch_status rc = mch_config_parse(&cfg, (const char *)data, size, "fuzz/config.json", &err);
+    mch_fuzz_status = rc;
     if (rc != MCH_OK) {
         fuzz_check_failure(rc, &err);
         return 0;

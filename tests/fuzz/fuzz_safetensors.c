@@ -15,11 +15,14 @@ static uint8_t touch(const uint8_t *p, size_t n)
     return x;
 }
 
+int mch_fuzz_status;
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     mch_safetensors *st = NULL;
     mch_err err = {0};
     mch_status rc = mch_st_parse(&st, data, size, "fuzz.safetensors", &err);
+    mch_fuzz_status = rc;
     if (rc != MCH_OK) {
         fuzz_check_failure(rc, &err);
         FUZZ_CHECK(st == NULL);

@@ -66,11 +66,14 @@ static void encode_text(const mch_vocab *v, const char *text)
     }
 }
 
+int mch_fuzz_status;
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     mch_vocab *v = NULL;
     mch_err err = {0};
     mch_status rc = mch_vocab_parse(&v, (const char *)data, size, "fuzz/vocab.txt", &err);
+    mch_fuzz_status = rc;
     if (rc != MCH_OK) {
         fuzz_check_failure(rc, &err);
         FUZZ_CHECK(v == NULL);

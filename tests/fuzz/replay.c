@@ -1,7 +1,9 @@
 /* Corpus replay for the ordinary (non-libFuzzer) build: feeds every file of the given corpus
  * directories (or single files) to LLVMFuzzerTestOneInput, one call per file, in name order.
  * Each input sits in a heap buffer of exactly its size, so a sanitizer build catches overreads.
- * Exits non-zero when no file at all was replayed, so an empty or misplaced corpus fails. */
+ * A seed named good-* must be accepted by the decoder and one named bad-* refused (the target
+ * leaves the decoder's status in mch_fuzz_status); other names (fuzzer finds) only must not
+ * crash. Exits non-zero on a broken expectation or when no file at all was replayed. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
@@ -11,6 +13,9 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+extern int mch_fuzz_status;
+
+static long n_wrong; /* seeds whose status broke the expectation their name states */
 
 /* Reads path into a fresh buffer of exactly its size; @return 0 on success. */
 static int read_file(const char *path, uint8_t **out, size_t *len)
@@ -53,8 +58,19 @@ static int replay_file(const char *path)
         fprintf(stderr, "replay: %s: cannot read: %s\n", path, strerror(errno));
         return -1;
     }
+    mch_fuzz_status = -1;
     LLVMFuzzerTestOneInput(data, len);
     free(data);
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (strncmp(base, "good-", 5) == 0 && mch_fuzz_status != 0) {
+        fprintf(stderr, "replay: %s: a good-* seed was refused (status %d)\n", path,
+                mch_fuzz_status);
+        n_wrong++;
+    } else if (strncmp(base, "bad-", 4) == 0 && mch_fuzz_status == 0) {
+        fprintf(stderr, "replay: %s: a bad-* seed was accepted\n", path);
+        n_wrong++;
+    }
     return 0;
 }
 
@@ -142,6 +158,10 @@ int main(int argc, char **argv)
     }
     if (total == 0) {
         fprintf(stderr, "replay: no input files found: the corpus is empty or misplaced\n");
+        return 1;
+    }
+    if (n_wrong) {
+        fprintf(stderr, "replay: %ld of %ld inputs got the wrong verdict\n", n_wrong, total);
         return 1;
     }
     fprintf(stderr, "replay: %ld inputs replayed, no failure\n", total);
