@@ -44,9 +44,9 @@ typedef struct {
 } mch_skip_report;
 
 typedef struct {
-    int strict;       /* the first bad line is an error */
-    int top_k;        /* TREC run: keep ranks 1..top_k of each query (0 = all) */
-    long report_cap;  /* skip entries kept in the report (default 1000) */
+    int strict;      /* the first bad line is an error */
+    int top_k;       /* TREC run: keep ranks 1..top_k of each query (0 = all) */
+    long report_cap; /* skip entries kept in the report (default 1000) */
 } mch_input_opts;
 
 typedef struct mch_input mch_input;

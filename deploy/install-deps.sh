@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config
   libopenblas-dev libcjson-dev libutf8proc-dev libstemmer-dev
   libprotobuf-c-dev protobuf-c-compiler libzstd-dev zstd
-  libopenmpi-dev openmpi-bin
+  libopenmpi-dev openmpi-bin libssl-dev
   libcmocka-dev
 )
 

@@ -1,0 +1,348 @@
+/* Pair source (see pairs_source.h). The skip report of the reader is extended with perturbation
+ * skips so that one report covers every input unit. */
+#include "pairs_source.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "score.h"
+
+const char mch_source_help[] =
+    "input (one of):\n"
+    "  --input FILE         TSV (qid, query, docno, text[, term]) or JSONL; .zst read directly\n"
+    "  --format tsv|jsonl   format of --input (default: from the file name)\n"
+    "  --run FILE --topics FILE --docs FILE [--qrels FILE] [--top-k K]\n"
+    "                       TREC run joined with topics and docs; without --run, each query of\n"
+    "                       --qrels with its relevant documents\n"
+    "  --strict             the first bad input line is fatal (default: report and skip)\n"
+    "perturbation:\n"
+    "  --perturb KIND       tfc1 (default), tdc, lnc1, inject\n"
+    "  --term TEXT          inject: the term when the input has no term column\n"
+    "  --position P         start, end (default) or a document token index\n"
+    "  --filler WORD        baseline filler, one wordpiece (default a)\n"
+    "  --seed S             job seed of every random choice (default 0)\n"
+    "  --max-len N          tokens of a pair (default: the model's max_position_embeddings)\n"
+    "  --max-query-len N    query tokens (default 64)\n"
+    "  --stem               match query terms by Snowball English stems\n"
+    "  --stopwords FILE     one word a line (default: a built-in English list)\n"
+    "  --df FILE            document frequencies (term<TAB>df lines and #N<TAB>docs) for tdc and\n"
+    "                       lnc1; default: counted from the input's documents in a first pass\n"
+    "  --write-df FILE      also write the counted document frequencies\n";
+
+struct mch_pair_source {
+    mch_input *in;
+    mch_perturber *pert;
+    mch_perturb_opts po;
+    mch_strmap *stop;
+    mch_df *df;
+    mch_skip_report report; /* reader report + perturbation skips */
+    long perturb_skips;
+    mch_pair pair;
+};
+
+static int need_value(int argc, char **argv, int i)
+{
+    if (i + 1 < argc) return 1;
+    fprintf(stderr, "mechir: %s needs a value\n", argv[i]);
+    return 0;
+}
+
+int mch_source_parse_arg(mch_source_opts *o, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    struct {
+        const char *name;
+        const char **dst;
+    } strs[] = {
+        {"--input", &o->input},       {"--format", &o->format},       {"--run", &o->run},
+        {"--topics", &o->topics},     {"--docs", &o->docs},           {"--qrels", &o->qrels},
+        {"--perturb", &o->perturb},   {"--term", &o->term},           {"--position", &o->position},
+        {"--filler", &o->filler},     {"--stopwords", &o->stopwords}, {"--df", &o->df},
+        {"--write-df", &o->write_df},
+    };
+    for (size_t k = 0; k < sizeof strs / sizeof strs[0]; k++)
+        if (!strcmp(a, strs[k].name)) {
+            if (!need_value(argc, argv, *i)) return -1;
+            *strs[k].dst = argv[++*i];
+            return 1;
+        }
+    struct {
+        const char *name;
+        int *dst, lo, hi;
+    } ints[] = {
+        {"--top-k", &o->top_k, 1, 1 << 30},
+        {"--max-len", &o->max_len, 4, 1 << 20},
+        {"--max-query-len", &o->max_query_len, 1, 1 << 20},
+    };
+    for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
+        if (!strcmp(a, ints[k].name)) {
+            if (!need_value(argc, argv, *i)) return -1;
+            char *end;
+            errno = 0;
+            long v = strtol(argv[*i + 1], &end, 10);
+            if (errno || *end || end == argv[*i + 1] || v < ints[k].lo || v > ints[k].hi) {
+                fprintf(stderr, "mechir: %s needs an integer in %d..%d, got '%s'\n", a, ints[k].lo,
+                        ints[k].hi, argv[*i + 1]);
+                return -1;
+            }
+            *ints[k].dst = (int)v;
+            ++*i;
+            return 1;
+        }
+    if (!strcmp(a, "--seed")) {
+        if (!need_value(argc, argv, *i)) return -1;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(argv[*i + 1], &end, 0);
+        if (errno || *end || end == argv[*i + 1] || argv[*i + 1][0] == '-') {
+            fprintf(stderr, "mechir: --seed needs a non-negative integer, got '%s'\n",
+                    argv[*i + 1]);
+            return -1;
+        }
+        o->seed = v;
+        ++*i;
+        return 1;
+    }
+    if (!strcmp(a, "--strict")) return o->strict = 1;
+    if (!strcmp(a, "--stem")) return o->stem = 1;
+    return 0;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* Counts document frequencies over the input's documents (each docno once). */
+static mch_status df_pass(mch_pair_source *s, const mch_source_opts *o, mch_err *err)
+{
+    mch_status rc;
+    mch_strmap *seen = mch_strmap_create();
+    if (!seen) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (o->input) {
+        mch_input *in = NULL;
+        mch_input_opts io = {0, 0, 1};
+        int jsonl = o->format ? !strcmp(o->format, "jsonl")
+                              : ends_with(o->input, ".jsonl") || ends_with(o->input, ".jsonl.zst");
+        rc = jsonl ? mch_input_open_jsonl(&in, o->input, &io, err)
+                   : mch_input_open_tsv(&in, o->input, &io, err);
+        const mch_record *r;
+        while (!rc && !(rc = mch_input_next(in, &r, err)) && r) {
+            int added;
+            if (!mch_strmap_put(seen, r->docno, strlen(r->docno), &added)) {
+                rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+            } else if (added) {
+                rc = mch_df_add_doc(s->df, r->text, strlen(r->text), err);
+            }
+        }
+        mch_input_close(in);
+    } else {
+        /* The whole document collection of --docs: TSV docno<TAB>text or JSONL. */
+        mch_lines *l = NULL;
+        rc = mch_lines_open(&l, o->docs, err);
+        char *line;
+        size_t len;
+        long lineno;
+        int jsonl = ends_with(o->docs, ".jsonl") || ends_with(o->docs, ".jsonl.zst");
+        while (!rc && !(rc = mch_lines_next(l, &line, &len, &lineno, err)) && line) {
+            if (strlen(line) != len || !mch_utf8_valid(line, len, NULL)) continue;
+            const char *docno = NULL, *text = NULL;
+            cJSON *j = NULL;
+            if (jsonl) {
+                j = cJSON_ParseWithLength(line, len);
+                const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "docno");
+                const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
+                if (cJSON_IsString(d) && cJSON_IsString(t))
+                    docno = d->valuestring, text = t->valuestring;
+            } else {
+                char *tab = strchr(line, '\t');
+                if (tab && !strchr(tab + 1, '\t')) {
+                    *tab = 0;
+                    docno = line;
+                    text = tab + 1;
+                }
+            }
+            int added = 0;
+            if (docno && *text && !mch_strmap_put(seen, docno, strlen(docno), &added))
+                rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+            if (!rc && added) rc = mch_df_add_doc(s->df, text, strlen(text), err);
+            cJSON_Delete(j);
+        }
+        mch_lines_close(l);
+    }
+    mch_strmap_free(seen);
+    if (!rc && o->write_df) rc = mch_df_save(s->df, o->write_df, err);
+    return rc;
+}
+
+mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o, const mch_model *m,
+                                mch_err *err)
+{
+    if (!m->vocab) return mch_fail(err, MCH_ERR_ARG, "%s: the model has no vocab.txt", m->dir);
+    int trec = o->run || o->topics || o->docs || o->qrels;
+    if (!!o->input == !!trec)
+        return mch_fail(err, MCH_ERR_ARG,
+                        "give --input FILE, or --topics and --docs with --run or --qrels");
+    if (trec && (!o->topics || !o->docs || (!o->run && !o->qrels)))
+        return mch_fail(err, MCH_ERR_ARG,
+                        "TREC input needs --topics and --docs, and --run or --qrels");
+    if (o->format && strcmp(o->format, "tsv") && strcmp(o->format, "jsonl"))
+        return mch_fail(err, MCH_ERR_ARG, "--format takes tsv or jsonl, got '%s'", o->format);
+    mch_pair_source *s = calloc(1, sizeof *s);
+    if (!s) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    mch_perturb_opts *po = &s->po;
+    mch_status rc = MCH_OK;
+    if (o->perturb && !mch_perturb_parse(o->perturb, &po->kind))
+        rc = mch_fail(err, MCH_ERR_ARG, "--perturb takes tfc1, tdc, lnc1 or inject, got '%s'",
+                      o->perturb);
+    po->pos = MCH_POS_END;
+    if (!rc && o->position) {
+        char *end;
+        if (!strcmp(o->position, "start"))
+            po->pos = MCH_POS_START;
+        else if (!strcmp(o->position, "end"))
+            po->pos = MCH_POS_END;
+        else if ((po->pos_index = (int)strtol(o->position, &end, 10)) >= 0 && !*end &&
+                 end != o->position)
+            po->pos = MCH_POS_INDEX;
+        else
+            rc = mch_fail(err, MCH_ERR_ARG,
+                          "--position takes start, end or a token index, got '%s'", o->position);
+    }
+    po->filler = o->filler;
+    po->term = o->term;
+    po->max_len = o->max_len ? o->max_len : m->cfg.max_pos;
+    po->max_query_len = o->max_query_len;
+    po->bi = m->cfg.head == MCH_HEAD_NONE;
+    po->stem = o->stem;
+    po->seed = o->seed;
+    if (!rc && po->max_len > m->cfg.max_pos)
+        rc = mch_fail(err, MCH_ERR_ARG, "--max-len %d exceeds max_position_embeddings %d",
+                      po->max_len, m->cfg.max_pos);
+    if (!rc && o->stopwords) rc = mch_stopwords_load(&s->stop, o->stopwords, err);
+    po->stopwords = s->stop;
+    if (!rc && (po->kind == MCH_PERTURB_TDC || po->kind == MCH_PERTURB_LNC1 || o->write_df)) {
+        if (!(s->df = mch_df_create()))
+            rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+        else if (o->df)
+            rc = mch_df_load(s->df, o->df, err);
+        else
+            rc = df_pass(s, o, err);
+        po->df = s->df;
+    }
+    if (!rc) rc = mch_perturber_create(&s->pert, m->vocab, po, err);
+    mch_input_opts io = {o->strict, o->top_k, 1000};
+    if (!rc && o->input) {
+        int jsonl = o->format ? !strcmp(o->format, "jsonl")
+                              : ends_with(o->input, ".jsonl") || ends_with(o->input, ".jsonl.zst");
+        rc = jsonl ? mch_input_open_jsonl(&s->in, o->input, &io, err)
+                   : mch_input_open_tsv(&s->in, o->input, &io, err);
+    } else if (!rc) {
+        rc = mch_input_open_trec(&s->in, o->run, o->topics, o->docs, o->qrels, &io, err);
+    }
+    if (rc) {
+        mch_pair_source_close(s);
+        return rc;
+    }
+    *out = s;
+    return MCH_OK;
+}
+
+mch_status mch_pair_source_next(mch_pair_source *s, const mch_pair **pair, const mch_record **rec,
+                                mch_err *err)
+{
+    for (;;) {
+        const mch_record *r;
+        mch_status rc = mch_input_next(s->in, &r, err);
+        if (rc) return rc;
+        if (!r) {
+            *pair = NULL;
+            *rec = NULL;
+            return MCH_OK;
+        }
+        if ((rc = mch_perturb(s->pert, r->qid, r->query, r->docno, r->text, r->term, &s->pair,
+                              err))) {
+            char msg[sizeof err->msg + 64];
+            snprintf(msg, sizeof msg, "%s:%ld: %s", r->file, r->line, err->msg);
+            size_t n = strlen(msg) < sizeof err->msg ? strlen(msg) : sizeof err->msg - 1;
+            memcpy(err->msg, msg, n);
+            err->msg[n] = 0;
+            return rc;
+        }
+        if (!s->pair.skip[0]) {
+            *pair = &s->pair;
+            *rec = r;
+            return MCH_OK;
+        }
+        s->perturb_skips++;
+        mch_skip_report *rep = &s->report;
+        if (rep->n_entries < 1000) {
+            mch_skip *e = realloc(rep->entries, (size_t)(rep->n_entries + 1) * sizeof *e);
+            if (!e) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+            rep->entries = e;
+            e[rep->n_entries].file = r->file;
+            e[rep->n_entries].line = r->line;
+            snprintf(e[rep->n_entries].reason, sizeof e->reason, "%s", s->pair.skip);
+            rep->n_entries++;
+        }
+    }
+}
+
+const mch_skip_report *mch_pair_source_report(const mch_pair_source *cs)
+{
+    mch_pair_source *s = (mch_pair_source *)cs;
+    const mch_skip_report *r = mch_input_report(s->in);
+    mch_skip_report *m = &s->report;
+    m->units = r->units;
+    m->produced = r->produced - s->perturb_skips;
+    m->skipped = r->skipped + s->perturb_skips;
+    m->table_skipped = r->table_skipped;
+    m->cap = 1000;
+    return m;
+}
+
+void mch_pair_source_print_report(const mch_pair_source *s, FILE *f)
+{
+    const mch_skip_report *r = mch_pair_source_report(s);
+    fprintf(
+        f,
+        "units %ld, produced %ld, skipped %ld (input %ld, perturbation %ld), bad table lines %ld\n",
+        r->units, r->produced, r->skipped, r->skipped - s->perturb_skips, s->perturb_skips,
+        r->table_skipped);
+    const mch_skip_report *in = mch_input_report(s->in);
+    for (long i = 0; i < in->n_entries; i++)
+        fprintf(f, "%s:%ld: %s\n", in->entries[i].file, in->entries[i].line, in->entries[i].reason);
+    if (in->skipped + in->table_skipped > in->n_entries)
+        fprintf(f, "... and %ld more input lines\n",
+                in->skipped + in->table_skipped - in->n_entries);
+    for (long i = 0; i < s->report.n_entries; i++)
+        fprintf(f, "%s:%ld: %s\n", s->report.entries[i].file, s->report.entries[i].line,
+                s->report.entries[i].reason);
+    if (s->perturb_skips > s->report.n_entries)
+        fprintf(f, "... and %ld more pairs that could not be perturbed\n",
+                s->perturb_skips - s->report.n_entries);
+}
+
+long mch_pair_source_perturb_skips(const mch_pair_source *s)
+{
+    return s->perturb_skips;
+}
+
+const mch_perturb_opts *mch_pair_source_perturb_opts(const mch_pair_source *s)
+{
+    return &s->po;
+}
+
+void mch_pair_source_close(mch_pair_source *s)
+{
+    if (!s) return;
+    mch_input_close(s->in);
+    mch_perturber_free(s->pert);
+    mch_strmap_free(s->stop);
+    mch_df_free(s->df);
+    free(s->report.entries);
+    free(s);
+}
