@@ -162,9 +162,11 @@ mch_status mch_cmap_acc_add(mch_cmap_acc *a, const Mechir__PairResult *r, mch_er
     size_t T = p->n_ids_baseline;
     add_maps(a, &a->heads, &a->blocks, r);
     for (int k = 0; k < a->K; k++) {
-        if (r->n_head_pos_z) add_by_role(&a->hpz, (size_t)k, r->head_pos_z + (size_t)k * T, p->roles.data, T, a->R);
+        if (r->n_head_pos_z)
+            add_by_role(&a->hpz, (size_t)k, r->head_pos_z + (size_t)k * T, p->roles.data, T, a->R);
         if (r->n_head_pos_pattern)
-            add_by_role(&a->hpp, (size_t)k, r->head_pos_pattern + (size_t)k * T, p->roles.data, T, a->R);
+            add_by_role(&a->hpp, (size_t)k, r->head_pos_pattern + (size_t)k * T, p->roles.data, T,
+                        a->R);
     }
     int keys[2][2] = {{0, p->relevance}, {1, p->rank >= 1 ? (p->rank - 1) / 10 : -1}};
     for (int i = 0; i < 2; i++) {
@@ -228,7 +230,7 @@ mch_status mch_cmap_pack(const mch_cmap_acc *ca, const Mechir__JobSpec *spec, ch
     Mechir__Stratum *st = calloc((size_t)a->n_strata + 1, sizeof *st);
     Mechir__Stratum **stp = calloc((size_t)a->n_strata + 1, sizeof *stp);
     Mechir__Stats *sts = calloc(2 * (size_t)a->n_strata + 1, sizeof *sts);
-    char (*names)[32] = calloc((size_t)a->n_strata + 1, sizeof *names);
+    char(*names)[32] = calloc((size_t)a->n_strata + 1, sizeof *names);
     uint64_t *ids = malloc((a->n_ids + 1) * sizeof *ids);
     char **sorted_sites = calloc(n_sites + 1, sizeof *sorted_sites);
     mch_status rc = MCH_OK;
@@ -239,8 +241,10 @@ mch_status mch_cmap_pack(const mch_cmap_acc *ca, const Mechir__JobSpec *spec, ch
     for (int i = 0; i < a->n_strata; i++) {
         mch_stratum *s = &a->strata[i];
         mechir__stratum__init(&st[i]);
-        if (s->kind == 0) snprintf(names[i], sizeof names[i], "relevance=%d", s->key);
-        else snprintf(names[i], sizeof names[i], "rank=%d-%d", 10 * s->key + 1, 10 * s->key + 10);
+        if (s->kind == 0)
+            snprintf(names[i], sizeof names[i], "relevance=%d", s->key);
+        else
+            snprintf(names[i], sizeof names[i], "rank=%d-%d", 10 * s->key + 1, 10 * s->key + 10);
         st[i].name = names[i];
         st[i].pairs = s->pairs;
         st[i].heads = stats_msg(&sts[2 * i], &s->heads);
@@ -294,20 +298,29 @@ mch_status mch_cmap_unpack(Mechir__CircuitMap **out, const uint8_t *buf, size_t 
         return mch_fail(err, MCH_ERR_FORMAT, "%s: %zu bytes is larger than any circuit map", name,
                         len);
     Mechir__CircuitMap *m = mechir__circuit_map__unpack(NULL, len, buf);
-    if (!m) return mch_fail(err, MCH_ERR_PROTO, "%s: not a circuit map (protobuf decoding failed)", name);
+    if (!m)
+        return mch_fail(err, MCH_ERR_PROTO, "%s: not a circuit map (protobuf decoding failed)",
+                        name);
     const char *bad = NULL;
     const Mechir__JobSpec *s = m->spec;
     size_t L = s ? s->layers : 0, NH = s ? s->heads : 0, R = m->n_roles;
     size_t K = s ? s->n_head_list / 2 : 0;
-    if (!m->format || strcmp(m->format, MCH_CMAP_FORMAT)) bad = "format is not mechir-circuit/1";
-    else if (!s) bad = "no job spec";
-    else if (L < 1 || L > 1024 || NH < 1 || NH > 1024) bad = "spec: layers or heads out of range";
-    else if (s->n_head_list % 2) bad = "spec: head list of odd length";
-    else if (R != MCH_ROLE_COUNT) bad = "roles: unexpected number of roles";
+    if (!m->format || strcmp(m->format, MCH_CMAP_FORMAT))
+        bad = "format is not mechir-circuit/1";
+    else if (!s)
+        bad = "no job spec";
+    else if (L < 1 || L > 1024 || NH < 1 || NH > 1024)
+        bad = "spec: layers or heads out of range";
+    else if (s->n_head_list % 2)
+        bad = "spec: head list of odd length";
+    else if (R != MCH_ROLE_COUNT)
+        bad = "roles: unexpected number of roles";
     else if (m->pairs_used + m->pairs_skipped + m->pairs_failed != m->pairs_total)
         bad = "pair counts: used + skipped + failed != total";
-    else if (m->n_pair_ids != m->pairs_total) bad = "pair_ids: count differs from pairs_total";
-    else if (!stats_ok(m->heads, L * NH, m->pairs_used)) bad = "heads: wrong shape or values";
+    else if (m->n_pair_ids != m->pairs_total)
+        bad = "pair_ids: count differs from pairs_total";
+    else if (!stats_ok(m->heads, L * NH, m->pairs_used))
+        bad = "heads: wrong shape or values";
     else if (!stats_ok(m->blocks_by_role, 3 * L * R, m->pairs_used))
         bad = "blocks_by_role: wrong shape or values";
     else if (!stats_ok(m->head_pos_z_by_role, K * R, m->pairs_used))
@@ -315,7 +328,8 @@ mch_status mch_cmap_unpack(Mechir__CircuitMap **out, const uint8_t *buf, size_t 
     else if (!stats_ok(m->head_pos_pattern_by_role, K * R, m->pairs_used))
         bad = "head_pos_pattern_by_role: wrong shape or values";
     for (size_t i = 0; !bad && i < m->n_roles; i++)
-        if (!m->roles[i] || strcmp(m->roles[i], mch_role_name((mch_role)i))) bad = "roles: unknown role";
+        if (!m->roles[i] || strcmp(m->roles[i], mch_role_name((mch_role)i)))
+            bad = "roles: unknown role";
     for (size_t i = 1; !bad && i < m->n_pair_ids; i++)
         if (m->pair_ids[i] <= m->pair_ids[i - 1]) bad = "pair_ids: not sorted and unique";
     for (size_t i = 0; !bad && i < m->n_strata; i++) {
@@ -325,7 +339,8 @@ mch_status mch_cmap_unpack(Mechir__CircuitMap **out, const uint8_t *buf, size_t 
             bad = "strata: wrong shape or values";
     }
     for (size_t i = 0; !bad && i < K; i++)
-        if (s->head_list[2 * i] >= L || s->head_list[2 * i + 1] >= NH) bad = "spec: head outside the model";
+        if (s->head_list[2 * i] >= L || s->head_list[2 * i + 1] >= NH)
+            bad = "spec: head outside the model";
     if (bad) {
         mechir__circuit_map__free_unpacked(m, NULL);
         return mch_fail(err, MCH_ERR_FORMAT, "%s: invalid circuit map: %s", name, bad);
@@ -389,11 +404,13 @@ static void json_stats_block(FILE *f, const Mechir__Stats *s, size_t rows, size_
                 for (size_t c = 0; c < cols; c++) {
                     size_t i = (p * rows + r) * cols + c;
                     if (c) putc(',', f);
-                    if (k == 0) s->n[i] ? mch_json_number(f, s->mean[i]) : (void)fputs("null", f);
+                    if (k == 0)
+                        s->n[i] ? mch_json_number(f, s->mean[i]) : (void)fputs("null", f);
                     else if (k == 1)
                         s->n[i] >= 2 ? mch_json_number(f, sqrt(s->m2[i] / (double)(s->n[i] - 1)))
                                      : (void)fputs("null", f);
-                    else fprintf(f, "%llu", (unsigned long long)s->n[i]);
+                    else
+                        fprintf(f, "%llu", (unsigned long long)s->n[i]);
                 }
                 putc(']', f);
             }
@@ -446,7 +463,9 @@ void mch_cmap_write_json(const Mechir__CircuitMap *m, FILE *f)
             (unsigned long long)m->pairs_skipped, (unsigned long long)m->pairs_failed);
     fputs(",\"heads\":{", f);
     json_stats_block(f, m->heads, L, NH, 1);
-    fputs("},\"blocks_by_role\":{\"components\":[\"resid_pre\",\"attn_out\",\"mlp_out\"],\"roles\":", f);
+    fputs(
+        "},\"blocks_by_role\":{\"components\":[\"resid_pre\",\"attn_out\",\"mlp_out\"],\"roles\":",
+        f);
     json_string_list(f, m->roles, R);
     putc(',', f);
     json_stats_block(f, m->blocks_by_role, L, R, 3);

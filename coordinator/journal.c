@@ -53,8 +53,10 @@ mch_status mch_journal_create(mch_journal *j, const char *path, const uint8_t *s
     j->f = fdopen(fd, "wb");
     j->path = strdup(path);
     if (!j->f || !j->path) {
-        if (j->f) fclose(j->f);
-        else close(fd);
+        if (j->f)
+            fclose(j->f);
+        else
+            close(fd);
         free(j->path);
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     }
@@ -69,8 +71,7 @@ mch_status mch_journal_create(mch_journal *j, const char *path, const uint8_t *s
     return mch_journal_sync(j, err);
 }
 
-static mch_status add_rec(mch_journal *j, uint64_t index, uint64_t off, uint32_t len,
-                          mch_err *err)
+static mch_status add_rec(mch_journal *j, uint64_t index, uint64_t off, uint32_t len, mch_err *err)
 {
     if (j->n_recs == j->cap_recs) {
         size_t cap = j->cap_recs ? 2 * j->cap_recs : 1024;
@@ -131,8 +132,8 @@ mch_status mch_journal_open(mch_journal *j, const char *path, int append,
         if (get_u64(b8) != mch_fnv1a64(buf, len)) {
             /* A damaged last record is a torn write; anything after it means corruption. */
             if (fgetc(f) == EOF) break;
-            rc = mch_fail(err, MCH_ERR_FORMAT, "%s: record at offset %llu fails its checksum",
-                          path, (unsigned long long)off);
+            rc = mch_fail(err, MCH_ERR_FORMAT, "%s: record at offset %llu fails its checksum", path,
+                          (unsigned long long)off);
             goto done;
         }
         if (index_of(buf, len, &index) != 0) {

@@ -22,12 +22,12 @@ typedef struct {
 
 typedef struct {
     char *path;
-    FILE *f;               /* append handle, or NULL when read-only */
-    uint8_t *spec;         /* header spec bytes */
+    FILE *f;       /* append handle, or NULL when read-only */
+    uint8_t *spec; /* header spec bytes */
     size_t spec_len;
     mch_journal_rec *recs; /* records read at open (resume) */
     size_t n_recs, cap_recs;
-    uint64_t end;          /* offset after the last good record */
+    uint64_t end; /* offset after the last good record */
 } mch_journal;
 
 /* Creates OUT/journal.bin with the spec (refusing an existing one). */

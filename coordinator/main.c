@@ -16,6 +16,7 @@ static void usage(FILE *f)
                "  score    score query-document pairs with a model\n"
                "  patch    activation patching of one baseline/perturbed pair (JSON)\n"
                "  pairs    build aligned baseline/perturbed pairs of a collection (JSONL)\n"
+               "  run      corpus-scale circuit discovery (MPI; one process without mpirun)\n"
                "\n"
                "options:\n"
                "  -h, --help     this text; 'mechir <command> --help' for a command's options\n"
@@ -40,6 +41,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "score")) return mch_cmd_score(argc - 1, argv + 1);
     if (!strcmp(cmd, "patch")) return mch_cmd_patch(argc - 1, argv + 1);
     if (!strcmp(cmd, "pairs")) return mch_cmd_pairs(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run")) return mch_cmd_run(argc - 1, argv + 1);
     fprintf(stderr, "mechir: unknown command '%s' (see 'mechir --help')\n", cmd);
     return 2;
 }

@@ -169,7 +169,8 @@ mch_status mch_patcher_create(mch_patcher **out, const mch_model *m, const mch_p
     p->FF = c->FF;
     p->bi = c->head == MCH_HEAD_NONE;
     p->cls_last = !p->bi || p->o.pooling == MCH_POOL_CLS;
-    int need_pattern = (opts->sweeps & MCH_SWEEP_HEAD_POS) || opts->save_patterns;
+    int need_pattern =
+        (opts->sweeps & MCH_SWEEP_HEAD_POS) || opts->save_patterns || opts->keep_patterns;
     size_t C = (size_t)c->C, T = (size_t)max_T, Lz = (size_t)c->L;
     size_t per_variant = T * (6 * C + (size_t)c->FF) * sizeof(float);
     size_t s_max = p->o.scratch_bytes / per_variant;
@@ -745,4 +746,19 @@ mch_status mch_patch_run(mch_patcher *p, const mch_patch_pair *pair, mch_patch_r
     if ((p->o.sweeps & MCH_SWEEP_BLOCKS) && (rc = sweep_blocks(p, pair, res, err))) return rc;
     if ((p->o.sweeps & MCH_SWEEP_HEAD_POS) && (rc = sweep_head_pos(p, pair, res, err))) return rc;
     return MCH_OK;
+}
+
+const float *mch_patcher_activation(const mch_patcher *cp, int run, mch_site site, int layer)
+{
+    mch_patcher *p = (mch_patcher *)cp;
+    run_cache *rc = run ? &p->pert : &p->base;
+    if (site == MCH_SITE_FULL_EMBED) site = MCH_SITE_RESID_PRE, layer = 0;
+    if (site < 0 || site >= MCH_SITE_COUNT || layer < 0 || layer >= p->L || !rc->buf[site])
+        return NULL;
+    return cache_at(rc, site, p, layer);
+}
+
+int mch_patcher_tokens(const mch_patcher *p)
+{
+    return p->T;
 }

@@ -38,6 +38,7 @@ typedef struct {
     int naive;            /* one full forward per patch */
     size_t scratch_bytes; /* budget for batched patches (default 256 MiB) */
     mch_pooling pooling;  /* bi-encoder pooling */
+    int keep_patterns;    /* keep every layer's attention pattern (mch_patcher_activation) */
 } mch_patch_opts;
 
 typedef struct {
@@ -79,5 +80,12 @@ void mch_patcher_free(mch_patcher *p); /* accepts NULL */
  * change is below min_delta is reported as skipped. */
 mch_status mch_patch_run(mch_patcher *p, const mch_patch_pair *pair, mch_patch_result *res,
                          mch_err *err);
+
+/* One activation of the last pair's full runs (run 0 baseline, 1 perturbed), shaped as the site
+ * says for T = the pair's tokens; NULL for a site that is not kept (hook_pattern without
+ * keep_patterns, head-pos or save_patterns). hook_full_embed is blocks.0.hook_resid_pre. */
+const float *mch_patcher_activation(const mch_patcher *p, int run, mch_site site, int layer);
+/* Tokens of the last pair. */
+int mch_patcher_tokens(const mch_patcher *p);
 
 #endif

@@ -452,7 +452,8 @@ int mch_cmd_patch(int argc, char **argv)
                          a.min_delta,
                          a.naive,
                          (size_t)(a.scratch_mb ? a.scratch_mb : 256) << 20,
-                         a.pooling};
+                         a.pooling,
+                         0};
     if (mch_patcher_create(&p, m, &po, ids.T, &err)) {
         fprintf(stderr, "mechir patch: %s\n", err.msg);
         rc = 1;
