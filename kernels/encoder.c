@@ -335,7 +335,7 @@ static mch_status layer_forward(const mch_model *m, mch_workspace *ws, int B, in
         return rc;
     mch_linear_forward(ws->proj, C, ws->z, C, w->o_w, w->o_b, N, C, C);
     if ((rc = run_hooks(hk, m, ws, B, MCH_SITE_ATTN_OUT, l, ws->proj, -1, err))) return rc;
-    for (size_t i = 0; i < NC; i++) ws->mid[i] = ws->x[i] + ws->proj[i];
+    mch_add_forward(ws->mid, ws->x, ws->proj, NC);
     if ((rc = run_hooks(hk, m, ws, B, MCH_SITE_RESID_MID, l, ws->mid, -1, err))) return rc;
     /* Post-LN block: the MLP's residual is the normalised resid_mid. */
     mch_layernorm_forward(ws->x, ws->mid, w->ln1_g, w->ln1_b, N, C, c->eps);
@@ -343,7 +343,7 @@ static mch_status layer_forward(const mch_model *m, mch_workspace *ws, int B, in
     activation_forward(ws->ff, (size_t)N * c->FF, c->act);
     mch_linear_forward(ws->proj, C, ws->ff, c->FF, w->ff2_w, w->ff2_b, N, c->FF, C);
     if ((rc = run_hooks(hk, m, ws, B, MCH_SITE_MLP_OUT, l, ws->proj, -1, err))) return rc;
-    for (size_t i = 0; i < NC; i++) ws->mid[i] = ws->x[i] + ws->proj[i];
+    mch_add_forward(ws->mid, ws->x, ws->proj, NC);
     if ((rc = run_hooks(hk, m, ws, B, MCH_SITE_RESID_POST, l, ws->mid, -1, err))) return rc;
     mch_layernorm_forward(ws->x, ws->mid, w->ln2_g, w->ln2_b, N, C, c->eps);
     return run_hooks(hk, m, ws, B, MCH_SITE_NORM_RESID_POST, l, ws->x, -1, err);

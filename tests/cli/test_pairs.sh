@@ -1,0 +1,91 @@
+#!/bin/sh
+# `mechir pairs` end to end: TSV with bad lines (reported with file:line, produced + skipped =
+# input), JSONL, TREC run/topics/docs/qrels joins, --strict, atomic -o, deterministic seeds.
+set -u
+MECHIR=$1
+DATA=$2
+MODEL=$DATA/models/bert-ce-tiny
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+check() { # description, then a command that must succeed
+    d=$1; shift
+    if "$@"; then echo "ok - $d"; else echo "FAIL - $d"; fails=$((fails + 1)); fi
+}
+
+tab=$(printf '\t')
+{
+    printf 'qid\tquery\tdocno\ttext\n'
+    printf 'q1\tfast lossless compression\td1\tZstd is a fast compression algorithm.\n'
+    printf 'q2\tweb browser engine\td2\tA browser for the web.\n'
+    printf 'q3\tonly three\tcolumns\n'
+    printf 'q4\tthe it is\td4\tno query term survives stopwords\n'
+    printf 'q5\tpdf rendering library\td5\tPoppler renders PDF files.\tpoppler\n'
+    printf 'q1\tfast lossless compression\td1\tduplicate pair\n'
+    printf 'q6\t\td6\tempty query\n'
+    printf 'q7\tbad \377 utf8\td7\ttext\n'
+} > "$T/in.tsv"
+
+"$MECHIR" pairs --model "$MODEL" --input "$T/in.tsv" --max-len 32 --seed 3 -o "$T/out.jsonl" \
+    --skips "$T/skips.txt" 2> "$T/err.txt"
+check "pairs exits 0 with bad lines reported" test $? -eq 0
+check "3 pairs written" test "$(wc -l < "$T/out.jsonl")" -eq 3
+check "summary counts 8 units, 3 pairs, 5 skipped" \
+    grep -q "8 input units: 3 pairs written, 5 skipped" "$T/err.txt"
+check "wrong column count reported with file:line" \
+    grep -q "in.tsv:4: expected 4 or 5 tab-separated columns, found 3" "$T/skips.txt"
+check "duplicate pair reported with file:line" grep -q "in.tsv:7: duplicate" "$T/skips.txt"
+check "empty query reported" grep -q "in.tsv:8: empty query" "$T/skips.txt"
+check "invalid UTF-8 reported" grep -q "in.tsv:9: invalid UTF-8" "$T/skips.txt"
+check "no query term reported" grep -q "in.tsv:5: no query term" "$T/skips.txt"
+check "each line has ids, types, roles and a 16-hex-digit pair id" \
+    sh -c "grep -c '\"pair_id\":\"[0-9a-f]\{16\}\".*\"baseline_ids\".*\"perturbed_ids\".*\"token_types\".*\"roles\"' '$T/out.jsonl' | grep -qx 3"
+
+# The same seed gives the same pairs; a shard (one line) picks the same term as the whole.
+"$MECHIR" pairs --model "$MODEL" --input "$T/in.tsv" --max-len 32 --seed 3 2>/dev/null > "$T/again.jsonl"
+check "same seed, same output" cmp -s "$T/out.jsonl" "$T/again.jsonl"
+sed -n '1p;3p' "$T/in.tsv" > "$T/shard.tsv"
+"$MECHIR" pairs --model "$MODEL" --input "$T/shard.tsv" --max-len 32 --seed 3 2>/dev/null > "$T/shard.jsonl"
+check "a shard's pair equals the whole run's line" grep -qxF "$(cat "$T/shard.jsonl")" "$T/out.jsonl"
+
+# --strict: the first bad line is fatal, and -o leaves no partial file.
+"$MECHIR" pairs --model "$MODEL" --input "$T/in.tsv" --strict -o "$T/strict.jsonl" 2> "$T/strict.err"
+check "--strict exits 1" test $? -eq 1
+check "--strict names file:line" grep -q "in.tsv:4:" "$T/strict.err"
+check "--strict leaves no output file" test ! -e "$T/strict.jsonl"
+check "no temp file left behind" sh -c "! ls '$T' | grep -q tmp"
+
+# JSONL input with relevance and rank.
+printf '{"qid":"a","query":"fast compression","docno":"x","text":"zstd compression","relevance":2,"rank":3}\n{"qid":1,"query":"web browser","docno":2,"text":"browser"}\n' > "$T/in.jsonl"
+"$MECHIR" pairs --model "$MODEL" --input "$T/in.jsonl" --max-len 32 2>/dev/null > "$T/j.jsonl"
+check "JSONL: 2 pairs" test "$(wc -l < "$T/j.jsonl")" -eq 2
+check "JSONL: relevance and rank carried" grep -q '"relevance":2,"rank":3' "$T/j.jsonl"
+check "JSONL: integer ids printed as strings" grep -q '"qid":"1","docno":"2"' "$T/j.jsonl"
+
+# TREC: run + topics + docs (+ qrels), top-k, a missing docno, and tdc with document frequencies.
+printf 'q1\tfast lossless compression\nq2\tweb browser engine\n' > "$T/topics.tsv"
+printf 'd1\tZstd is a fast lossless compression tool\nd2\tbrowser engine\nd3\tlossless audio codec\n' > "$T/docs.tsv"
+printf 'q1 Q0 d1 1 9.1 bm25\nq1 Q0 d3 2 8.0 bm25\nq1 Q0 d9 3 7.0 bm25\nq2 Q0 d2 1 5.0 bm25\nq2 Q0 d1 2 1.0 bm25\n' > "$T/run.txt"
+printf 'q1 0 d1 1\nq2 0 d2 1\n' > "$T/qrels.txt"
+"$MECHIR" pairs --model "$MODEL" --run "$T/run.txt" --topics "$T/topics.tsv" --docs "$T/docs.tsv" \
+    --qrels "$T/qrels.txt" --top-k 3 --perturb tdc --max-len 32 --write-df "$T/df.tsv" \
+    -o "$T/trec.jsonl" 2> "$T/trec.err"
+check "TREC: exits 0" test $? -eq 0
+check "TREC: 4 pairs (d9 missing from docs)" test "$(wc -l < "$T/trec.jsonl")" -eq 4
+check "TREC: missing docno reported with run file:line" grep -q "run.txt:3: docno 'd9' not in docs" "$T/trec.err"
+check "TREC: relevance from qrels" grep -q '"docno":"d1","perturbation":"tdc","term":"fast".*"relevance":1' "$T/trec.jsonl"
+check "tdc: document frequencies written with #N" grep -qx "#N${tab}3" "$T/df.tsv"
+"$MECHIR" pairs --model "$MODEL" --run "$T/run.txt" --topics "$T/topics.tsv" --docs "$T/docs.tsv" \
+    --top-k 1 --perturb tdc --df "$T/df.tsv" --max-len 32 2>/dev/null > "$T/top1.jsonl"
+check "--top-k 1 keeps rank 1 only" test "$(wc -l < "$T/top1.jsonl")" -eq 2
+
+# Usage errors.
+"$MECHIR" pairs --model "$MODEL" 2>/dev/null
+check "no input: exit 1" test $? -eq 1
+"$MECHIR" pairs --model "$MODEL" --input "$T/in.tsv" --perturb nope 2>/dev/null
+check "unknown perturbation: exit 1" test $? -eq 1
+"$MECHIR" pairs --bogus 2>/dev/null
+check "unknown option: exit 2" test $? -eq 2
+
+if [ "$fails" -ne 0 ]; then echo "$fails check(s) failed"; exit 1; fi
+echo "all pairs checks passed"
