@@ -19,7 +19,6 @@
 #include "model.h"
 #include "ops.h"
 
-
 typedef struct {
     const char *dir;
     int keep, write_only;

@@ -8,6 +8,8 @@ int mch_cmd_score(int argc, char **argv);
 int mch_cmd_patch(int argc, char **argv);
 int mch_cmd_pairs(int argc, char **argv);
 int mch_cmd_run(int argc, char **argv);
+int mch_cmd_merge(int argc, char **argv);
+int mch_cmd_report(int argc, char **argv);
 
 /* Parses a positive int option value; prints a message naming opt and returns 0 on error. */
 int mch_cli_int(const char *opt, const char *val, int lo, int hi, int *out);

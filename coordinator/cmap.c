@@ -202,6 +202,24 @@ static int cmp_stratum(const void *a, const void *b)
     return x->key - y->key;
 }
 
+static void stratum_key(const char *name, int *kind, long *key)
+{
+    const char *eq = strchr(name, '=');
+    *kind = !strncmp(name, "relevance=", 10) ? 0 : !strncmp(name, "rank=", 5) ? 1 : 2;
+    *key = eq ? strtol(eq + 1, NULL, 10) : 0;
+}
+
+int mch_stratum_cmp(const char *a, const char *b)
+{
+    int ka, kb;
+    long va, vb;
+    stratum_key(a, &ka, &va);
+    stratum_key(b, &kb, &vb);
+    if (ka != kb) return ka - kb;
+    if (va != vb) return va < vb ? -1 : 1;
+    return strcmp(a, b);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);

@@ -60,6 +60,18 @@ mch_status mch_cmap_load(Mechir__CircuitMap **out, const char *path, mch_err *er
 mch_status mch_cmap_unpack(Mechir__CircuitMap **out, const uint8_t *buf, size_t len,
                            const char *name, mch_err *err);
 
+/* Merges validated maps of disjoint pair sets (coordinator/merge_cmd.c): refuses incompatible
+ * specs and shared pairs (messages name the inputs); reorders in canonically, so the packed
+ * bytes do not depend on the argument order. */
+typedef struct {
+    Mechir__CircuitMap *m;
+    const char *name;
+} mch_cmap_input;
+mch_status mch_cmap_merge(mch_cmap_input *in, int n, uint8_t **out, size_t *out_len, mch_err *err);
+
+/* Order of strata names: relevance grades, then rank buckets, each by number. */
+int mch_stratum_cmp(const char *a, const char *b);
+
 /* Writes the circuit.json form of a map. */
 void mch_cmap_write_json(const Mechir__CircuitMap *m, FILE *f);
 

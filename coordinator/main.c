@@ -17,6 +17,8 @@ static void usage(FILE *f)
                "  patch    activation patching of one baseline/perturbed pair (JSON)\n"
                "  pairs    build aligned baseline/perturbed pairs of a collection (JSONL)\n"
                "  run      corpus-scale circuit discovery (MPI; one process without mpirun)\n"
+               "  merge    combine circuit maps of shards or sites\n"
+               "  report   heatmaps, top components, CSV/JSON of a circuit map\n"
                "\n"
                "options:\n"
                "  -h, --help     this text; 'mechir <command> --help' for a command's options\n"
@@ -42,6 +44,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "patch")) return mch_cmd_patch(argc - 1, argv + 1);
     if (!strcmp(cmd, "pairs")) return mch_cmd_pairs(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return mch_cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "merge")) return mch_cmd_merge(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report")) return mch_cmd_report(argc - 1, argv + 1);
     fprintf(stderr, "mechir: unknown command '%s' (see 'mechir --help')\n", cmd);
     return 2;
 }

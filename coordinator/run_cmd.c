@@ -754,7 +754,7 @@ static int worker_main(int rank)
     if (rc) { /* tell the coordinator, then wait for the stop */
         Mechir__Error e;
         mechir__error__init(&e);
-        char msg[700];
+        char msg[sizeof host + sizeof err.msg + 8]; /* "on HOST: MESSAGE", never cut */
         snprintf(msg, sizeof msg, "on %s: %s", host, err.msg);
         e.rank = (uint32_t)rank;
         e.message = msg;
@@ -792,7 +792,7 @@ static int worker_main(int rank)
         if (urc) {
             Mechir__Error em;
             mechir__error__init(&em);
-            char msg[700];
+            char msg[sizeof host + sizeof e.msg + 8];
             snprintf(msg, sizeof msg, "on %s: %s", host, e.msg);
             em.rank = (uint32_t)rank;
             em.message = msg;

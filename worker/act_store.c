@@ -188,7 +188,7 @@ static uint32_t stored_value(mch_store_dtype dt, uint32_t x)
 
 int mch_store_dtype_parse(const char *s, mch_store_dtype *dt)
 {
-    if (!s) return -1;
+    if (!s) return 0;
     if (!strcmp(s, "f32") || !strcmp(s, "lossless"))
         *dt = MCH_STORE_F32;
     else if (!strcmp(s, "bf16"))
@@ -196,8 +196,8 @@ int mch_store_dtype_parse(const char *s, mch_store_dtype *dt)
     else if (!strcmp(s, "fp16") || !strcmp(s, "f16"))
         *dt = MCH_STORE_F16;
     else
-        return -1;
-    return 0;
+        return 0;
+    return 1;
 }
 
 const char *mch_store_dtype_name(mch_store_dtype dt)

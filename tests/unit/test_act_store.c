@@ -145,17 +145,18 @@ static mch_store *open_store(const char *dir)
 static void test_dtype_names_parse(void **state)
 {
     (void)state;
-    mch_store_dtype dt;
-    assert_int_equal(mch_store_dtype_parse("lossless", &dt), 0);
+    mch_store_dtype dt = MCH_STORE_BF16;
+    assert_int_equal(mch_store_dtype_parse("lossless", &dt), 1);
     assert_int_equal(dt, MCH_STORE_F32);
-    assert_int_equal(mch_store_dtype_parse("f32", &dt), 0);
+    assert_int_equal(mch_store_dtype_parse("f32", &dt), 1);
     assert_int_equal(dt, MCH_STORE_F32);
-    assert_int_equal(mch_store_dtype_parse("bf16", &dt), 0);
+    assert_int_equal(mch_store_dtype_parse("bf16", &dt), 1);
     assert_int_equal(dt, MCH_STORE_BF16);
-    assert_int_equal(mch_store_dtype_parse("fp16", &dt), 0);
+    assert_int_equal(mch_store_dtype_parse("fp16", &dt), 1);
     assert_int_equal(dt, MCH_STORE_F16);
-    assert_int_equal(mch_store_dtype_parse("f64", &dt), -1);
-    assert_int_equal(mch_store_dtype_parse(NULL, &dt), -1);
+    assert_int_equal(mch_store_dtype_parse("f64", &dt), 0);
+    assert_int_equal(mch_store_dtype_parse(NULL, &dt), 0);
+    assert_int_equal(dt, MCH_STORE_F16); /* untouched */
     assert_string_equal(mch_store_dtype_name(MCH_STORE_F16), "fp16");
 }
 
