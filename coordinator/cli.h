@@ -9,6 +9,7 @@ int mch_cmd_patch(int argc, char **argv);
 int mch_cmd_pairs(int argc, char **argv);
 int mch_cmd_run(int argc, char **argv);
 int mch_cmd_merge(int argc, char **argv);
+int mch_cmd_cache(int argc, char **argv);
 int mch_cmd_report(int argc, char **argv);
 
 /* Parses a positive int option value; prints a message naming opt and returns 0 on error. */

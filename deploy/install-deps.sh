@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libopenblas-dev libcjson-dev libutf8proc-dev libstemmer-dev
-  libprotobuf-c-dev protobuf-c-compiler libzstd-dev zstd
+  libprotobuf-c-dev protobuf-c-compiler libzstd-dev zstd libxxhash-dev
   libopenmpi-dev openmpi-bin libssl-dev
   libcmocka-dev
 )
