@@ -100,8 +100,10 @@ static void panel(FILE *f, int x0, int y0, const char *title, const Mechir__Stat
                     "<rect class=\"cell\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" "
                     "stroke=\"#ffffff\">",
                     x0 + c * cw, y0 + r * ch, cw, ch, fill);
-            fprintf(f, "<title>layer %d %s %s: mean ", r, col_label, col_names ? col_names[c] : "");
-            if (!col_names) fprintf(f, "%d", c);
+            fprintf(f, "<title>layer %d %s ", r, col_label);
+            if (col_names) xml_text(f, col_names[c]);
+            else fprintf(f, "%d", c);
+            fputs(": mean ", f);
             if (s->n[i])
                 fprintf(f, "%.6g", s->mean[i]);
             else

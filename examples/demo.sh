@@ -2,8 +2,8 @@
 # The quick-start demo: installs what is missing (as root), builds mechir, scores a few pairs,
 # then runs a small circuit-discovery job: 200 Debian package queries with their own
 # description, TFC1 (one more occurrence of a query term at the end of the document), heads and
-# blocks sweeps with the demo cross-encoder, on MPI (one coordinator + two workers), and prints
-# the heads that carry the score increase.
+# blocks sweeps with the demo cross-encoder, on MPI (one coordinator + two workers), prints the
+# heads that carry the score increase, and writes the report (heatmaps, tables, index.html).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
@@ -29,3 +29,8 @@ start=$(date +%s)
 mpirun -np 3 build/mechir run --model examples/demo-ce --input examples/demo-200.tsv \
   --perturb tfc1 --sweep heads,blocks --max-len 64 --seed 1 --out build/demo-run
 echo "took $(( $(date +%s) - start )) s; circuit map in build/demo-run/circuit.json"
+echo
+echo "== Report: heatmaps and the top components =="
+build/mechir report build/demo-run/circuit.cmap -o build/demo-report --top 8
+cat build/demo-report/top.txt
+echo "open build/demo-report/index.html for the heatmaps (heads.svg, blocks.svg)"
