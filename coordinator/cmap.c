@@ -323,8 +323,19 @@ mch_status mch_cmap_unpack(Mechir__CircuitMap **out, const uint8_t *buf, size_t 
     const Mechir__JobSpec *s = m->spec;
     size_t L = s ? s->layers : 0, NH = s ? s->heads : 0, R = m->n_roles;
     size_t K = s ? s->n_head_list / 2 : 0;
+    int unknown = m->base.n_unknown_fields || (s && s->base.n_unknown_fields);
+    const Mechir__Stats *all[4] = {m->heads, m->blocks_by_role, m->head_pos_z_by_role,
+                                   m->head_pos_pattern_by_role};
+    for (int i = 0; i < 4; i++) unknown |= all[i] && all[i]->base.n_unknown_fields;
+    for (size_t i = 0; i < m->n_strata; i++) {
+        const Mechir__Stratum *st = m->strata[i];
+        unknown |= st->base.n_unknown_fields || (st->heads && st->heads->base.n_unknown_fields) ||
+                   (st->blocks_by_role && st->blocks_by_role->base.n_unknown_fields);
+    }
     if (!m->format || strcmp(m->format, MCH_CMAP_FORMAT))
         bad = "format is not mechir-circuit/1";
+    else if (unknown)
+        bad = "fields this version does not know (a newer mechir, or damage)";
     else if (!s)
         bad = "no job spec";
     else if (L < 1 || L > 1024 || NH < 1 || NH > 1024)
