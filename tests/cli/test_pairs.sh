@@ -79,6 +79,25 @@ check "tdc: document frequencies written with #N" grep -qx "#N${tab}3" "$T/df.ts
     --top-k 1 --perturb tdc --df "$T/df.tsv" --max-len 32 2>/dev/null > "$T/top1.jsonl"
 check "--top-k 1 keeps rank 1 only" test "$(wc -l < "$T/top1.jsonl")" -eq 2
 
+# The whole Debian collection (58,230 queries with their relevant document, and the BM25 top-20
+# run of 39,995 lines) with each perturbation: produced + skipped = the input units.
+DEB=$DATA/debian
+for k in tfc1 tdc lnc1; do
+    for src in qrels run; do
+        if [ $src = qrels ]; then set -- --qrels "$DEB/qrels.txt.zst"; units=58230;
+        else set -- --run "$DEB/bm25-top20.run.zst" --qrels "$DEB/qrels.txt.zst" --top-k 20; units=39995; fi
+        "$MECHIR" pairs --model "$MODEL" --topics "$DEB/topics.tsv.zst" --docs "$DEB/docs.tsv.zst" "$@" \
+            --perturb $k --max-len 64 --seed 1 -o "$T/deb.jsonl" 2> "$T/deb.err"
+        check "Debian $src $k: exit 0" test $? -eq 0
+        produced=$(sed -n 's/.*input units: \([0-9]*\) pairs written, \([0-9]*\) skipped.*/\1/p' "$T/deb.err")
+        skipped=$(sed -n 's/.*input units: \([0-9]*\) pairs written, \([0-9]*\) skipped.*/\2/p' "$T/deb.err")
+        check "Debian $src $k: $units units = $produced produced + $skipped skipped" \
+            test "$((produced + skipped))" -eq $units
+        check "Debian $src $k: $produced lines written" test "$(wc -l < "$T/deb.jsonl")" -eq "$produced"
+        check "Debian $src $k: the summary counts $units units" grep -q "pairs: $units input units" "$T/deb.err"
+    done
+done
+
 # Usage errors.
 "$MECHIR" pairs --model "$MODEL" 2>/dev/null
 check "no input: exit 1" test $? -eq 1
