@@ -773,10 +773,11 @@ static mch_status next_jsonl(mch_input *in, const mch_record **rec, mch_err *err
     }
 }
 
-mch_status mch_input_open_tsv(mch_input **out, const char *path, const mch_input_opts *o,
-                              mch_err *err)
+/* A line-based input (TSV or JSONL) of one file. */
+static mch_status open_lines_input(mch_input **out, input_kind kind, const char *path,
+                                   const mch_input_opts *o, mch_err *err)
 {
-    mch_status st = input_create(out, KIND_TSV, path, o, err);
+    mch_status st = input_create(out, kind, path, o, err);
     if (st == MCH_OK) st = mch_lines_open(&(*out)->lines, path, err);
     if (st != MCH_OK) {
         mch_input_close(*out);
@@ -785,16 +786,16 @@ mch_status mch_input_open_tsv(mch_input **out, const char *path, const mch_input
     return st;
 }
 
+mch_status mch_input_open_tsv(mch_input **out, const char *path, const mch_input_opts *o,
+                              mch_err *err)
+{
+    return open_lines_input(out, KIND_TSV, path, o, err);
+}
+
 mch_status mch_input_open_jsonl(mch_input **out, const char *path, const mch_input_opts *o,
                                 mch_err *err)
 {
-    mch_status st = input_create(out, KIND_JSONL, path, o, err);
-    if (st == MCH_OK) st = mch_lines_open(&(*out)->lines, path, err);
-    if (st != MCH_OK) {
-        mch_input_close(*out);
-        *out = NULL;
-    }
-    return st;
+    return open_lines_input(out, KIND_JSONL, path, o, err);
 }
 
 /* ---------------------------------------------------------------------------------------------
