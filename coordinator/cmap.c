@@ -244,7 +244,7 @@ mch_status mch_cmap_pack(const mch_cmap_acc *ca, const Mechir__JobSpec *spec, ch
     m.blocks_by_role = stats_msg(&sb, &a->blocks);
     m.head_pos_z_by_role = stats_msg(&sz, &a->hpz);
     m.head_pos_pattern_by_role = stats_msg(&sp, &a->hpp);
-    qsort(a->strata, (size_t)a->n_strata, sizeof *a->strata, cmp_stratum);
+    if (a->n_strata) qsort(a->strata, (size_t)a->n_strata, sizeof *a->strata, cmp_stratum);
     Mechir__Stratum *st = calloc((size_t)a->n_strata + 1, sizeof *st);
     Mechir__Stratum **stp = calloc((size_t)a->n_strata + 1, sizeof *stp);
     Mechir__Stats *sts = calloc(2 * (size_t)a->n_strata + 1, sizeof *sts);
@@ -271,7 +271,7 @@ mch_status mch_cmap_pack(const mch_cmap_acc *ca, const Mechir__JobSpec *spec, ch
     }
     m.n_strata = (size_t)a->n_strata;
     m.strata = stp;
-    memcpy(ids, a->pair_ids, a->n_ids * sizeof *ids);
+    if (a->n_ids) memcpy(ids, a->pair_ids, a->n_ids * sizeof *ids);
     qsort(ids, a->n_ids, sizeof *ids, cmp_u64);
     size_t u = 0;
     for (size_t i = 0; i < a->n_ids; i++)

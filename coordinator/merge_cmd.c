@@ -182,7 +182,8 @@ mch_status mch_cmap_merge(mch_cmap_input *in, int n, uint8_t **out, size_t *out_
     if (!ids) goto oom;
     size_t k = 0;
     for (int i = 0; i < n; i++) {
-        memcpy(ids + k, in[i].m->pair_ids, in[i].m->n_pair_ids * sizeof *ids);
+        if (in[i].m->n_pair_ids)
+            memcpy(ids + k, in[i].m->pair_ids, in[i].m->n_pair_ids * sizeof *ids);
         k += in[i].m->n_pair_ids;
     }
     for (int i = 0; i < n; i++)

@@ -804,19 +804,19 @@ static int worker_main(int rank)
             status = 1;
         } else {
             /* Echo only each pair's index and id; the coordinator has the rest. */
-            Mechir__PairInput *stubs = calloc(res.n_results + 1, sizeof *stubs);
-            for (size_t i = 0; stubs && i < res.n_results; i++) {
-                mechir__pair_input__init(&stubs[i]);
-                stubs[i].index = res.results[i]->pair->index;
-                stubs[i].pair_id = res.results[i]->pair->pair_id;
-                res.results[i]->pair = &stubs[i];
+            Mechir__PairInput *echoes = calloc(res.n_results + 1, sizeof *echoes);
+            for (size_t i = 0; echoes && i < res.n_results; i++) {
+                mechir__pair_input__init(&echoes[i]);
+                echoes[i].index = res.results[i]->pair->index;
+                echoes[i].pair_id = res.results[i]->pair->pair_id;
+                res.results[i]->pair = &echoes[i];
             }
             size_t n = mechir__unit_result__get_packed_size(&res);
             uint8_t *b = malloc(n ? n : 1);
             if (b) mechir__unit_result__pack(&res, b);
             MPI_Send(b, b ? (int)n : 0, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD);
             free(b);
-            free(stubs);
+            free(echoes);
         }
         if (u) mch_worker_release(&res);
         if (u) mechir__work_unit__free_unpacked(u, NULL);
@@ -934,7 +934,7 @@ static mch_status reduce(const run_opts *o, const Mechir__JobSpec *spec, mch_cma
     mch_journal j;
     mch_status rc = mch_journal_open(&j, path, 0, journal_index, err);
     if (rc) return rc;
-    qsort(j.recs, j.n_recs, sizeof *j.recs, cmp_rec);
+    if (j.n_recs) qsort(j.recs, j.n_recs, sizeof *j.recs, cmp_rec); /* recs is NULL when empty */
     FILE *f = fopen(path, "rb");
     path_in(path, sizeof path, o->out, "pairs.jsonl");
     mch_outfile pf;
@@ -1101,33 +1101,68 @@ static int mkdir_p(const char *dir)
 }
 
 /* Explains how two specs differ, for a refused resume. */
+static void join(char *out, size_t len, char **x, size_t n)
+{
+    out[0] = 0;
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? "," : "", x[i]);
+}
+
+/* Explains how two specs differ, for a refused resume. */
 static void spec_diff(const Mechir__JobSpec *a, const Mechir__JobSpec *b, char *out, size_t len)
 {
     snprintf(out, len, "the job options differ");
+    char x[300], y[300];
     struct {
         const char *name, *x, *y;
     } strs[] = {{"model sha256", a->model_sha256, b->model_sha256},
+                {"model path", a->model_path, b->model_path},
                 {"perturbation", a->perturbation, b->perturbation},
                 {"inputs", a->inputs, b->inputs},
                 {"position", a->position, b->position},
                 {"filler", a->filler, b->filler},
                 {"pooling", a->pooling, b->pooling},
-                {"cache dtype", a->cache_dtype, b->cache_dtype}};
+                {"cache dtype", a->cache_dtype, b->cache_dtype},
+                {"software version", a->software_version, b->software_version}};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (strcmp(strs[i].x, strs[i].y)) {
             snprintf(out, len, "%s: '%.200s' in the journal, '%.200s' now", strs[i].name, strs[i].x,
                      strs[i].y);
             return;
         }
-    if (a->max_len != b->max_len)
-        snprintf(out, len, "max_len: %u in the journal, %u now", a->max_len, b->max_len);
-    else if (a->seed != b->seed)
-        snprintf(out, len, "seed: %llu in the journal, %llu now", (unsigned long long)a->seed,
-                 (unsigned long long)b->seed);
-    else if (a->min_delta != b->min_delta)
+    struct {
+        const char *name;
+        unsigned long long x, y;
+    } nums[] = {{"max_len", a->max_len, b->max_len},
+                {"max_query_len", a->max_query_len, b->max_query_len},
+                {"seed", a->seed, b->seed},
+                {"stem", a->stem, b->stem}};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        if (nums[i].x != nums[i].y) {
+            snprintf(out, len, "%s: %llu in the journal, %llu now", nums[i].name, nums[i].x,
+                     nums[i].y);
+            return;
+        }
+    if (a->min_delta != b->min_delta) {
         snprintf(out, len, "min_delta: %g in the journal, %g now", a->min_delta, b->min_delta);
-    else if (a->n_sweeps != b->n_sweeps)
-        snprintf(out, len, "sweeps differ");
+        return;
+    }
+    join(x, sizeof x, a->sweeps, a->n_sweeps);
+    join(y, sizeof y, b->sweeps, b->n_sweeps);
+    if (strcmp(x, y)) {
+        snprintf(out, len, "sweeps: %.120s in the journal, %.120s now", x, y);
+        return;
+    }
+    join(x, sizeof x, a->cache_hooks, a->n_cache_hooks);
+    join(y, sizeof y, b->cache_hooks, b->n_cache_hooks);
+    if (strcmp(x, y)) {
+        snprintf(out, len, "cache hooks: '%.120s' in the journal, '%.120s' now", x, y);
+        return;
+    }
+    if (a->n_head_list != b->n_head_list ||
+        (a->n_head_list &&
+         memcmp(a->head_list, b->head_list, a->n_head_list * sizeof *a->head_list)))
+        snprintf(out, len, "--heads differ");
 }
 
 /* Rank 0: everything but the workers' loop. Returns the exit status. */
@@ -1184,10 +1219,16 @@ static int coordinator_main(int argc, char **argv, int size)
         for (size_t i = 0; i < c.j.n_recs; i++) done[c.j.recs[i].index] = 1;
         c.um.done = done;
         c.um.done_cap = cap;
-        /* A new attempt number for this resume's cache files. */
-        struct stat sb;
-        do snprintf(path, sizeof path, "%s/cache/rank-0-a%d.idx", o.out, ++attempt);
-        while (stat(path, &sb) == 0);
+        /* A new attempt number for this resume's cache files: one no rank has used. */
+        for (int used = 1; used;) {
+            used = 0;
+            ++attempt;
+            for (int r = 0; r < size && !used; r++) {
+                struct stat sb;
+                snprintf(path, sizeof path, "%s/cache/rank-%d-a%d.idx", o.out, r, attempt);
+                used = stat(path, &sb) == 0;
+            }
+        }
         resumed = 1;
     } else {
         if (mch_journal_create(&c.j, path, spec_bytes, spec_len, &err)) goto fail;
