@@ -8,6 +8,7 @@ int mch_cmd_score(int argc, char **argv);
 int mch_cmd_patch(int argc, char **argv);
 int mch_cmd_pairs(int argc, char **argv);
 int mch_cmd_run(int argc, char **argv);
+int mch_cmd_submit(int argc, char **argv);
 int mch_cmd_merge(int argc, char **argv);
 int mch_cmd_cache(int argc, char **argv);
 int mch_cmd_report(int argc, char **argv);

@@ -17,6 +17,7 @@ static void usage(FILE *f)
                "  patch    activation patching of one baseline/perturbed pair (JSON)\n"
                "  pairs    build aligned baseline/perturbed pairs of a collection (JSONL)\n"
                "  run      corpus-scale circuit discovery (MPI; one process without mpirun)\n"
+               "  submit   write and submit a Slurm or PBS batch script for a run\n"
                "  cache    list, extract (.npy), verify or benchmark a run's activation cache\n"
                "  merge    combine circuit maps of shards or sites\n"
                "  report   heatmaps, top components, CSV/JSON of a circuit map\n"
@@ -45,6 +46,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "patch")) return mch_cmd_patch(argc - 1, argv + 1);
     if (!strcmp(cmd, "pairs")) return mch_cmd_pairs(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return mch_cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "submit")) return mch_cmd_submit(argc - 1, argv + 1);
     if (!strcmp(cmd, "merge")) return mch_cmd_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "cache")) return mch_cmd_cache(argc - 1, argv + 1);
     if (!strcmp(cmd, "report")) return mch_cmd_report(argc - 1, argv + 1);

@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# `mechir submit` on a real Slurm: a one-node cluster on localhost (munged, slurmctld, slurmd
+# started by hand, every state, spool, log, pid file and the munge socket in a temporary
+# directory). Case 1: a 2-rank job with srun --mpi=pmix finishes and writes its circuit map (and
+# the same with mpirun inside the allocation).
+# Case 2: a job with a 1-minute limit gets USR1 before the limit, stops with exit status 3, and
+# submitting the same command again resumes it until it is done, with the same circuit.cmap as
+# an uninterrupted one-process run. Installs slurmctld, slurmd, slurm-client and munge from
+# Debian when missing (as root). Skips (77) when they cannot be had; under CI=true that fails.
+# Ends only the daemons and processes it started.
+# usage: test_slurm.sh PATH/TO/mechir REPO_ROOT
+set -u
+if [ $# -ne 2 ]; then
+  echo "usage: $0 MECHIR_BINARY REPO_ROOT" >&2
+  exit 2
+fi
+MECHIR=$(readlink -f "$1")
+ROOT=$(readlink -f "$2")
+export PATH="$PATH:/usr/sbin:/sbin"
+START=$(date +%s)
+
+say() { echo "[$(($(date +%s) - START)) s] $*"; }
+skip() {
+  if [ "${CI:-}" = true ]; then
+    echo "FAIL: the Slurm test cannot run here and CI=true does not allow a skip: $*"
+    exit 1
+  fi
+  echo "SKIP: $*"
+  exit 77
+}
+
+# ---- packages -------------------------------------------------------------------------------
+missing=0
+for c in slurmctld slurmd sinfo squeue sbatch scontrol scancel srun munged; do
+  command -v "$c" >/dev/null || missing=1
+done
+if [ $missing -eq 1 ]; then
+  [ "$(id -u)" -eq 0 ] || skip "Slurm is not installed and only root can install it" \
+    "(apt-get install slurmctld slurmd slurm-client munge)"
+  say "installing slurmctld slurmd slurm-client munge"
+  # Keep the packages' init scripts from starting daemons we would not own.
+  policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d &&
+      policy=/usr/sbin/policy-rc.d
+  fi
+  log=$(mktemp)
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >"$log" 2>&1 &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      slurmctld slurmd slurm-client munge >>"$log" 2>&1
+  rc=$?
+  [ -n "$policy" ] && rm -f "$policy"
+  if [ $rc -ne 0 ]; then
+    why=$(tail -n 1 "$log")
+    rm -f "$log"
+    skip "apt-get install slurmctld slurmd slurm-client munge failed: $why"
+  fi
+  rm -f "$log"
+fi
+[ "$(id -u)" -eq 0 ] || skip "slurmctld, slurmd and munged are run as root here (SlurmUser=root)"
+id munge >/dev/null 2>&1 || skip "no user 'munge' (the munge package creates it)"
+
+# ---- the cluster ----------------------------------------------------------------------------
+# In /tmp itself: munged refuses a socket directory under a parent that others may write to
+# (the sticky /tmp is fine) and it runs as munge, so the directory must be traversable.
+T=$(mktemp -d /tmp/mch_slurm.XXXXXX) || exit 1
+chmod 755 "$T"
+M=$T/munge
+mkdir -p "$M" "$T/state" "$T/spool" "$T/log"
+chown munge:munge "$M"
+chmod 755 "$M"
+REF_PID=
+STARTED_SLURM=0
+
+pid_of() { cat "$1" 2>/dev/null; }
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+# stop_pid PID: TERM, up to 10 s to go, then KILL.
+stop_pid() {
+  alive "$1" || return 0
+  kill -TERM "$1" 2>/dev/null
+  for _ in $(seq 100); do alive "$1" || return 0; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null
+}
+
+dump_logs() {
+  for f in "$T"/log/slurmctld.log "$T"/log/slurmd.log "$M"/munged.log; do
+    [ -f "$f" ] && { echo "--- last lines of $f"; tail -n 15 "$f"; }
+  done
+}
+
+cleanup() {
+  rc=$?
+  if alive "$REF_PID"; then kill -KILL "$REF_PID" 2>/dev/null; fi
+  if [ $STARTED_SLURM -eq 1 ]; then
+    ids=$(squeue -h -o %i 2>/dev/null)
+    if [ -n "$ids" ]; then
+      scancel $ids 2>/dev/null
+      for _ in $(seq 30); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 1; done
+    fi
+    scontrol shutdown >/dev/null 2>&1
+  fi
+  for f in "$T/slurmctld.pid" "$T/slurmd.pid" "$M/munged.pid"; do
+    p=$(pid_of "$f")
+    if alive "$p"; then
+      for _ in $(seq 50); do alive "$p" || break; sleep 0.1; done
+      stop_pid "$p"
+    fi
+  done
+  [ $rc -ne 0 ] && [ $rc -ne 77 ] && dump_logs
+  rm -rf "$T"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+
+fail() {
+  echo "FAIL: $*"
+  exit 1
+}
+ok() { echo "ok: $*"; }
+
+KEY=/etc/munge/munge.key
+if [ ! -s "$KEY" ]; then
+  KEY=$M/munge.key
+  mungekey -c -k "$KEY" 2>/dev/null || dd if=/dev/urandom of="$KEY" bs=1024 count=1 2>/dev/null
+  chown munge:munge "$KEY"
+  chmod 400 "$KEY"
+fi
+runuser -u munge -- munged --key-file="$KEY" -S "$M/munge.socket" --pid-file="$M/munged.pid" \
+  --log-file="$M/munged.log" --seed-file="$M/munged.seed" ||
+  fail "munged did not start: $(tail -n 2 "$M/munged.log" 2>/dev/null)"
+for _ in $(seq 50); do [ -S "$M/munge.socket" ] && break; sleep 0.1; done
+echo x | munge -S "$M/munge.socket" | unmunge -S "$M/munge.socket" >/dev/null ||
+  fail "munge credentials do not round-trip through $M/munge.socket"
+ok "munged runs as munge on $M/munge.socket"
+
+mem_mb=$(awk '/^MemTotal:/ { print int($2 / 1024) - 1024 }' /proc/meminfo)
+port=$((20000 + ($$ % 4000) * 2))
+export SLURM_CONF=$T/slurm.conf
+cat >"$SLURM_CONF" <<EOF
+ClusterName=mechirtest
+SlurmctldHost=localhost
+SlurmUser=root
+SlurmdUser=root
+SlurmctldPort=$port
+SlurmdPort=$((port + 1))
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$M/munge.socket
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+EnforcePartLimits=ALL
+MpiDefault=pmix
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+ReturnToService=2
+StateSaveLocation=$T/state
+SlurmdSpoolDir=$T/spool
+SlurmctldPidFile=$T/slurmctld.pid
+SlurmdPidFile=$T/slurmd.pid
+SlurmctldLogFile=$T/log/slurmctld.log
+SlurmdLogFile=$T/log/slurmd.log
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+EOF
+# Nothing of an enclosing Slurm job may leak into ours.
+for v in $(compgen -e | grep '^SLURM_'); do [ "$v" = SLURM_CONF ] || unset "$v"; done
+
+STARTED_SLURM=1
+slurmctld -c || fail "slurmctld did not start"
+slurmd -N localhost || fail "slurmd did not start"
+for _ in $(seq 60); do
+  [ "$(sinfo -h -n localhost -o %T 2>/dev/null)" = idle ] && break
+  sleep 0.5
+done
+[ "$(sinfo -h -n localhost -o %T 2>/dev/null)" = idle ] ||
+  fail "the node is not idle after 30 s: $(sinfo 2>&1 | tail -n 2)"
+ok "slurmctld and slurmd up, node localhost idle ($(nproc) CPUs, ${mem_mb} MB)"
+
+LAUNCH=(--launcher srun)
+if ! srun --mpi=list 2>&1 | grep -qw pmix; then
+  echo "note: srun --mpi=list has no pmix ($(srun --mpi=list 2>&1 | tr '\n' ' ')); using mpirun"
+  LAUNCH=(--launcher mpirun)
+fi
+
+export OPENBLAS_NUM_THREADS=1 OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+MODEL=$ROOT/examples/demo-ce
+BIG=(--model "$MODEL" --input "$ROOT/examples/demo-200.tsv" --sweep heads,blocks --max-len 64)
+
+# The uninterrupted one-process reference of case 2, in the background meanwhile.
+"$MECHIR" run "${BIG[@]}" --out "$T/ref" >"$T/ref.log" 2>&1 &
+REF_PID=$!
+
+# wait_job ID SECONDS: until the job leaves the queue; then $STATE and $EXIT from scontrol (the
+# job's record stays MinJobAge, 300 s; sacct needs accounting, which is off).
+wait_job() {
+  local deadline=$(($(date +%s) + $2))
+  while [ -n "$(squeue -h -j "$1" -o %i 2>/dev/null)" ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "job $1 still queued or running after $2 s: $(squeue -j "$1")"
+    sleep 1
+  done
+  local info
+  info=$(scontrol show job "$1" 2>/dev/null)
+  STATE=$(sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' <<<"$info" | head -n 1)
+  EXIT=$(sed -n 's/.*[^a-zA-Z]ExitCode=\([0-9:]*\).*/\1/p' <<<"$info" | head -n 1)
+}
+
+# show FILE: indented, for failure reports.
+show() { sed 's/^/    | /' "$1"; }
+
+echo "== case 1: 16 pairs, heads, 2 ranks (${LAUNCH[1]}) =="
+head -n 16 "$ROOT/examples/demo-200.tsv" >"$T/pairs16.tsv"
+t=$(date +%s)
+id=$("$MECHIR" submit --scheduler slurm --nodes 1 --ranks-per-node 2 --time 00:10:00 "${LAUNCH[@]}" \
+  -- --model "$MODEL" --input "$T/pairs16.tsv" --sweep heads --max-len 64 --out "$T/out" 2>"$T/submit1.err") ||
+  { show "$T/submit1.err"; fail "mechir submit failed"; }
+[[ $id =~ ^[0-9]+$ ]] || fail "mechir submit printed '$id', not a job id"
+wait_job "$id" 180
+logf=$T/out/slurm-$id.out
+[ "$STATE" = COMPLETED ] && [ "$EXIT" = 0:0 ] ||
+  { show "$logf"; fail "job $id: JobState=$STATE ExitCode=$EXIT, want COMPLETED 0:0"; }
+[ -s "$T/out/circuit.json" ] && [ -s "$T/out/circuit.cmap" ] || { show "$logf"; fail "no circuit.json/cmap in $T/out"; }
+grep -q '16 pairs: 16 used' "$logf" || { show "$logf"; fail "the job log does not report 16 used pairs"; }
+grep -q '; 2 ranks$' "$logf" || { show "$logf"; fail "the run did not have 2 ranks"; }
+[ "${LAUNCH[1]}" != srun ] || grep -q 'srun --mpi=pmix' "$logf" || { show "$logf"; fail "not launched with srun --mpi=pmix"; }
+ok "job $id COMPLETED (exit 0:0) in $(($(date +%s) - t)) s: 2 ranks, circuit.json written"
+
+echo "== case 1b: the same with mpirun inside the allocation (--launcher mpirun) =="
+t=$(date +%s)
+id=$("$MECHIR" submit --scheduler slurm --nodes 1 --ranks-per-node 2 --time 00:10:00 --launcher mpirun \
+  -- --model "$MODEL" --input "$T/pairs16.tsv" --sweep heads --max-len 64 --out "$T/out-mpirun" 2>"$T/submit1b.err") ||
+  { show "$T/submit1b.err"; fail "mechir submit --launcher mpirun failed"; }
+wait_job "$id" 180
+logf=$T/out-mpirun/slurm-$id.out
+[ "$STATE" = COMPLETED ] && [ "$EXIT" = 0:0 ] && grep -q '; 2 ranks$' "$logf" && grep -q ' mpirun ' "$logf" ||
+  { show "$logf"; fail "job $id (mpirun): JobState=$STATE ExitCode=$EXIT, want COMPLETED 0:0 with 2 ranks"; }
+cmp -s "$T/out/circuit.cmap" "$T/out-mpirun/circuit.cmap" || fail "srun and mpirun jobs gave different maps"
+ok "job $id COMPLETED in $(($(date +%s) - t)) s with mpirun: 2 ranks, the same circuit.cmap as with srun"
+
+echo "== case 2: 200 pairs, heads+blocks, 1 worker, a 1-minute limit; resubmit until done =="
+t=$(date +%s)
+interrupted=0
+for attempt in 1 2 3 4 5 6 7 8 9 10; do
+  ta=$(date +%s)
+  id=$("$MECHIR" submit --scheduler slurm --ranks-per-node 2 --time 00:01:00 "${LAUNCH[@]}" \
+    -- "${BIG[@]}" --out "$T/big" 2>"$T/submit2.err") || { show "$T/submit2.err"; fail "mechir submit failed"; }
+  [ $attempt -gt 1 ] || grep -qx '#SBATCH --signal=B:USR1@20' "$T/big/mechir-slurm.sh" ||
+    fail "the script does not ask for USR1 20 s before a 1-minute limit"
+  wait_job "$id" 240
+  logf=$T/big/slurm-$id.out
+  done_before=$(sed -n 's/.*; \([0-9][0-9]*\) already done;.*/\1/p' "$logf" | head -n 1)
+  if [ $attempt -gt 1 ] && ! [ "${done_before:-0}" -gt 0 ]; then
+    show "$logf"
+    fail "attempt $attempt did not resume (already done: '${done_before}')"
+  fi
+  if [ "$STATE" = COMPLETED ] && [ "$EXIT" = 0:0 ]; then
+    ok "attempt $attempt: job $id COMPLETED after $(($(date +%s) - ta)) s (resumed with $done_before pairs done)"
+    break
+  fi
+  if [ "$EXIT" = 3:0 ] && grep -q 'stopped by signal 10 after the units in flight' "$logf" &&
+    grep -q 'mechir: SIGUSR1 received' "$logf"; then
+    interrupted=$((interrupted + 1))
+    [ ! -e "$T/big/circuit.cmap" ] || fail "the interrupted job wrote circuit.cmap"
+    ok "attempt $attempt: job $id got USR1 before its limit, stopped with exit 3 after $(($(date +%s) - ta)) s ($(grep -o '[0-9]* of [0-9]* pairs are journaled' "$logf"))"
+    continue
+  fi
+  show "$logf"
+  fail "job $id: JobState=$STATE ExitCode=$EXIT, want COMPLETED 0:0 or an exit 3 after USR1"
+done
+[ "$STATE" = COMPLETED ] || fail "not done after $attempt submissions"
+[ $interrupted -ge 1 ] || fail "the first job finished inside its 1-minute limit: give it more pairs"
+say "case 2: $attempt submissions, $interrupted interrupted, $(($(date +%s) - t)) s"
+
+wait "$REF_PID"
+rc=$?
+REF_PID=
+[ $rc -eq 0 ] || { show "$T/ref.log"; fail "the reference run failed (exit $rc)"; }
+cmp -s "$T/ref/circuit.cmap" "$T/big/circuit.cmap" ||
+  fail "circuit.cmap after $interrupted interruptions differs from the uninterrupted run: $(cmp "$T/ref/circuit.cmap" "$T/big/circuit.cmap" 2>&1)"
+ok "resumed circuit.cmap is byte-identical to the uninterrupted one-process run's"
+say "all Slurm checks passed"
