@@ -1182,6 +1182,10 @@ static int coordinator_main(int argc, char **argv, int size)
     char(*hosts)[MPI_MAX_PROCESSOR_NAME] = calloc((size_t)size, MPI_MAX_PROCESSOR_NAME);
     mch_cmap_acc acc = {0};
     char path[4096];
+    /* From the start: a scheduler's warning may come while the inputs are still being read. */
+    signal(SIGTERM, on_signal);
+    signal(SIGUSR1, on_signal);
+    signal(SIGINT, on_signal);
     int st = parse_run_args(&o, argc, argv, &job_json);
     if (st >= 0) {
         status = st;
@@ -1288,9 +1292,6 @@ static int coordinator_main(int argc, char **argv, int size)
     if (size > 1)
         MPI_Gather(MPI_IN_PLACE, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, hosts, MPI_MAX_PROCESSOR_NAME,
                    MPI_CHAR, 0, MPI_COMM_WORLD);
-    signal(SIGTERM, on_signal);
-    signal(SIGUSR1, on_signal);
-    signal(SIGINT, on_signal);
     mch_status rc =
         size > 1 ? run_coordinator(&c, &ss.s, size, &err) : run_embedded(&c, &ss.s, attempt, &err);
     if (c.prog.printed) mch_progress_finish(&c.prog, (long)c.done, NULL);
