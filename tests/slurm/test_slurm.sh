@@ -136,6 +136,8 @@ ok "munged runs as munge on $M/munge.socket"
 
 mem_mb=$(awk '/^MemTotal:/ { print int($2 / 1024) - 1024 }' /proc/meminfo)
 port=$((20000 + ($$ % 4000) * 2))
+# A job id range of its own, so the PMIx directories of a test running beside another never collide.
+first_job_id=$(( $(od -An -N2 -tu2 /dev/urandom | tr -d " ") % 50000 + 1000 ))
 export SLURM_CONF=$T/slurm.conf
 cat >"$SLURM_CONF" <<EOF
 ClusterName=mechirtest
@@ -159,6 +161,8 @@ JobCompType=jobcomp/none
 ReturnToService=2
 StateSaveLocation=$T/state
 SlurmdSpoolDir=$T/spool
+TmpFS=$T/tmpfs
+FirstJobId=$first_job_id
 SlurmctldPidFile=$T/slurmctld.pid
 SlurmdPidFile=$T/slurmd.pid
 SlurmctldLogFile=$T/log/slurmctld.log
@@ -167,6 +171,7 @@ NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem_mb State=UNK
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
 # Nothing of an enclosing Slurm job may leak into ours.
+mkdir -p "$T/tmpfs"
 for v in $(compgen -e | grep '^SLURM_'); do [ "$v" = SLURM_CONF ] || unset "$v"; done
 
 STARTED_SLURM=1
