@@ -14,7 +14,15 @@
 #              pairs made by cycling the demo pairs with fresh ids
 # environment: REPS (default 3) repetitions of the demo job, NOOP_REPS (3), DEMO_PAIRS (200),
 #              NOOP_PAIRS (58230), MPIRUN (mpirun), SKIP_DEMO=1, SKIP_NOOP=1, KEEP=1 (keep the
-#              work directory and print it).
+#              work directory and print it), PHASES=0 (no phase split of the no-op runs).
+#
+# Phases of the no-op runs: when strace is installed (and PHASES is not 0), rank 0 runs under
+# `strace --seccomp-bpf -e trace=openat` (only openat stops the process, so the cost is a few
+# hundred syscalls), and its timestamps split run.json's seconds into setup (start to the first
+# input open), count (the coordinator's first pass over the input, which counts the pairs),
+# dispatch (the second pass: build pairs, send units, journal results, up to the journal being
+# reopened for the reduction) and reduce (circuit maps, pairs.jsonl, run.json). The dispatch
+# rate is pairs / dispatch seconds.
 # Exit 0 after printing the table; 2 on a setup error or a failed run.
 set -eu
 
@@ -47,14 +55,14 @@ if [ -n "$data" ]; then
     done
 fi
 
-# Open MPI as root in a container, shared memory only, one BLAS thread a rank (as the brief for
-# the measurements says); anything already set in the environment wins.
-export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
-export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
-export OMPI_MCA_pml=${OMPI_MCA_pml:-ob1}
-export OMPI_MCA_btl=${OMPI_MCA_btl:-self,vader}
-export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+# Open MPI as root in a container, shared memory only, one BLAS thread a rank (the settings of the
+# figures in docs/PERFORMANCE.md); anything already set in the environment wins.
+export OMPI_ALLOW_RUN_AS_ROOT="${OMPI_ALLOW_RUN_AS_ROOT:-1}"
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}"
+export OMPI_MCA_rmaps_base_oversubscribe="${OMPI_MCA_rmaps_base_oversubscribe:-1}"
+export OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}"
+export OMPI_MCA_btl="${OMPI_MCA_btl:-self,vader}"
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mch-run-bench-XXXXXX")
 if [ "${KEEP:-0}" = 1 ]; then
@@ -69,19 +77,64 @@ now() { date +%s.%N; }
 # json_num FILE KEY: the first number after "KEY": in a one-line JSON file.
 json_num() { sed -n "s/.*\"$2\":\([-0-9.eE+]*\).*/\1/p" "$1" | head -n 1; }
 
+# A wrapper that runs rank 0 under strace (openat only) writing $TRACE_FILE, other ranks as is.
+trace=0
+if [ "${PHASES:-1}" != 0 ] && command -v strace >/dev/null 2>&1; then
+    trace=1
+    cat >"$work/trace0.sh" <<'EOF'
+#!/bin/sh
+rank=${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}
+if [ "$rank" = 0 ]; then
+    exec strace --seccomp-bpf -f -ttt -qq -e trace=openat -o "$TRACE_FILE" "$@"
+fi
+exec "$@"
+EOF
+    chmod +x "$work/trace0.sh"
+fi
+
+# phases STRACE_FILE OUT PAIRS INPUT_PATH...: prints "setup count dispatch reduce dispatch_rate"
+# from the openat timestamps of rank 0 (see the header). Each pass opens the same input files in
+# the same order, so the second pass starts at input open number n/2 + 1.
+phases() {
+    f=$1 o=$2 p=$3
+    shift 3
+    awk -v out="$o" -v pairs="$p" -v inputs="$*" '
+    BEGIN { n = split(inputs, in_list, " "); for (i = 1; i <= n; i++) is_input["\"" in_list[i] "\""] = 1 }
+    {
+        t = $2 + 0
+        if (!start) start = t
+        if ($3 !~ /^openat/ || $0 ~ /= -1 /) next
+        path = $4; sub(/,$/, "", path)
+        if (path in is_input) opens[++k] = t
+        else if (!reduce && path == "\"" out "/journal.bin\"" && $0 ~ /O_RDONLY/) reduce = t
+        else if (index(path, "\"" out "/run.json.tmp")) end = t
+    }
+    END {
+        if (k < 2 || k % 2 || !reduce || !end) { print "- - - - -"; exit }
+        d = opens[k / 2 + 1]
+        printf "%.3f %.3f %.3f %.3f %.0f\n", opens[1] - start, d - opens[1], reduce - d, end - reduce, pairs / (reduce - d)
+    }' "$f"
+}
+
 # run_one LABEL NP OUT mechir-run-arguments...: appends "LABEL NP wall seconds pps pairs units
-# workers busy" to $work/results.
+# workers busy [setup count dispatch reduce dispatch_rate]" to $work/results. With TRACE_INPUTS
+# set (the input paths) and strace available, rank 0 is traced for the phase split.
 run_one() {
     label=$1 np=$2 out=$3
     shift 3
-    rm -rf "$out"
+    rm -rf "$out" "$out.strace"
+    wrap=
+    if [ "$trace" = 1 ] && [ -n "${TRACE_INPUTS:-}" ]; then
+        wrap=$work/trace0.sh
+        export TRACE_FILE="$out.strace"
+    fi
     t0=$(now)
     status=0
     if [ "$np" -eq 1 ]; then
-        "$mechir" run --out "$out" "$@" >"$out.stdout" 2>"$out.stderr" || status=$?
+        ${wrap:+"$wrap"} "$mechir" run --out "$out" "$@" >"$out.stdout" 2>"$out.stderr" || status=$?
     else
-        "$mpirun" -np "$np" "$mechir" run --out "$out" "$@" >"$out.stdout" 2>"$out.stderr" ||
-            status=$?
+        "$mpirun" -np "$np" ${wrap:+"$wrap"} "$mechir" run --out "$out" "$@" >"$out.stdout" \
+            2>"$out.stderr" || status=$?
     fi
     t1=$(now)
     if [ "$status" -ne 0 ] || [ ! -r "$out/run.json" ]; then
@@ -91,12 +144,18 @@ run_one() {
     fi
     j=$out/run.json
     wall=$(echo "$t0 $t1" | awk '{ printf "%.3f", $2 - $1 }')
+    ph=
+    if [ -n "$wrap" ]; then
+        # shellcheck disable=SC2086 # TRACE_INPUTS is a list of paths without spaces
+        ph=$(phases "$out.strace" "$out" "$(json_num "$j" this_attempt)" $TRACE_INPUTS)
+    fi
     echo "$label $np $wall $(json_num "$j" seconds) $(json_num "$j" pairs_per_second)" \
         "$(json_num "$j" this_attempt) $(json_num "$j" units) $(json_num "$j" workers)" \
-        "$(json_num "$j" worker_busy_seconds)" >>"$work/results"
-    printf '  %-5s -np %d: %s s wall, run.json %s s, %s pairs/s\n' "$label" "$np" "$wall" \
-        "$(json_num "$j" seconds)" "$(json_num "$j" pairs_per_second)" >&2
-    rm -rf "$out" "$out.stdout"
+        "$(json_num "$j" worker_busy_seconds) $ph" >>"$work/results"
+    printf '  %-5s -np %d: %s s wall, run.json %s s, %s pairs/s%s\n' "$label" "$np" "$wall" \
+        "$(json_num "$j" seconds)" "$(json_num "$j" pairs_per_second)" \
+        "${ph:+ (setup count dispatch reduce s, dispatch pairs/s: $ph)}" >&2
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$out" "$out.stdout" "$out.strace"
 }
 
 : >"$work/results"
@@ -122,6 +181,7 @@ if [ "${SKIP_NOOP:-0}" != 1 ]; then
         set -- --topics "$data/topics.tsv.zst" --docs "$data/docs.tsv.zst" \
             --qrels "$data/qrels.txt.zst"
         src="$data (topics, docs, qrels)"
+        TRACE_INPUTS="$data/topics.tsv.zst $data/docs.tsv.zst $data/qrels.txt.zst"
     else
         awk -F'\t' -v n="$noop_pairs" 'BEGIN { OFS = "\t" }
             { q[NR] = $2; d[NR] = $4; qid[NR] = $1; docno[NR] = $3 }
@@ -130,6 +190,7 @@ if [ "${SKIP_NOOP:-0}" != 1 ]; then
             "$pairs_file" >"$work/noop.tsv"
         set -- --input "$work/noop.tsv"
         src="synthetic TSV of $noop_pairs pairs (the demo pairs cycled)"
+        TRACE_INPUTS=$work/noop.tsv
     fi
     echo "bench_run: no-op sweep, $src, $noop_reps repetitions" >&2
     i=0
@@ -154,25 +215,34 @@ function med(arr, n,   i, j, t) {
 function flush(   mw, ms, mp, mb) {
     if (!key) return
     mw = med(W, n); ms = med(S, n); mp = med(P, n); mb = med(B, n)
-    printf "%-6s %5d %7d %6d %5d %10.2f %10.2f %12.1f %11.1f\n", job, np, workers, pairs, n, mw, ms, mp, mb
+    printf "%-6s %5d %7d %6d %5d %8.2f %8.2f %10.1f %7.1f", job, np, workers, pairs, n, mw, ms, mp, mb
+    if (nph == n)
+        printf " %6.2f %6.2f %8.2f %6.2f %10.0f", med(C1, n), med(C2, n), med(C3, n), med(C4, n), med(C5, n)
+    printf "\n"
     rate[job, np] = mp
+    if (nph == n) drate[job, np] = med(C5, n)
     key = ""
 }
 BEGIN {
-    printf "%-6s %5s %7s %6s %5s %10s %10s %12s %11s\n", "job", "ranks", "workers", "pairs", "runs", "wall s", "seconds", "pairs/s", "busy s"
+    printf "%-6s %5s %7s %6s %5s %8s %8s %10s %7s %6s %6s %8s %6s %10s\n", "job", "ranks", "workers", "pairs", "runs", "wall s", "seconds", "pairs/s", "busy s", "setup", "count", "dispatch", "reduce", "dispatch/s"
 }
 {
     k = $1 " " $2
-    if (k != key) { flush(); key = k; n = 0; job = $1; np = $2 }
+    if (k != key) { flush(); key = k; n = 0; nph = 0; job = $1; np = $2 }
     n++; W[n] = $3; S[n] = $4; P[n] = $5; pairs = $6; workers = $8; B[n] = $9
+    if (NF >= 14 && $14 != "-") { nph++; C1[n] = $10; C2[n] = $11; C3[n] = $12; C4[n] = $13; C5[n] = $14 }
 }
 END {
     flush()
     if (rate["demo", 2] > 0 && rate["demo", 3] > 0)
-        printf "demo speedup -np 3 over -np 2 (two workers over one): %.2fx (target >= 1.8x: %s)\n", rate["demo", 3] / rate["demo", 2], rate["demo", 3] / rate["demo", 2] >= 1.8 ? "met" : "MISSED"
+        printf "demo speedup -np 3 over -np 2 (two workers over one): %.2fx (target >= 1.8x: %s)\n", rate["demo", 3] / rate["demo", 2], (rate["demo", 3] / rate["demo", 2] >= 1.8) ? "met" : "MISSED"
     if (rate["demo", 1] > 0 && rate["demo", 2] > 0)
         printf "demo -np 2 over one process: %.2fx\n", rate["demo", 2] / rate["demo", 1]
     for (np = 2; np <= 3; np++)
-        if (rate["noop", np] > 0)
-            printf "no-op dispatch -np %d: %.0f pairs/s (target >= 20000: %s)\n", np, rate["noop", np], rate["noop", np] >= 20000 ? "met" : "MISSED"
+        if (rate["noop", np] > 0) {
+            printf "no-op -np %d: %.0f pairs/s end to end (run.json)", np, rate["noop", np]
+            if (drate["noop", np] > 0)
+                printf ", %.0f pairs/s in the dispatch phase", drate["noop", np]
+            printf " (target >= 20000 dispatched: %s)\n", ((drate["noop", np] > 0 ? drate["noop", np] : rate["noop", np]) >= 20000) ? "met" : "MISSED"
+        }
 }'
