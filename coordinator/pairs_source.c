@@ -291,6 +291,11 @@ mch_status mch_pair_source_next(mch_pair_source *s, const mch_pair **pair, const
     }
 }
 
+mch_status mch_pair_source_next_record(mch_pair_source *s, const mch_record **rec, mch_err *err)
+{
+    return mch_input_next(s->in, rec, err);
+}
+
 const mch_skip_report *mch_pair_source_report(const mch_pair_source *cs)
 {
     mch_pair_source *s = (mch_pair_source *)cs;

@@ -37,6 +37,9 @@ mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
 mch_status mch_pair_source_next(mch_pair_source *s, const mch_pair **pair, const mch_record **rec,
                                 mch_err *err);
 
+/* The next input record without building its pair (for counting): *rec NULL at the end. */
+mch_status mch_pair_source_next_record(mch_pair_source *s, const mch_record **rec, mch_err *err);
+
 /* Units read, produced, skipped (reader and perturbation skips together). */
 const mch_skip_report *mch_pair_source_report(const mch_pair_source *s);
 long mch_pair_source_perturb_skips(const mch_pair_source *s);

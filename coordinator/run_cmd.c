@@ -492,9 +492,9 @@ static mch_status next_unit(unit_maker *um, Mechir__WorkUnit **out, mch_err *err
         if (!um->n_window) return MCH_OK;
     }
     size_t size = (size_t)um->unit_size;
-    if (!size) { /* about half a second of work, 1..64 pairs */
+    if (!size) { /* about half a second of work, 1..256 pairs */
         double s = um->sec_per_pair > 0 ? 0.5 / um->sec_per_pair : 4;
-        size = s < 1 ? 1 : s > 64 ? 64 : (size_t)s;
+        size = s < 1 ? 1 : s > 256 ? 256 : (size_t)s;
     }
     size_t left = um->n_window - um->pos_window;
     if (size > left) size = left;
@@ -533,6 +533,7 @@ typedef struct {
     char fatal[600];
     uint64_t units;
     double busy_s;
+    double synced_s; /* when the journal was last fsynced */
     long errors_reported;
 } coord;
 
@@ -577,14 +578,23 @@ static mch_status journal_unit(coord *c, const Mechir__JobSpec *spec, const Mech
         free(buf);
         if (rc) return rc;
     }
-    mch_status rc = mch_journal_sync(&c->j, err);
-    if (rc) return rc;
     c->done += u->n_pairs;
     c->units++;
     c->busy_s += res->seconds;
     double spp = res->seconds / (double)(u->n_pairs ? u->n_pairs : 1);
     c->um.sec_per_pair = c->um.sec_per_pair > 0 ? 0.8 * c->um.sec_per_pair + 0.2 * spp : spp;
     return MCH_OK;
+}
+
+/* fsyncs the journal at most every quarter second (and when forced), so a worker's next unit is
+ * never held up by the disk; a process kill loses nothing (the data is in the page cache), and a
+ * power loss at most the last quarter second of results, which a resume recomputes. */
+static mch_status journal_sync_maybe(coord *c, int force, mch_err *err)
+{
+    double now = mch_now_s();
+    if (!force && now - c->synced_s < 0.25) return MCH_OK;
+    c->synced_s = now;
+    return mch_journal_sync(&c->j, err);
 }
 
 static void progress(coord *c, int ranks_alive)
@@ -606,11 +616,13 @@ static mch_status run_embedded(coord *c, const Mechir__JobSpec *spec, int attemp
         Mechir__UnitResult res;
         rc = mch_worker_run_unit(w, u, &res, err);
         if (!rc) rc = journal_unit(c, spec, u, &res, err);
+        if (!rc) rc = journal_sync_maybe(c, 0, err);
         mch_worker_release(&res);
         unit_free(u);
         progress(c, 1);
     }
     mch_worker_free(w);
+    if (!rc) rc = journal_sync_maybe(c, 1, err);
     return rc;
 }
 
@@ -618,6 +630,15 @@ static void sleep_us(long us)
 {
     struct timespec ts = {0, us * 1000};
     nanosleep(&ts, NULL);
+}
+
+/* The journal's fsync, after the worker already has its next unit. */
+static void sync_after_reply(coord *c, mch_status *first_rc)
+{
+    mch_err e = {0};
+    mch_status rc = journal_sync_maybe(c, 0, &e);
+    if (rc && !c->fatal[0]) snprintf(c->fatal, sizeof c->fatal, "%s", e.msg);
+    if (rc && !*first_rc) *first_rc = rc;
 }
 
 /* Rank 0 with workers: hand out units on request, journal results. Polls with MPI_Iprobe and
@@ -712,6 +733,7 @@ static mch_status run_coordinator(coord *c, const Mechir__JobSpec *spec, int siz
                 free(out);
                 inflight[src] = u;
                 working++;
+                sync_after_reply(c, &first_rc);
                 continue;
             }
             unit_free(u);
@@ -719,6 +741,13 @@ static mch_status run_coordinator(coord *c, const Mechir__JobSpec *spec, int siz
         }
         MPI_Send(NULL, 0, MPI_BYTE, src, TAG_STOP, MPI_COMM_WORLD);
         alive--;
+        sync_after_reply(c, &first_rc);
+    }
+    {
+        mch_err e = {0};
+        mch_status src = journal_sync_maybe(c, 1, &e);
+        if (src && !c->fatal[0]) snprintf(c->fatal, sizeof c->fatal, "%s", e.msg);
+        if (src && !first_rc) first_rc = src;
     }
     free(inflight);
     free(buf);
@@ -1245,22 +1274,23 @@ static int coordinator_main(int argc, char **argv, int size)
     free(job_text);
     if (wrc) goto fail;
 
-    /* Count the pairs first (the progress total; bad inputs show up before any work). */
+    /* Count the input records first: the progress total, and bad input lines show up before
+     * any work. Pairs are built once, while streaming (a record that cannot be perturbed is
+     * counted at the end). */
     mch_pair_source *counter = NULL;
     if (mch_pair_source_open(&counter, &o.src, m, &err)) goto fail;
     for (;;) {
-        const mch_pair *pr;
         const mch_record *r;
-        if (mch_pair_source_next(counter, &pr, &r, &err)) {
+        if (mch_pair_source_next_record(counter, &r, &err)) {
             mch_pair_source_close(counter);
             goto fail;
         }
-        if (!pr) break;
+        if (!r) break;
         c.total++;
     }
     const mch_skip_report *rep = mch_pair_source_report(counter);
-    fprintf(stderr, "mechir run: %ld input units, %llu pairs, %ld skipped before patching",
-            rep->units, (unsigned long long)c.total, rep->skipped);
+    fprintf(stderr, "mechir run: %ld input units, %llu records, %ld bad input lines", rep->units,
+            (unsigned long long)c.total, rep->skipped);
     if (rep->skipped)
         fprintf(stderr, " (first: %s)",
                 rep->n_entries ? rep->entries[0].reason : "bad input lines");
@@ -1307,7 +1337,15 @@ static int coordinator_main(int argc, char **argv, int size)
         status = EXIT_INTERRUPTED;
         goto out;
     }
-    if (reduce(&o, &ss.s, &acc, c.total, &err) || write_outputs(&o, &ss.s, &acc, &err) ||
+    /* Every record was streamed: next_index is the exact number of pairs. */
+    long not_perturbed = mch_pair_source_perturb_skips(c.um.src);
+    if (not_perturbed) {
+        const mch_skip_report *pr = mch_pair_source_report(c.um.src);
+        fprintf(stderr, "mechir run: %ld record%s could not be perturbed (first: %s)\n",
+                not_perturbed, not_perturbed == 1 ? "" : "s",
+                pr->n_entries ? pr->entries[0].reason : "see mechir pairs --skips");
+    }
+    if (reduce(&o, &ss.s, &acc, c.um.next_index, &err) || write_outputs(&o, &ss.s, &acc, &err) ||
         write_run_json(&o, &ss.s, size, hosts, &c, &acc, mch_now_s() - t0, started, resumed, &err))
         goto fail;
     fprintf(stderr,
