@@ -101,8 +101,10 @@ static void panel(FILE *f, int x0, int y0, const char *title, const Mechir__Stat
                     "stroke=\"#ffffff\">",
                     x0 + c * cw, y0 + r * ch, cw, ch, fill);
             fprintf(f, "<title>layer %d %s ", r, col_label);
-            if (col_names) xml_text(f, col_names[c]);
-            else fprintf(f, "%d", c);
+            if (col_names)
+                xml_text(f, col_names[c]);
+            else
+                fprintf(f, "%d", c);
             fputs(": mean ", f);
             if (s->n[i])
                 fprintf(f, "%.6g", s->mean[i]);

@@ -31,7 +31,8 @@ mch_status mch_fail(mch_err *err, mch_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Parses a complete JSON text of len bytes: NULL when it is not JSON or anything but
- * whitespace follows the value (Hugging Face refuses trailing bytes too). Free with cJSON_Delete. */
+ * whitespace follows the value (Hugging Face refuses trailing bytes too). Free with cJSON_Delete.
+ */
 struct cJSON *mch_json_parse_exact(const char *text, size_t len);
 
 /* A short name for a status ("format", "I/O", ...). */

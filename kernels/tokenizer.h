@@ -52,8 +52,7 @@ mch_status mch_tokenize(const mch_vocab *v, const char *text, size_t len, mch_id
  * split; special-token strings are passed as they are), in order; word is NUL-terminated UTF-8
  * valid only during the call. A non-zero return from fn stops the walk and is returned. */
 typedef int (*mch_word_fn)(void *user, const char *word, size_t len);
-mch_status mch_basic_words(const char *text, size_t len, mch_word_fn fn, void *user,
-                           mch_err *err);
+mch_status mch_basic_words(const char *text, size_t len, mch_word_fn fn, void *user, mch_err *err);
 
 /* [CLS] q [SEP] d [SEP] with token types 0 up to and including the first [SEP], then 1.
  * The query is cut to max_query_len tokens (and further if the pair could not hold it), then the

@@ -80,7 +80,8 @@ static void run_fixture(const char *model_dir, const char *fixture, int naive)
                             1e-3,
                             naive,
                             0,
-                            MCH_POOL_CLS, 0};
+                            MCH_POOL_CLS,
+                            0};
         mch_patcher *p = NULL;
         assert_int_equal(mch_patcher_create(&p, m, &o, T, &err), MCH_OK);
         mch_patch_pair pair = {T, base, pert, types, Tq, Tq ? q : NULL};
