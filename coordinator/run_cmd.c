@@ -755,6 +755,22 @@ static mch_status run_coordinator(coord *c, const Mechir__JobSpec *spec, int siz
     return MCH_OK;
 }
 
+/* A worker's failure, to the coordinator: "on HOST: MESSAGE" (never cut). */
+static void send_error(int rank, const char *host, const char *message)
+{
+    Mechir__Error e;
+    mechir__error__init(&e);
+    char msg[MPI_MAX_PROCESSOR_NAME + sizeof(((mch_err *)0)->msg) + 8];
+    snprintf(msg, sizeof msg, "on %s: %s", host, message);
+    e.rank = (uint32_t)rank;
+    e.message = msg;
+    size_t n = mechir__error__get_packed_size(&e);
+    uint8_t *b = malloc(n ? n : 1);
+    if (b) mechir__error__pack(&e, b);
+    MPI_Send(b, b ? (int)n : 0, MPI_BYTE, 0, TAG_ERROR, MPI_COMM_WORLD);
+    free(b);
+}
+
 /* Ranks 1..N-1: ask for units, run them, send results, until told to stop. */
 static int worker_main(int rank)
 {
@@ -781,17 +797,7 @@ static int worker_main(int rank)
              : mch_fail(&err, MCH_ERR_PROTO, "the job spec does not decode");
     int status = 0;
     if (rc) { /* tell the coordinator, then wait for the stop */
-        Mechir__Error e;
-        mechir__error__init(&e);
-        char msg[sizeof host + sizeof err.msg + 8]; /* "on HOST: MESSAGE", never cut */
-        snprintf(msg, sizeof msg, "on %s: %s", host, err.msg);
-        e.rank = (uint32_t)rank;
-        e.message = msg;
-        size_t n = mechir__error__get_packed_size(&e);
-        uint8_t *b = malloc(n ? n : 1);
-        mechir__error__pack(&e, b);
-        MPI_Send(b, (int)n, MPI_BYTE, 0, TAG_ERROR, MPI_COMM_WORLD);
-        free(b);
+        send_error(rank, host, err.msg);
         status = 1;
     } else {
         MPI_Send(NULL, 0, MPI_BYTE, 0, TAG_READY, MPI_COMM_WORLD);
@@ -819,17 +825,7 @@ static int worker_main(int rank)
         mch_status urc = u ? mch_worker_run_unit(w, u, &res, &e)
                            : mch_fail(&e, MCH_ERR_PROTO, "a work unit does not decode");
         if (urc) {
-            Mechir__Error em;
-            mechir__error__init(&em);
-            char msg[sizeof host + sizeof e.msg + 8];
-            snprintf(msg, sizeof msg, "on %s: %s", host, e.msg);
-            em.rank = (uint32_t)rank;
-            em.message = msg;
-            size_t n = mechir__error__get_packed_size(&em);
-            uint8_t *b = malloc(n ? n : 1);
-            mechir__error__pack(&em, b);
-            MPI_Send(b, (int)n, MPI_BYTE, 0, TAG_ERROR, MPI_COMM_WORLD);
-            free(b);
+            send_error(rank, host, e.msg);
             status = 1;
         } else {
             /* Echo only each pair's index and id; the coordinator has the rest. */
