@@ -401,20 +401,6 @@ mch_status mch_cmap_load(Mechir__CircuitMap **out, const char *path, mch_err *er
     return rc;
 }
 
-mch_status mch_write_file_atomic(const char *path, const void *data, size_t len, mch_err *err)
-{
-    mch_outfile o;
-    if (mch_outfile_open(&o, path) != 0)
-        return mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
-    if (fwrite(data, 1, len, o.f) != len) {
-        mch_outfile_abort(&o);
-        return mch_fail(err, MCH_ERR_IO, "%s: write failed", path);
-    }
-    if (mch_outfile_commit(&o) != 0)
-        return mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
-    return MCH_OK;
-}
-
 /* ---- JSON ---------------------------------------------------------------------------------- */
 
 static void json_stats_block(FILE *f, const Mechir__Stats *s, size_t rows, size_t cols,

@@ -75,7 +75,4 @@ int mch_stratum_cmp(const char *a, const char *b);
 /* Writes the circuit.json form of a map. */
 void mch_cmap_write_json(const Mechir__CircuitMap *m, FILE *f);
 
-/* Writes bytes to path atomically (temp file, fsync, rename). */
-mch_status mch_write_file_atomic(const char *path, const void *data, size_t len, mch_err *err);
-
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "fsutil.h"
 #include "cmap.h"
 
 static void merge_usage(FILE *f)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "fsutil.h"
 #include "jsonout.h"
 #include "pairs_source.h"
 #include "progress.h"

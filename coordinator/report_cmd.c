@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "fsutil.h"
 #include "cmap.h"
 #include "jsonout.h"
 

@@ -21,6 +21,7 @@
 #include <cblas.h>
 
 #include "cli.h"
+#include "fsutil.h"
 #include "cmap.h"
 #include "encoder.h"
 #include "journal.h"
@@ -1112,19 +1113,6 @@ static mch_status write_run_json(const run_opts *o, const Mechir__JobSpec *spec,
 
 /* ---- the command ----------------------------------------------------------------------------- */
 
-static int mkdir_p(const char *dir)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Explains how two specs differ, for a refused resume. */
 static void join(char *out, size_t len, char **x, size_t n)
 {
@@ -1217,7 +1205,7 @@ static int coordinator_main(int argc, char **argv, int size)
         goto out;
     }
     c.o = &o;
-    if (mkdir_p(o.out) != 0) {
+    if (mch_mkdir_p(o.out) != 0) {
         fprintf(stderr, "mechir run: %s: %s\n", o.out, strerror(errno));
         goto out;
     }

@@ -18,6 +18,7 @@
 #include <zstd.h>
 
 #include "cli.h"
+#include "fsutil.h"
 #include "input.h"
 #include "jsonout.h"
 #include "model.h"

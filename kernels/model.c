@@ -263,12 +263,9 @@ mch_status mch_model_open(mch_model **out, const char *dir, mch_err *err)
 {
     char path[4096];
     mch_config cfg;
-    mch_status rc;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if ((rc = mch_config_open(&cfg, path, err))) return rc;
     mch_vocab *vocab = NULL;
-    snprintf(path, sizeof path, "%s/vocab.txt", dir);
-    if ((rc = mch_vocab_open(&vocab, path, err))) return rc;
+    mch_status rc = mch_model_text_read(dir, &cfg, &vocab, err);
+    if (rc) return rc;
     mch_safetensors *st = NULL;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if ((rc = mch_st_open(&st, path, err))) {

@@ -5,6 +5,7 @@
 #define MCH_MODEL_H
 
 #include "config.h"
+#include "meta.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 

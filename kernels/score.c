@@ -4,7 +4,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 
 #define MCH_SCORE_TOKENS 4096
 
@@ -18,23 +17,6 @@ struct mch_scorer {
     int *lens;            /* (2 * batch) */
     float *emb;           /* (2 * batch, C) */
 };
-
-int mch_utf8_valid(const char *s, size_t len, size_t *bad_at)
-{
-    size_t i = 0;
-    while (i < len) {
-        utf8proc_int32_t cp;
-        size_t left = len - i;
-        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i,
-                                              left > 4 ? 4 : (utf8proc_ssize_t)left, &cp);
-        if (k <= 0) {
-            if (bad_at) *bad_at = i;
-            return 0;
-        }
-        i += (size_t)k;
-    }
-    return 1;
-}
 
 mch_status mch_scorer_create(mch_scorer **out, const mch_model *m, const mch_score_opts *opts,
                              mch_err *err)

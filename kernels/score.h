@@ -5,6 +5,7 @@
 #define MCH_SCORE_H
 
 #include "encoder.h"
+#include "utf8.h"
 
 typedef struct {
     int max_len; /* tokens a sequence (pair for a cross-encoder); 0 = max_position_embeddings */
@@ -24,8 +25,5 @@ int mch_scorer_batch_size(const mch_scorer *s);
 /* Scores n (<= batch size) query-document pairs into scores (n). Texts must be valid UTF-8. */
 mch_status mch_scorer_run(mch_scorer *s, const char *const *queries, const char *const *docs, int n,
                           float *scores, mch_err *err);
-
-/* 1 when s[0..len) is valid UTF-8; otherwise 0 and *bad_at = offset of the first bad byte. */
-int mch_utf8_valid(const char *s, size_t len, size_t *bad_at);
 
 #endif

@@ -14,16 +14,4 @@ void mch_json_int_array(FILE *f, const int32_t *x, int n);
 void mch_json_float_array(FILE *f, const float *x, int n);
 void mch_json_number(FILE *f, double v);
 
-/* An output file written atomically: to PATH.tmp.PID, renamed to PATH on commit. A NULL or "-"
- * path means stdout (no rename). */
-typedef struct {
-    FILE *f;
-    char *path, *tmp;
-} mch_outfile;
-int mch_outfile_open(mch_outfile *o, const char *path); /* 0, or -1 with errno */
-/* Flushes, fsyncs and renames; 0 or -1 with errno (the temp file is removed on failure). */
-int mch_outfile_commit(mch_outfile *o);
-/* Removes the temp file without renaming (after an error). */
-void mch_outfile_abort(mch_outfile *o);
-
 #endif

@@ -1,0 +1,123 @@
+/* Files and paths: atomic output files (temp + fsync + rename over regular files only), whole-file
+ * atomic writes, mkdir -p, suffix tests. */
+#include "fsutil.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int mch_outfile_open(mch_outfile *o, const char *path)
+{
+    o->f = NULL;
+    o->path = o->tmp = NULL;
+    if (!path || !strcmp(path, "-")) {
+        o->f = stdout;
+        return 0;
+    }
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        /* /dev/null, a FIFO, a terminal: written in place, never replaced. */
+        o->f = fopen(path, "wb");
+        return o->f ? 0 : -1;
+    }
+    size_t n = strlen(path) + 32;
+    o->path = strdup(path);
+    o->tmp = malloc(n);
+    if (!o->path || !o->tmp) {
+        free(o->path);
+        free(o->tmp);
+        errno = ENOMEM;
+        return -1;
+    }
+    snprintf(o->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    o->f = fopen(o->tmp, "wb");
+    if (!o->f) {
+        int e = errno;
+        free(o->path);
+        free(o->tmp);
+        o->path = o->tmp = NULL;
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+int mch_outfile_commit(mch_outfile *o)
+{
+    if (!o->path) {
+        int bad = fflush(o->f) != 0 || ferror(o->f);
+        if (o->f != stdout) bad |= fclose(o->f) != 0;
+        o->f = NULL;
+        return bad ? -1 : 0;
+    }
+    int bad = ferror(o->f) | (fflush(o->f) != 0) | (fsync(fileno(o->f)) != 0);
+    int e = errno;
+    bad |= fclose(o->f) != 0;
+    o->f = NULL;
+    if (!bad && rename(o->tmp, o->path) == 0) {
+        free(o->path);
+        free(o->tmp);
+        o->path = o->tmp = NULL;
+        return 0;
+    }
+    e = errno ? errno : e;
+    unlink(o->tmp);
+    free(o->path);
+    free(o->tmp);
+    o->path = o->tmp = NULL;
+    errno = e;
+    return -1;
+}
+
+void mch_outfile_abort(mch_outfile *o)
+{
+    if (!o->path) {
+        if (o->f && o->f != stdout) fclose(o->f);
+        o->f = NULL;
+        return;
+    }
+    if (o->f) fclose(o->f);
+    unlink(o->tmp);
+    free(o->path);
+    free(o->tmp);
+    o->f = NULL;
+    o->path = o->tmp = NULL;
+}
+
+mch_status mch_write_file_atomic(const char *path, const void *data, size_t len, mch_err *err)
+{
+    mch_outfile o;
+    if (mch_outfile_open(&o, path) != 0)
+        return mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
+    if (fwrite(data, 1, len, o.f) != len) {
+        mch_outfile_abort(&o);
+        return mch_fail(err, MCH_ERR_IO, "%s: write failed", path);
+    }
+    if (mch_outfile_commit(&o) != 0)
+        return mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
+    return MCH_OK;
+}
+
+int mch_mkdir_p(const char *dir)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int mch_ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}

@@ -1,0 +1,32 @@
+/* Files and paths shared by the coordinator, the worker and the CLI. */
+#ifndef MCH_FSUTIL_H
+#define MCH_FSUTIL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "mch_err.h"
+
+/* An output file written atomically: to PATH.tmp.PID, fsynced and renamed to PATH on commit.
+ * A NULL or "-" path means stdout; an existing path that is not a regular file (/dev/null, a
+ * FIFO) is written in place and never replaced. */
+typedef struct {
+    FILE *f;
+    char *path, *tmp; /* NULL when written in place */
+} mch_outfile;
+int mch_outfile_open(mch_outfile *o, const char *path); /* 0, or -1 with errno */
+/* Flushes, fsyncs and renames; 0 or -1 with errno (the temp file is removed on failure). */
+int mch_outfile_commit(mch_outfile *o);
+/* Removes the temp file without renaming (after an error). */
+void mch_outfile_abort(mch_outfile *o);
+
+/* Writes bytes to path atomically (as mch_outfile). */
+mch_status mch_write_file_atomic(const char *path, const void *data, size_t len, mch_err *err);
+
+/* mkdir -p with mode 0755: 0, or -1 with errno. */
+int mch_mkdir_p(const char *dir);
+
+/* 1 when s ends with suffix. */
+int mch_ends_with(const char *s, const char *suffix);
+
+#endif

@@ -1,0 +1,67 @@
+/* TransformerLens hook names <-> (site, layer). */
+#include "hooks.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const site_suffix[MCH_SITE_COUNT] = {
+    [MCH_SITE_FULL_EMBED] = "hook_full_embed",
+    [MCH_SITE_RESID_PRE] = "hook_resid_pre",
+    [MCH_SITE_Q] = "attn.hook_q",
+    [MCH_SITE_K] = "attn.hook_k",
+    [MCH_SITE_V] = "attn.hook_v",
+    [MCH_SITE_PATTERN] = "attn.hook_pattern",
+    [MCH_SITE_Z] = "attn.hook_z",
+    [MCH_SITE_ATTN_OUT] = "hook_attn_out",
+    [MCH_SITE_RESID_MID] = "hook_resid_mid",
+    [MCH_SITE_MLP_OUT] = "hook_mlp_out",
+    [MCH_SITE_RESID_POST] = "hook_resid_post",
+    [MCH_SITE_NORM_RESID_POST] = "hook_normalized_resid_post",
+};
+
+const char *mch_hook_name(mch_site site, int layer, char *buf, size_t len)
+{
+    if (site == MCH_SITE_FULL_EMBED)
+        snprintf(buf, len, "hook_full_embed");
+    else if (site >= 0 && site < MCH_SITE_COUNT)
+        snprintf(buf, len, "blocks.%d.%s", layer, site_suffix[site]);
+    else
+        snprintf(buf, len, "?");
+    return buf;
+}
+
+mch_status mch_hook_parse(const char *name, int L, mch_site *site, int *layer, mch_err *err)
+{
+    if (!strcmp(name, "hook_full_embed")) {
+        *site = MCH_SITE_FULL_EMBED;
+        *layer = 0;
+        return MCH_OK;
+    }
+    const char *p = name;
+    if (strncmp(p, "blocks.", 7) != 0) goto bad;
+    p += 7;
+    if (*p < '0' || *p > '9') goto bad;
+    long l = 0;
+    while (*p >= '0' && *p <= '9' && l < 100000) l = l * 10 + (*p++ - '0');
+    if (*p++ != '.') goto bad;
+    for (int s = MCH_SITE_RESID_PRE; s < MCH_SITE_COUNT; s++)
+        if (!strcmp(p, site_suffix[s])) {
+            if (l >= L)
+                return mch_fail(err, MCH_ERR_ARG, "hook '%s': layer %ld but the model has %d", name,
+                                l, L);
+            *site = (mch_site)s;
+            *layer = (int)l;
+            return MCH_OK;
+        }
+bad:
+    return mch_fail(err, MCH_ERR_ARG,
+                    "unknown hook '%s' (expected hook_full_embed or blocks.<l>.<hook>, e.g. "
+                    "blocks.0.attn.hook_z)",
+                    name);
+}
+
+size_t mch_site_floats(const mch_config *cfg, mch_site site, int T)
+{
+    if (site == MCH_SITE_PATTERN) return (size_t)cfg->NH * T * T;
+    return (size_t)T * cfg->C;
+}

@@ -1,0 +1,36 @@
+/* Hook points: the one table between TransformerLens hook names (`blocks.3.attn.hook_z`) and
+ * the internal (site, layer). Text only, so the coordinator can validate hook names (--cache)
+ * without loading a model. */
+#ifndef MCH_HOOKS_H
+#define MCH_HOOKS_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "mch_err.h"
+
+/* Hook sites; names as TransformerLens writes them for BERT blocks. */
+typedef enum {
+    MCH_SITE_FULL_EMBED,      /* hook_full_embed                      (T, C) */
+    MCH_SITE_RESID_PRE,       /* blocks.{l}.hook_resid_pre            (T, C) */
+    MCH_SITE_Q,               /* blocks.{l}.attn.hook_q               (T, NH, HS) */
+    MCH_SITE_K,               /* blocks.{l}.attn.hook_k               (T, NH, HS) */
+    MCH_SITE_V,               /* blocks.{l}.attn.hook_v               (T, NH, HS) */
+    MCH_SITE_PATTERN,         /* blocks.{l}.attn.hook_pattern         (NH, T, T) */
+    MCH_SITE_Z,               /* blocks.{l}.attn.hook_z               (T, NH, HS) */
+    MCH_SITE_ATTN_OUT,        /* blocks.{l}.hook_attn_out             (T, C) */
+    MCH_SITE_RESID_MID,       /* blocks.{l}.hook_resid_mid            (T, C) */
+    MCH_SITE_MLP_OUT,         /* blocks.{l}.hook_mlp_out              (T, C) */
+    MCH_SITE_RESID_POST,      /* blocks.{l}.hook_resid_post           (T, C) */
+    MCH_SITE_NORM_RESID_POST, /* blocks.{l}.hook_normalized_resid_post (T, C) */
+    MCH_SITE_COUNT
+} mch_site;
+
+/* Parses a TransformerLens hook name for a model of L layers. */
+mch_status mch_hook_parse(const char *name, int L, mch_site *site, int *layer, mch_err *err);
+/* Writes the hook name of (site, layer) into buf; returns buf. */
+const char *mch_hook_name(mch_site site, int layer, char *buf, size_t len);
+/* Floats one sequence of T tokens holds at a site. */
+size_t mch_site_floats(const mch_config *cfg, mch_site site, int T);
+
+#endif
