@@ -90,18 +90,18 @@ int mch_cmd_pairs(int argc, char **argv)
         return 2;
     }
     mch_err err = {0};
-    mch_model *m = NULL;
+    mch_model_meta *m = NULL;
     mch_pair_source *src = NULL;
-    if (mch_model_open(&m, model, &err) || mch_pair_source_open(&src, &so, m, &err)) {
+    if (mch_model_meta_open(&m, model, &err) || mch_pair_source_open(&src, &so, m, &err)) {
         fprintf(stderr, "mechir pairs: %s\n", err.msg);
-        mch_model_close(m);
+        mch_model_meta_close(m);
         return 1;
     }
     mch_outfile of;
     if (mch_outfile_open(&of, out) != 0) {
         fprintf(stderr, "mechir pairs: %s: %s\n", out, strerror(errno));
         mch_pair_source_close(src);
-        mch_model_close(m);
+        mch_model_meta_close(m);
         return 1;
     }
     const char *kind = mch_perturb_name(mch_pair_source_perturb_opts(src)->kind);
@@ -153,6 +153,6 @@ int mch_cmd_pairs(int argc, char **argv)
         mch_pair_source_print_report(src, stderr);
     }
     mch_pair_source_close(src);
-    mch_model_close(m);
+    mch_model_meta_close(m);
     return rc;
 }

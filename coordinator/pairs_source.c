@@ -178,8 +178,8 @@ static mch_status df_pass(mch_pair_source *s, const mch_source_opts *o, mch_err 
     return rc;
 }
 
-mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o, const mch_model *m,
-                                mch_err *err)
+mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
+                                const mch_model_meta *m, mch_err *err)
 {
     if (!m->vocab) return mch_fail(err, MCH_ERR_ARG, "%s: the model has no vocab.txt", m->dir);
     int trec = o->run || o->topics || o->docs || o->qrels;

@@ -6,7 +6,7 @@
 #define MCH_PAIRS_SOURCE_H
 
 #include "input.h"
-#include "model.h"
+#include "meta.h"
 #include "perturb.h"
 
 typedef struct {
@@ -29,8 +29,8 @@ typedef struct mch_pair_source mch_pair_source;
 
 /* Opens the inputs and builds the perturber (running the df pass when needed). Prints nothing;
  * errors name the file and line. */
-mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o, const mch_model *m,
-                                mch_err *err);
+mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
+                                const mch_model_meta *m, mch_err *err);
 
 /* The next pair: *pair and *rec set, or *pair NULL at the end. Records that cannot be
  * perturbed are counted as skipped (with file:line and reason in the report) and passed over. */

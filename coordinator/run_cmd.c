@@ -276,7 +276,8 @@ bad:
     return 0;
 }
 
-static mch_status build_spec(spec_store *ss, const run_opts *o, const mch_model *m, mch_err *err)
+static mch_status build_spec(spec_store *ss, const run_opts *o, const mch_model_meta *m,
+                             mch_err *err)
 {
     Mechir__JobSpec *s = &ss->s;
     mechir__job_spec__init(s);
@@ -1185,7 +1186,7 @@ static int coordinator_main(int argc, char **argv, int size)
     cJSON *job_json = NULL;
     spec_store ss = {0};
     coord c = {0};
-    mch_model *m = NULL;
+    mch_model_meta *m = NULL;
     mch_err err = {0};
     int status = 1, hdr[5] = {-1, 0, 0, 0, 0}, bcast_done = 0, resumed = 0;
     time_t started = time(NULL);
@@ -1209,7 +1210,7 @@ static int coordinator_main(int argc, char **argv, int size)
         fprintf(stderr, "mechir run: %s: %s\n", o.out, strerror(errno));
         goto out;
     }
-    if (mch_model_open(&m, o.model, &err) || build_spec(&ss, &o, m, &err)) goto fail;
+    if (mch_model_meta_open(&m, o.model, &err) || build_spec(&ss, &o, m, &err)) goto fail;
     spec_len = mechir__job_spec__get_packed_size(&ss.s);
     spec_bytes = malloc(spec_len + 1);
     if (!spec_bytes) goto oom;
@@ -1359,7 +1360,7 @@ out:
     free(spec_bytes);
     free(hosts);
     spec_store_free(&ss);
-    mch_model_close(m);
+    mch_model_meta_close(m);
     cJSON_Delete(o.given);
     cJSON_Delete(job_json);
     return status;

@@ -724,19 +724,19 @@ static int needs_df(const submit_opts *o)
 static int write_df(const submit_opts *o, const char *path)
 {
     if (!o->model) return usage_error("the run options have no --model DIR");
-    mch_model *m = NULL;
+    mch_model_meta *m = NULL;
     mch_pair_source *s = NULL;
     mch_err err = {0};
     mch_source_opts so = o->src;
     so.write_df = path;
-    if (mch_model_open(&m, o->model, &err) || mch_pair_source_open(&s, &so, m, &err)) {
+    if (mch_model_meta_open(&m, o->model, &err) || mch_pair_source_open(&s, &so, m, &err)) {
         fprintf(stderr, "mechir submit: document frequencies for --shards: %s\n", err.msg);
         mch_pair_source_close(s);
-        mch_model_close(m);
+        mch_model_meta_close(m);
         return 1;
     }
     mch_pair_source_close(s);
-    mch_model_close(m);
+    mch_model_meta_close(m);
     fprintf(stderr, "mechir submit: document frequencies of the whole input in %s\n", path);
     return 0;
 }
