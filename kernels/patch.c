@@ -61,6 +61,7 @@ struct mch_patcher {
     float *vscores, *vscores2;          /* (S_max) */
     int *dirty;                         /* (S_max) */
     int *tpos;                          /* (S_max) patched row of each variant */
+    int *todo;                          /* (max_T) rows of a block sweep still to patch */
     int *zeros;                         /* (S_max) all 0: gathers of the [CLS] row */
 };
 
@@ -125,6 +126,7 @@ void mch_patcher_free(mch_patcher *p)
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(p->dirty);
     free(p->tpos);
+    free(p->todo);
     free(p->zeros);
     free(p->q_ids);
     mch_hooks_free(p->cap_hooks);
@@ -208,6 +210,7 @@ mch_status mch_patcher_create(mch_patcher **out, const mch_model *m, const mch_p
         ok &= (*bufs[i].p = malloc(bufs[i].n * sizeof(float))) != NULL;
     ok = ok && (p->dirty = malloc(s_max * sizeof *p->dirty)) &&
          (p->tpos = malloc(s_max * sizeof *p->tpos)) &&
+         (p->todo = malloc((size_t)max_T * sizeof *p->todo)) &&
          (p->zeros = calloc(s_max, sizeof *p->zeros)) &&
          (p->q_ids = malloc((size_t)c->max_pos * sizeof *p->q_ids)) &&
          (p->ws = mch_workspace_create(m, c->max_pos > max_T ? c->max_pos : max_T,
@@ -593,7 +596,7 @@ static mch_status sweep_blocks(mch_patcher *p, const mch_patch_pair *pair, mch_p
             size_t base_idx = ((size_t)c * L + l) * T;
             const float *bsrc = cache_at(&p->base, sites[c], p, l);
             const float *psrc = cache_at(&p->pert, sites[c], p, l);
-            int todo[4096], n = 0;
+            int *todo = p->todo, n = 0;
             for (int t = 0; t < T; t++) {
                 /* Patching a row with identical values changes nothing: exactly baseline. */
                 if (!memcmp(bsrc + (size_t)t * C, psrc + (size_t)t * C, (size_t)C * 4) &&
