@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `mechir submit` without a scheduler: --dry-run scripts for Slurm and PBS checked line by line
-# (directives, launchers, the warning signal, shell quoting that survives any argument), the
-# --shards job array with its dependent merge job, a real submission through stand-in sbatch and
-# qsub commands (shard files: every input line in exactly one shard, a pair and its repeats in
-# the same one; the df table that keeps tdc's terms those of the whole), and usage errors (one
-# line on stderr, nothing on stdout, exit 2).
+# (directives, launchers, the warning signal, cpus for --threads > 1, shell quoting that survives
+# any argument), the --shards job array with its dependent merge job, a real submission through
+# stand-in sbatch and qsub commands first on PATH, so a real one is never run (shard files: every
+# input line in exactly one shard, a pair and its repeats in the same one; the df table that
+# keeps tdc's terms those of the whole), and usage errors (one line on stderr, nothing on stdout,
+# exit 2).
 # usage: test_submit_dryrun.sh PATH/TO/mechir REPO_ROOT
 set -u
 if [ $# -ne 2 ]; then
