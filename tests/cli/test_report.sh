@@ -1,6 +1,8 @@
 #!/bin/sh
-# `mechir report`: the heads heatmap has one cell per (layer, head) whose <title> holds the
-# value from the map; both SVGs render with rsvg-convert to PNGs that are not one flat colour;
+# `mechir report`: the heads heatmap has one cell per (layer, head), and the blocks heatmap one
+# per (component, layer, role), whose <title> holds the map's value (and count, checked against
+# the run's circuit.json for every blocks cell); both SVGs render with rsvg-convert to PNGs that
+# are not one flat colour;
 # CSV/JSON/index.html are written; --format json prints circuit.json; a bad map is refused.
 set -u
 MECHIR=$1
@@ -44,6 +46,36 @@ check "every title's mean equals the map's heads.mean[l][h] (to its 6 digits)" a
       t = 5e-6 * (want[i] < 0 ? -want[i] : want[i]) + 1e-12; if (d > t) bad++; n++ }
     END { exit !(n == 16 && bad == 0) }' "$T/want.txt" "$T/got.txt"
 check "n in the titles is the number of used pairs" sh -c "awk '{print \$4}' '$T/got.txt' | sort -u | grep -qx '$(sed 's/.*"used":\([0-9]*\).*/\1/' "$T/map.json")'"
+# blocks.svg: three panels (resid_pre, attn_out, mlp_out), each layers x roles, in that order;
+# every cell's title must hold blocks_by_role.mean[c][l][r] and n[c][l][r] of the run's circuit.json.
+L=$(sed -n 's/.*"layers":\([0-9]*\).*/\1/p' "$T/run/circuit.json")
+grep -o '"blocks_by_role":{[^}]*}' "$T/run/circuit.json" | head -n 1 > "$T/bbr.json"
+sed 's/.*"roles":\[\([^]]*\)\].*/\1/; s/"//g' "$T/bbr.json" | tr ',' '\n' > "$T/roles.txt"
+R=$(wc -l < "$T/roles.txt")
+# One line per cell in (component, layer, role) order: "l role mean n".
+flat() { sed "s/.*\"$1\":\\(\\[\\[\\[[^\"]*\\]\\]\\]\\).*/\\1/; s/[][]//g" "$T/bbr.json" | tr ',' '\n'; }
+flat mean > "$T/bmean.txt"
+flat n > "$T/bn.txt"
+awk -v L="$L" -v R="$R" 'FILENAME == ARGV[1] { role[FNR - 1] = $1; next }
+    FILENAME == ARGV[2] { m[FNR - 1] = $1; next }
+    { i = FNR - 1; l = int(i / R) % L; print l, role[i % R], m[i], $1 }' \
+    "$T/roles.txt" "$T/bmean.txt" "$T/bn.txt" > "$T/bwant.txt"
+sed -n 's/.*<title>layer \([0-9]*\) role \([a-z_]*\): mean \([^ ]*\) n \([0-9]*\)<\/title>.*/\1 \2 \3 \4/p' \
+    "$T/rep/blocks.svg" > "$T/bgot.txt"
+check "blocks.svg: 3 x $L x $R cells with layer, role, mean and n in their titles ($(wc -l < "$T/bgot.txt"))" \
+    test "$L" -gt 0 -a "$R" -gt 0 -a "$(wc -l < "$T/bgot.txt")" -eq $((3 * L * R)) -a \
+    "$(wc -l < "$T/bwant.txt")" -eq $((3 * L * R))
+check "every blocks.svg title equals blocks_by_role mean and n of its component, layer and role" \
+    awk -v L="$L" -v R="$R" '
+    function abs(x) { return x < 0 ? -x : x }
+    NR == FNR { w[FNR] = $0; next }
+    { split(w[FNR], e, " "); c = substr("resid_pre attn_out  mlp_out   ", 10 * int((FNR - 1) / (L * R)) + 1, 9)
+      if ($1 != e[1] || $2 != e[2] || $4 != e[4] ||
+          (e[3] == "null" && $3 != "none") ||
+          (e[3] != "null" && abs($3 - e[3]) > 5e-6 * abs(e[3]) + 1e-12)) {
+          if (++bad < 4) print "    " c " cell " FNR ": title \"" $0 "\", map \"" w[FNR] "\""
+      } else n++ }
+    END { exit !(n == 3 * L * R && bad == 0) }' "$T/bwant.txt" "$T/bgot.txt"
 for svg in heads blocks; do
     rsvg-convert "$T/rep/$svg.svg" -o "$T/$svg.png" 2> "$T/rsvg.err"
     check "$svg.svg renders with rsvg-convert" test -s "$T/$svg.png"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `mechir submit` without a scheduler: --dry-run scripts for Slurm and PBS checked line by line
-# (directives, launchers, the warning signal, shell quoting that survives any argument), the
-# --shards job array with its dependent merge job, a real submission through stand-in sbatch and
-# qsub commands (shard files: every input line in exactly one shard, a pair and its repeats in
-# the same one; the df table that keeps tdc's terms those of the whole), and usage errors (one
-# line on stderr, nothing on stdout, exit 2).
+# (directives, launchers, the warning signal, cpus for --threads > 1, shell quoting that survives
+# any argument), the --shards job array with its dependent merge job, a real submission through
+# stand-in sbatch and qsub commands first on PATH, so a real one is never run (shard files: every
+# input line in exactly one shard, a pair and its repeats in the same one; the df table that
+# keeps tdc's terms those of the whole), and usage errors (one line on stderr, nothing on stdout,
+# exit 2).
 # usage: test_submit_dryrun.sh PATH/TO/mechir REPO_ROOT
 set -u
 if [ $# -ne 2 ]; then
@@ -12,7 +13,7 @@ if [ $# -ne 2 ]; then
   exit 2
 fi
 MECHIR=$(readlink -f "$1")
-ROOT=$2
+ROOT=$(cd "$2" && pwd) || exit 1 # absolute: the test works in $TMP
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/mch_submit.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP" || exit 1
@@ -130,6 +131,39 @@ has rq.out 'launcher=mpirun' "--launcher mpirun"
 has rq.out '#SBATCH --cpus-per-task=4' "--threads 4 gives 4 cpus per rank"
 has rq.out 'cmd=(run --model m --input i.tsv --out o --threads 4 --resume)' "--resume not doubled"
 has rq.out "#SBATCH --output=\"$TMP/o/slurm-%j.out\"" "a relative --out made absolute"
+
+echo "== --threads: cpus per rank, Slurm and PBS =="
+# Each rank runs --threads BLAS threads: Slurm asks --cpus-per-task=THREADS per task, PBS
+# ncpus=RANKS_PER_NODE*THREADS per chunk (one chunk per node, mpiprocs=RANKS_PER_NODE); the merge
+# job of --shards runs one thread.
+for combo in "2 3 4" "1 5 2" "3 1 8"; do
+  read -r nodes rpn thr <<<"$combo"
+  tn=thr_${nodes}_${rpn}_${thr} # not $name: submit sets it
+  what="$nodes nodes x $rpn ranks x $thr threads"
+  submit ${tn}_s --scheduler slurm --nodes $nodes --ranks-per-node $rpn --time 01:00:00 --dry-run -- \
+    --model m --input i.tsv --out o --threads $thr
+  [ $rc -eq 0 ] || fail "slurm $what: exit status $rc: $(cat ${tn}_s.err)"
+  has ${tn}_s.out "#SBATCH --nodes=$nodes" "slurm $what: nodes"
+  has ${tn}_s.out "#SBATCH --ntasks-per-node=$rpn" "slurm $what: tasks per node"
+  has ${tn}_s.out "#SBATCH --cpus-per-task=$thr" "slurm $what: cpus per task"
+  submit ${tn}_p --scheduler pbs --nodes $nodes --ranks-per-node $rpn --time 01:00:00 --dry-run -- \
+    --model m --input i.tsv --out o --threads $thr
+  [ $rc -eq 0 ] || fail "pbs $what: exit status $rc: $(cat ${tn}_p.err)"
+  has ${tn}_p.out "#PBS -l select=$nodes:ncpus=$((rpn * thr)):mpiprocs=$rpn" \
+    "pbs $what: ncpus = $rpn * $thr per chunk"
+done
+for sched in pbs slurm; do
+  submit thr_${sched}_shards --scheduler $sched --ranks-per-node 3 --time 02:00:00 --shards 2 \
+    --dry-run -- --model m --input "$TMP/in put.tsv" --out "$TMP/thr" --threads 2
+  [ $rc -eq 0 ] || fail "$sched --shards --threads 2: exit status $rc: $(cat thr_${sched}_shards.err)"
+  # The array script, then the merge script.
+  sed -n "/mechir-$sched.sh <==/,/mechir-$sched-merge.sh <==/p" thr_${sched}_shards.out >thr_${sched}_array.out
+  sed -n "/mechir-$sched-merge.sh <==/,\$p" thr_${sched}_shards.out >thr_${sched}_merge.out
+done
+has thr_pbs_array.out "#PBS -l select=1:ncpus=$((3 * 2)):mpiprocs=3" "pbs array tasks: ncpus = 3 * 2"
+has thr_pbs_merge.out '#PBS -l select=1:ncpus=1:mpiprocs=1' "pbs merge job: one cpu"
+has thr_slurm_array.out '#SBATCH --cpus-per-task=2' "slurm array tasks: 2 cpus per task"
+has thr_slurm_merge.out '#SBATCH --cpus-per-task=1' "slurm merge job: one cpu"
 
 echo "== PBS dry run =="
 submit pbs --scheduler pbs --nodes 2 --ranks-per-node 3 --time 01:30:00 --partition q1 \
@@ -268,16 +302,23 @@ k=$(for f in pj/shard-*/input.jsonl.zst; do zstd -q -dc "$f" | grep -q '"qid": *
 [ "$n" -eq 2 ] && [ "$k" -eq 1 ] && ok "qid 7 and \"7\" (the same pair) in one shard" || fail "qid 7 in $k shards"
 
 rm -f n calls bin/sbatch
+# A failing stand-in, executable like the first (execvp passes over a file it cannot execute and
+# would run a real sbatch further along PATH); it leaves a mark so the check knows it ran.
 cat >bin/sbatch <<'EOF'
 #!/bin/sh
+echo "failing stand-in: $*" >>"$FAKE_DIR/calls"
 echo "sbatch: error: Batch job submission failed: Invalid partition name specified" >&2
 exit 1
 EOF
+chmod +x bin/sbatch
 PATH="$TMP/bin:$PATH" "$MECHIR" submit --scheduler slurm --time 00:20:00 -- --model m --input i.tsv \
   --out fails >fails.out 2>fails.err
 rc=$?
 [ $rc -eq 1 ] && grep -q "sbatch failed (exit status 1)" fails.err && ok "sbatch failure: exit 1: $(tail -n 1 fails.err)" ||
   fail "sbatch failure: exit $rc: $(cat fails.err)"
+grep -qx "failing stand-in: --parsable $TMP/fails/mechir-slurm.sh" calls 2>/dev/null &&
+  ok "sbatch failure: the failing stand-in ran, not an sbatch further along PATH" ||
+  fail "sbatch failure: the failing stand-in did not run (calls: $(cat calls 2>/dev/null))"
 PATH=/nonexistent "$MECHIR" submit --scheduler slurm --time 00:20:00 -- --model m --input i.tsv \
   --out nosb >nosb.out 2>nosb.err
 rc=$?

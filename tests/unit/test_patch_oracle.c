@@ -1,7 +1,8 @@
 /* The optimised patching engine against the naive one-forward-per-patch oracle on seeded random
  * tiny models (BERT and ELECTRA cross-encoders, a DistilBERT bi-encoder with CLS and mean
  * pooling) and random pairs: raw patched scores of every sweep within 1e-5 + 1e-5 |want|.
- * Also: pairs below min_delta are skipped without a map and nothing is NaN or inf. */
+ * Also: pairs below min_delta are skipped without a map and nothing is NaN or inf, and rows
+ * equal only in a prefix are patched (the identical-row shortcut compares whole rows). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -224,6 +225,79 @@ static void test_identical_inputs_are_skipped_without_nan(void **s)
     mch_model_close(m);
 }
 
+/* "Identical rows are free" must compare whole rows: here the layer-0 resid_pre rows of the
+ * changed position agree in their first C/4 floats (C bytes) and differ in the rest, so that
+ * position must be patched, not answered with the baseline score. The embedding rows are
+ * dyadic (multiples of 0.5, summed exactly in any order) with the position's and the token
+ * type's embeddings zero, and token B's row is token A's with the last 3C/4 entries reversed:
+ * the same mean and variance bit for bit, hence equal LayerNorm outputs in the first C/4. */
+static void test_rows_equal_only_in_a_prefix_are_patched(void **s)
+{
+    (void)s;
+    rand_model rm;
+    rand_model_open(&rm, "bert-ce-tiny", 21, 0.3f);
+    const mch_config *c = &rm.m->cfg;
+    int C = c->C, E = c->E, L = c->L, Q = C / 4;
+    assert_int_equal(E, C); /* no ELECTRA projection: the embedding LayerNorm output is resid_pre */
+    enum { T = 10, POS = 7, A = 2000, B = 2001 };
+    int32_t base[T] = {101, 3000, 3001, 102, 4000, 4001, 4002, A, 4003, 102}, pert[T], types[T];
+    memcpy(pert, base, sizeof base);
+    pert[POS] = B;
+    for (int t = 0; t < T; t++) types[t] = t > 3;
+    float *wte = (float *)(uintptr_t)rm.m->wte, *wpe = (float *)(uintptr_t)rm.m->wpe;
+    float *wtt = (float *)(uintptr_t)rm.m->wtt;
+    float *ea = wte + (size_t)A * E, *eb = wte + (size_t)B * E;
+    rng_state = 77;
+    for (int e = 0; e < E; e++) {
+        ea[e] = 0.5f * (float)((int)(rng() % 5) - 2);
+        wpe[(size_t)POS * E + e] = 0;
+        wtt[(size_t)types[POS] * E + e] = 0;
+    }
+    ea[Q] = 1, ea[E - 1] = -1; /* the reversed tail differs from the tail */
+    for (int e = 0; e < E; e++) eb[e] = e < Q ? ea[e] : ea[E - 1 - (e - Q)];
+
+    float *scores[2];
+    mch_patch_result r[2];
+    for (int naive = 0; naive < 2; naive++) {
+        mch_patch_opts o = {MCH_SWEEP_BLOCKS, 0, NULL, 0, 1e-6, naive, 0, MCH_POOL_CLS, 0};
+        mch_patcher *p = NULL;
+        mch_err err = {0};
+        assert_int_equal(mch_patcher_create(&p, rm.m, &o, T, &err), MCH_OK);
+        scores[naive] = calloc((size_t)3 * L * T, sizeof(float));
+        memset(&r[naive], 0, sizeof r[naive]);
+        r[naive].blocks_scores = scores[naive];
+        mch_patch_pair pair = {T, base, pert, types, 0, NULL};
+        if (mch_patch_run(p, &pair, &r[naive], &err)) fail_msg("%s", err.msg);
+        assert_false(r[naive].skipped);
+        /* The case is the one described: rows equal in their first C/4 floats, not after. */
+        const float *rb = mch_patcher_activation(p, 0, MCH_SITE_RESID_PRE, 0);
+        const float *rp = mch_patcher_activation(p, 1, MCH_SITE_RESID_PRE, 0);
+        assert_non_null(rb);
+        assert_non_null(rp);
+        rb += (size_t)POS * C, rp += (size_t)POS * C;
+        for (int e = 0; e < Q; e++)
+            if (rb[e] != rp[e])
+                fail_msg("blocks.0.hook_resid_pre[%d, %d]: baseline %.9g, perturbed %.9g: want "
+                         "equal in the first %d entries",
+                         POS, e, (double)rb[e], (double)rp[e], Q);
+        if (!memcmp(rb + Q, rp + Q, (size_t)(C - Q) * sizeof *rb))
+            fail_msg("blocks.0.hook_resid_pre[%d]: the rows are equal after entry %d too", POS, Q);
+        mch_patcher_free(p);
+    }
+    /* The naive oracle patches the row: its score is not the baseline's. */
+    double want_t = scores[1][POS], base_score = r[1].score_baseline;
+    if (fabs(want_t - base_score) <= 1e-4)
+        fail_msg("the naive patched score %.9g is the baseline's %.9g: the case cannot tell",
+                 want_t, base_score);
+    double *want = malloc((size_t)3 * L * T * sizeof *want);
+    for (long j = 0; j < 3L * L * T; j++) want[j] = scores[1][j];
+    assert_int_equal(tu_compare("blocks_scores", scores[0], want, 3L * L * T, 1e-5, 1e-5), 0);
+    free(want);
+    free(scores[0]);
+    free(scores[1]);
+    rand_model_close(&rm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_distilbert_biencoder_optimised_equals_naive),
         cmocka_unit_test(test_demo_optimised_equals_naive_on_random_pairs),
         cmocka_unit_test(test_identical_inputs_are_skipped_without_nan),
+        cmocka_unit_test(test_rows_equal_only_in_a_prefix_are_patched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* Tokenizer tests: exact parity with Hugging Face bert-base-uncased on every case of
- * tests/data/tokenizer/cases.jsonl (single and pair ids and token types), plus truncation,
+ * tests/data/tokenizer/cases.jsonl and punct-cases.jsonl (every ASCII punctuation character;
+ * single and pair ids and token types), plus truncation,
  * vocab.txt errors, invalid UTF-8, the 100-character WordPiece limit and the basic words. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,9 @@
 #define VOCAB_PATH MCH_TEST_DATA "/tokenizer/bert-base-uncased-vocab.txt"
 #define CASES_PATH MCH_TEST_DATA "/tokenizer/cases.jsonl"
 #define CASES_EXPECTED 36
+/* Made by tests/unit/make_punct_cases.js with the Hugging Face tokenizers library. */
+#define PUNCT_CASES_PATH MCH_TEST_DATA "/tokenizer/punct-cases.jsonl"
+#define PUNCT_CASES_EXPECTED 98
 #define BIG 100000 /* max_len for "no truncation" */
 
 static mch_vocab *vocab; /* bert-base-uncased, opened once for the group */
@@ -217,12 +221,12 @@ static int check_case(int ci, const cJSON *c)
     return bad;
 }
 
-static void test_tokenizer_matches_hf_on_every_fixture_case(void **state)
+/* Checks every case of a fixture file; fails unless it held exactly `expected` cases. */
+static void check_fixture_file(const char *path, int expected)
 {
-    (void)state;
     size_t len = 0;
-    char *all = read_all(CASES_PATH, &len);
-    if (!all) fail_msg("cannot read %s", CASES_PATH);
+    char *all = read_all(path, &len);
+    if (!all) fail_msg("cannot read %s", path);
     assert_null(strstr(all, "\\uffff"));
     assert_null(strstr(all, "\\uFFFF"));
     assert_null(strstr(all, "\xEF\xBF\xBF"));
@@ -234,7 +238,7 @@ static void test_tokenizer_matches_hf_on_every_fixture_case(void **state)
         if (end > line) {
             char *copy = line_hide_nul(line, (size_t)(end - line));
             cJSON *c = cJSON_Parse(copy);
-            if (!c) fail_msg("%s: case %d is not JSON", CASES_PATH, checked);
+            if (!c) fail_msg("%s: case %d is not JSON", path, checked);
             failed += check_case(checked, c);
             checked++;
             cJSON_Delete(c);
@@ -243,8 +247,23 @@ static void test_tokenizer_matches_hf_on_every_fixture_case(void **state)
         line = end + 1;
     }
     free(all);
-    if (failed) fail_msg("%d of %d fixture cases differ from Hugging Face", failed, checked);
-    assert_int_equal(checked, CASES_EXPECTED);
+    if (failed) fail_msg("%s: %d of %d cases differ from Hugging Face", path, failed, checked);
+    assert_true(checked > 0);
+    assert_int_equal(checked, expected);
+}
+
+static void test_tokenizer_matches_hf_on_every_fixture_case(void **state)
+{
+    (void)state;
+    check_fixture_file(CASES_PATH, CASES_EXPECTED);
+}
+
+/* Every ASCII punctuation character (33-47, 58-64, 91-96, 123-126: the edges of HF's
+ * _is_punctuation table included) alone, repeated, inside and around words. */
+static void test_tokenizer_matches_hf_on_all_ascii_punctuation(void **state)
+{
+    (void)state;
+    check_fixture_file(PUNCT_CASES_PATH, PUNCT_CASES_EXPECTED);
 }
 
 /* ---- vocabulary ---------------------------------------------------------------------------- */
@@ -575,6 +594,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tokenizer_matches_hf_on_every_fixture_case),
+        cmocka_unit_test(test_tokenizer_matches_hf_on_all_ascii_punctuation),
         cmocka_unit_test(test_vocab_special_ids_are_bert_base_uncased),
         cmocka_unit_test(test_vocab_refuses_empty_file),
         cmocka_unit_test(test_vocab_refuses_missing_cls),
