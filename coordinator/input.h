@@ -52,14 +52,14 @@ typedef struct {
 typedef struct mch_input mch_input;
 
 /* TSV: qid, query, docno, text, optional 5th column term; an optional header line whose first
- * field is "qid". Bad: wrong column count, invalid UTF-8, empty query or text, a repeated
- * (qid, docno) pair (the first wins). */
+ * field is "qid". Bad: wrong column count, invalid UTF-8, empty qid, query, docno or text, a
+ * repeated (qid, docno) pair (the first wins). */
 mch_status mch_input_open_tsv(mch_input **out, const char *path, const mch_input_opts *o,
                               mch_err *err);
 
 /* JSONL: {"qid", "query", "docno", "text", "term"?, "relevance"?, "rank"?} per line (qid and
  * docno may be strings or integers). Bad: not a JSON object, missing or mistyped fields,
- * invalid UTF-8, empty query or text, a repeated (qid, docno) pair. */
+ * invalid UTF-8, empty qid, query, docno or text, a repeated (qid, docno) pair. */
 mch_status mch_input_open_jsonl(mch_input **out, const char *path, const mch_input_opts *o,
                                 mch_err *err);
 

@@ -1,4 +1,4 @@
-/* Unit tests of the input readers (coordinator/input.c): each test writes small TSV, JSONL and
+/* Unit tests of the input readers (coordinator/input_*.c): each test writes small TSV, JSONL and
  * TREC files (and .zst copies made with ZSTD_compress) into a mkdtemp directory and checks the
  * exact records, every skip reason with its line, the units == produced + skipped invariant,
  * strict mode's "FILE:LINE: reason" error, and the line reader's edge cases (CRLF, no final
