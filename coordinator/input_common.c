@@ -217,12 +217,14 @@ mch_status mch_input_offer(mch_input *in, const mch_record **rec, mch_err *err)
                                                    : NULL;
     *rec = NULL;
     if (what) return mch_input_skip(in, 0, in->path, r->line, err, "%s", what);
-    long first = 0;
-    mch_status st = pair_seen(in, r->qid, r->docno, r->line, &first, err);
-    if (st != MCH_OK) return st;
-    if (first)
-        return mch_input_skip(in, 0, in->path, r->line, err,
-                              "duplicate (qid, docno) pair, first at line %ld", first);
+    if (in->pairs) {
+        long first = 0;
+        mch_status st = pair_seen(in, r->qid, r->docno, r->line, &first, err);
+        if (st != MCH_OK) return st;
+        if (first)
+            return mch_input_skip(in, 0, in->path, r->line, err,
+                                  "duplicate (qid, docno) pair, first at line %ld", first);
+    }
     in->rep.produced++;
     *rec = r;
     return MCH_OK;
@@ -259,7 +261,7 @@ mch_status mch_input_open_lines(mch_input **out, const char *path, const mch_inp
                                 mch_err *err)
 {
     mch_status st = mch_input_create(out, path, o, next, err);
-    if (st == MCH_OK && !((*out)->pairs = mch_strmap_create()))
+    if (st == MCH_OK && !(*out)->o.allow_duplicates && !((*out)->pairs = mch_strmap_create()))
         st = mch_fail(err, MCH_ERR_NOMEM, "out of memory opening %s", path);
     if (st == MCH_OK) st = mch_lines_open(&(*out)->lines, path, err);
     if (st != MCH_OK) {

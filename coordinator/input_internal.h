@@ -61,7 +61,7 @@ struct mch_input {
     char fail_msg[sizeof(((mch_err *)0)->msg)];
     mch_input_arena ar;
     /* TSV/JSONL */
-    mch_strmap *pairs; /* "qid\0docno" -> first line */
+    mch_strmap *pairs; /* "qid\0docno" -> first line; NULL with allow_duplicates */
     char *key;         /* scratch for pair keys */
     size_t key_cap;
     cJSON *json; /* JSONL: the current line's object (its strings back rec) */
@@ -82,8 +82,8 @@ mch_status mch_input_create(mch_input **out, const char *path, const mch_input_o
                             mch_status (*next)(mch_input *, const mch_record **, mch_err *),
                             mch_err *err);
 
-/* A line-based input (TSV or JSONL) of one file: created, the pair map made and the file
- * opened. */
+/* A line-based input (TSV or JSONL) of one file: created, the pair map made (unless
+ * allow_duplicates) and the file opened. */
 mch_status mch_input_open_lines(mch_input **out, const char *path, const mch_input_opts *o,
                                 mch_status (*next)(mch_input *, const mch_record **, mch_err *),
                                 mch_err *err);
@@ -94,7 +94,7 @@ mch_status mch_input_skip(mch_input *in, int table, const char *file, long line,
                           const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* Offers the TSV/JSONL unit whose fields are set in in->rec to the common checks: non-empty
- * fields, then not a repeat. A good unit is counted as produced and
+ * fields, then not a repeat (unless allow_duplicates). A good unit is counted as produced and
  * *rec = &in->rec; a bad one is skipped (*rec = NULL), or with strict the error is returned. */
 mch_status mch_input_offer(mch_input *in, const mch_record **rec, mch_err *err);
 

@@ -1,5 +1,6 @@
 /* The TSV pairs reader: `qid<TAB>query<TAB>docno<TAB>text[<TAB>term]` a line, an optional header
- * line whose first field is "qid". Records point into the current line. */
+ * line whose first field is "qid". One rule for `mechir pairs` and `mechir score --input` (which
+ * sets four_columns and allow_duplicates). Records point into the current line. */
 #include <string.h>
 
 #include "input_internal.h"
@@ -19,9 +20,11 @@ static mch_status next_tsv(mch_input *in, const mch_record **rec, mch_err *err)
         }
         char *f[5];
         int n = mch_input_split_tabs(ln.s, f, 5);
-        if (n != 4 && n != 5) {
+        int four = in->o.four_columns;
+        if (n < 4 || n > (four ? 4 : 5)) {
             st = mch_input_skip(in, 0, in->path, ln.no, err,
-                                "expected 4 or 5 tab-separated columns, found %d", n);
+                                "expected %s tab-separated columns%s, found %d",
+                                four ? "4" : "4 or 5", four ? " (qid, query, docno, text)" : "", n);
             if (st != MCH_OK) return st;
             continue;
         }
