@@ -44,22 +44,25 @@ typedef struct {
 } mch_skip_report;
 
 typedef struct {
-    int strict;      /* the first bad line is an error */
-    int top_k;       /* TREC run: keep ranks 1..top_k of each query (0 = all) */
-    long report_cap; /* skip entries kept in the report (default 1000) */
+    int strict;           /* the first bad line is an error */
+    int top_k;            /* TREC run: keep ranks 1..top_k of each query (0 = all) */
+    long report_cap;      /* skip entries kept in the report (default 1000) */
+    int four_columns;     /* TSV: exactly 4 columns; a 5th (term) column makes a bad line */
+    int allow_duplicates; /* TSV/JSONL: a repeated (qid, docno) pair is a unit like any other */
 } mch_input_opts;
 
 typedef struct mch_input mch_input;
 
-/* TSV: qid, query, docno, text, optional 5th column term; an optional header line whose first
- * field is "qid". Bad: wrong column count, invalid UTF-8, empty query or text, a repeated
- * (qid, docno) pair (the first wins). */
+/* TSV: qid, query, docno, text, optional 5th column term (none with four_columns); an optional
+ * header line whose first field is "qid". Bad: wrong column count, invalid UTF-8, empty qid,
+ * query, docno or text, a repeated (qid, docno) pair (the first wins; unless allow_duplicates). */
 mch_status mch_input_open_tsv(mch_input **out, const char *path, const mch_input_opts *o,
                               mch_err *err);
 
 /* JSONL: {"qid", "query", "docno", "text", "term"?, "relevance"?, "rank"?} per line (qid and
  * docno may be strings or integers). Bad: not a JSON object, missing or mistyped fields,
- * invalid UTF-8, empty query or text, a repeated (qid, docno) pair. */
+ * invalid UTF-8, empty qid, query, docno or text, a repeated (qid, docno) pair (unless
+ * allow_duplicates). */
 mch_status mch_input_open_jsonl(mch_input **out, const char *path, const mch_input_opts *o,
                                 mch_err *err);
 

@@ -124,7 +124,7 @@ static mch_status df_pass(mch_pair_source *s, const mch_source_opts *o, mch_err 
     if (!seen) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if (o->input) {
         mch_input *in = NULL;
-        mch_input_opts io = {0, 0, 1};
+        mch_input_opts io = {.strict = 0, .top_k = 0, .report_cap = 1};
         int jsonl = o->format ? !strcmp(o->format, "jsonl")
                               : ends_with(o->input, ".jsonl") || ends_with(o->input, ".jsonl.zst");
         rc = jsonl ? mch_input_open_jsonl(&in, o->input, &io, err)
@@ -234,7 +234,7 @@ mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
         po->df = s->df;
     }
     if (!rc) rc = mch_perturber_create(&s->pert, m->vocab, po, err);
-    mch_input_opts io = {o->strict, o->top_k, 1000};
+    mch_input_opts io = {.strict = o->strict, .top_k = o->top_k, .report_cap = 1000};
     if (!rc && o->input) {
         int jsonl = o->format ? !strcmp(o->format, "jsonl")
                               : ends_with(o->input, ".jsonl") || ends_with(o->input, ".jsonl.zst");

@@ -10,107 +10,83 @@
 #include <cblas.h>
 
 #include "cli.h"
+#include "input.h"
 #include "score.h"
 
 static void score_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: mechir score --model DIR --query TEXT --doc TEXT [options]\n"
-            "       mechir score --model DIR --input FILE.tsv [options]\n"
-            "\n"
-            "Scores query-document pairs. A cross-encoder's score is its logit (of label 1 when\n"
-            "it has two labels); a bi-encoder's is the dot product of the pooled query and\n"
-            "document vectors. One pair prints the score alone (%%.9g); --input prints\n"
-            "'qid<TAB>docno<TAB>score' per line, in input order.\n"
-            "\n"
-            "  --model DIR          Hugging Face model directory (config.json, model.safetensors,\n"
-            "                       vocab.txt)\n"
-            "  --query TEXT         query text\n"
-            "  --doc TEXT           document text\n"
-            "  --input FILE         TSV with columns qid, query, docno, text (UTF-8; an optional\n"
-            "                       header line 'qid<TAB>query<TAB>docno<TAB>text')\n"
-            "  --max-len N          tokens a sequence (default: max_position_embeddings)\n"
-            "  --max-query-len N    cross-encoder query tokens (default 64)\n"
-            "  --pooling cls|mean   bi-encoder pooling (default cls)\n"
-            "  --batch-size N       pairs scored together (default 32)\n"
-            "  --threads N          BLAS threads (default: OpenBLAS's own default)\n"
-            "  -h, --help           this text\n");
+    fprintf(
+        f, "usage: mechir score --model DIR --query TEXT --doc TEXT [options]\n"
+           "       mechir score --model DIR --input FILE.tsv [options]\n"
+           "\n"
+           "Scores query-document pairs. A cross-encoder's score is its logit (of label 1 when\n"
+           "it has two labels); a bi-encoder's is the dot product of the pooled query and\n"
+           "document vectors. One pair prints the score alone (%%.9g); --input prints\n"
+           "'qid<TAB>docno<TAB>score' per line, in input order.\n"
+           "\n"
+           "  --model DIR          Hugging Face model directory (config.json, model.safetensors,\n"
+           "                       vocab.txt)\n"
+           "  --query TEXT         query text\n"
+           "  --doc TEXT           document text\n"
+           "  --input FILE         TSV with columns qid, query, docno, text, read as mechir pairs\n"
+           "                       reads it but without its term column (UTF-8, plain or .zst;\n"
+           "                       a first line whose first field is 'qid' is a header; empty\n"
+           "                       lines are passed over). A bad line (column count, UTF-8, an\n"
+           "                       empty qid, query, docno or text) is an error naming\n"
+           "                       FILE:LINE, before anything is printed; a repeated\n"
+           "                       (qid, docno) pair is scored again (docs/INPUTS.md)\n"
+           "  --max-len N          tokens a sequence (default: max_position_embeddings)\n"
+           "  --max-query-len N    cross-encoder query tokens (default 64)\n"
+           "  --pooling cls|mean   bi-encoder pooling (default cls)\n"
+           "  --batch-size N       pairs scored together (default 32)\n"
+           "  --threads N          BLAS threads (default: OpenBLAS's own default)\n"
+           "  -h, --help           this text\n");
 }
 
+/* The rules of --input: the shared TSV reader's (coordinator/input.h, docs/INPUTS.md), strict
+ * (the first bad line is the error), with exactly four columns, and a repeated (qid, docno) pair
+ * scored again (one output line per input pair). */
+static const mch_input_opts score_tsv_opts = {
+    .strict = 1, .four_columns = 1, .allow_duplicates = 1};
+
 typedef struct {
-    char **fields; /* qid, query, docno, text of each pending pair */
+    char **fields; /* qid, query, docno, text of each pending pair; the qid starts its copy */
     int n;
 } pending;
 
-/* Splits line (modified in place) at tabs into exactly 4 fields. */
-static int split4(char *line, char **f)
+/* Copies r's four fields into one allocation: f[0] (the qid, to be freed) and f[1..3] into it.
+ * @return 0 when out of memory. */
+static int copy_pair(const mch_record *r, char **f)
 {
-    int n = 0;
-    char *p = line;
-    for (;;) {
-        char *tab = strchr(p, '\t');
-        if (n < 4) f[n] = p;
-        n++;
-        if (!tab) break;
-        *tab = 0;
-        p = tab + 1;
+    const char *src[4] = {r->qid, r->query, r->docno, r->text};
+    size_t len[4], total = 0;
+    for (int i = 0; i < 4; i++) total += (len[i] = strlen(src[i])) + 1;
+    char *p = malloc(total);
+    if (!p) return 0;
+    for (int i = 0; i < 4; i++) {
+        f[i] = p;
+        memcpy(p, src[i], len[i] + 1);
+        p += len[i] + 1;
     }
-    return n;
+    return 1;
 }
 
-static void chomp(char *line, ssize_t *len)
+/* Pass 1: the whole file through the strict reader, so that a bad line is the error
+ * ("mechir score: FILE:LINE: reason") before anything is printed. @return 0, or 1 on error. */
+static int validate_tsv(const char *path)
 {
-    while (*len > 0 && (line[*len - 1] == '\n' || line[*len - 1] == '\r')) line[--*len] = 0;
-}
-
-/* Pass 1: every line has 4 columns and valid UTF-8. Returns the number of pairs, -1 on error. */
-static long validate_tsv(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "mechir score: %s: %s\n", path, strerror(errno));
-        return -1;
+    mch_input *in = NULL;
+    mch_err err = {0};
+    mch_status st = mch_input_open_tsv(&in, path, &score_tsv_opts, &err);
+    while (st == MCH_OK) {
+        const mch_record *r;
+        st = mch_input_next(in, &r, &err);
+        if (!r) break;
     }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long lineno = 0, pairs = 0;
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        size_t bad;
-        if ((size_t)len != strlen(line)) {
-            fprintf(stderr, "mechir score: %s:%ld: NUL byte in the line\n", path, lineno);
-            goto fail;
-        }
-        chomp(line, &len);
-        if (!mch_utf8_valid(line, (size_t)len, &bad)) {
-            fprintf(stderr, "mechir score: %s:%ld: invalid UTF-8 at byte %zu of the line\n", path,
-                    lineno, bad + 1);
-            goto fail;
-        }
-        if (lineno == 1 && !strcmp(line, "qid\tquery\tdocno\ttext")) continue;
-        char *fields[4];
-        int n = split4(line, fields);
-        if (n != 4) {
-            fprintf(stderr,
-                    "mechir score: %s:%ld: expected 4 tab-separated columns (qid, query, docno, "
-                    "text), found %d\n",
-                    path, lineno, n);
-            goto fail;
-        }
-        pairs++;
-    }
-    if (ferror(f)) {
-        fprintf(stderr, "mechir score: %s: read error\n", path);
-        goto fail;
-    }
-    free(line);
-    fclose(f);
-    return pairs;
-fail:
-    free(line);
-    fclose(f);
-    return -1;
+    mch_input_close(in);
+    if (st == MCH_OK) return 0;
+    fprintf(stderr, "mechir score: %s\n", err.msg);
+    return 1;
 }
 
 static int flush(mch_scorer *sc, pending *p, float *scores)
@@ -134,41 +110,36 @@ static int flush(mch_scorer *sc, pending *p, float *scores)
     return 0;
 }
 
+/* Pass 2: scores the pairs in batches, printing each batch in input order. */
 static int score_tsv(mch_scorer *sc, const char *path)
 {
-    if (validate_tsv(path) < 0) return 1;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "mechir score: %s: %s\n", path, strerror(errno));
-        return 1;
-    }
+    if (validate_tsv(path)) return 1;
     int bs = mch_scorer_batch_size(sc);
     pending p = {calloc((size_t)bs * 4, sizeof(char *)), 0};
     float *scores = calloc((size_t)bs, sizeof *scores);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long lineno = 0;
-    int rc = (!p.fields || !scores) ? 1 : 0;
-    while (!rc && (len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        chomp(line, &len);
-        if (lineno == 1 && !strcmp(line, "qid\tquery\tdocno\ttext")) continue;
-        char *copy = strdup(line);
-        if (!copy) {
-            rc = 1;
+    mch_input *in = NULL;
+    mch_err err = {0};
+    mch_status st = !p.fields || !scores ? mch_fail(&err, MCH_ERR_NOMEM, "out of memory")
+                                         : mch_input_open_tsv(&in, path, &score_tsv_opts, &err);
+    int rc = 0;
+    while (st == MCH_OK && !rc) {
+        const mch_record *r;
+        if ((st = mch_input_next(in, &r, &err)) != MCH_OK || !r) break;
+        if (!copy_pair(r, p.fields + 4 * p.n)) {
+            st = mch_fail(&err, MCH_ERR_NOMEM, "%s:%ld: out of memory", path, r->line);
             break;
         }
-        split4(copy, p.fields + 4 * p.n);
-        p.n++;
-        if (p.n == bs) rc = flush(sc, &p, scores);
+        if (++p.n == bs) rc = flush(sc, &p, scores);
+    }
+    if (st != MCH_OK) {
+        fprintf(stderr, "mechir score: %s\n", err.msg);
+        rc = 1;
     }
     if (!rc) rc = flush(sc, &p, scores);
     for (int i = 0; i < p.n; i++) free(p.fields[4 * i]);
     free(p.fields);
     free(scores);
-    free(line);
-    fclose(f);
+    mch_input_close(in);
     if (fflush(stdout) != 0) {
         fprintf(stderr, "mechir score: writing stdout: %s\n", strerror(errno));
         rc = 1;

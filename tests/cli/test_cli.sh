@@ -363,6 +363,57 @@ expect_refused "TSV that does not exist" "$TMP/missing.tsv" -- \
 expect_refused "--query with invalid UTF-8" "--query" "UTF-8" -- \
     score --model "$BERT" --query "$(printf 'caf\303')" --doc d
 
+# An empty (or blank) query: a bad line for score --input (exit 1, FILE:LINE, nothing printed,
+# although line 1 is good) with the reason mechir pairs gives the same line.
+for q in '' ' '; do
+    printf 'q1\tred apple\td1\tAn apple a day.\nq1\t%s\td2\tBananas are yellow.\n' "$q" \
+        >"$TMP/emptyq.tsv"
+    expect_refused "score --input, line 2 with query '$q'" "$TMP/emptyq.tsv:2: empty query" -- \
+        score --model "$BERT" --input "$TMP/emptyq.tsv"
+    [ "$rc" -eq 1 ] || fail "score --input, line 2 with query '$q': exit status $rc, want 1"
+    run pairs --model "$BERT" --input "$TMP/emptyq.tsv"
+    if [ "$rc" -ne 0 ] || [ "$(wc -l <"$TMP/out")" -ne 1 ] ||
+        ! grep -q '"qid":"q1","docno":"d1"' "$TMP/out" ||
+        ! grep -qxF "$TMP/emptyq.tsv:2: empty query" "$TMP/err"; then
+        fail "pairs --input, line 2 with query '$q': want the pair of line 1 and line 2 skipped"
+        show_output
+    else
+        echo "ok: pairs --input skips line 2 with query '$q': empty query"
+    fi
+done
+
+# One header rule for both commands: line 1 whose first field is "qid" is a header, whatever the
+# other fields say; "qid" as the first field of a later line is a pair's qid.
+printf 'qid\tquestion\tdocid\tbody\nq1\tred apple\td1\tAn apple a day.\n' >"$TMP/hdr.tsv"
+printf 'qid\tred apple\td2\tApples are red.\n' >>"$TMP/hdr.tsv"
+run score --model "$BERT" --input "$TMP/hdr.tsv"
+if [ "$rc" -ne 0 ] || [ "$(cut -f1,2 "$TMP/out" | tr '\t\n' ':,')" != "q1:d1,qid:d2," ]; then
+    fail "score --input with a header line: want the pairs q1/d1 and qid/d2"
+    show_output
+else
+    echo "ok: score --input passes over the header line: $(cut -f1,2 "$TMP/out" | tr '\t\n' ':,')"
+fi
+run pairs --model "$BERT" --input "$TMP/hdr.tsv"
+if [ "$rc" -ne 0 ] || [ "$(wc -l <"$TMP/out")" -ne 2 ] ||
+    ! grep -q '"qid":"q1","docno":"d1"' "$TMP/out" ||
+    ! grep -q '"qid":"qid","docno":"d2"' "$TMP/out" ||
+    ! grep -q '2 input units: 2 pairs written' "$TMP/err"; then
+    fail "pairs --input with a header line: want 2 units, the pairs q1/d1 and qid/d2"
+    show_output
+else
+    echo "ok: pairs --input passes over the header line: 2 units, q1/d1 and qid/d2"
+fi
+
+# A repeated (qid, docno) pair is scored again by score (pairs skips it as a duplicate).
+printf 'q1\tred apple\td1\tAn apple a day.\nq1\tred apple\td1\tAn apple a day.\n' >"$TMP/dup.tsv"
+run score --model "$BERT" --input "$TMP/dup.tsv"
+if [ "$rc" -ne 0 ] || [ "$(cut -f1,2 "$TMP/out" | tr '\t\n' ':,')" != "q1:d1,q1:d1," ]; then
+    fail "score --input with a repeated pair: want q1/d1 scored twice"
+    show_output
+else
+    echo "ok: score --input scores a repeated pair twice"
+fi
+
 if [ $failures -ne 0 ]; then
     echo "$failures failure(s)"
     exit 1

@@ -1,4 +1,4 @@
-/* Unit tests of the input readers (coordinator/input.c): each test writes small TSV, JSONL and
+/* Unit tests of the input readers (coordinator/input_*.c): each test writes small TSV, JSONL and
  * TREC files (and .zst copies made with ZSTD_compress) into a mkdtemp directory and checks the
  * exact records, every skip reason with its line, the units == produced + skipped invariant,
  * strict mode's "FILE:LINE: reason" error, and the line reader's edge cases (CRLF, no final
@@ -524,6 +524,53 @@ static void test_tsv_strict_first_bad_line_is_error(void **state)
     mch_input_close(in);
 }
 
+/* The rules `mechir score` sets: exactly 4 columns (a term column, even an empty one, makes a bad
+ * line) and a repeated (qid, docno) pair is a unit like any other; all else as without them. */
+static void test_tsv_four_columns_and_allow_duplicates(void **state)
+{
+    const fixture *fx = *state;
+    const char *p = at(fx, "f.tsv");
+    write_file(p, bad_tsv, sizeof bad_tsv - 1);
+    mch_input_opts o = {.four_columns = 1, .allow_duplicates = 1};
+    mch_input *in;
+    mch_err err = {0};
+    assert_int_equal(mch_input_open_tsv(&in, p, &o, &err), MCH_OK);
+    drained d = drain(in);
+    assert_int_equal(d.st, MCH_OK);
+    assert_int_equal(d.n, 4);
+    check_rec(&d.r[0], "q1", "query", "d1", "text", NULL, -1, -1, 1);
+    check_rec(&d.r[1], "q1", "query", "d1", "again", NULL, -1, -1, 8);
+    check_rec(&d.r[2], "q1", "query", "d2", "text", NULL, -1, -1, 11);
+    check_rec(&d.r[3], "qid", "query", "d9", "text", NULL, -1, -1, 13);
+    assert_int_equal(mch_input_report(in)->units, 13);
+    assert_int_equal(mch_input_report(in)->skipped, 9);
+    check_skip(in, 0, p, 2, "expected 4 tab-separated columns (qid, query, docno, text), found 3");
+    check_skip(in, 1, p, 3, "expected 4 tab-separated columns (qid, query, docno, text), found 6");
+    check_skip(in, 2, p, 4, "invalid UTF-8 at byte 6");
+    check_skip(in, 3, p, 5, "NUL byte at byte 15");
+    check_skip(in, 4, p, 6, "empty query");
+    check_skip(in, 5, p, 7, "empty text");
+    check_skip(in, 6, p, 9, "empty qid");
+    check_skip(in, 7, p, 10, "empty docno");
+    check_skip(in, 8, p, 12, "invalid UTF-8 at byte 10");
+    drained_free(&d);
+    mch_input_close(in);
+
+    p = at(fx, "t.tsv");
+    write_str(p, "qid\tquery\tdocno\ttext\tterm\n"
+                 "q1\tquery\td1\ttext\tapple\n"
+                 "q1\tquery\td2\ttext\t\n");
+    assert_int_equal(mch_input_open_tsv(&in, p, &o, &err), MCH_OK);
+    d = drain(in);
+    assert_int_equal(d.st, MCH_OK);
+    assert_int_equal(d.n, 0);
+    assert_int_equal(mch_input_report(in)->units, 2); /* the header is not a unit */
+    check_skip(in, 0, p, 2, "expected 4 tab-separated columns (qid, query, docno, text), found 5");
+    check_skip(in, 1, p, 3, "expected 4 tab-separated columns (qid, query, docno, text), found 5");
+    drained_free(&d);
+    mch_input_close(in);
+}
+
 /* A document of 1.5 MB in a TSV line, plain and .zst, arrives whole. */
 static void test_tsv_long_document(void **state)
 {
@@ -956,6 +1003,7 @@ int main(void)
         T(test_tsv_happy_path_exact_fields),
         T(test_tsv_bad_lines_skipped_with_reasons),
         T(test_tsv_strict_first_bad_line_is_error),
+        T(test_tsv_four_columns_and_allow_duplicates),
         T(test_tsv_long_document),
         T(test_jsonl_happy_path_exact_fields),
         T(test_jsonl_bad_lines_skipped_with_reasons),
