@@ -67,12 +67,6 @@ void *mch_input_grow(void *p, size_t *cap, size_t elem)
 /* ---------------------------------------------------------------------------------------------
  * Line checks */
 
-int mch_input_ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && memcmp(s + n - k, suffix, k) == 0;
-}
-
 int mch_input_is_header(const char *s, long line, const char *name)
 {
     size_t n = strlen(name);

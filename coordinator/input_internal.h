@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fsutil.h"
 #include "input.h"
 #include "strmap.h"
 
@@ -120,9 +121,6 @@ int mch_input_blank(const char *s);
 
 /* Splits s at tabs in place; the first max fields go to f. @return the number of fields. */
 int mch_input_split_tabs(char *s, char **f, int max);
-
-/* 1 when s ends with suffix (".zst", ".jsonl"): the readers' one copy until a shared helper. */
-int mch_input_ends_with(const char *s, const char *suffix);
 
 /* JSON fields (input_jsonl.c), shared with TREC's JSONL docs. Each returns 1, or 0 with why. */
 /* One JSON object from s[0..len), white space around it allowed; NULL with why. */

@@ -34,7 +34,7 @@ mch_status mch_lines_open(mch_lines **out, const char *path, mch_err *err)
     mch_lines *l = calloc(1, sizeof *l);
     if (!l) return mch_fail(err, MCH_ERR_NOMEM, "out of memory opening %s", path);
     l->path = strdup(path);
-    int zst = mch_input_ends_with(path, ".zst");
+    int zst = mch_ends_with(path, ".zst");
     l->buf_cap = zst ? ZSTD_DStreamOutSize() : PLAIN_BUF_BYTES;
     l->buf = malloc(l->buf_cap);
     if (zst) {

@@ -200,7 +200,7 @@ static mch_status trec_table(mch_input *in, const char *path, int is_docs, mch_t
                              mch_err *err)
 {
     int jsonl =
-        is_docs && (mch_input_ends_with(path, ".jsonl") || mch_input_ends_with(path, ".jsonl.zst"));
+        is_docs && (mch_ends_with(path, ".jsonl") || mch_ends_with(path, ".jsonl.zst"));
     mch_lines *l;
     mch_status st = mch_lines_open(&l, path, err);
     while (st == MCH_OK) {

@@ -2,6 +2,8 @@
  * skips so that one report covers every input unit. */
 #include "pairs_source.h"
 
+#include "fsutil.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -110,12 +112,6 @@ int mch_source_parse_arg(mch_source_opts *o, int argc, char **argv, int *i)
     return 0;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 /* Counts document frequencies over the input's documents (each docno once). */
 static mch_status df_pass(mch_pair_source *s, const mch_source_opts *o, mch_err *err)
 {
@@ -125,8 +121,9 @@ static mch_status df_pass(mch_pair_source *s, const mch_source_opts *o, mch_err 
     if (o->input) {
         mch_input *in = NULL;
         mch_input_opts io = {.strict = 0, .top_k = 0, .report_cap = 1};
-        int jsonl = o->format ? !strcmp(o->format, "jsonl")
-                              : ends_with(o->input, ".jsonl") || ends_with(o->input, ".jsonl.zst");
+        int jsonl =
+            o->format ? !strcmp(o->format, "jsonl")
+                      : mch_ends_with(o->input, ".jsonl") || mch_ends_with(o->input, ".jsonl.zst");
         rc = jsonl ? mch_input_open_jsonl(&in, o->input, &io, err)
                    : mch_input_open_tsv(&in, o->input, &io, err);
         const mch_record *r;
@@ -146,7 +143,7 @@ static mch_status df_pass(mch_pair_source *s, const mch_source_opts *o, mch_err 
         char *line;
         size_t len;
         long lineno;
-        int jsonl = ends_with(o->docs, ".jsonl") || ends_with(o->docs, ".jsonl.zst");
+        int jsonl = mch_ends_with(o->docs, ".jsonl") || mch_ends_with(o->docs, ".jsonl.zst");
         while (!rc && !(rc = mch_lines_next(l, &line, &len, &lineno, err)) && line) {
             if (strlen(line) != len || !mch_utf8_valid(line, len, NULL)) continue;
             const char *docno = NULL, *text = NULL;
@@ -236,8 +233,9 @@ mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
     if (!rc) rc = mch_perturber_create(&s->pert, m->vocab, po, err);
     mch_input_opts io = {.strict = o->strict, .top_k = o->top_k, .report_cap = 1000};
     if (!rc && o->input) {
-        int jsonl = o->format ? !strcmp(o->format, "jsonl")
-                              : ends_with(o->input, ".jsonl") || ends_with(o->input, ".jsonl.zst");
+        int jsonl =
+            o->format ? !strcmp(o->format, "jsonl")
+                      : mch_ends_with(o->input, ".jsonl") || mch_ends_with(o->input, ".jsonl.zst");
         rc = jsonl ? mch_input_open_jsonl(&s->in, o->input, &io, err)
                    : mch_input_open_tsv(&s->in, o->input, &io, err);
     } else if (!rc) {
