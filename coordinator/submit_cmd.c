@@ -15,15 +15,13 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <zstd.h>
 
 #include "cli.h"
 #include "fsutil.h"
 #include "input.h"
 #include "jsonout.h"
-#include "model.h"
 #include "pairs_source.h"
-#include "perturb.h"
+#include "shard.h"
 
 extern char **environ;
 
@@ -485,203 +483,11 @@ static int render(const char *tpl_path, const char *tpl, const tvar *vars, size_
 
 /* ---- sharding the input ---------------------------------------------------------------------- */
 
-/* Shard files are written through a buffer; for a .zst input each full buffer becomes one zstd
- * frame (the readers take concatenated frames), so one compression context serves every shard. */
-typedef struct {
-    mch_outfile of;
-    char *buf;
-    size_t n;
-    long lines;
-} shard_file;
-
-enum { SHARD_BUF_BYTES = 256 << 10 };
-
-typedef struct {
-    shard_file *f;
-    int k;
-    ZSTD_CCtx *z; /* NULL: plain files */
-    void *zbuf;
-    size_t zcap;
-} shard_set;
-
-static int shard_flush(shard_set *s, shard_file *f)
-{
-    if (!f->n) return 0;
-    if (!s->z) {
-        if (fwrite(f->buf, 1, f->n, f->of.f) != f->n) return -1;
-    } else {
-        size_t r = ZSTD_compress2(s->z, s->zbuf, s->zcap, f->buf, f->n);
-        if (ZSTD_isError(r) || fwrite(s->zbuf, 1, r, f->of.f) != r) return -1;
-    }
-    f->n = 0;
-    return 0;
-}
-
-static int shard_put(shard_set *s, shard_file *f, const char *line, size_t len)
-{
-    f->lines++;
-    while (len + 1 > SHARD_BUF_BYTES - f->n) {
-        size_t take = SHARD_BUF_BYTES - f->n;
-        memcpy(f->buf + f->n, line, take);
-        f->n += take;
-        line += take;
-        len -= take;
-        if (shard_flush(s, f)) return -1;
-    }
-    memcpy(f->buf + f->n, line, len);
-    f->n += len;
-    f->buf[f->n++] = '\n';
-    return 0;
-}
-
-/* The i-th field (0-based) of a line split at tabs (tsv) or runs of spaces and tabs (ws). */
-static int field(const char *line, int ws, int want, const char **start, size_t *len)
-{
-    const char *p = line;
-    for (int i = 0;; i++) {
-        if (ws)
-            while (*p == ' ' || *p == '\t') p++;
-        const char *e = p;
-        while (*e && *e != '\t' && !(ws && *e == ' ')) e++;
-        if (i == want) {
-            *start = p;
-            *len = (size_t)(e - p);
-            return ws ? *len > 0 : 1;
-        }
-        if (!*e) return 0;
-        p = e + 1;
-    }
-}
-
-/* A JSONL id: a string, or an integer printed without decimals (as the reader does). */
-static int json_id(const cJSON *o, const char *name, char *buf, size_t cap)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (cJSON_IsString(v)) return snprintf(buf, cap, "%s", v->valuestring) < (int)cap;
-    if (!cJSON_IsNumber(v)) return 0;
-    double d = v->valuedouble;
-    if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0) || (double)(long long)d != d)
-        return 0;
-    snprintf(buf, cap, "%lld", (long long)d);
-    return 1;
-}
-
-typedef enum { SPLIT_TSV, SPLIT_JSONL, SPLIT_TREC } split_kind;
-
-/* The shard of an input line: splitmix64 of the pair id (qid, docno) mod K, so a pair and its
- * repeats land in one shard; a line without a readable (qid, docno) goes by its line number. A
- * TSV header and empty lines are not units and are left out. Returns -1 to drop the line. */
-static int line_shard(split_kind kind, char *line, size_t len, long lineno, int k)
-{
-    if (len == 0) return -1;
-    char qid[4096], docno[4096];
-    int ok = 0;
-    if (strlen(line) != len) {
-        ok = 0; /* a NUL byte: a bad line for the reader */
-    } else if (kind == SPLIT_JSONL) {
-        cJSON *j = cJSON_ParseWithLength(line, len);
-        ok = cJSON_IsObject(j) && json_id(j, "qid", qid, sizeof qid) &&
-             json_id(j, "docno", docno, sizeof docno);
-        cJSON_Delete(j);
-    } else {
-        const char *a, *b;
-        size_t al, bl;
-        int ws = kind == SPLIT_TREC;
-        if (field(line, ws, 0, &a, &al) && field(line, ws, 2, &b, &bl) && al < sizeof qid &&
-            bl < sizeof docno) {
-            memcpy(qid, a, al), qid[al] = 0;
-            memcpy(docno, b, bl), docno[bl] = 0;
-            ok = 1;
-        }
-        if (kind == SPLIT_TSV && lineno == 1 && field(line, 0, 0, &a, &al) && al == 3 &&
-            !memcmp(a, "qid", 3))
-            return -1;
-    }
-    if (!ok) return (int)(lineno % k);
-    uint64_t state = mch_pair_id(qid, docno);
-    return (int)(mch_rng_next(&state) % (uint64_t)k);
-}
-
-/* Splits src into dir/shard-<i>/<base> for i < k. */
-static int split_file(const char *src, split_kind kind, const char *dir, const char *base, int k)
-{
-    shard_set s = {calloc((size_t)k, sizeof *s.f), k, NULL, NULL, 0};
-    mch_lines *l = NULL;
-    mch_err err = {0};
-    int rc = 1, opened = 0;
-    if (!s.f) goto oom;
-    if (ends_with(base, ".zst")) {
-        s.z = ZSTD_createCCtx();
-        s.zcap = ZSTD_compressBound(SHARD_BUF_BYTES);
-        s.zbuf = malloc(s.zcap);
-        if (!s.z || !s.zbuf) goto oom;
-        ZSTD_CCtx_setParameter(s.z, ZSTD_c_compressionLevel, 3);
-    }
-    for (opened = 0; opened < k; opened++) {
-        char path[PATH_MAX + 64];
-        snprintf(path, sizeof path, "%s/shard-%d", dir, opened);
-        if (mkdir_p(path)) {
-            fprintf(stderr, "mechir submit: %s: %s\n", path, strerror(errno));
-            goto out;
-        }
-        snprintf(path, sizeof path, "%s/shard-%d/%s", dir, opened, base);
-        if (!(s.f[opened].buf = malloc(SHARD_BUF_BYTES))) goto oom;
-        if (mch_outfile_open(&s.f[opened].of, path)) {
-            fprintf(stderr, "mechir submit: %s: %s\n", path, strerror(errno));
-            free(s.f[opened].buf);
-            goto out;
-        }
-    }
-    if (mch_lines_open(&l, src, &err)) goto fail;
-    char *line;
-    size_t len;
-    long lineno;
-    while (!mch_lines_next(l, &line, &len, &lineno, &err) && line) {
-        if (lineno == 1 && len >= 3 && !memcmp(line, "\xEF\xBB\xBF", 3)) line += 3, len -= 3;
-        int i = line_shard(kind, line, len, lineno, k);
-        if (i >= 0 && shard_put(&s, &s.f[i], line, len)) {
-            fprintf(stderr, "mechir submit: writing shard %d of %s: %s\n", i, src, strerror(errno));
-            goto out;
-        }
-    }
-    if (err.msg[0]) goto fail;
-    long lo = LONG_MAX, hi = 0;
-    for (int i = 0; i < k; i++) {
-        if (shard_flush(&s, &s.f[i]) || mch_outfile_commit(&s.f[i].of)) {
-            fprintf(stderr, "mechir submit: writing %s/shard-%d/%s: %s\n", dir, i, base,
-                    strerror(errno));
-            for (int j = i + 1; j < k; j++) mch_outfile_abort(&s.f[j].of);
-            opened = 0;
-            goto out;
-        }
-        if (s.f[i].lines < lo) lo = s.f[i].lines;
-        if (s.f[i].lines > hi) hi = s.f[i].lines;
-    }
-    opened = 0;
-    fprintf(stderr, "mechir submit: split %s into %d shards of %ld to %ld lines: %s/shard-*/%s\n",
-            src, k, lo, hi, dir, base);
-    rc = 0;
-    goto out;
-oom:
-    fprintf(stderr, "mechir submit: out of memory splitting %s\n", src);
-    goto out;
-fail:
-    fprintf(stderr, "mechir submit: %s\n", err.msg);
-out:
-    for (int i = 0; i < opened; i++) mch_outfile_abort(&s.f[i].of);
-    for (int i = 0; s.f && i < k; i++) free(s.f[i].buf);
-    free(s.f);
-    ZSTD_freeCCtx(s.z);
-    free(s.zbuf);
-    mch_lines_close(l);
-    return rc;
-}
-
 /* What a shard reads: the --input file, or the TREC run (or the qrels when there is no run;
  * with a run the qrels only give grades and stay whole). */
 typedef struct {
     int at; /* index in the run options of the value to replace */
-    split_kind kind;
+    mch_split_kind kind;
     char base[64]; /* file name inside OUT/shard-<i>/ */
 } shard_plan;
 
@@ -696,7 +502,7 @@ static int plan_shards(const submit_opts *o, shard_plan *p)
         int jsonl = o->src.format ? !strcmp(o->src.format, "jsonl")
                                   : ends_with(src, ".jsonl") || ends_with(src, ".jsonl.zst");
         p->at = o->input_at;
-        p->kind = jsonl ? SPLIT_JSONL : SPLIT_TSV;
+        p->kind = jsonl ? MCH_SPLIT_JSONL : MCH_SPLIT_TSV;
         zst = ends_with(src, ".zst") ? ".zst" : "";
         snprintf(p->base, sizeof p->base, "input.%s%s", jsonl ? "jsonl" : "tsv", zst);
         return 0;
@@ -704,7 +510,7 @@ static int plan_shards(const submit_opts *o, shard_plan *p)
     if (o->run_at >= 0 || o->qrels_at >= 0) {
         p->at = o->run_at >= 0 ? o->run_at : o->qrels_at;
         src = o->run[p->at];
-        p->kind = SPLIT_TREC;
+        p->kind = MCH_SPLIT_TREC;
         zst = ends_with(src, ".zst") ? ".zst" : "";
         snprintf(p->base, sizeof p->base, "%s.txt%s", o->run_at >= 0 ? "run" : "qrels", zst);
         return 0;
@@ -724,19 +530,11 @@ static int needs_df(const submit_opts *o)
 static int write_df(const submit_opts *o, const char *path)
 {
     if (!o->model) return usage_error("the run options have no --model DIR");
-    mch_model_meta *m = NULL;
-    mch_pair_source *s = NULL;
     mch_err err = {0};
-    mch_source_opts so = o->src;
-    so.write_df = path;
-    if (mch_model_meta_open(&m, o->model, &err) || mch_pair_source_open(&s, &so, m, &err)) {
-        fprintf(stderr, "mechir submit: document frequencies for --shards: %s\n", err.msg);
-        mch_pair_source_close(s);
-        mch_model_meta_close(m);
+    if (mch_shard_write_df(o->model, &o->src, path, &err)) {
+        fprintf(stderr, "mechir submit: %s\n", err.msg);
         return 1;
     }
-    mch_pair_source_close(s);
-    mch_model_meta_close(m);
     fprintf(stderr, "mechir submit: document frequencies of the whole input in %s\n", path);
     return 0;
 }
@@ -1020,7 +818,7 @@ int mch_cmd_submit(int argc, char **argv)
         usage_error("the run options have no --out DIR (after '--')");
         goto out;
     }
-    shard_plan plan = {-1, SPLIT_TSV, ""};
+    shard_plan plan = {-1, MCH_SPLIT_TSV, ""};
     if (o.shards > 1 && plan_shards(&o, &plan)) goto out;
     status = 1;
 
@@ -1105,8 +903,16 @@ int mch_cmd_submit(int argc, char **argv)
     if (sharded) {
         char df[PATH_MAX + 16];
         snprintf(df, sizeof df, "%s/df.tsv", o.out_abs);
-        split_kind kind = plan.kind;
-        if (split_file(o.run[plan.at], kind, o.out_abs, plan.base, o.shards)) goto out;
+        long lo, hi;
+        mch_err err = {0};
+        if (mch_shard_split(o.run[plan.at], plan.kind, o.out_abs, plan.base, o.shards, &lo, &hi,
+                            &err)) {
+            fprintf(stderr, "mechir submit: %s\n", err.msg);
+            goto out;
+        }
+        fprintf(stderr,
+                "mechir submit: split %s into %d shards of %ld to %ld lines: %s/shard-*/%s\n",
+                o.run[plan.at], o.shards, lo, hi, o.out_abs, plan.base);
         if (needs_df(&o) && write_df(&o, df)) goto out;
     }
     if (write_script(run_path, &run_s) || (sharded && write_script(merge_path, &merge_s))) goto out;
