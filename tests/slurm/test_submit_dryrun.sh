@@ -303,7 +303,7 @@ usage_error sched "unknown scheduler 'lsf' (slurm or pbs)" --scheduler lsf --tim
 usage_error nosched "--scheduler slurm|pbs is required" --time 01:00:00 -- --model m --out o
 usage_error noout "the run options have no --out DIR" --scheduler slurm --time 01:00:00 -- --model m --input i.tsv
 usage_error nodash "give the run options after '--'" --scheduler slurm --time 01:00:00
-usage_error nodash2 "unknown option '--model' (run options go after '--'" --scheduler slurm --time 01:00:00 --model m
+usage_error nodash2 "unknown option '--model' (see --help)" --scheduler slurm --time 01:00:00 --model m
 usage_error notime "--time HH:MM:SS is required" --scheduler slurm -- --model m --out o
 for t in 1:30 01:60:00 1h 01:00:00x 01:5:00 ''; do
   usage_error "time_$t" "--time takes HH:MM:SS (like 01:30:00), got '$t'" --scheduler pbs --time "$t" -- --model m --out o
@@ -319,7 +319,7 @@ usage_error sigs "--signal-seconds 60 must be below the time limit (60 s)" --sch
   --time 00:01:00 --signal-seconds 60 -- --model m --out o
 usage_error nodes "--nodes needs an integer in 1..1048576, got '0'" --scheduler slurm --time 01:00:00 \
   --nodes 0 -- --model m --out o
-usage_error unknown "unknown option '--queue' (run options go after '--'; see mechir submit --help)" --scheduler slurm --time 01:00:00 --queue x -- --model m --out o
+usage_error unknown "mechir submit: unknown option '--queue' (see --help)" --scheduler slurm --time 01:00:00 --queue x -- --model m --out o
 usage_error shardsin "--shards needs --input FILE, or a TREC --run or --qrels" --scheduler slurm \
   --time 01:00:00 --shards 2 -- --model m --out o
 usage_error runval "run option --sweep needs a value" --scheduler slurm --time 01:00:00 -- --model m --out o --sweep
