@@ -142,6 +142,7 @@ submit pbs --scheduler pbs --nodes 2 --ranks-per-node 3 --time 01:30:00 --partit
   --account acct --mem 4G --dry-run -- "${PRUN[@]}"
 [ $rc -eq 0 ] || fail "pbs dry run: exit status $rc: $(cat pbs.err)"
 P=pbs.out
+check_args $P "${PRUN[@]}"
 has $P '#!/bin/bash' "shebang"
 has $P '#PBS -N mechir-pbsout' "job name"
 has $P '#PBS -l select=2:ncpus=3:mpiprocs=3:mem=4gb' "one chunk per node with its ranks and memory"
@@ -157,9 +158,27 @@ has $P ' sleep 5310 & s=$!' "own timer: USR1 90 s before the 5400 s walltime"
 hasnt $P '#SBATCH' "no Slurm directives"
 hasnt $P 'srun' "no srun"
 bash -n $P && ok "bash -n accepts the PBS script" || fail "bash -n rejects the PBS script"
-check_args $P "${PRUN[@]}"
 grep -q 'and run: qsub .*/pbsout/mechir-pbs.sh$' pbs.err && ok "dry run names the qsub command" ||
   fail "pbs dry run stderr: $(cat pbs.err)"
+
+echo "== more than one thread per rank (CPU counts worked out here from the numbers given) =="
+NODES=3 RPN=5 THREADS=4
+TRUN=(--model m --input i.tsv --threads "$THREADS" --out "$TMP/thr")
+for sched in slurm pbs; do
+  submit "thr_$sched" --scheduler $sched --nodes $NODES --ranks-per-node $RPN --time 01:00:00 \
+    --dry-run -- "${TRUN[@]}"
+  submit "thr_${sched}_shards" --scheduler $sched --nodes $NODES --ranks-per-node $RPN \
+    --time 01:00:00 --shards 2 --dry-run -- "${TRUN[@]}"
+done
+has thr_slurm.out "#SBATCH --cpus-per-task=$THREADS" "Slurm: a CPU per thread of each rank"
+has thr_slurm.out "#SBATCH --ntasks-per-node=$RPN" "Slurm: the ranks per node with threads"
+has thr_slurm_shards.out "#SBATCH --cpus-per-task=$THREADS" "Slurm array: a CPU per thread"
+has thr_slurm_shards.out "#SBATCH --cpus-per-task=1" "Slurm merge job: one CPU"
+has thr_pbs.out "#PBS -l select=$NODES:ncpus=$((RPN * THREADS)):mpiprocs=$RPN" \
+  "PBS: ncpus = ranks per node x threads ($RPN x $THREADS)"
+has thr_pbs_shards.out "#PBS -l select=$NODES:ncpus=$((RPN * THREADS)):mpiprocs=$RPN" \
+  "PBS array: ncpus = ranks per node x threads"
+has thr_pbs_shards.out "#PBS -l select=1:ncpus=1:mpiprocs=1" "PBS merge job: one CPU"
 
 echo "== --shards: Slurm job array and dependent merge, dry run =="
 submit shards --scheduler slurm --time 02:00:00 --shards 4 --dry-run -- \
