@@ -211,7 +211,11 @@ grep -qF "qsub -W depend=afterok:<array job id> $TMP/psh/mechir-pbs-merge.sh" ps
   ok "PBS merge depends on the array" || fail "no PBS dependent merge: $(cat pshards.err)"
 
 echo "== --shards for real, with stand-in sbatch and qsub =="
-mkdir -p bin
+# The stand-ins run with a PATH of their own: bin/ and the two tools they use, so a real sbatch
+# or qsub can never answer for them (execvp passes over a stand-in that is not executable).
+mkdir -p bin tools
+for t in cat basename; do ln -s "$(command -v $t)" tools/$t; done
+STANDIN_PATH="$TMP/bin:$TMP/tools"
 cat >bin/fake <<'EOF'
 #!/bin/sh
 # Stands in for sbatch and qsub: records its arguments, checks the script is executable, and
@@ -233,7 +237,7 @@ export FAKE_DIR=$TMP
 head -n 30 "$ROOT/examples/debian-demo-pairs.tsv" >pairs.tsv
 # Repeats of a (qid, docno) pair must stay together: the reader keeps the first.
 sed -n '3p;7p' pairs.tsv >>pairs.tsv
-PATH="$TMP/bin:$PATH" "$MECHIR" submit --scheduler slurm --time 00:20:00 --shards 3 -- \
+PATH="$STANDIN_PATH" "$MECHIR" submit --scheduler slurm --time 00:20:00 --shards 3 -- \
   --model "$MODEL" --input pairs.tsv --perturb tdc --max-len 64 --out real >real.out 2>real.err
 rc=$?
 [ $rc -eq 0 ] || fail "submit with stand-in sbatch: exit $rc: $(cat real.err)"
@@ -272,7 +276,7 @@ printf '{"qid": 7, "query": "q a", "docno": "d1", "text": "t"}\n{"qid": "7", "qu
 for n in $(seq 1 40); do printf '{"qid": "q%d", "query": "x", "docno": "d%d", "text": "t"}\n' $n $n; done >>p.jsonl
 zstd -q -f p.jsonl -o p.jsonl.zst
 rm -f n calls
-PATH="$TMP/bin:$PATH" "$MECHIR" submit --scheduler pbs --time 00:20:00 --shards 5 -- \
+PATH="$STANDIN_PATH" "$MECHIR" submit --scheduler pbs --time 00:20:00 --shards 5 -- \
   --model "$MODEL" --input p.jsonl.zst --out "$TMP/pj" >pj.out 2>pj.err
 rc=$?
 [ $rc -eq 0 ] || fail "pbs shards with stand-in qsub: exit $rc: $(cat pj.err)"
@@ -292,7 +296,8 @@ cat >bin/sbatch <<'EOF'
 echo "sbatch: error: Batch job submission failed: Invalid partition name specified" >&2
 exit 1
 EOF
-PATH="$TMP/bin:$PATH" "$MECHIR" submit --scheduler slurm --time 00:20:00 -- --model m --input i.tsv \
+chmod +x bin/sbatch
+PATH="$STANDIN_PATH" "$MECHIR" submit --scheduler slurm --time 00:20:00 -- --model m --input i.tsv \
   --out fails >fails.out 2>fails.err
 rc=$?
 [ $rc -eq 1 ] && grep -q "sbatch failed (exit status 1)" fails.err && ok "sbatch failure: exit 1: $(tail -n 1 fails.err)" ||
