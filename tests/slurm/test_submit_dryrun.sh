@@ -176,6 +176,7 @@ submit pbs --scheduler pbs --nodes 2 --ranks-per-node 3 --time 01:30:00 --partit
   --account acct --mem 4G --dry-run -- "${PRUN[@]}"
 [ $rc -eq 0 ] || fail "pbs dry run: exit status $rc: $(cat pbs.err)"
 P=pbs.out
+check_args $P "${PRUN[@]}"
 has $P '#!/bin/bash' "shebang"
 has $P '#PBS -N mechir-pbsout' "job name"
 has $P '#PBS -l select=2:ncpus=3:mpiprocs=3:mem=4gb' "one chunk per node with its ranks and memory"
@@ -191,9 +192,27 @@ has $P ' sleep 5310 & s=$!' "own timer: USR1 90 s before the 5400 s walltime"
 hasnt $P '#SBATCH' "no Slurm directives"
 hasnt $P 'srun' "no srun"
 bash -n $P && ok "bash -n accepts the PBS script" || fail "bash -n rejects the PBS script"
-check_args $P "${PRUN[@]}"
 grep -q 'and run: qsub .*/pbsout/mechir-pbs.sh$' pbs.err && ok "dry run names the qsub command" ||
   fail "pbs dry run stderr: $(cat pbs.err)"
+
+echo "== more than one thread per rank (CPU counts worked out here from the numbers given) =="
+NODES=3 RPN=5 THREADS=4
+TRUN=(--model m --input i.tsv --threads "$THREADS" --out "$TMP/thr")
+for sched in slurm pbs; do
+  submit "thr_$sched" --scheduler $sched --nodes $NODES --ranks-per-node $RPN --time 01:00:00 \
+    --dry-run -- "${TRUN[@]}"
+  submit "thr_${sched}_shards" --scheduler $sched --nodes $NODES --ranks-per-node $RPN \
+    --time 01:00:00 --shards 2 --dry-run -- "${TRUN[@]}"
+done
+has thr_slurm.out "#SBATCH --cpus-per-task=$THREADS" "Slurm: a CPU per thread of each rank"
+has thr_slurm.out "#SBATCH --ntasks-per-node=$RPN" "Slurm: the ranks per node with threads"
+has thr_slurm_shards.out "#SBATCH --cpus-per-task=$THREADS" "Slurm array: a CPU per thread"
+has thr_slurm_shards.out "#SBATCH --cpus-per-task=1" "Slurm merge job: one CPU"
+has thr_pbs.out "#PBS -l select=$NODES:ncpus=$((RPN * THREADS)):mpiprocs=$RPN" \
+  "PBS: ncpus = ranks per node x threads ($RPN x $THREADS)"
+has thr_pbs_shards.out "#PBS -l select=$NODES:ncpus=$((RPN * THREADS)):mpiprocs=$RPN" \
+  "PBS array: ncpus = ranks per node x threads"
+has thr_pbs_shards.out "#PBS -l select=1:ncpus=1:mpiprocs=1" "PBS merge job: one CPU"
 
 echo "== --shards: Slurm job array and dependent merge, dry run =="
 submit shards --scheduler slurm --time 02:00:00 --shards 4 --dry-run -- \
@@ -226,7 +245,11 @@ grep -qF "qsub -W depend=afterok:<array job id> $TMP/psh/mechir-pbs-merge.sh" ps
   ok "PBS merge depends on the array" || fail "no PBS dependent merge: $(cat pshards.err)"
 
 echo "== --shards for real, with stand-in sbatch and qsub =="
-mkdir -p bin
+# The stand-ins run with a PATH of their own: bin/ and the two tools they use, so a real sbatch
+# or qsub can never answer for them (execvp passes over a stand-in that is not executable).
+mkdir -p bin tools
+for t in cat basename; do ln -s "$(command -v $t)" tools/$t; done
+STANDIN_PATH="$TMP/bin:$TMP/tools"
 cat >bin/fake <<'EOF'
 #!/bin/sh
 # Stands in for sbatch and qsub: records its arguments, checks the script is executable, and
@@ -248,7 +271,7 @@ export FAKE_DIR=$TMP
 head -n 30 "$ROOT/examples/debian-demo-pairs.tsv" >pairs.tsv
 # Repeats of a (qid, docno) pair must stay together: the reader keeps the first.
 sed -n '3p;7p' pairs.tsv >>pairs.tsv
-PATH="$TMP/bin:$PATH" "$MECHIR" submit --scheduler slurm --time 00:20:00 --shards 3 -- \
+PATH="$STANDIN_PATH" "$MECHIR" submit --scheduler slurm --time 00:20:00 --shards 3 -- \
   --model "$MODEL" --input pairs.tsv --perturb tdc --max-len 64 --out real >real.out 2>real.err
 rc=$?
 [ $rc -eq 0 ] || fail "submit with stand-in sbatch: exit $rc: $(cat real.err)"
@@ -287,7 +310,7 @@ printf '{"qid": 7, "query": "q a", "docno": "d1", "text": "t"}\n{"qid": "7", "qu
 for n in $(seq 1 40); do printf '{"qid": "q%d", "query": "x", "docno": "d%d", "text": "t"}\n' $n $n; done >>p.jsonl
 zstd -q -f p.jsonl -o p.jsonl.zst
 rm -f n calls
-PATH="$TMP/bin:$PATH" "$MECHIR" submit --scheduler pbs --time 00:20:00 --shards 5 -- \
+PATH="$STANDIN_PATH" "$MECHIR" submit --scheduler pbs --time 00:20:00 --shards 5 -- \
   --model "$MODEL" --input p.jsonl.zst --out "$TMP/pj" >pj.out 2>pj.err
 rc=$?
 [ $rc -eq 0 ] || fail "pbs shards with stand-in qsub: exit $rc: $(cat pj.err)"
@@ -311,7 +334,7 @@ echo "sbatch: error: Batch job submission failed: Invalid partition name specifi
 exit 1
 EOF
 chmod +x bin/sbatch
-PATH="$TMP/bin:$PATH" "$MECHIR" submit --scheduler slurm --time 00:20:00 -- --model m --input i.tsv \
+PATH="$STANDIN_PATH" "$MECHIR" submit --scheduler slurm --time 00:20:00 -- --model m --input i.tsv \
   --out fails >fails.out 2>fails.err
 rc=$?
 [ $rc -eq 1 ] && grep -q "sbatch failed (exit status 1)" fails.err && ok "sbatch failure: exit 1: $(tail -n 1 fails.err)" ||
@@ -344,7 +367,7 @@ usage_error sched "unknown scheduler 'lsf' (slurm or pbs)" --scheduler lsf --tim
 usage_error nosched "--scheduler slurm|pbs is required" --time 01:00:00 -- --model m --out o
 usage_error noout "the run options have no --out DIR" --scheduler slurm --time 01:00:00 -- --model m --input i.tsv
 usage_error nodash "give the run options after '--'" --scheduler slurm --time 01:00:00
-usage_error nodash2 "unknown option '--model' (run options go after '--'" --scheduler slurm --time 01:00:00 --model m
+usage_error nodash2 "unknown option '--model' (see --help)" --scheduler slurm --time 01:00:00 --model m
 usage_error notime "--time HH:MM:SS is required" --scheduler slurm -- --model m --out o
 for t in 1:30 01:60:00 1h 01:00:00x 01:5:00 ''; do
   usage_error "time_$t" "--time takes HH:MM:SS (like 01:30:00), got '$t'" --scheduler pbs --time "$t" -- --model m --out o
@@ -360,7 +383,7 @@ usage_error sigs "--signal-seconds 60 must be below the time limit (60 s)" --sch
   --time 00:01:00 --signal-seconds 60 -- --model m --out o
 usage_error nodes "--nodes needs an integer in 1..1048576, got '0'" --scheduler slurm --time 01:00:00 \
   --nodes 0 -- --model m --out o
-usage_error unknown "unknown option '--queue' (run options go after '--'; see mechir submit --help)" --scheduler slurm --time 01:00:00 --queue x -- --model m --out o
+usage_error unknown "mechir submit: unknown option '--queue' (see --help)" --scheduler slurm --time 01:00:00 --queue x -- --model m --out o
 usage_error shardsin "--shards needs --input FILE, or a TREC --run or --qrels" --scheduler slurm \
   --time 01:00:00 --shards 2 -- --model m --out o
 usage_error runval "run option --sweep needs a value" --scheduler slurm --time 01:00:00 -- --model m --out o --sweep
