@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "log.h"
 
 static void usage(FILE *f)
 {
@@ -24,11 +25,16 @@ static void usage(FILE *f)
                "\n"
                "options:\n"
                "  -h, --help     this text; 'mechir <command> --help' for a command's options\n"
-               "  --version      print the version\n");
+               "  --version      print the version\n"
+               "\n"
+               "environment:\n"
+               "  MECHIR_LOG     error, warn, info (default) or debug: what is logged on stderr\n");
 }
 
 int main(int argc, char **argv)
 {
+    if (mch_log_init() != 0)
+        mch_log_warn("mechir: MECHIR_LOG must be error, warn, info or debug; using info");
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -50,6 +56,6 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "merge")) return mch_cmd_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "cache")) return mch_cmd_cache(argc - 1, argv + 1);
     if (!strcmp(cmd, "report")) return mch_cmd_report(argc - 1, argv + 1);
-    fprintf(stderr, "mechir: unknown command '%s' (see 'mechir --help')\n", cmd);
+    mch_log_error("mechir: unknown command '%s' (see 'mechir --help')", cmd);
     return 2;
 }

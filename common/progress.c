@@ -1,6 +1,8 @@
 /* Progress reporting (see progress.h). Rates and ETA from wall-clock time. */
 #include "progress.h"
 
+#include "log.h"
+
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +25,7 @@ void mch_progress_init(mch_progress *p, const char *what, long total)
 
 static void print_line(mch_progress *p, long done, const char *extra, double now, int final)
 {
+    if (mch_log_threshold < MCH_LOG_INFO) return; /* progress is info */
     double el = now - p->start_s, rate = el > 0 ? done / el : 0;
     char eta[32] = "";
     if (p->total > 0 && rate > 0 && !final)

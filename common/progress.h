@@ -1,5 +1,5 @@
 /* Progress lines on stderr for long runs: on a terminal one line updated in place a few times a
- * second at most; otherwise a plain line every few seconds. */
+ * second at most; otherwise a plain line every few seconds. Logged at level info (MECHIR_LOG). */
 #ifndef MCH_PROGRESS_H
 #define MCH_PROGRESS_H
 
