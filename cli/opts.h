@@ -27,6 +27,36 @@ typedef struct {
     int fn_takes_value;                                      /* MCH_OPT_FN: 1 when it has one */
 } mch_opt;
 
+/* Table rows (complete initializers, so -Wextra stays quiet). */
+#define MCH_OPT_ROW_STR(name, dst)                                                                 \
+    {                                                                                              \
+        (name), 0, MCH_OPT_STR, (dst), 0, 0, NULL, 0                                               \
+    }
+#define MCH_OPT_ROW_FLAG(name, dst)                                                                \
+    {                                                                                              \
+        (name), 0, MCH_OPT_FLAG, (dst), 0, 0, NULL, 0                                              \
+    }
+#define MCH_OPT_ROW_INT(name, dst, lo, hi)                                                         \
+    {                                                                                              \
+        (name), 0, MCH_OPT_INT, (dst), (lo), (hi), NULL, 0                                         \
+    }
+#define MCH_OPT_ROW_U64(name, dst)                                                                 \
+    {                                                                                              \
+        (name), 0, MCH_OPT_U64, (dst), 0, 0, NULL, 0                                               \
+    }
+#define MCH_OPT_ROW_DOUBLE(name, dst, lo, hi)                                                      \
+    {                                                                                              \
+        (name), 0, MCH_OPT_DOUBLE, (dst), (lo), (hi), NULL, 0                                      \
+    }
+#define MCH_OPT_ROW_FN(name, fn, takes_value)                                                      \
+    {                                                                                              \
+        (name), 0, MCH_OPT_FN, NULL, 0, 0, (fn), (takes_value)                                     \
+    }
+#define MCH_OPT_ROW_END                                                                            \
+    {                                                                                              \
+        NULL, 0, MCH_OPT_FLAG, NULL, 0, 0, NULL, 0                                                 \
+    }
+
 /* The parse: options from several tables (NULL-terminated list of tables), positional
  * arguments collected in order. */
 typedef struct {

@@ -37,4 +37,7 @@ void mch_add_inplace(float *out, const float *a, size_t n);
 /* out[i] = a[i] + b[i] for i < n (the residual sum; out must not partly overlap a or b). */
 void mch_add_forward(float *out, const float *a, const float *b, size_t n);
 
+/* BLAS threads of this process (policy: the CLI sets it, kernels never do). */
+void mch_set_threads(int n);
+
 #endif

@@ -2,15 +2,15 @@
  * The TSV is validated completely before anything is printed, so a bad line never leaves a
  * partial result on stdout. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
-
 #include "cli.h"
+#include "log.h"
+#include "opts.h"
 #include "input.h"
+#include "ops.h"
 #include "score.h"
 
 static void score_usage(FILE *f)
@@ -85,7 +85,7 @@ static int validate_tsv(const char *path)
     }
     mch_input_close(in);
     if (st == MCH_OK) return 0;
-    fprintf(stderr, "mechir score: %s\n", err.msg);
+    mch_log_error("mechir score: %s", err.msg);
     return 1;
 }
 
@@ -99,7 +99,7 @@ static int flush(mch_scorer *sc, pending *p, float *scores)
     }
     mch_err err = {0};
     if (mch_scorer_run(sc, q, d, p->n, scores, &err)) {
-        fprintf(stderr, "mechir score: %s\n", err.msg);
+        mch_log_error("mechir score: %s", err.msg);
         return 1;
     }
     for (int i = 0; i < p->n; i++) {
@@ -132,7 +132,7 @@ static int score_tsv(mch_scorer *sc, const char *path)
         if (++p.n == bs) rc = flush(sc, &p, scores);
     }
     if (st != MCH_OK) {
-        fprintf(stderr, "mechir score: %s\n", err.msg);
+        mch_log_error("mechir score: %s", err.msg);
         rc = 1;
     }
     if (!rc) rc = flush(sc, &p, scores);
@@ -141,116 +141,92 @@ static int score_tsv(mch_scorer *sc, const char *path)
     free(scores);
     mch_input_close(in);
     if (fflush(stdout) != 0) {
-        fprintf(stderr, "mechir score: writing stdout: %s\n", strerror(errno));
+        mch_log_error("mechir score: writing stdout: %s", strerror(errno));
         rc = 1;
     }
     return rc;
 }
 
+static int set_pooling(void *user, const char *opt, const char *val)
+{
+    mch_score_opts *so = user;
+    if (!strcmp(val, "cls"))
+        so->pooling = MCH_POOL_CLS;
+    else if (!strcmp(val, "mean"))
+        so->pooling = MCH_POOL_MEAN;
+    else {
+        mch_log_error("mechir score: %s takes cls or mean, got '%s'", opt, val);
+        return -1;
+    }
+    return 0;
+}
+
+/* One pair from --query and --doc: the score alone on stdout. */
+static int score_one(mch_scorer *sc, const char *query, const char *doc)
+{
+    size_t bad;
+    float score;
+    mch_err err = {0};
+    const char *which = !mch_utf8_valid(query, strlen(query), &bad) ? "--query"
+                        : !mch_utf8_valid(doc, strlen(doc), &bad)   ? "--doc"
+                                                                    : NULL;
+    if (which) {
+        mch_log_error("mechir score: %s: invalid UTF-8 at byte %zu", which, bad + 1);
+        return 1;
+    }
+    if (mch_scorer_run(sc, &query, &doc, 1, &score, &err)) {
+        mch_log_error("mechir score: %s", err.msg);
+        return 1;
+    }
+    printf("%.9g\n", (double)score);
+    return 0;
+}
+
 int mch_cmd_score(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"query", required_argument, 0, 'q'},
-        {"doc", required_argument, 0, 'd'},
-        {"input", required_argument, 0, 'i'},
-        {"max-len", required_argument, 0, 'L'},
-        {"max-query-len", required_argument, 0, 'Q'},
-        {"pooling", required_argument, 0, 'p'},
-        {"batch-size", required_argument, 0, 'b'},
-        {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
     const char *model = NULL, *query = NULL, *doc = NULL, *input = NULL;
     mch_score_opts so = {0, 64, MCH_POOL_CLS, 32};
-    int threads = 0, c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            model = optarg;
-            break;
-        case 'q':
-            query = optarg;
-            break;
-        case 'd':
-            doc = optarg;
-            break;
-        case 'i':
-            input = optarg;
-            break;
-        case 'L':
-            if (!mch_cli_int("--max-len", optarg, 2, 1 << 20, &so.max_len)) return 2;
-            break;
-        case 'Q':
-            if (!mch_cli_int("--max-query-len", optarg, 1, 1 << 20, &so.max_query_len)) return 2;
-            break;
-        case 'b':
-            if (!mch_cli_int("--batch-size", optarg, 1, 256, &so.batch_size)) return 2;
-            break;
-        case 't':
-            if (!mch_cli_int("--threads", optarg, 1, 1024, &threads)) return 2;
-            break;
-        case 'p':
-            if (!strcmp(optarg, "cls"))
-                so.pooling = MCH_POOL_CLS;
-            else if (!strcmp(optarg, "mean"))
-                so.pooling = MCH_POOL_MEAN;
-            else {
-                fprintf(stderr, "mechir score: --pooling takes cls or mean, got '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'h':
-            score_usage(stdout);
-            return 0;
-        default:
-            fprintf(stderr, "mechir score: unknown or incomplete option '%s' (see --help)\n",
-                    argv[optind - 1]);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "mechir score: unexpected argument '%s' (see --help)\n", argv[optind]);
-        return 2;
+    int threads = 0;
+    const mch_opt tab[] = {
+        MCH_OPT_ROW_STR("model", &model),
+        MCH_OPT_ROW_STR("query", &query),
+        MCH_OPT_ROW_STR("doc", &doc),
+        MCH_OPT_ROW_STR("input", &input),
+        MCH_OPT_ROW_INT("max-len", &so.max_len, 2, 1 << 20),
+        MCH_OPT_ROW_INT("max-query-len", &so.max_query_len, 1, 1 << 20),
+        MCH_OPT_ROW_INT("batch-size", &so.batch_size, 1, 256),
+        MCH_OPT_ROW_INT("threads", &threads, 1, 1024),
+        MCH_OPT_ROW_FN("pooling", set_pooling, 1),
+        MCH_OPT_ROW_END,
+    };
+    const mch_opt *tabs[] = {tab, NULL};
+    mch_opts o = {.cmd = "score", .tabs = tabs, .user = &so};
+    int st = mch_opts_parse(&o, argc, argv, 1);
+    if (st) return st;
+    if (o.help) {
+        score_usage(stdout);
+        return 0;
     }
     if (!model || (!input && (!query || !doc)) || (input && (query || doc))) {
-        fprintf(stderr, "mechir score: give --model and either --query and --doc, or --input "
-                        "(see --help)\n");
+        mch_log_error("mechir score: give --model and either --query and --doc, or --input "
+                      "(see --help)");
         return 2;
     }
-    if (threads) openblas_set_num_threads(threads);
+    if (threads) mch_set_threads(threads);
     mch_err err = {0};
     mch_model *m = NULL;
     if (mch_model_open(&m, model, &err)) {
-        fprintf(stderr, "mechir score: %s\n", err.msg);
+        mch_log_error("mechir score: %s", err.msg);
         return 1;
     }
     mch_scorer *sc = NULL;
     int rc = 0;
     if (!input) so.batch_size = 1;
     if (mch_scorer_create(&sc, m, &so, &err)) {
-        fprintf(stderr, "mechir score: %s\n", err.msg);
+        mch_log_error("mechir score: %s", err.msg);
         rc = 1;
-    } else if (input) {
-        rc = score_tsv(sc, input);
     } else {
-        size_t bad;
-        float score;
-        const char *which = !mch_utf8_valid(query, strlen(query), &bad) ? "--query"
-                            : !mch_utf8_valid(doc, strlen(doc), &bad)   ? "--doc"
-                                                                        : NULL;
-        if (which) {
-            fprintf(stderr, "mechir score: %s: invalid UTF-8 at byte %zu\n", which, bad + 1);
-            rc = 1;
-        } else if (mch_scorer_run(sc, &query, &doc, 1, &score, &err)) {
-            fprintf(stderr, "mechir score: %s\n", err.msg);
-            rc = 1;
-        } else {
-            printf("%.9g\n", (double)score);
-        }
+        rc = input ? score_tsv(sc, input) : score_one(sc, query, doc);
     }
     mch_scorer_free(sc);
     mch_model_close(m);
