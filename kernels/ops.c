@@ -311,3 +311,8 @@ void mch_add_forward(float *out, const float *a, const float *b, size_t n)
     for (; i + W <= n; i += W) vstore(out + i, vload(a + i) + vload(b + i));
     for (; i < n; i++) out[i] = a[i] + b[i];
 }
+
+void mch_set_threads(int n)
+{
+    if (n > 0) openblas_set_num_threads(n);
+}
