@@ -99,12 +99,15 @@ static int on_min_delta(void *user, const char *opt, const char *val)
 static int on_pooling(void *user, const char *opt, const char *val)
 {
     patch_cli *a = user;
-    if (!strcmp(val, "cls") || !strcmp(val, "mean")) {
-        a->o.pooling = !strcmp(val, "cls") ? MCH_POOL_CLS : MCH_POOL_MEAN;
-        return 0;
+    if (!strcmp(val, "cls")) {
+        a->o.pooling = MCH_POOL_CLS;
+    } else if (!strcmp(val, "mean")) {
+        a->o.pooling = MCH_POOL_MEAN;
+    } else {
+        mch_log_error("mechir patch: %s takes cls or mean, got '%s'", opt, val);
+        return -1;
     }
-    mch_log_error("mechir patch: %s takes cls or mean, got '%s'", opt, val);
-    return -1;
+    return 0;
 }
 
 /* argv into a: -1 to go on, else the exit status (0 after --help, 2 on a usage error). */

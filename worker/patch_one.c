@@ -15,13 +15,15 @@ mch_status mch_sweep_parse(const char *s, unsigned *sweeps, mch_err *err)
         unsigned bit;
     } names[] = {
         {"heads", MCH_SWEEP_HEADS}, {"blocks", MCH_SWEEP_BLOCKS}, {"head-pos", MCH_SWEEP_HEAD_POS}};
+    const size_t n_names = sizeof names / sizeof names[0];
     *sweeps = 0;
     for (const char *p = s; *p;) {
         size_t len = strcspn(p, ",");
         if (len) {
             size_t k = 0;
-            while (k < 3 && (strlen(names[k].name) != len || strncmp(p, names[k].name, len))) k++;
-            if (k == 3) {
+            while (k < n_names && (strlen(names[k].name) != len || strncmp(p, names[k].name, len)))
+                k++;
+            if (k == n_names) {
                 *sweeps = 0;
                 return mch_fail(err, MCH_ERR_ARG, "unknown sweep '%.*s' (heads, blocks, head-pos)",
                                 (int)len, p);
