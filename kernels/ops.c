@@ -314,5 +314,5 @@ void mch_add_forward(float *out, const float *a, const float *b, size_t n)
 
 void mch_set_threads(int n)
 {
-    openblas_set_num_threads(n);
+    if (n > 0) openblas_set_num_threads(n);
 }

@@ -5,6 +5,10 @@
 
 #include <stddef.h>
 
+/* Sets the BLAS threads of this process to n (n <= 0 leaves OpenBLAS's own default). Thread
+ * counts are policy: the program's entry sets them, never a kernel; cblas.h stays in kernels/. */
+void mch_set_threads(int n);
+
 /* out = inp @ weight^T + bias, as a HF nn.Linear (weight is (OC, C)).
  * inp is (N, C) with row stride ldi (>= C), out (N, OC) with row stride ldo (>= OC). */
 void mch_linear_forward(float *out, int ldo, const float *inp, int ldi, const float *weight,
@@ -36,8 +40,5 @@ void mch_softmax_rows(float *att, int R, int T, int ld);
 void mch_add_inplace(float *out, const float *a, size_t n);
 /* out[i] = a[i] + b[i] for i < n (the residual sum; out must not partly overlap a or b). */
 void mch_add_forward(float *out, const float *a, const float *b, size_t n);
-
-/* BLAS threads of this process (policy: the CLI sets it, kernels never do). */
-void mch_set_threads(int n);
 
 #endif

@@ -167,15 +167,15 @@ golden() {
     }' "$1"
 }
 
-# close_enough GOT WANT: GOT is a number within 1e-5 + 1e-4 * |WANT| of WANT.
+# close_enough GOT WANT [REL]: GOT is a number within 1e-5 + REL * |WANT| of WANT (REL 1e-4).
 close_enough() {
     case $1 in
     '' | *[!0-9eE.+-]*) return 1 ;;
     esac
-    awk -v g="$1" -v w="$2" 'BEGIN {
+    awk -v g="$1" -v w="$2" -v r="${3:-1e-4}" 'BEGIN {
         d = g - w; if (d < 0) d = -d
         a = w; if (a < 0) a = -a
-        exit !(d <= 1e-5 + 1e-4 * a)
+        exit !(d <= 1e-5 + r * a)
     }'
 }
 
@@ -413,6 +413,115 @@ if [ "$rc" -ne 0 ] || [ "$(cut -f1,2 "$TMP/out" | tr '\t\n' ':,')" != "q1:d1,q1:
 else
     echo "ok: score --input scores a repeated pair twice"
 fi
+
+# ---- mechir patch ----
+# expect_usage DESC NEEDLE... -- ARGS...: as expect_refused, and the exit status is 2.
+expect_usage() {
+    expect_refused "$@"
+    [ "$rc" -eq 2 ] || fail "$1: exit status $rc, want 2 (usage)"
+}
+
+# fixture_ids FILE KEY: the first case's KEY array of a patching fixture, as "1,2,3".
+fixture_ids() {
+    grep -o "\"$2\": \[[0-9, ]*\]" "$1" | head -n 1 | sed 's/.*\[//; s/\].*//; s/, /,/g'
+}
+
+# first_row KEY N FILE: the Nth number of the first row of the first KEY matrix in FILE.
+first_row() {
+    grep -o "\"$1\": *\[\[[^]]*\]" "$3" | head -n 1 | sed 's/.*\[//; s/\]//' | tr -d ' ' |
+        cut -d, -f"$2"
+}
+
+# json_number KEY: the first "KEY": number in $TMP/out.
+json_number() {
+    grep -o "\"$1\":-\{0,1\}[0-9][0-9.eE+-]*" "$TMP/out" | head -n 1 | cut -d: -f2
+}
+
+# The bi-encoder fixture's first case, given as ids: the scores and heads_scores[0][2] (head 0.2
+# moves the score by 0.011, far beyond the tolerance) against an independent float64 reference,
+# within the fixture's raw-score tolerance 1e-5 + 1e-5 * |want|.
+FIX=$DATA/patching/distilbert-dot-tfc1.json
+pb=$(fixture_ids "$FIX" ids_baseline)
+pp=$(fixture_ids "$FIX" ids_perturbed)
+pq=$(fixture_ids "$FIX" query_ids)
+want_b=$(golden "$FIX" 0 score_baseline) || fail "golden: no score_baseline in $FIX"
+want_p=$(golden "$FIX" 0 score_perturbed) || fail "golden: no score_perturbed in $FIX"
+want_h=$(first_row heads_scores 3 "$FIX")
+run patch --model="$DOT" --ids-baseline="$pb" --ids-perturbed="$pp" --query-ids="$pq" \
+    --sweep=heads --min-delta=1e-9
+got_b=$(json_number score_baseline)
+got_p=$(json_number score_perturbed)
+got_h=$(first_row heads_scores 3 "$TMP/out")
+if [ "$rc" -ne 0 ] || [ "$(wc -l <"$TMP/out")" -ne 1 ] || [ -s "$TMP/err" ] ||
+    ! close_enough "$got_b" "$want_b" 1e-5 || ! close_enough "$got_p" "$want_p" 1e-5 ||
+    ! close_enough "$got_h" "$want_h" 1e-5; then
+    fail "patch --opt=value: want one JSON line with scores $want_b, $want_p and" \
+        "heads_scores[0][2] $want_h"
+    show_output
+else
+    echo "ok: patch --opt=value: scores $got_b $got_p, heads_scores[0][2] $got_h (golden $want_h)"
+fi
+cp "$TMP/out" "$TMP/patch_eq.json"
+run patch --model "$DOT" --ids-baseline "$pb" --ids-perturbed "$pp" --query-ids "$pq" \
+    --sweep heads --min-delta 1e-9
+if [ "$rc" -eq 0 ] && cmp -s "$TMP/out" "$TMP/patch_eq.json"; then
+    echo "ok: patch: --opt value and --opt=value print the same bytes"
+else
+    fail "patch: --opt value and --opt=value differ"
+    show_output
+fi
+
+expect_status "patch --help" 0 patch --help
+expect_status "patch --help before a bad option" 0 patch --help --frobnicate
+expect_status "patch: a pair whose score does not change is skipped (exit 0)" 0 \
+    patch --model "$BERT" --query q --baseline "same text" --perturbed "same text" --sweep heads
+grep -q '"skipped":' "$TMP/out" || fail "patch: the unchanged pair has no \"skipped\" key"
+
+# usage_ab DESC NEEDLE ARGS...: expect_usage of `patch --model BERT --query q --baseline a
+# --perturbed b ARGS...`.
+usage_ab() {
+    d=$1
+    n=$2
+    shift 2
+    expect_usage "$d" "$n" -- patch --model "$BERT" --query q --baseline a --perturbed b "$@"
+}
+usage_ab "patch: unknown option" "unknown option '--frobnicate'" --sweep heads --frobnicate
+usage_ab "patch: --help after an unknown option" "unknown option '--frobnicate'" --frobnicate --help
+usage_ab "patch: an option without its value" "--sweep needs a value" --sweep
+usage_ab "patch: --opt= with a bad value" "--max-len needs an integer in 2..1048576, got 'x'" \
+    --sweep heads --max-len=x
+usage_ab "patch: a flag given a value" "--naive takes no value" --sweep heads --naive=1
+usage_ab "patch: a positional argument" "unexpected argument 'extra'" --sweep heads extra
+usage_ab "patch: options end at --" "unexpected argument '--sweep'" -- --sweep heads
+usage_ab "patch: unknown sweep" "unknown sweep 'bogus'" --sweep heads,bogus
+usage_ab "patch: empty sweep list" "--sweep is empty" --sweep ,
+usage_ab "patch: bad head list" "--heads takes LAYER.HEAD pairs like 0.1,2.3, got '0.1,1.'" \
+    --sweep head-pos --heads 0.1,1.
+usage_ab "patch: head-pos without heads" "--sweep head-pos needs --heads" --sweep head-pos
+usage_ab "patch: --save-patterns without heads" "--save-patterns needs --heads" \
+    --sweep heads --save-patterns
+usage_ab "patch: --min-delta 0" "--min-delta needs a positive number, got '0'" \
+    --sweep heads --min-delta 0
+usage_ab "patch: bad --pooling" "--pooling takes cls or mean, got 'max'" --sweep heads --pooling max
+usage_ab "patch: texts and ids at once" "give --model, --sweep" \
+    --ids-baseline 1 --ids-perturbed 1 --sweep heads
+usage_ab "patch: --max-len beyond the model" \
+    "--max-len 999999 exceeds max_position_embeddings 512" --sweep heads --max-len 999999
+expect_refused "patch: head outside the model (exit 1)" "head 9.9 is outside the model" -- \
+    patch --model "$BERT" --query q --baseline a --perturbed b --sweep head-pos --heads 9.9
+[ "$rc" -eq 1 ] || fail "patch: head outside the model: exit status $rc, want 1"
+expect_usage "patch: id lists of different lengths" \
+    "--ids-baseline has 2 ids, --ids-perturbed 3" -- \
+    patch --model "$BERT" --ids-baseline 101,102 --ids-perturbed 101,102,102 --sweep heads
+expect_usage "patch: a bad id" "--ids-baseline: expected comma-separated token ids" "'x'" -- \
+    patch --model "$BERT" --ids-baseline 101,x --ids-perturbed 101,102 --sweep heads
+expect_usage "patch: bi-encoder ids without a query" \
+    "a bi-encoder needs --query-ids or --query" -- \
+    patch --model "$DOT" --ids-baseline 101,102 --ids-perturbed 101,103 --sweep heads
+expect_refused "patch: texts of different token lengths (exit 1)" \
+    "aligned inputs of equal length" -- \
+    patch --model "$BERT" --query q --baseline "a b c d" --perturbed a --sweep heads
+[ "$rc" -eq 1 ] || fail "patch: texts of different lengths: exit status $rc, want 1"
 
 if [ $failures -ne 0 ]; then
     echo "$failures failure(s)"

@@ -106,5 +106,44 @@ check "unknown perturbation: exit 1" test $? -eq 1
 "$MECHIR" pairs --bogus 2>/dev/null
 check "unknown option: exit 2" test $? -eq 2
 
+# Option parsing (the shared option tables): --name=value is --name value, -o is --out, and a
+# usage error exits 2 with one line on stderr naming the option and nothing on stdout.
+"$MECHIR" pairs --model="$MODEL" --input="$T/in.tsv" --max-len=32 --seed=3 --out="$T/eq.jsonl" \
+    2>/dev/null
+check "--name=value: the same pairs as --name value" cmp -s "$T/out.jsonl" "$T/eq.jsonl"
+for s in 0x10 16; do
+    "$MECHIR" pairs --model "$MODEL" --input "$T/in.tsv" --max-len 32 --seed $s 2>/dev/null \
+        > "$T/seed$s.jsonl"
+done
+check "--seed 0x10 is --seed 16" cmp -s "$T/seed0x10.jsonl" "$T/seed16.jsonl"
+"$MECHIR" pairs --help > "$T/help.txt" 2>&1
+check "--help: exit 0" test $? -eq 0
+check "--help names the source options" grep -q -- "--perturb KIND" "$T/help.txt"
+usage() { # description, a text stderr must hold, then the arguments of mechir pairs
+    what=$1; want=$2; shift 2
+    "$MECHIR" pairs "$@" > "$T/u.out" 2> "$T/u.err"
+    rc=$?
+    check "$what: exit 2" test $rc -eq 2
+    check "$what: nothing on stdout" test ! -s "$T/u.out"
+    check "$what: one line on stderr naming the problem" \
+        sh -c "test \$(wc -l < '$T/u.err') -eq 1 && grep -qF -- \"\$1\" '$T/u.err'" - "$want"
+}
+usage "no --model" "--model is required" --input "$T/in.tsv"
+usage "a source option without its value" "--input needs a value" --model "$MODEL" --input
+usage "-o without its value" "-o needs a value" --model "$MODEL" --input "$T/in.tsv" -o
+usage "a bad integer" "--max-len needs an integer in 4..1048576, got 'x'" \
+    --model "$MODEL" --input "$T/in.tsv" --max-len x
+usage "--name=value out of range" "--max-len needs an integer in 4..1048576, got '3'" \
+    --model "$MODEL" --input "$T/in.tsv" --max-len=3
+usage "a negative seed" "--seed needs a non-negative integer, got '-1'" \
+    --model "$MODEL" --input "$T/in.tsv" --seed -1
+usage "--top-k 0" "--top-k needs an integer in 1..1073741824, got '0'" \
+    --model "$MODEL" --input "$T/in.tsv" --top-k 0
+usage "a flag given a value" "--strict takes no value" \
+    --model "$MODEL" --input "$T/in.tsv" --strict=1
+usage "a stray argument" "unexpected argument 'stray'" --model "$MODEL" --input "$T/in.tsv" stray
+usage "options end at --" "unexpected argument '--input'" --model "$MODEL" -- --input "$T/in.tsv"
+usage "an unknown option" "unknown option '--bogus'" --model "$MODEL" --input "$T/in.tsv" --bogus
+
 if [ "$fails" -ne 0 ]; then echo "$fails check(s) failed"; exit 1; fi
 echo "all pairs checks passed"

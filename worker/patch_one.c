@@ -1,0 +1,341 @@
+/* One pair patched end to end (see patch_one.h). Invariant: mch_patch_one_check refuses, before
+ * anything runs, every option error that `mechir patch` reports as a usage error (exit 2). */
+#include "patch_one.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+mch_status mch_sweep_parse(const char *s, unsigned *sweeps, mch_err *err)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {
+        {"heads", MCH_SWEEP_HEADS}, {"blocks", MCH_SWEEP_BLOCKS}, {"head-pos", MCH_SWEEP_HEAD_POS}};
+    const size_t n_names = sizeof names / sizeof names[0];
+    *sweeps = 0;
+    for (const char *p = s; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len) {
+            size_t k = 0;
+            while (k < n_names && (strlen(names[k].name) != len || strncmp(p, names[k].name, len)))
+                k++;
+            if (k == n_names) {
+                *sweeps = 0;
+                return mch_fail(err, MCH_ERR_ARG, "unknown sweep '%.*s' (heads, blocks, head-pos)",
+                                (int)len, p);
+            }
+            *sweeps |= names[k].bit;
+        }
+        p += len + (p[len] == ',');
+    }
+    if (!*sweeps) return mch_fail(err, MCH_ERR_ARG, "--sweep is empty");
+    return MCH_OK;
+}
+
+mch_status mch_heads_parse(const char *s, int *heads, int cap, int *n, mch_err *err)
+{
+    *n = 0;
+    for (const char *p = s; *p;) {
+        char *dot, *end;
+        long l = strtol(p, &dot, 10);
+        if (dot == p || *dot != '.' || l < 0) break;
+        long h = strtol(dot + 1, &end, 10);
+        if (end == dot + 1 || (*end && *end != ',') || h < 0 || *n == cap) break;
+        heads[2 * *n] = (int)l;
+        heads[2 * *n + 1] = (int)h;
+        ++*n;
+        p = *end ? end + 1 : end;
+        if (!*p) return MCH_OK;
+    }
+    *n = 0;
+    return mch_fail(err, MCH_ERR_ARG, "--heads takes LAYER.HEAD pairs like 0.1,2.3, got '%s'", s);
+}
+
+/* Parses "1,2,3" (at most cap ids) into out, or only counts them when out is NULL. opt names
+ * the list in messages. */
+static mch_status ids_parse(const char *opt, const char *s, int32_t *out, int cap, int *n,
+                            mch_err *err)
+{
+    *n = 0;
+    for (const char *p = s; *p;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > 0x7fffffff || (*end && *end != ',') || *n == cap)
+            return mch_fail(err, MCH_ERR_ARG,
+                            "%s: expected comma-separated token ids (at most %d), bad at '%.20s'",
+                            opt, cap, p);
+        if (out) out[*n] = (int32_t)v;
+        ++*n;
+        p = *end ? end + 1 : end;
+    }
+    if (!*n) return mch_fail(err, MCH_ERR_ARG, "%s is empty", opt);
+    return MCH_OK;
+}
+
+mch_status mch_patch_one_check(const mch_patch_one_opts *o, const mch_model *m, mch_err *err)
+{
+    int cap = m->cfg.max_pos;
+    int max_len = o->max_len ? o->max_len : cap;
+    if (max_len > cap)
+        return mch_fail(err, MCH_ERR_ARG, "--max-len %d exceeds max_position_embeddings %d",
+                        max_len, cap);
+    if (!o->ids_baseline) return MCH_OK;
+    int Tb, Tp, Tt, Tq;
+    mch_status rc = ids_parse("--ids-baseline", o->ids_baseline, NULL, cap, &Tb, err);
+    if (!rc) rc = ids_parse("--ids-perturbed", o->ids_perturbed, NULL, cap, &Tp, err);
+    Tt = Tb;
+    if (!rc && o->token_types) rc = ids_parse("--token-types", o->token_types, NULL, cap, &Tt, err);
+    if (!rc && o->query_ids) rc = ids_parse("--query-ids", o->query_ids, NULL, cap, &Tq, err);
+    if (rc) return rc;
+    if (Tb != Tp || Tt != Tb)
+        return mch_fail(err, MCH_ERR_ARG,
+                        "--ids-baseline has %d ids, --ids-perturbed %d, --token-types %d; they "
+                        "must be equal",
+                        Tb, Tp, Tt);
+    if (m->cfg.head == MCH_HEAD_NONE && !o->query_ids && (!o->query || !m->vocab))
+        return mch_fail(err, MCH_ERR_ARG, "a bi-encoder needs --query-ids or --query");
+    return MCH_OK;
+}
+
+/* The pair's ids, each array holding max_position_embeddings entries. */
+typedef struct {
+    int32_t *b, *p, *types, *q;
+    int T, Tq;
+} pair_ids;
+
+static void pair_ids_free(pair_ids *ids)
+{
+    free(ids->b);
+    free(ids->p);
+    free(ids->types);
+    free(ids->q);
+}
+
+/* Tokenises the texts into ids (whose arrays hold max_len entries). */
+static mch_status pair_from_texts(pair_ids *ids, const mch_patch_one_opts *o, const mch_model *m,
+                                  int max_len, mch_err *err)
+{
+    int Tb = 0, Tp = 0;
+    mch_status rc;
+    if (m->cfg.head != MCH_HEAD_NONE) {
+        int qlen = o->max_query_len ? o->max_query_len : 64;
+        int32_t *tp = calloc((size_t)max_len, sizeof *tp);
+        if (!tp) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+        rc = mch_encode_pair(m->vocab, o->query, o->baseline, qlen, max_len, ids->b, ids->types,
+                             &Tb, err);
+        if (!rc)
+            rc = mch_encode_pair(m->vocab, o->query, o->perturbed, qlen, max_len, ids->p, tp, &Tp,
+                                 err);
+        if (!rc && (Tb != Tp || memcmp(ids->types, tp, (size_t)Tb * sizeof *tp)))
+            rc = mch_fail(err, MCH_ERR_SHAPE,
+                          "baseline and perturbed pairs have %d and %d tokens (or different "
+                          "token types); patching needs aligned inputs of equal length",
+                          Tb, Tp);
+        free(tp);
+    } else {
+        rc = mch_encode_single(m->vocab, o->baseline, max_len, ids->b, &Tb, err);
+        if (!rc) rc = mch_encode_single(m->vocab, o->perturbed, max_len, ids->p, &Tp, err);
+        if (!rc && Tb != Tp)
+            rc = mch_fail(err, MCH_ERR_SHAPE,
+                          "baseline and perturbed documents have %d and %d tokens; patching "
+                          "needs aligned inputs of equal length",
+                          Tb, Tp);
+    }
+    ids->T = Tb;
+    return rc;
+}
+
+/* Builds the pair's ids from the id lists or the texts; a bi-encoder's query from query_ids or
+ * the query text. */
+static mch_status pair_build(pair_ids *ids, const mch_patch_one_opts *o, const mch_model *m,
+                             mch_err *err)
+{
+    int cap = m->cfg.max_pos;
+    int max_len = o->max_len ? o->max_len : cap;
+    ids->b = calloc((size_t)cap, sizeof *ids->b);
+    ids->p = calloc((size_t)cap, sizeof *ids->p);
+    ids->types = calloc((size_t)cap, sizeof *ids->types);
+    ids->q = calloc((size_t)cap, sizeof *ids->q);
+    if (!ids->b || !ids->p || !ids->types || !ids->q)
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    mch_status rc = MCH_OK;
+    int Tp, Tt;
+    if (o->ids_baseline) { /* counts checked by mch_patch_one_check */
+        rc = ids_parse("--ids-baseline", o->ids_baseline, ids->b, cap, &ids->T, err);
+        if (!rc) rc = ids_parse("--ids-perturbed", o->ids_perturbed, ids->p, cap, &Tp, err);
+        if (!rc && o->token_types)
+            rc = ids_parse("--token-types", o->token_types, ids->types, cap, &Tt, err);
+        if (!rc && o->query_ids)
+            rc = ids_parse("--query-ids", o->query_ids, ids->q, cap, &ids->Tq, err);
+    } else if (!m->vocab) {
+        rc = mch_fail(err, MCH_ERR_ARG, "%s has no vocab.txt; give token ids", m->dir);
+    } else {
+        rc = pair_from_texts(ids, o, m, max_len, err);
+    }
+    if (!rc && m->cfg.head == MCH_HEAD_NONE && !ids->Tq)
+        rc = mch_encode_single(m->vocab, o->query, max_len, ids->q, &ids->Tq, err);
+    return rc;
+}
+
+/* ---- the result as JSON ------------------------------------------------------------------- */
+
+static cJSON *num(double v)
+{
+    char buf[32];
+    if (!isfinite(v)) return cJSON_CreateNull();
+    snprintf(buf, sizeof buf, "%.9g", v);
+    return cJSON_CreateRaw(buf);
+}
+
+/* rows x cols floats as nested arrays. */
+static cJSON *matrix(const float *x, int rows, int cols)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int r = 0; r < rows; r++) {
+        cJSON *row = cJSON_CreateArray();
+        for (int c = 0; c < cols; c++) cJSON_AddItemToArray(row, num(x[(size_t)r * cols + c]));
+        cJSON_AddItemToArray(a, row);
+    }
+    return a;
+}
+
+static cJSON *tokens(const mch_vocab *v, const int32_t *ids, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        const char *t = v ? mch_vocab_token(v, ids[i]) : NULL;
+        cJSON_AddItemToArray(a, t ? cJSON_CreateString(t) : cJSON_CreateNull());
+    }
+    return a;
+}
+
+static cJSON *int_array(const int32_t *x, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
+    return a;
+}
+
+static void add_head_pos(cJSON *o, const mch_patch_one_opts *a, const mch_patch_result *r, int T)
+{
+    cJSON *hp = cJSON_AddObjectToObject(o, "head_pos");
+    cJSON *hl = cJSON_AddArrayToObject(hp, "heads");
+    for (int k = 0; k < a->n_heads; k++)
+        cJSON_AddItemToArray(hl, cJSON_CreateIntArray(a->heads + 2 * k, 2));
+    cJSON_AddItemToObject(hp, "z", matrix(r->head_pos_z, a->n_heads, T));
+    cJSON_AddItemToObject(hp, "pattern", matrix(r->head_pos_pattern, a->n_heads, T));
+    cJSON *hs = cJSON_AddObjectToObject(o, "head_pos_scores");
+    cJSON_AddItemToObject(hs, "z", matrix(r->head_pos_z_scores, a->n_heads, T));
+    cJSON_AddItemToObject(hs, "pattern", matrix(r->head_pos_pattern_scores, a->n_heads, T));
+}
+
+static void add_patterns(cJSON *o, const mch_patch_one_opts *a, const mch_patch_result *r, int T)
+{
+    cJSON *pt = cJSON_AddObjectToObject(o, "patterns");
+    cJSON *hl = cJSON_AddArrayToObject(pt, "heads");
+    cJSON *pb = cJSON_AddArrayToObject(pt, "baseline"),
+          *pp = cJSON_AddArrayToObject(pt, "perturbed");
+    size_t TT = (size_t)T * T;
+    for (int k = 0; k < a->n_heads; k++) {
+        cJSON_AddItemToArray(hl, cJSON_CreateIntArray(a->heads + 2 * k, 2));
+        cJSON_AddItemToArray(pb, matrix(r->patterns_baseline + k * TT, T, T));
+        cJSON_AddItemToArray(pp, matrix(r->patterns_perturbed + k * TT, T, T));
+    }
+}
+
+static void add_maps(cJSON *o, const mch_config *c, const mch_patch_one_opts *a,
+                     const mch_patch_result *r, int T)
+{
+    int L = c->L;
+    if (a->sweeps & MCH_SWEEP_HEADS) {
+        cJSON_AddItemToObject(o, "heads", matrix(r->heads, L, c->NH));
+        cJSON_AddItemToObject(o, "heads_scores", matrix(r->heads_scores, L, c->NH));
+    }
+    if (a->sweeps & MCH_SWEEP_BLOCKS) {
+        static const char *names[MCH_BLOCK_COUNT] = {"resid_pre", "attn_out", "mlp_out"};
+        cJSON *b = cJSON_AddObjectToObject(o, "blocks"),
+              *bs = cJSON_AddObjectToObject(o, "blocks_scores");
+        for (int k = 0; k < MCH_BLOCK_COUNT; k++) {
+            cJSON_AddItemToObject(b, names[k], matrix(r->blocks + (size_t)k * L * T, L, T));
+            cJSON_AddItemToObject(bs, names[k], matrix(r->blocks_scores + (size_t)k * L * T, L, T));
+        }
+    }
+    if (a->sweeps & MCH_SWEEP_HEAD_POS) add_head_pos(o, a, r, T);
+    if (a->save_patterns) add_patterns(o, a, r, T);
+}
+
+/* The whole result: scores, tokens and ids of both inputs, then the maps unless skipped. */
+static cJSON *result_json(const mch_patch_one_opts *a, const mch_model *m, const pair_ids *ids,
+                          const mch_patch_result *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    if (r->skipped) cJSON_AddStringToObject(o, "skipped", r->skip_reason);
+    cJSON_AddItemToObject(o, "score_baseline", num(r->score_baseline));
+    cJSON_AddItemToObject(o, "score_perturbed", num(r->score_perturbed));
+    cJSON_AddItemToObject(o, "tokens", tokens(m->vocab, ids->b, ids->T));
+    cJSON_AddItemToObject(o, "tokens_perturbed", tokens(m->vocab, ids->p, ids->T));
+    cJSON_AddItemToObject(o, "ids_baseline", int_array(ids->b, ids->T));
+    cJSON_AddItemToObject(o, "ids_perturbed", int_array(ids->p, ids->T));
+    cJSON_AddItemToObject(o, "token_types", int_array(ids->types, ids->T));
+    if (!r->skipped) add_maps(o, &m->cfg, a, r, ids->T);
+    return o;
+}
+
+/* ---- the run ------------------------------------------------------------------------------- */
+
+enum { N_BUFS = 10 };
+
+/* Allocates the result's arrays for T tokens and nh heads into bufs (freed by the caller). */
+static mch_status result_alloc(mch_patch_result *r, float *bufs[N_BUFS], const mch_config *c,
+                               size_t T, size_t nh, mch_err *err)
+{
+    size_t LH = (size_t)c->L * c->NH, LT3 = 3 * (size_t)c->L * T;
+    size_t sizes[N_BUFS] = {LH,     LH,     LT3,    LT3,        nh * T,
+                            nh * T, nh * T, nh * T, nh * T * T, nh * T * T};
+    for (int i = 0; i < N_BUFS; i++)
+        if (!(bufs[i] = calloc(sizes[i], sizeof(float))))
+            return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    r->heads = bufs[0], r->heads_scores = bufs[1], r->blocks = bufs[2], r->blocks_scores = bufs[3];
+    r->head_pos_z = bufs[4], r->head_pos_z_scores = bufs[5], r->head_pos_pattern = bufs[6];
+    r->head_pos_pattern_scores = bufs[7], r->patterns_baseline = bufs[8];
+    r->patterns_perturbed = bufs[9];
+    return MCH_OK;
+}
+
+mch_status mch_patch_one_run(const mch_patch_one_opts *o, const mch_model *m, cJSON **out,
+                             mch_err *err)
+{
+    *out = NULL;
+    pair_ids ids = {0};
+    mch_patcher *p = NULL;
+    mch_patch_result r = {0};
+    float *bufs[N_BUFS] = {0};
+    mch_status rc = pair_build(&ids, o, m, err);
+    mch_patch_opts po = {o->sweeps,
+                         o->n_heads,
+                         o->heads,
+                         o->save_patterns,
+                         o->min_delta,
+                         o->naive,
+                         (size_t)(o->scratch_mb ? o->scratch_mb : 256) << 20,
+                         o->pooling,
+                         0};
+    if (!rc) rc = mch_patcher_create(&p, m, &po, ids.T, err);
+    if (!rc)
+        rc = result_alloc(&r, bufs, &m->cfg, (size_t)ids.T, (size_t)(o->n_heads ? o->n_heads : 1),
+                          err);
+    mch_patch_pair pair = {ids.T, ids.b, ids.p, ids.types, ids.Tq, ids.q};
+    if (!rc) rc = mch_patch_run(p, &pair, &r, err);
+    if (!rc && !(*out = result_json(o, m, &ids, &r)))
+        rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < N_BUFS; i++) free(bufs[i]);
+    pair_ids_free(&ids);
+    mch_patcher_free(p);
+    return rc;
+}

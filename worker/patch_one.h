@@ -1,0 +1,60 @@
+/* One baseline/perturbed pair patched end to end (what `mechir patch` runs): the pair's token
+ * ids from texts (tokenised as `mechir score` does) or from given id lists, the sweeps of
+ * kernels/patch.h, and the result as one JSON object (layout in docs/PATCHING.md). Also the small
+ * parsers of a sweep list and a head list, kept here in one place until the message layer
+ * (proto/) holds them. Nothing here prints or exits; messages travel in mch_err. */
+#ifndef MCH_PATCH_ONE_H
+#define MCH_PATCH_ONE_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "patch.h"
+
+#define MCH_PATCH_MAX_HEADS 256 /* heads a head list holds */
+
+/* "heads,blocks,head-pos" (comma-separated; empty items are ignored) into MCH_SWEEP_* bits.
+ * @return MCH_OK, or MCH_ERR_ARG with "unknown sweep 'x' (heads, blocks, head-pos)" or
+ * "--sweep is empty"; *sweeps is 0 then. */
+mch_status mch_sweep_parse(const char *s, unsigned *sweeps, mch_err *err);
+
+/* "0.1,2.3" (LAYER.HEAD items) into heads, which holds cap pairs (layer, head); *n receives the
+ * count, at least 1. @return MCH_OK, or MCH_ERR_ARG ("--heads takes LAYER.HEAD pairs like
+ * 0.1,2.3, got '...'") for an empty list, a bad item or more than cap items. */
+mch_status mch_heads_parse(const char *s, int *heads, int cap, int *n, mch_err *err);
+
+/* The options of one pair. Either texts (query, baseline, perturbed) or comma-separated token ids
+ * (ids_baseline, ids_perturbed, optional token_types and query_ids; a bi-encoder may take its
+ * query as text instead of query_ids). The strings are borrowed. */
+typedef struct {
+    const char *query, *baseline, *perturbed;
+    const char *ids_baseline, *ids_perturbed, *token_types, *query_ids;
+    unsigned sweeps;     /* MCH_SWEEP_* bits */
+    int n_heads;         /* heads for head-pos and save_patterns */
+    const int *heads;    /* (n_heads, 2): layer, head */
+    int save_patterns;   /* also return both runs' attention patterns of heads */
+    int naive;           /* one full forward per patch */
+    int max_len;         /* tokens of a tokenised sequence; 0: max_position_embeddings */
+    int max_query_len;   /* cross-encoder query tokens; 0: 64 */
+    int scratch_mb;      /* memory for batched patches; 0: 256 */
+    double min_delta;    /* |perturbed - baseline| below this: skipped */
+    mch_pooling pooling; /* bi-encoder pooling */
+} mch_patch_one_opts;
+
+/* Checks the options against the model without running anything: max_len within
+ * max_position_embeddings; the id lists (at most max_position_embeddings ids each, the same
+ * count, token types included); a bi-encoder given ids has query_ids, or a query and a
+ * vocabulary. Every failure is an error in the options (a usage error), with a message naming
+ * the option. @return MCH_OK or MCH_ERR_ARG. */
+mch_status mch_patch_one_check(const mch_patch_one_opts *o, const mch_model *m, mch_err *err);
+
+/* Builds the pair (tokenising texts), runs the sweeps and returns the result in *out as one JSON
+ * object, numbers with 9 significant digits (free it with cJSON_Delete). A pair whose score
+ * changes less than min_delta gives {"skipped": reason, scores, tokens, ids} without maps. Call
+ * after mch_patch_one_check succeeded. @return MCH_OK, or an error (texts of different token
+ * lengths, a tokenizer, patcher or memory failure) with *out NULL. */
+mch_status mch_patch_one_run(const mch_patch_one_opts *o, const mch_model *m, cJSON **out,
+                             mch_err *err);
+
+#endif
