@@ -9,6 +9,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "opts.h"
+#include "source_opts.h"
 #include "pairs_source.h"
 #include "submit.h"
 
@@ -86,6 +87,10 @@ static int parse_submit_opts(mch_submit_opts *o, const char **sched, int argc, c
  * --option is taken to have a value, except the run's flags. 0, or 2 after a message. */
 static int scan_run_opts(mch_submit_run *r, int n, char **run)
 {
+    mch_source_opt_table t;
+    mch_source_opt_table_init(&t, &r->src);
+    const mch_opt *tabs[] = {t.opt, NULL};
+    mch_opts src = {.cmd = "submit", .tabs = tabs};
     r->n = n;
     r->argv = run;
     int first = 0;
@@ -93,9 +98,15 @@ static int scan_run_opts(mch_submit_run *r, int n, char **run)
     for (int i = first; i < n; i++) {
         const char *a = run[i];
         int at = i;
-        int used = mch_source_parse_arg(&r->src, n, run, &i);
-        if (used < 0) return 2;
-        if (used) {
+        if (!strncmp(a, "--", 2) && strchr(a, '=')) {
+            /* Shards rewrite the value's own argv slot, so run options go as two words. */
+            mch_log_error("mechir submit: give run option %.*s and its value as two words",
+                          (int)(strchr(a, '=') - a), a);
+            return 2;
+        }
+        int rc = mch_opts_take(&src, n, run, &i);
+        if (rc == 2) return 2;
+        if (rc == 0) {
             if (!strcmp(a, "--input")) r->input_at = at + 1;
             if (!strcmp(a, "--run")) r->run_at = at + 1;
             if (!strcmp(a, "--qrels")) r->qrels_at = at + 1;

@@ -107,8 +107,9 @@ static int positional(mch_opts *o, char *arg)
     return 0;
 }
 
-/* One option at argv[*i]; advances *i past its value. */
-static int one_option(mch_opts *o, int argc, char **argv, int *i)
+/* One option at argv[*i]; advances *i past its value. quiet: an unknown option returns 1
+ * without a message. */
+static int one_option(mch_opts *o, int argc, char **argv, int *i, int quiet)
 {
     const char *a = argv[*i], *name = a + 2, *eq = NULL;
     const mch_opt *p;
@@ -118,6 +119,7 @@ static int one_option(mch_opts *o, int argc, char **argv, int *i)
     } else {
         p = a[2] ? NULL : find(o, NULL, 0, a[1]);
     }
+    if (!p && quiet) return 1;
     if (!p) {
         mch_log_error("mechir %s: unknown option '%s' (see --help)", o->cmd, a);
         return 2;
@@ -158,9 +160,16 @@ int mch_opts_parse(mch_opts *o, int argc, char **argv, int first)
             o->help = 1;
             return 0;
         } else {
-            rc = one_option(o, argc, argv, &i);
+            rc = one_option(o, argc, argv, &i, 0);
         }
         if (rc) return rc;
     }
     return 0;
+}
+
+int mch_opts_take(mch_opts *o, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    if (a[0] != '-' || !a[1] || !strcmp(a, "--")) return 1;
+    return one_option(o, argc, argv, i, 1);
 }

@@ -77,6 +77,11 @@ int mch_opts_parse(mch_opts *o, int argc, char **argv, int first);
  * usage error (printed), or 1 when no table has the name (nothing printed). */
 int mch_opts_apply(mch_opts *o, const char *name, const char *val);
 
+/* Takes the one option at argv[*i] when a table has it (advancing *i past its value). @return 0
+ * taken, 1 not an option of the tables (nothing printed), 2 after printing a usage error. For
+ * commands that pass other options on (submit's run options). */
+int mch_opts_take(mch_opts *o, int argc, char **argv, int *i);
+
 /* Parses an integer option value in [lo, hi]; prints "mechir CMD: --opt needs an integer in
  * lo..hi, got 'val'" and returns 0 on error, 1 on success. */
 int mch_opt_int(const char *cmd, const char *opt, const char *val, long lo, long hi, int *out);
