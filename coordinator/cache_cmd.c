@@ -8,6 +8,7 @@
 
 #include "act_store.h"
 #include "cli.h"
+#include "npy.h"
 
 static void cache_usage(FILE *f)
 {

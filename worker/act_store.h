@@ -104,12 +104,7 @@ mch_status mch_store_read(const mch_store *s, const mch_store_entry *e, float *o
 
 void mch_store_close(mch_store *s); /* accepts NULL */
 
-/* ---- helpers ---------------------------------------------------------------------------- */
-
-/* Writes data as a NumPy .npy (format 1.0, '<f4', C order, header padded to 64 bytes) to
- * path.tmp.PID, then renames it to path. 0 <= ndim <= 4. */
-mch_status mch_npy_write(const char *path, const float *data, int ndim, const int64_t *shape,
-                         mch_err *err);
+/* ---- benchmark (moving to bench/) ------------------------------------------------------- */
 
 /* One encoding measured on n floats: encode (convert + optional plane split + zstd) and decode
  * repeats times each, checking that the decoded values are bit-exact (f32) or the nearest

@@ -21,6 +21,7 @@
 
 #include "act_cache.h"
 #include "act_store.h"
+#include "npy.h"
 #include "testutil.h"
 
 #define DEMO MCH_TEST_DATA "/../../examples/demo-ce"
