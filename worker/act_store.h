@@ -104,18 +104,4 @@ mch_status mch_store_read(const mch_store *s, const mch_store_entry *e, float *o
 
 void mch_store_close(mch_store *s); /* accepts NULL */
 
-/* ---- benchmark (moving to bench/) ------------------------------------------------------- */
-
-/* One encoding measured on n floats: encode (convert + optional plane split + zstd) and decode
- * repeats times each, checking that the decoded values are bit-exact (f32) or the nearest
- * bf16/fp16. shuffle = 0 compresses the values' bytes as they lie (plain zstd). */
-typedef struct {
-    uint64_t raw_bytes;    /* n * 4 */
-    uint64_t stored_bytes; /* the zstd frame */
-    double encode_s;       /* seconds per encode */
-    double decode_s;       /* seconds per decode */
-} mch_store_bench_result;
-mch_status mch_store_bench(const float *data, size_t n, mch_store_dtype dt, int shuffle,
-                           int zstd_level, int repeats, mch_store_bench_result *res, mch_err *err);
-
 #endif
