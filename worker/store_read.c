@@ -144,6 +144,74 @@ static mch_status read_index(mch_store *s, const char *path, int file, mch_err *
     return st;
 }
 
+/* The names of dir's *.idx files (not starting with '.'), sorted. The caller frees the *n names
+ * and *names, also after an error. */
+static mch_status list_indexes(const char *dir, char ***names, size_t *n, mch_err *err)
+{
+    mch_status st = MCH_OK;
+    size_t cap = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        st = mch_fail(err, MCH_ERR_IO, "cannot open cache directory %s: %s", dir, strerror(errno));
+    for (struct dirent *de; !st && (de = readdir(d));) {
+        size_t len = strlen(de->d_name);
+        if (de->d_name[0] == '.' || len <= 4 || strcmp(de->d_name + len - 4, ".idx")) continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            char **p = realloc(*names, cap * sizeof *p);
+            if (!p) {
+                st = mch_fail(err, MCH_ERR_NOMEM, "out of memory listing %s", dir);
+                break;
+            }
+            *names = p;
+        }
+        (*names)[*n] = malloc(len + 1);
+        if (!(*names)[*n]) {
+            st = mch_fail(err, MCH_ERR_NOMEM, "out of memory listing %s", dir);
+            break;
+        }
+        memcpy((*names)[(*n)++], de->d_name, len + 1);
+    }
+    if (d) closedir(d);
+    if (!st && *n) qsort(*names, *n, sizeof **names, cmp_str);
+    return st;
+}
+
+/* Reads dir/names[i] for every i, in order; file i's .bin is dir/names[i] ending in .bin. */
+static mch_status read_indexes(mch_store *s, const char *dir, char **names, size_t n, mch_err *err)
+{
+    if (!n) return MCH_OK;
+    s->files = calloc(n, sizeof *s->files);
+    if (!s->files) return mch_fail(err, MCH_ERR_NOMEM, "out of memory opening %s", dir);
+    mch_status st = MCH_OK;
+    for (size_t i = 0; !st && i < n; i++) {
+        char *idx = mch_store_path_join(dir, names[i], "");
+        s->files[i] = idx ? strdup(idx) : NULL;
+        if (!idx || !s->files[i]) {
+            free(idx);
+            return mch_fail(err, MCH_ERR_NOMEM, "out of memory opening %s", dir);
+        }
+        s->nfiles = i + 1;
+        memcpy(s->files[i] + strlen(s->files[i]) - 4, ".bin", 4);
+        st = read_index(s, idx, (int)i, err);
+        free(idx);
+    }
+    return st;
+}
+
+/* Sorts the entries by key, then read order, and keeps the last of each key. */
+static void keep_last(mch_store *s)
+{
+    if (s->n) qsort(s->items, s->n, sizeof *s->items, cmp_item);
+    size_t kept = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const mch_store_entry *a = &s->items[i].e, *b = i + 1 < s->n ? &s->items[i + 1].e : NULL;
+        if (b && !cmp_key(a->pair_id, a->hook, a->run, b->pair_id, b->hook, b->run)) continue;
+        s->items[kept++] = s->items[i];
+    }
+    s->n = kept;
+}
+
 mch_status mch_store_open(mch_store **out, const char *out_dir, mch_err *err)
 {
     *out = NULL;
@@ -155,50 +223,10 @@ mch_status mch_store_open(mch_store **out, const char *out_dir, mch_err *err)
         mch_store_close(s);
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory opening the cache");
     }
-    mch_status st = MCH_OK;
     char **names = NULL;
-    size_t nnames = 0, cap = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        st = mch_fail(err, MCH_ERR_IO, "cannot open cache directory %s: %s", dir, strerror(errno));
-    for (struct dirent *de; !st && (de = readdir(d));) {
-        size_t len = strlen(de->d_name);
-        if (de->d_name[0] == '.' || len <= 4 || strcmp(de->d_name + len - 4, ".idx")) continue;
-        if (nnames == cap) {
-            cap = cap ? 2 * cap : 16;
-            char **p = realloc(names, cap * sizeof *p);
-            if (!p) {
-                st = mch_fail(err, MCH_ERR_NOMEM, "out of memory listing %s", dir);
-                break;
-            }
-            names = p;
-        }
-        names[nnames] = malloc(len + 1);
-        if (!names[nnames]) {
-            st = mch_fail(err, MCH_ERR_NOMEM, "out of memory listing %s", dir);
-            break;
-        }
-        memcpy(names[nnames++], de->d_name, len + 1);
-    }
-    if (d) closedir(d);
-    if (!st && nnames) {
-        qsort(names, nnames, sizeof *names, cmp_str);
-        s->files = calloc(nnames, sizeof *s->files);
-        if (!s->files) st = mch_fail(err, MCH_ERR_NOMEM, "out of memory opening %s", dir);
-    }
-    for (size_t i = 0; !st && i < nnames; i++) {
-        char *idx = mch_store_path_join(dir, names[i], "");
-        s->files[i] = idx ? strdup(idx) : NULL;
-        if (!idx || !s->files[i]) {
-            free(idx);
-            st = mch_fail(err, MCH_ERR_NOMEM, "out of memory opening %s", dir);
-            break;
-        }
-        s->nfiles = i + 1;
-        memcpy(s->files[i] + strlen(s->files[i]) - 4, ".bin", 4);
-        st = read_index(s, idx, (int)i, err);
-        free(idx);
-    }
+    size_t nnames = 0;
+    mch_status st = list_indexes(dir, &names, &nnames, err);
+    if (!st) st = read_indexes(s, dir, names, nnames, err);
     for (size_t i = 0; i < nnames; i++) free(names[i]);
     free(names);
     free(dir);
@@ -206,15 +234,7 @@ mch_status mch_store_open(mch_store **out, const char *out_dir, mch_err *err)
         mch_store_close(s);
         return st;
     }
-    /* sort by key then read order, and keep the last of each key */
-    if (s->n) qsort(s->items, s->n, sizeof *s->items, cmp_item);
-    size_t kept = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        const mch_store_entry *a = &s->items[i].e, *b = i + 1 < s->n ? &s->items[i + 1].e : NULL;
-        if (b && !cmp_key(a->pair_id, a->hook, a->run, b->pair_id, b->hook, b->run)) continue;
-        s->items[kept++] = s->items[i];
-    }
-    s->n = kept;
+    keep_last(s);
     *out = s;
     return MCH_OK;
 }
@@ -261,6 +281,38 @@ size_t mch_store_entry_numel(const mch_store_entry *e)
     return (size_t)mch_store_shape_numel(e->ndim, e->shape);
 }
 
+/* Checks chunk (its header record, then stored_bytes of zstd frame) against e and decodes it
+ * into out. planes: scratch of plane_bytes, the frame's content size. what names the chunk. */
+static mch_status decode_chunk(const mch_store_entry *e, const unsigned char *chunk,
+                               unsigned char *planes, size_t plane_bytes, float *out,
+                               const char *what, mch_err *err)
+{
+    unsigned char rec[STORE_REC_BYTES];
+    mch_store_record_encode(rec, e);
+    if (memcmp(rec, chunk, STORE_REC_BYTES))
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: the chunk header differs from its index record",
+                        what);
+    const unsigned char *payload = chunk + STORE_REC_BYTES;
+    uint64_t sum = mch_store_checksum(payload, (size_t)e->stored_bytes);
+    if (sum != e->checksum)
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: checksum %016llx, expected %016llx (corrupted)",
+                        what, (unsigned long long)sum, (unsigned long long)e->checksum);
+    unsigned long long fcs = ZSTD_getFrameContentSize(payload, (size_t)e->stored_bytes);
+    size_t fbytes = ZSTD_findFrameCompressedSize(payload, (size_t)e->stored_bytes);
+    if (fcs != plane_bytes || ZSTD_isError(fbytes) || fbytes != e->stored_bytes)
+        return mch_fail(err, MCH_ERR_FORMAT,
+                        "%s: zstd frame of %llu content bytes in %llu, expected %zu in %llu", what,
+                        fcs, ZSTD_isError(fbytes) ? 0ull : (unsigned long long)fbytes, plane_bytes,
+                        (unsigned long long)e->stored_bytes);
+    size_t z = ZSTD_decompress(planes, plane_bytes, payload, (size_t)e->stored_bytes);
+    if (ZSTD_isError(z) || z != plane_bytes)
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: zstd: %s", what,
+                        ZSTD_isError(z) ? ZSTD_getErrorName(z) : "short frame");
+    mch_store_decode_values(e->dtype, 1, planes, plane_bytes / mch_store_dtype_bytes(e->dtype),
+                            out);
+    return MCH_OK;
+}
+
 mch_status mch_store_read(const mch_store *s, const mch_store_entry *e, float *out, mch_err *err)
 {
     const char *path = mch_store_file_name(s, e->file);
@@ -291,52 +343,20 @@ mch_status mch_store_read(const mch_store *s, const mch_store_entry *e, float *o
                         "%s: runs to byte %llu, past the end of the file (%llu bytes)", what,
                         (unsigned long long)end, (unsigned long long)fsize);
     }
-    size_t n = (size_t)numel, plane_bytes = n * mch_store_dtype_bytes(e->dtype);
+    size_t plane_bytes = (size_t)numel * mch_store_dtype_bytes(e->dtype);
     size_t chunk_bytes = (size_t)(STORE_REC_BYTES + e->stored_bytes);
     unsigned char *chunk = malloc(chunk_bytes), *planes = malloc(plane_bytes);
-    mch_status rc = MCH_OK;
-    if (!chunk || !planes) {
+    ssize_t k = chunk && planes ? mch_store_pread_all(fd, chunk, chunk_bytes, e->offset) : 0;
+    mch_status rc;
+    if (!chunk || !planes)
         rc = mch_fail(err, MCH_ERR_NOMEM, "%s: out of memory for %zu + %zu bytes", what,
                       chunk_bytes, plane_bytes);
-        goto done;
-    }
-    ssize_t k = mch_store_pread_all(fd, chunk, chunk_bytes, e->offset);
-    if (k < 0 || (size_t)k != chunk_bytes) {
-        rc = k < 0 ? mch_fail(err, MCH_ERR_IO, "%s: %s", what, strerror(errno))
-                   : mch_fail(err, MCH_ERR_FORMAT, "%s: file ended while reading it", what);
-        goto done;
-    }
-    unsigned char rec[STORE_REC_BYTES];
-    mch_store_record_encode(rec, e);
-    if (memcmp(rec, chunk, STORE_REC_BYTES)) {
-        rc = mch_fail(err, MCH_ERR_FORMAT, "%s: the chunk header differs from its index record",
-                      what);
-        goto done;
-    }
-    const unsigned char *payload = chunk + STORE_REC_BYTES;
-    uint64_t sum = mch_store_checksum(payload, (size_t)e->stored_bytes);
-    if (sum != e->checksum) {
-        rc = mch_fail(err, MCH_ERR_FORMAT, "%s: checksum %016llx, expected %016llx (corrupted)",
-                      what, (unsigned long long)sum, (unsigned long long)e->checksum);
-        goto done;
-    }
-    unsigned long long fcs = ZSTD_getFrameContentSize(payload, (size_t)e->stored_bytes);
-    size_t fbytes = ZSTD_findFrameCompressedSize(payload, (size_t)e->stored_bytes);
-    if (fcs != plane_bytes || ZSTD_isError(fbytes) || fbytes != e->stored_bytes) {
-        rc = mch_fail(err, MCH_ERR_FORMAT,
-                      "%s: zstd frame of %llu content bytes in %llu, expected %zu in %llu", what,
-                      fcs, ZSTD_isError(fbytes) ? 0ull : (unsigned long long)fbytes, plane_bytes,
-                      (unsigned long long)e->stored_bytes);
-        goto done;
-    }
-    size_t z = ZSTD_decompress(planes, plane_bytes, payload, (size_t)e->stored_bytes);
-    if (ZSTD_isError(z) || z != plane_bytes) {
-        rc = mch_fail(err, MCH_ERR_FORMAT, "%s: zstd: %s", what,
-                      ZSTD_isError(z) ? ZSTD_getErrorName(z) : "short frame");
-        goto done;
-    }
-    mch_store_decode_values(e->dtype, 1, planes, n, out);
-done:
+    else if (k < 0)
+        rc = mch_fail(err, MCH_ERR_IO, "%s: %s", what, strerror(errno));
+    else if ((size_t)k != chunk_bytes)
+        rc = mch_fail(err, MCH_ERR_FORMAT, "%s: file ended while reading it", what);
+    else
+        rc = decode_chunk(e, chunk, planes, plane_bytes, out, what, err);
     free(chunk);
     free(planes);
     close(fd);
