@@ -5,7 +5,11 @@
  *
  * A chunk is one activation of one pair, hook and run: float32 (lossless) or bf16/fp16 (lossy,
  * round to nearest even), its bytes split into planes (byte 0 of every value, then byte 1, ...),
- * then one zstd frame. */
+ * then one zstd frame.
+ *
+ * The writer is store_write.c, the reader store_read.c; what both share (value codec, record and
+ * header layout, checksums) is store_codec.c behind store_codec.h and the private
+ * store_internal.h. The .npy writer of `mechir cache get` is npy.h. */
 #ifndef MCH_ACT_STORE_H
 #define MCH_ACT_STORE_H
 
