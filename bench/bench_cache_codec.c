@@ -315,15 +315,6 @@ static mch_status demo_open(demo *d, const char *model, const char *out_dir, mch
     return st;
 }
 
-static void demo_close(demo *d)
-{
-    mch_store_writer_close(d->w);
-    mch_workspace_free(d->ws);
-    mch_hooks_free(d->hk);
-    mch_act_cache_free(d->ac);
-    mch_model_close(d->m);
-}
-
 /* Runs query with doc (baseline) and with other_doc (perturbed) as one batch and stores both
  * runs' cached activations under pair. */
 static mch_status demo_pair(demo *d, uint64_t pair, const char *query, const char *doc,
@@ -402,7 +393,11 @@ static int demo_write(const bench_opts *o, const char *out_dir)
     free(line);
     free(prev_doc);
     if (f) fclose(f);
-    demo_close(&d);
+    mch_store_writer_close(d.w); /* no sync: read back at once, then removed */
+    mch_workspace_free(d.ws);
+    mch_hooks_free(d.hk);
+    mch_act_cache_free(d.ac);
+    mch_model_close(d.m);
     return !st;
 }
 
