@@ -1,6 +1,6 @@
-/* `mechir cache`: lists, extracts (.npy), verifies and benchmarks the activation cache a run left
- * under OUT/cache (worker/act_store.h). Reads only; a damaged chunk is reported with its file
- * and offset. */
+/* `mechir cache`: lists, extracts (.npy) and verifies the activation cache a run left under
+ * OUT/cache (worker/act_store.h). Reads only; a damaged chunk is reported with its file and
+ * offset. (Codec measurements: bench/bench_cache_codec.) */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,31 +8,27 @@
 
 #include "act_store.h"
 #include "cli.h"
+#include "npy.h"
 
 static void cache_usage(FILE *f)
 {
-    fprintf(
-        f,
-        "usage: mechir cache ls OUT\n"
-        "       mechir cache get OUT --pair ID --hook NAME [--run baseline|perturbed] -o FILE\n"
-        "       mechir cache verify OUT\n"
-        "       mechir cache bench OUT [--level N] [--limit N]\n"
-        "\n"
-        "Reads the activation cache of a run (OUT/cache/*.idx and *.bin, see docs/CACHE.md).\n"
-        "\n"
-        "  ls      one line per entry: pair id, hook, run, shape, dtype, stored bytes,\n"
-        "          file:offset; then a total line (entries, raw MB, stored MB, ratio)\n"
-        "  get     writes one activation as a NumPy .npy (float32, C order)\n"
-        "            --pair ID    16 hex digits, as ls prints it (0x allowed)\n"
-        "            --hook NAME  TransformerLens name, e.g. blocks.3.attn.hook_pattern\n"
-        "            --run R      baseline (default) or perturbed\n"
-        "            -o FILE      the .npy to write (atomically)\n"
-        "  verify  reads and checks every chunk; prints each damaged one (file:offset)\n"
-        "  bench   re-encodes cached f32 activations with plain zstd, shuffled f32, bf16,\n"
-        "          fp16 and prints ratio and MB/s per hook kind (--level: zstd level, default 3;\n"
-        "          --limit: entries per hook kind, default 16)\n"
-        "\n"
-        "Exit status: 0 ok, 1 error (one line on stderr), 2 usage error.\n");
+    fprintf(f,
+            "usage: mechir cache ls OUT\n"
+            "       mechir cache get OUT --pair ID --hook NAME [--run baseline|perturbed] -o FILE\n"
+            "       mechir cache verify OUT\n"
+            "\n"
+            "Reads the activation cache of a run (OUT/cache/*.idx and *.bin, see docs/CACHE.md).\n"
+            "\n"
+            "  ls      one line per entry: pair id, hook, run, shape, dtype, stored bytes,\n"
+            "          file:offset; then a total line (entries, raw MB, stored MB, ratio)\n"
+            "  get     writes one activation as a NumPy .npy (float32, C order)\n"
+            "            --pair ID    16 hex digits, as ls prints it (0x allowed)\n"
+            "            --hook NAME  TransformerLens name, e.g. blocks.3.attn.hook_pattern\n"
+            "            --run R      baseline (default) or perturbed\n"
+            "            -o FILE      the .npy to write (atomically)\n"
+            "  verify  reads and checks every chunk; prints each damaged one (file:offset)\n"
+            "\n"
+            "Exit status: 0 ok, 1 error (one line on stderr), 2 usage error.\n");
 }
 
 static int parse_pair(const char *s, uint64_t *out)
@@ -180,125 +176,6 @@ static int cmd_verify(const char *out_dir)
     return bad ? 1 : 0;
 }
 
-/* The hook name with its layer number replaced by '*' (blocks.3.x -> blocks.*.x). */
-static void hook_kind(char *buf, size_t cap, const char *hook)
-{
-    if (!strncmp(hook, "blocks.", 7)) {
-        const char *p = hook + 7;
-        while (*p >= '0' && *p <= '9') p++;
-        if (p > hook + 7) {
-            snprintf(buf, cap, "blocks.*%s", p);
-            return;
-        }
-    }
-    snprintf(buf, cap, "%s", hook);
-}
-
-enum { N_SCHEMES = 4 };
-static const struct {
-    const char *name;
-    mch_store_dtype dt;
-    int shuffle;
-} schemes[N_SCHEMES] = {
-    {"zstd f32 (no shuffle)", MCH_STORE_F32, 0},
-    {"shuffled f32 (lossless)", MCH_STORE_F32, 1},
-    {"shuffled bf16", MCH_STORE_BF16, 1},
-    {"shuffled fp16", MCH_STORE_F16, 1},
-};
-
-typedef struct {
-    char kind[128];
-    int entries;
-    uint64_t raw, stored[N_SCHEMES];
-    double enc_s[N_SCHEMES], dec_s[N_SCHEMES];
-} bench_row;
-
-static void print_row(const bench_row *r)
-{
-    for (int k = 0; k < N_SCHEMES; k++)
-        printf("%-40s %4d %10.3f  %-24s %6.2f  %8.1f  %8.1f\n", r->kind, r->entries,
-               (double)r->raw / 1e6, schemes[k].name,
-               r->stored[k] ? (double)r->raw / (double)r->stored[k] : 0.0,
-               r->enc_s[k] > 0 ? (double)r->raw / 1e6 / r->enc_s[k] : 0.0,
-               r->dec_s[k] > 0 ? (double)r->raw / 1e6 / r->dec_s[k] : 0.0);
-}
-
-static int cmd_bench(const char *out_dir, int level, int limit)
-{
-    mch_store *s = open_store(out_dir);
-    if (!s) return 1;
-    size_t n = mch_store_count(s), nrows = 0;
-    bench_row *rows = calloc(n + 1, sizeof *rows), all = {.kind = "all"};
-    float *buf = NULL;
-    size_t cap = 0, lossy = 0;
-    int rc = rows ? 0 : 1;
-    if (!rows) fprintf(stderr, "mechir cache bench: out of memory\n");
-    for (size_t i = 0; !rc && i < n; i++) {
-        const mch_store_entry *e = mch_store_entry_at(s, i);
-        if (e->dtype != MCH_STORE_F32) { /* already rounded: would flatter every scheme */
-            lossy++;
-            continue;
-        }
-        char kind[128];
-        hook_kind(kind, sizeof kind, e->hook);
-        size_t r = 0;
-        while (r < nrows && strcmp(rows[r].kind, kind)) r++;
-        if (r == nrows) snprintf(rows[nrows++].kind, sizeof rows[r].kind, "%s", kind);
-        if (rows[r].entries >= limit) continue;
-        size_t m = mch_store_entry_numel(e);
-        if (m > cap) {
-            float *p = realloc(buf, m * sizeof *p);
-            if (!p) {
-                fprintf(stderr, "mechir cache bench: out of memory for %zu values\n", m);
-                rc = 1;
-                break;
-            }
-            buf = p;
-            cap = m;
-        }
-        mch_err err = {0};
-        if (mch_store_read(s, e, buf, &err)) {
-            fprintf(stderr, "mechir cache bench: %s\n", err.msg);
-            rc = 1;
-            break;
-        }
-        /* repeat small activations so each timing covers at least ~4 MB */
-        int reps = (int)(4000000 / (m * 4) + 1);
-        for (int k = 0; k < N_SCHEMES && !rc; k++) {
-            mch_store_bench_result res;
-            if (mch_store_bench(buf, m, schemes[k].dt, schemes[k].shuffle, level, reps, &res,
-                                &err)) {
-                fprintf(stderr, "mechir cache bench: %s\n", err.msg);
-                rc = 1;
-                break;
-            }
-            bench_row *rr[2] = {&rows[r], &all};
-            for (int j = 0; j < 2; j++) {
-                rr[j]->stored[k] += res.stored_bytes;
-                rr[j]->enc_s[k] += res.encode_s;
-                rr[j]->dec_s[k] += res.decode_s;
-            }
-        }
-        rows[r].entries++;
-        all.entries++;
-        rows[r].raw += (uint64_t)m * 4;
-        all.raw += (uint64_t)m * 4;
-    }
-    if (!rc) {
-        printf("zstd level %d; MB are float32 bytes in; MB/s = encode and decode speed\n", level);
-        printf("%-40s %4s %10s  %-24s %6s  %8s  %8s\n", "hook", "n", "raw MB", "encoding", "ratio",
-               "enc MB/s", "dec MB/s");
-        for (size_t r = 0; r < nrows; r++)
-            if (rows[r].entries) print_row(&rows[r]);
-        print_row(&all);
-        if (lossy) printf("(%zu entries stored as bf16/fp16 were left out)\n", lossy);
-    }
-    free(buf);
-    free(rows);
-    mch_store_close(s);
-    return rc;
-}
-
 int mch_cmd_cache(int argc, char **argv)
 {
     if (argc < 2) {
@@ -312,13 +189,11 @@ int mch_cmd_cache(int argc, char **argv)
     }
     int is_ls = !strcmp(sub, "ls"), is_get = !strcmp(sub, "get"),
         is_verify = !strcmp(sub, "verify");
-    int is_bench = !strcmp(sub, "bench");
-    if (!is_ls && !is_get && !is_verify && !is_bench) {
+    if (!is_ls && !is_get && !is_verify) {
         fprintf(stderr, "mechir cache: unknown subcommand '%s' (see --help)\n", sub);
         return 2;
     }
     const char *out_dir = NULL, *pair = NULL, *hook = NULL, *run = NULL, *out = NULL;
-    const char *level_s = NULL, *limit_s = NULL;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -341,8 +216,6 @@ int mch_cmd_cache(int argc, char **argv)
                   : !strcmp(a, "--run")                     ? &run
                   : !strcmp(a, "-o") || !strcmp(a, "--out") ? &out
                                                             : NULL;
-        if (is_bench)
-            dst = !strcmp(a, "--level") ? &level_s : !strcmp(a, "--limit") ? &limit_s : NULL;
         if (!dst) {
             fprintf(stderr, "mechir cache %s: unknown option '%s' (see --help)\n", sub, a);
             return 2;
@@ -359,12 +232,6 @@ int mch_cmd_cache(int argc, char **argv)
     }
     if (is_ls) return cmd_ls(out_dir);
     if (is_verify) return cmd_verify(out_dir);
-    if (is_bench) {
-        int level = 3, limit = 16;
-        if (level_s && !mch_cli_int("--level", level_s, 1, 19, &level)) return 2;
-        if (limit_s && !mch_cli_int("--limit", limit_s, 1, 1000000, &limit)) return 2;
-        return cmd_bench(out_dir, level, limit);
-    }
     if (!pair || !hook || !out) {
         fprintf(stderr, "mechir cache get: --pair, --hook and -o are required (see --help)\n");
         return 2;

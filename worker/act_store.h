@@ -5,7 +5,11 @@
  *
  * A chunk is one activation of one pair, hook and run: float32 (lossless) or bf16/fp16 (lossy,
  * round to nearest even), its bytes split into planes (byte 0 of every value, then byte 1, ...),
- * then one zstd frame. */
+ * then one zstd frame.
+ *
+ * The writer is store_write.c, the reader store_read.c; what both share (value codec, record and
+ * header layout, checksums) is store_codec.c behind store_codec.h and the private
+ * store_internal.h. The .npy writer of `mechir cache get` is npy.h. */
 #ifndef MCH_ACT_STORE_H
 #define MCH_ACT_STORE_H
 
@@ -103,24 +107,5 @@ size_t mch_store_entry_numel(const mch_store_entry *e);
 mch_status mch_store_read(const mch_store *s, const mch_store_entry *e, float *out, mch_err *err);
 
 void mch_store_close(mch_store *s); /* accepts NULL */
-
-/* ---- helpers ---------------------------------------------------------------------------- */
-
-/* Writes data as a NumPy .npy (format 1.0, '<f4', C order, header padded to 64 bytes) to
- * path.tmp.PID, then renames it to path. 0 <= ndim <= 4. */
-mch_status mch_npy_write(const char *path, const float *data, int ndim, const int64_t *shape,
-                         mch_err *err);
-
-/* One encoding measured on n floats: encode (convert + optional plane split + zstd) and decode
- * repeats times each, checking that the decoded values are bit-exact (f32) or the nearest
- * bf16/fp16. shuffle = 0 compresses the values' bytes as they lie (plain zstd). */
-typedef struct {
-    uint64_t raw_bytes;    /* n * 4 */
-    uint64_t stored_bytes; /* the zstd frame */
-    double encode_s;       /* seconds per encode */
-    double decode_s;       /* seconds per decode */
-} mch_store_bench_result;
-mch_status mch_store_bench(const float *data, size_t n, mch_store_dtype dt, int shuffle,
-                           int zstd_level, int repeats, mch_store_bench_result *res, mch_err *err);
 
 #endif

@@ -1,7 +1,6 @@
 /* The activation cache on disk: lossless round trips keep every bit, bf16/fp16 round to nearest
  * even within their bounds, several writers and last-wins, damage reported with file and offset,
- * truncated and hostile indexes, the .npy writer; and a printed compression report on
- * activations of the demo model (ratio and MB/s of plain zstd, shuffled f32, bf16, fp16). */
+ * truncated and hostile indexes, the .npy writer. (Ratios and speeds: bench/bench_cache_codec.) */
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
@@ -19,12 +18,10 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "act_cache.h"
 #include "act_store.h"
+#include "npy.h"
 #include "testutil.h"
 
-#define DEMO MCH_TEST_DATA "/../../examples/demo-ce"
-#define PAIRS MCH_TEST_DATA "/../../examples/debian-demo-pairs.tsv"
 #define REC MCH_STORE_RECORD_BYTES
 
 /* ---- helpers ----------------------------------------------------------------------------- */
@@ -824,155 +821,6 @@ static void test_npy_header_and_data_are_exact(void **state)
     free(dir);
 }
 
-/* ---- compression report (printed, not asserted) -------------------------------------------- */
-
-typedef struct {
-    float *pattern, *resid; /* all sequences' activations of every layer, one after another */
-    size_t n_pattern, n_resid, cap_pattern, cap_resid;
-} act_pool;
-
-static void pool_add(float **buf, size_t *n, size_t *cap, const float *x, size_t m)
-{
-    if (*n + m > *cap) {
-        *cap = 2 * (*n + m);
-        *buf = realloc(*buf, *cap * sizeof **buf);
-        assert_non_null(*buf);
-    }
-    memcpy(*buf + *n, x, m * sizeof *x);
-    *n += m;
-}
-
-/* Runs the demo cross-encoder on the first pairs of the demo collection (baseline: query with
- * its document; perturbed: with the next line's document) and stores hook_pattern and
- * hook_normalized_resid_post of every layer, losslessly, through the writer; collects the same
- * floats in pool for the codec comparison. */
-static void demo_activations(const char *dir, int npairs, act_pool *pool, uint64_t *raw,
-                             uint64_t *stored)
-{
-    mch_err err = {0};
-    mch_model *m = NULL;
-    assert_int_equal(mch_model_open(&m, DEMO, &err), MCH_OK);
-    const mch_config *c = &m->cfg;
-    mch_act_cache *cache = mch_act_cache_create(m);
-    assert_int_equal(mch_act_cache_add(cache, "blocks.*.attn.hook_pattern", &err), MCH_OK);
-    assert_int_equal(mch_act_cache_add(cache, "blocks.*.hook_normalized_resid_post", &err), MCH_OK);
-    mch_hooks *hk = mch_hooks_create(c->L);
-    assert_int_equal(mch_act_cache_attach(cache, hk, &err), MCH_OK);
-    mch_workspace *ws = mch_workspace_create(m, 128, 64);
-    mch_store_writer *w = open_writer(dir, "rank-0-e0", MCH_STORE_F32);
-    FILE *f = fopen(PAIRS, "r");
-    assert_non_null(f);
-    char *line = NULL, *prev_doc = NULL;
-    size_t lcap = 0;
-    int done = 0;
-    while (done < npairs && getline(&line, &lcap, f) > 0) {
-        char *fields[4] = {line};
-        for (int k = 1; k < 4; k++) {
-            fields[k] = fields[k - 1] ? strchr(fields[k - 1], '\t') : NULL;
-            if (fields[k]) *fields[k]++ = 0;
-        }
-        assert_non_null(fields[3]);
-        fields[3][strcspn(fields[3], "\r\n")] = 0;
-        if (!prev_doc) {
-            prev_doc = strdup(fields[3]);
-            continue;
-        }
-        int32_t ids[2][64], types[2][64];
-        int lens[2];
-        assert_int_equal(mch_encode_pair(m->vocab, fields[1], fields[3], 16, 64, ids[0], types[0],
-                                         &lens[0], &err),
-                         MCH_OK);
-        assert_int_equal(mch_encode_pair(m->vocab, fields[1], prev_doc, 16, 64, ids[1], types[1],
-                                         &lens[1], &err),
-                         MCH_OK);
-        free(prev_doc);
-        prev_doc = strdup(fields[3]);
-        mch_batch bt = {2, 64, &ids[0][0], &types[0][0], lens};
-        mch_forward_opts o = {hk, 0, NULL, MCH_POOL_CLS};
-        float scores[2];
-        mch_forward_out out = {scores, NULL, NULL};
-        assert_int_equal(mch_forward(m, ws, &bt, &o, &out, &err), MCH_OK);
-        uint64_t pair = 0x1000 + (uint64_t)done;
-        for (int run = 0; run < 2; run++)
-            for (int l = 0; l < c->L; l++) {
-                int T;
-                char name[96];
-                const float *p = mch_act_cache_get(cache, MCH_SITE_PATTERN, l, run, &T);
-                assert_non_null(p);
-                int64_t sp[3] = {c->NH, T, T}, sr[2] = {T, c->C};
-                assert_int_equal(mch_store_put(w, pair,
-                                               mch_hook_name(MCH_SITE_PATTERN, l, name, 96), run, 3,
-                                               sp, p, &err),
-                                 MCH_OK);
-                pool_add(&pool->pattern, &pool->n_pattern, &pool->cap_pattern, p,
-                         (size_t)c->NH * T * T);
-                const float *r = mch_act_cache_get(cache, MCH_SITE_NORM_RESID_POST, l, run, &T);
-                assert_int_equal(mch_store_put(w, pair,
-                                               mch_hook_name(MCH_SITE_NORM_RESID_POST, l, name, 96),
-                                               run, 2, sr, r, &err),
-                                 MCH_OK);
-                pool_add(&pool->resid, &pool->n_resid, &pool->cap_resid, r, (size_t)T * c->C);
-            }
-        done++;
-    }
-    mch_store_writer_stats(w, raw, stored);
-    mch_store_writer_close(w);
-    free(line);
-    free(prev_doc);
-    fclose(f);
-    mch_workspace_free(ws);
-    mch_hooks_free(hk);
-    mch_act_cache_free(cache);
-    mch_model_close(m);
-}
-
-static void report(const char *what, const float *x, size_t n)
-{
-    static const struct {
-        const char *name;
-        mch_store_dtype dt;
-        int shuffle;
-    } sc[] = {{"zstd f32 (no shuffle)", MCH_STORE_F32, 0},
-              {"shuffled f32 (lossless)", MCH_STORE_F32, 1},
-              {"zstd bf16 (no shuffle)", MCH_STORE_BF16, 0},
-              {"shuffled bf16", MCH_STORE_BF16, 1},
-              {"shuffled fp16", MCH_STORE_F16, 1}};
-    int levels[] = {1, 3, 9};
-    for (size_t k = 0; k < sizeof sc / sizeof sc[0]; k++)
-        for (int li = 0; li < 3; li++) {
-            mch_store_bench_result r;
-            mch_err err = {0};
-            assert_int_equal(
-                mch_store_bench(x, n, sc[k].dt, sc[k].shuffle, levels[li], 3, &r, &err), MCH_OK);
-            printf("  %-28s %-24s level %d  ratio %5.2f  encode %7.1f MB/s  decode %7.1f MB/s\n",
-                   what, sc[k].name, levels[li], (double)r.raw_bytes / (double)r.stored_bytes,
-                   (double)r.raw_bytes / 1e6 / r.encode_s, (double)r.raw_bytes / 1e6 / r.decode_s);
-        }
-}
-
-static void test_compression_report(void **state)
-{
-    (void)state;
-    char *dir = make_dir();
-    act_pool pool = {0};
-    uint64_t raw, stored;
-    demo_activations(dir, 24, &pool, &raw, &stored);
-    printf("demo-ce, 24 pairs x 2 runs x 4 layers, stored through the writer (per-chunk frames, "
-           "level 3): %.2f MB -> %.2f MB, ratio %.2f\n",
-           (double)raw / 1e6, (double)stored / 1e6, (double)raw / (double)stored);
-    mch_store *s = open_store(dir);
-    assert_int_equal(mch_store_count(s), 24 * 2 * 4 * 2);
-    mch_store_close(s);
-    printf("the same floats as one buffer per hook kind (MB/s of float32 input; a sanitizer "
-           "build is slow):\n");
-    report("blocks.*.attn.hook_pattern", pool.pattern, pool.n_pattern);
-    report("blocks.*.hook_normalized_r..", pool.resid, pool.n_resid);
-    free(pool.pattern);
-    free(pool.resid);
-    remove_tree(dir);
-    free(dir);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -987,7 +835,6 @@ int main(void)
         cmocka_unit_test(test_garbage_and_hostile_indexes_are_refused),
         cmocka_unit_test(test_bad_arguments_are_refused),
         cmocka_unit_test(test_npy_header_and_data_are_exact),
-        cmocka_unit_test(test_compression_report),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 
 #include "act_cache.h"
 #include "act_store.h"
+#include "npy.h"
 #include "patch.h"
 #include "testutil.h"
 #include "worker.h"
