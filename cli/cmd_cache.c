@@ -8,6 +8,8 @@
 
 #include "act_store.h"
 #include "cli.h"
+#include "log.h"
+#include "opts.h"
 #include "npy.h"
 
 static void cache_usage(FILE *f)
@@ -69,7 +71,7 @@ static mch_store *open_store(const char *out_dir)
 {
     mch_err err = {0};
     mch_store *s = NULL;
-    if (mch_store_open(&s, out_dir, &err)) fprintf(stderr, "mechir cache: %s\n", err.msg);
+    if (mch_store_open(&s, out_dir, &err)) mch_log_error("mechir cache: %s", err.msg);
     return s;
 }
 
@@ -106,23 +108,22 @@ static int cmd_get(const char *out_dir, const char *pair_s, const char *hook, co
 {
     uint64_t pair;
     if (parse_pair(pair_s, &pair)) {
-        fprintf(stderr, "mechir cache get: --pair needs 16 hex digits, got '%s'\n", pair_s);
+        mch_log_error("mechir cache get: --pair needs 16 hex digits, got '%s'", pair_s);
         return 2;
     }
     int run = !run_s || !strcmp(run_s, "baseline") ? MCH_RUN_BASELINE
               : !strcmp(run_s, "perturbed")        ? MCH_RUN_PERTURBED
                                                    : -1;
     if (run < 0) {
-        fprintf(stderr, "mechir cache get: --run is baseline or perturbed, got '%s'\n", run_s);
+        mch_log_error("mechir cache get: --run is baseline or perturbed, got '%s'", run_s);
         return 2;
     }
     mch_store *s = open_store(out_dir);
     if (!s) return 1;
     const mch_store_entry *e = mch_store_find(s, pair, hook, run);
     if (!e) {
-        fprintf(stderr,
-                "mechir cache get: no entry for pair %016llx, hook %s, run %s in %s/cache\n",
-                (unsigned long long)pair, hook, mch_store_run_name(run), out_dir);
+        mch_log_error("mechir cache get: no entry for pair %016llx, hook %s, run %s in %s/cache",
+                      (unsigned long long)pair, hook, mch_store_run_name(run), out_dir);
         mch_store_close(s);
         return 1;
     }
@@ -131,11 +132,11 @@ static int cmd_get(const char *out_dir, const char *pair_s, const char *hook, co
     float *data = malloc(n * sizeof *data);
     int rc = 0;
     if (!data) {
-        fprintf(stderr, "mechir cache get: out of memory for %zu values\n", n);
+        mch_log_error("mechir cache get: out of memory for %zu values", n);
         rc = 1;
     } else if (mch_store_read(s, e, data, &err) ||
                mch_npy_write(out, data, e->ndim, e->shape, &err)) {
-        fprintf(stderr, "mechir cache get: %s\n", err.msg);
+        mch_log_error("mechir cache get: %s", err.msg);
         rc = 1;
     }
     free(data);
@@ -156,7 +157,7 @@ static int cmd_verify(const char *out_dir)
         if (m > cap) {
             float *p = realloc(buf, m * sizeof *p);
             if (!p) {
-                fprintf(stderr, "mechir cache verify: out of memory for %zu values\n", m);
+                mch_log_error("mechir cache verify: out of memory for %zu values", m);
                 free(buf);
                 mch_store_close(s);
                 return 1;
@@ -166,7 +167,7 @@ static int cmd_verify(const char *out_dir)
         }
         mch_err err = {0};
         if (mch_store_read(s, e, buf, &err)) {
-            fprintf(stderr, "mechir cache verify: %s\n", err.msg);
+            mch_log_error("mechir cache verify: %s", err.msg);
             bad++;
         }
     }
@@ -190,50 +191,38 @@ int mch_cmd_cache(int argc, char **argv)
     int is_ls = !strcmp(sub, "ls"), is_get = !strcmp(sub, "get"),
         is_verify = !strcmp(sub, "verify");
     if (!is_ls && !is_get && !is_verify) {
-        fprintf(stderr, "mechir cache: unknown subcommand '%s' (see --help)\n", sub);
+        mch_log_error("mechir cache: unknown subcommand '%s' (see --help)", sub);
         return 2;
     }
-    const char *out_dir = NULL, *pair = NULL, *hook = NULL, *run = NULL, *out = NULL;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            cache_usage(stdout);
-            return 0;
-        }
-        if (a[0] != '-') {
-            if (out_dir) {
-                fprintf(stderr, "mechir cache %s: one OUT directory, got '%s' and '%s'\n", sub,
-                        out_dir, a);
-                return 2;
-            }
-            out_dir = a;
-            continue;
-        }
-        const char **dst = NULL;
-        if (is_get)
-            dst = !strcmp(a, "--pair")                      ? &pair
-                  : !strcmp(a, "--hook")                    ? &hook
-                  : !strcmp(a, "--run")                     ? &run
-                  : !strcmp(a, "-o") || !strcmp(a, "--out") ? &out
-                                                            : NULL;
-        if (!dst) {
-            fprintf(stderr, "mechir cache %s: unknown option '%s' (see --help)\n", sub, a);
-            return 2;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "mechir cache %s: %s needs a value\n", sub, a);
-            return 2;
-        }
-        *dst = argv[++i];
+    const char *pair = NULL, *hook = NULL, *run = NULL, *out = NULL;
+    mch_opt get_tab[] = {
+        MCH_OPT_ROW_STR("pair", &pair),
+        MCH_OPT_ROW_STR("hook", &hook),
+        MCH_OPT_ROW_STR("run", &run),
+        MCH_OPT_ROW_STR("out", &out),
+        MCH_OPT_ROW_END,
+    };
+    get_tab[3].letter = 'o';
+    const mch_opt none[] = {MCH_OPT_ROW_END};
+    const mch_opt *tabs[] = {is_get ? get_tab : none, NULL};
+    char cmd[32], *pos[1];
+    snprintf(cmd, sizeof cmd, "cache %s", sub);
+    mch_opts o = {.cmd = cmd, .tabs = tabs, .pos = pos, .max_pos = 1};
+    int st = mch_opts_parse(&o, argc, argv, 2);
+    if (st) return st;
+    if (o.help) {
+        cache_usage(stdout);
+        return 0;
     }
+    const char *out_dir = o.n_pos ? pos[0] : NULL;
     if (!out_dir) {
-        fprintf(stderr, "mechir cache %s: the run's OUT directory is required (see --help)\n", sub);
+        mch_log_error("mechir cache %s: the run's OUT directory is required (see --help)", sub);
         return 2;
     }
     if (is_ls) return cmd_ls(out_dir);
     if (is_verify) return cmd_verify(out_dir);
     if (!pair || !hook || !out) {
-        fprintf(stderr, "mechir cache get: --pair, --hook and -o are required (see --help)\n");
+        mch_log_error("mechir cache get: --pair, --hook and -o are required (see --help)");
         return 2;
     }
     return cmd_get(out_dir, pair, hook, run, out);
