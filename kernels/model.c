@@ -62,45 +62,36 @@ static int plan_slots(slot_list *l, mch_model *m)
         ok &= add_slot(l, &m->proj_w, c->C, c->E, "embeddings_project.weight");
         ok &= add_slot(l, &m->proj_b, c->C, 0, "embeddings_project.bias");
     }
+    /* One layer's sixteen tensors in mch_layer_weights order: DistilBERT's names, then
+     * BERT's and ELECTRA's. */
+    static const char *const names[2][16] = {
+        {"attention.q_lin.weight", "attention.q_lin.bias", "attention.k_lin.weight",
+         "attention.k_lin.bias", "attention.v_lin.weight", "attention.v_lin.bias",
+         "attention.out_lin.weight", "attention.out_lin.bias", "sa_layer_norm.weight",
+         "sa_layer_norm.bias", "ffn.lin1.weight", "ffn.lin1.bias", "ffn.lin2.weight",
+         "ffn.lin2.bias", "output_layer_norm.weight", "output_layer_norm.bias"},
+        {"attention.self.query.weight", "attention.self.query.bias", "attention.self.key.weight",
+         "attention.self.key.bias", "attention.self.value.weight", "attention.self.value.bias",
+         "attention.output.dense.weight", "attention.output.dense.bias",
+         "attention.output.LayerNorm.weight", "attention.output.LayerNorm.bias",
+         "intermediate.dense.weight", "intermediate.dense.bias", "output.dense.weight",
+         "output.dense.bias", "output.LayerNorm.weight", "output.LayerNorm.bias"},
+    };
+    const char *prefix = distil ? "transformer.layer" : "encoder.layer";
     for (int i = 0; i < c->L; i++) {
         mch_layer_weights *w = &m->layers[i];
-        if (distil) {
-            const char *p = "transformer.layer";
-            ok &= add_slot(l, &w->q_w, c->C, c->C, "%s.%d.attention.q_lin.weight", p, i);
-            ok &= add_slot(l, &w->q_b, c->C, 0, "%s.%d.attention.q_lin.bias", p, i);
-            ok &= add_slot(l, &w->k_w, c->C, c->C, "%s.%d.attention.k_lin.weight", p, i);
-            ok &= add_slot(l, &w->k_b, c->C, 0, "%s.%d.attention.k_lin.bias", p, i);
-            ok &= add_slot(l, &w->v_w, c->C, c->C, "%s.%d.attention.v_lin.weight", p, i);
-            ok &= add_slot(l, &w->v_b, c->C, 0, "%s.%d.attention.v_lin.bias", p, i);
-            ok &= add_slot(l, &w->o_w, c->C, c->C, "%s.%d.attention.out_lin.weight", p, i);
-            ok &= add_slot(l, &w->o_b, c->C, 0, "%s.%d.attention.out_lin.bias", p, i);
-            ok &= add_slot(l, &w->ln1_g, c->C, 0, "%s.%d.sa_layer_norm.weight", p, i);
-            ok &= add_slot(l, &w->ln1_b, c->C, 0, "%s.%d.sa_layer_norm.bias", p, i);
-            ok &= add_slot(l, &w->ff1_w, c->FF, c->C, "%s.%d.ffn.lin1.weight", p, i);
-            ok &= add_slot(l, &w->ff1_b, c->FF, 0, "%s.%d.ffn.lin1.bias", p, i);
-            ok &= add_slot(l, &w->ff2_w, c->C, c->FF, "%s.%d.ffn.lin2.weight", p, i);
-            ok &= add_slot(l, &w->ff2_b, c->C, 0, "%s.%d.ffn.lin2.bias", p, i);
-            ok &= add_slot(l, &w->ln2_g, c->C, 0, "%s.%d.output_layer_norm.weight", p, i);
-            ok &= add_slot(l, &w->ln2_b, c->C, 0, "%s.%d.output_layer_norm.bias", p, i);
-        } else {
-            const char *p = "encoder.layer";
-            ok &= add_slot(l, &w->q_w, c->C, c->C, "%s.%d.attention.self.query.weight", p, i);
-            ok &= add_slot(l, &w->q_b, c->C, 0, "%s.%d.attention.self.query.bias", p, i);
-            ok &= add_slot(l, &w->k_w, c->C, c->C, "%s.%d.attention.self.key.weight", p, i);
-            ok &= add_slot(l, &w->k_b, c->C, 0, "%s.%d.attention.self.key.bias", p, i);
-            ok &= add_slot(l, &w->v_w, c->C, c->C, "%s.%d.attention.self.value.weight", p, i);
-            ok &= add_slot(l, &w->v_b, c->C, 0, "%s.%d.attention.self.value.bias", p, i);
-            ok &= add_slot(l, &w->o_w, c->C, c->C, "%s.%d.attention.output.dense.weight", p, i);
-            ok &= add_slot(l, &w->o_b, c->C, 0, "%s.%d.attention.output.dense.bias", p, i);
-            ok &= add_slot(l, &w->ln1_g, c->C, 0, "%s.%d.attention.output.LayerNorm.weight", p, i);
-            ok &= add_slot(l, &w->ln1_b, c->C, 0, "%s.%d.attention.output.LayerNorm.bias", p, i);
-            ok &= add_slot(l, &w->ff1_w, c->FF, c->C, "%s.%d.intermediate.dense.weight", p, i);
-            ok &= add_slot(l, &w->ff1_b, c->FF, 0, "%s.%d.intermediate.dense.bias", p, i);
-            ok &= add_slot(l, &w->ff2_w, c->C, c->FF, "%s.%d.output.dense.weight", p, i);
-            ok &= add_slot(l, &w->ff2_b, c->C, 0, "%s.%d.output.dense.bias", p, i);
-            ok &= add_slot(l, &w->ln2_g, c->C, 0, "%s.%d.output.LayerNorm.weight", p, i);
-            ok &= add_slot(l, &w->ln2_b, c->C, 0, "%s.%d.output.LayerNorm.bias", p, i);
-        }
+        struct {
+            const float **dst;
+            int64_t d0, d1;
+        } t[16] = {{&w->q_w, c->C, c->C},    {&w->q_b, c->C, 0},       {&w->k_w, c->C, c->C},
+                   {&w->k_b, c->C, 0},       {&w->v_w, c->C, c->C},    {&w->v_b, c->C, 0},
+                   {&w->o_w, c->C, c->C},    {&w->o_b, c->C, 0},       {&w->ln1_g, c->C, 0},
+                   {&w->ln1_b, c->C, 0},     {&w->ff1_w, c->FF, c->C}, {&w->ff1_b, c->FF, 0},
+                   {&w->ff2_w, c->C, c->FF}, {&w->ff2_b, c->C, 0},     {&w->ln2_g, c->C, 0},
+                   {&w->ln2_b, c->C, 0}};
+        for (int k = 0; k < 16; k++)
+            ok &= add_slot(l, t[k].dst, t[k].d0, t[k].d1, "%s.%d.%s", prefix, i,
+                           names[distil ? 0 : 1][k]);
     }
     /* Head tensors are named without the architecture prefix in HF checkpoints, except the
      * BERT pooler; lookup tries both forms for every slot. */
