@@ -1,8 +1,9 @@
-/* `mechir report`: what a circuit map shows a person. SVG heatmaps of the heads map (layers x
- * heads) and of the blocks-by-role map (one panel per component), with a diverging colour scale
- * centred on 0, labelled axes, a legend, and each cell's value and n in its <title>; every
- * component with mean, std, n and 95% confidence interval as CSV and JSON; the top components;
- * and an index.html showing them together. `--format json` prints the circuit.json form. */
+/* The report of a circuit map (see report.h): SVG heatmaps of the heads map (layers x heads) and
+ * of the blocks-by-role map (one panel per component), every component's statistics as CSV and
+ * JSON, the top components, and an index.html showing them together. Each file is written
+ * atomically from the validated map alone. */
+#include "report.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,22 +11,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cli.h"
 #include "fsutil.h"
-#include "cmap.h"
 #include "jsonout.h"
-
-static void report_usage(FILE *f)
-{
-    fprintf(f, "usage: mechir report MAP.cmap -o DIR [--top K]\n"
-               "       mechir report MAP.cmap --format json\n"
-               "\n"
-               "Writes DIR/heads.svg and DIR/blocks.svg (heatmaps, diverging colours centred on\n"
-               "0; hover a cell for its value and n), DIR/components.csv and .json (every\n"
-               "component: mean, std, n, 95%% confidence interval), DIR/top.txt (the K largest\n"
-               "mean effects, default 10) and DIR/index.html. --format json prints the map as\n"
-               "circuit.json to stdout (any map, merged or not).\n");
-}
+#include "perturb.h"
 
 typedef struct {
     char kind[16];    /* head | block */
@@ -36,11 +24,11 @@ typedef struct {
     unsigned long long n;
 } component;
 
-static void stat_of(const Mechir__Stats *s, size_t i, component *c)
+static void stat_of(const mch_stats *s, size_t i, component *c)
 {
     c->n = s->n[i];
     c->mean = s->mean[i];
-    c->std = c->n >= 2 ? sqrt(s->m2[i] / (double)(c->n - 1)) : NAN;
+    c->std = mch_stats_std(s, i);
     double half = c->n >= 2 ? 1.96 * c->std / sqrt((double)c->n) : NAN;
     c->lo = c->mean - half;
     c->hi = c->mean + half;
@@ -82,9 +70,9 @@ static void xml_text(FILE *f, const char *s)
 }
 
 /* One heatmap panel at (x0, y0): rows x cols cells of stats s starting at cell base. */
-static void panel(FILE *f, int x0, int y0, const char *title, const Mechir__Stats *s, size_t base,
-                  int rows, int cols, char **col_names, const char *col_label, double max,
-                  const char *what)
+static void panel(FILE *f, int x0, int y0, const char *title, const mch_stats *s, size_t base,
+                  int rows, int cols, const char *const *col_names, const char *col_label,
+                  double max, const char *what)
 {
     const int cw = 56, ch = 28;
     fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"14\" font-weight=\"bold\">", x0, y0 - 28);
@@ -158,10 +146,10 @@ static void legend(FILE *f, int x, int y, double max)
             x + 210, y + 10);
 }
 
-static double max_abs(const Mechir__Stats *s)
+static double max_abs(const mch_stats *s)
 {
     double m = 0;
-    for (size_t i = 0; i < s->n_mean; i++)
+    for (size_t i = 0; i < s->cells; i++)
         if (s->n[i] && fabs(s->mean[i]) > m) m = fabs(s->mean[i]);
     return m > 0 ? m : 1;
 }
@@ -173,67 +161,69 @@ static int cmp_mean_desc(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-static int write_svgs(const char *dir, const Mechir__CircuitMap *m, mch_err *err)
+/* What the files are written from. */
+typedef struct {
+    const mch_cmap *m;
+    component *c; /* every component with pairs; sorted by mean before top.txt */
+    size_t n;
+    int top;
+} report;
+
+static void svg_begin(FILE *f, int w, int h)
 {
-    const Mechir__JobSpec *s = m->spec;
-    int L = (int)s->layers, NH = (int)s->heads, R = (int)m->n_roles;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/heads.svg", dir);
-    mch_outfile o;
-    if (mch_outfile_open(&o, path) != 0)
-        return mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d "
+            "%d\" font-family=\"sans-serif\">\n",
+            w, h, w, h);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
+}
+
+static void heads_svg(FILE *f, const void *ctx)
+{
+    const mch_cmap *m = ((const report *)ctx)->m;
+    const mch_job_spec *s = &m->spec;
+    int L = (int)s->layers, NH = (int)s->heads;
     char title[160];
     snprintf(title, sizeof title, "heads: mean effect of patching hook_z (%s, %llu pairs)",
              s->perturbation, (unsigned long long)m->pairs_used);
     int w = 100 + NH * 56 + 40, h = 120 + L * 28 + 70;
     int tw = 80 + 9 * (int)strlen(title);
     if (w < tw) w = tw;
-    double mx = max_abs(m->heads);
-    fprintf(o.f,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d "
-            "%d\" font-family=\"sans-serif\">\n",
-            w, h, w, h);
-    fprintf(o.f, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
-    panel(o.f, 60, 70, title, m->heads, 0, L, NH, NULL, "head", mx, "heads");
-    legend(o.f, 60, 70 + L * 28 + 44, mx);
-    fputs("</svg>\n", o.f);
-    if (mch_outfile_commit(&o) != 0)
-        return mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
+    double mx = max_abs(&m->heads);
+    svg_begin(f, w, h);
+    panel(f, 60, 70, title, &m->heads, 0, L, NH, NULL, "head", mx, "heads");
+    legend(f, 60, 70 + L * 28 + 44, mx);
+    fputs("</svg>\n", f);
+}
 
-    snprintf(path, sizeof path, "%s/blocks.svg", dir);
-    if (mch_outfile_open(&o, path) != 0)
-        return mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
+static void blocks_svg(FILE *f, const void *ctx)
+{
+    const mch_cmap *m = ((const report *)ctx)->m;
+    int L = (int)m->spec.layers, R = MCH_ROLE_COUNT;
     static const char *comp[3] = {"resid_pre", "attn_out", "mlp_out"};
+    const char *roles[MCH_ROLE_COUNT];
+    for (int r = 0; r < R; r++) roles[r] = mch_role_name((mch_role)r);
     int pw = R * 56 + 90;
-    w = 40 + 3 * pw;
-    h = 120 + L * 28 + 80;
-    mx = max_abs(m->blocks_by_role);
-    fprintf(o.f,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d "
-            "%d\" font-family=\"sans-serif\">\n",
-            w, h, w, h);
-    fprintf(o.f, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
-    if (m->blocks_by_role->n_n && m->pairs_used)
+    double mx = max_abs(&m->blocks);
+    svg_begin(f, 40 + 3 * pw, 120 + L * 28 + 80);
+    if (m->blocks.cells && m->pairs_used)
         for (int c = 0; c < 3; c++) {
+            char title[160];
             snprintf(title, sizeof title, "blocks.*.hook_%s by token role", comp[c]);
-            panel(o.f, 60 + c * pw, 70, title, m->blocks_by_role, (size_t)c * L * R, L, R, m->roles,
-                  "role", mx, comp[c]);
+            panel(f, 60 + c * pw, 70, title, &m->blocks, (size_t)c * L * R, L, R, roles, "role", mx,
+                  comp[c]);
         }
     else
-        fprintf(o.f,
-                "<text x=\"20\" y=\"40\" font-size=\"14\">no blocks sweep in this map</text>\n");
-    legend(o.f, 60, 70 + L * 28 + 44, mx);
-    fputs("</svg>\n", o.f);
-    if (mch_outfile_commit(&o) != 0)
-        return mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
-    return MCH_OK;
+        fprintf(f, "<text x=\"20\" y=\"40\" font-size=\"14\">no blocks sweep in this map</text>\n");
+    legend(f, 60, 70 + L * 28 + 44, mx);
+    fputs("</svg>\n", f);
 }
 
 /* Every component (heads, then blocks by role) with its statistics. */
-static component *components(const Mechir__CircuitMap *m, size_t *n)
+static component *components(const mch_cmap *m, size_t *n)
 {
-    const Mechir__JobSpec *s = m->spec;
-    size_t L = s->layers, NH = s->heads, R = m->n_roles, k = 0;
+    const mch_job_spec *s = &m->spec;
+    size_t L = s->layers, NH = s->heads, R = MCH_ROLE_COUNT, k = 0;
     component *c = calloc(L * NH + 3 * L * R + 1, sizeof *c);
     if (!c) return NULL;
     static const char *comp[3] = {"resid_pre", "attn_out", "mlp_out"};
@@ -243,17 +233,18 @@ static component *components(const Mechir__CircuitMap *m, size_t *n)
             snprintf(x->kind, sizeof x->kind, "head");
             snprintf(x->name, sizeof x->name, "head %zu.%zu", l, h);
             x->layer = (int)l, x->index = (int)h, x->component = "attn.hook_z";
-            stat_of(m->heads, l * NH + h, x);
+            stat_of(&m->heads, l * NH + h, x);
             if (x->n) k++;
         }
-    for (size_t ci = 0; ci < 3 && m->blocks_by_role->n_n; ci++)
+    for (size_t ci = 0; ci < 3 && m->blocks.cells; ci++)
         for (size_t l = 0; l < L; l++)
             for (size_t r = 0; r < R; r++) {
                 component *x = &c[k];
                 snprintf(x->kind, sizeof x->kind, "block");
-                snprintf(x->name, sizeof x->name, "%s layer %zu %s", comp[ci], l, m->roles[r]);
+                snprintf(x->name, sizeof x->name, "%s layer %zu %s", comp[ci], l,
+                         mch_role_name((mch_role)r));
                 x->layer = (int)l, x->index = (int)r, x->component = comp[ci];
-                stat_of(m->blocks_by_role, (ci * L + l) * R + r, x);
+                stat_of(&m->blocks, (ci * L + l) * R + r, x);
                 if (x->n) k++;
             }
     *n = k;
@@ -265,193 +256,120 @@ static void num_or_empty(FILE *f, double v)
     if (isfinite(v)) fprintf(f, "%.9g", v);
 }
 
-static mch_status write_tables(const char *dir, const Mechir__CircuitMap *m, int top, mch_err *err)
+static void components_csv(FILE *f, const void *ctx)
 {
-    size_t n;
-    component *c = components(m, &n);
-    if (!c) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    char path[4096];
-    mch_outfile o;
-    mch_status rc = MCH_OK;
-    snprintf(path, sizeof path, "%s/components.csv", dir);
-    if (mch_outfile_open(&o, path) != 0) {
-        rc = mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
-        goto done;
-    }
-    fputs("kind,component,layer,head_or_role,mean,std,n,ci95_low,ci95_high\n", o.f);
-    for (size_t i = 0; i < n; i++) {
-        const component *x = &c[i];
-        fprintf(o.f, "%s,%s,%d,", x->kind, x->component, x->layer);
+    const report *r = ctx;
+    fputs("kind,component,layer,head_or_role,mean,std,n,ci95_low,ci95_high\n", f);
+    for (size_t i = 0; i < r->n; i++) {
+        const component *x = &r->c[i];
+        fprintf(f, "%s,%s,%d,", x->kind, x->component, x->layer);
         if (!strcmp(x->kind, "head"))
-            fprintf(o.f, "%d,", x->index);
+            fprintf(f, "%d,", x->index);
         else
-            fprintf(o.f, "%s,", m->roles[x->index]);
-        num_or_empty(o.f, x->mean);
-        putc(',', o.f);
-        num_or_empty(o.f, x->std);
-        fprintf(o.f, ",%llu,", x->n);
-        num_or_empty(o.f, x->lo);
-        putc(',', o.f);
-        num_or_empty(o.f, x->hi);
-        putc('\n', o.f);
+            fprintf(f, "%s,", mch_role_name((mch_role)x->index));
+        num_or_empty(f, x->mean);
+        putc(',', f);
+        num_or_empty(f, x->std);
+        fprintf(f, ",%llu,", x->n);
+        num_or_empty(f, x->lo);
+        putc(',', f);
+        num_or_empty(f, x->hi);
+        putc('\n', f);
     }
-    if (mch_outfile_commit(&o) != 0) {
-        rc = mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
-        goto done;
-    }
-    snprintf(path, sizeof path, "%s/components.json", dir);
-    if (mch_outfile_open(&o, path) != 0) {
-        rc = mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
-        goto done;
-    }
-    fputs("[", o.f);
-    for (size_t i = 0; i < n; i++) {
-        const component *x = &c[i];
-        fprintf(o.f, "%s\n{\"kind\":\"%s\",\"component\":\"%s\",\"layer\":%d,", i ? "," : "",
-                x->kind, x->component, x->layer);
+}
+
+static void components_json(FILE *f, const void *ctx)
+{
+    const report *r = ctx;
+    fputs("[", f);
+    for (size_t i = 0; i < r->n; i++) {
+        const component *x = &r->c[i];
+        fprintf(f, "%s\n{\"kind\":\"%s\",\"component\":\"%s\",\"layer\":%d,", i ? "," : "", x->kind,
+                x->component, x->layer);
         if (!strcmp(x->kind, "head"))
-            fprintf(o.f, "\"head\":%d", x->index);
+            fprintf(f, "\"head\":%d", x->index);
         else
-            fprintf(o.f, "\"role\":\"%s\"", m->roles[x->index]);
-        fputs(",\"mean\":", o.f);
-        mch_json_number(o.f, x->mean);
-        fputs(",\"std\":", o.f);
-        mch_json_number(o.f, x->std);
-        fprintf(o.f, ",\"n\":%llu,\"ci95\":[", x->n);
-        mch_json_number(o.f, x->lo);
-        putc(',', o.f);
-        mch_json_number(o.f, x->hi);
-        fputs("]}", o.f);
+            fprintf(f, "\"role\":\"%s\"", mch_role_name((mch_role)x->index));
+        fputs(",\"mean\":", f);
+        mch_json_number(f, x->mean);
+        fputs(",\"std\":", f);
+        mch_json_number(f, x->std);
+        fprintf(f, ",\"n\":%llu,\"ci95\":[", x->n);
+        mch_json_number(f, x->lo);
+        putc(',', f);
+        mch_json_number(f, x->hi);
+        fputs("]}", f);
     }
-    fputs("\n]\n", o.f);
-    if (mch_outfile_commit(&o) != 0) {
-        rc = mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
-        goto done;
-    }
-    qsort(c, n, sizeof *c, cmp_mean_desc);
-    snprintf(path, sizeof path, "%s/top.txt", dir);
-    if (mch_outfile_open(&o, path) != 0) {
-        rc = mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
-        goto done;
-    }
-    fprintf(o.f, "top %d components by mean effect (95%% CI = mean +- 1.96 std / sqrt(n))\n", top);
-    for (size_t i = 0; i < n && (int)i < top; i++)
-        fprintf(o.f, "%2zu. %-32s %+.4f  [%+.4f, %+.4f]  n %llu\n", i + 1, c[i].name, c[i].mean,
-                c[i].lo, c[i].hi, c[i].n);
-    if (mch_outfile_commit(&o) != 0) {
-        rc = mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
-        goto done;
-    }
-    snprintf(path, sizeof path, "%s/index.html", dir);
-    if (mch_outfile_open(&o, path) != 0) {
-        rc = mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
-        goto done;
-    }
-    const Mechir__JobSpec *s = m->spec;
+    fputs("\n]\n", f);
+}
+
+static void top_txt(FILE *f, const void *ctx)
+{
+    const report *r = ctx;
+    fprintf(f, "top %d components by mean effect (95%% CI = mean +- 1.96 std / sqrt(n))\n", r->top);
+    for (size_t i = 0; i < r->n && (int)i < r->top; i++)
+        fprintf(f, "%2zu. %-32s %+.4f  [%+.4f, %+.4f]  n %llu\n", i + 1, r->c[i].name, r->c[i].mean,
+                r->c[i].lo, r->c[i].hi, r->c[i].n);
+}
+
+static void index_html(FILE *f, const void *ctx)
+{
+    const report *r = ctx;
+    const mch_cmap *m = r->m;
+    const mch_job_spec *s = &m->spec;
     fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>mechir circuit map</title>\n"
           "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
           "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}</style></head><body>\n",
-          o.f);
-    fputs("<h1>Circuit map</h1>\n<p>model <code>", o.f);
-    xml_text(o.f, s->model_path);
-    fprintf(o.f, "</code> (%s, %u layers, %u heads), perturbation <b>", s->architecture, s->layers,
+          f);
+    fputs("<h1>Circuit map</h1>\n<p>model <code>", f);
+    xml_text(f, s->model_path);
+    fprintf(f, "</code> (%s, %u layers, %u heads), perturbation <b>", s->architecture, s->layers,
             s->heads);
-    xml_text(o.f, s->perturbation);
-    fprintf(o.f, "</b>; pairs: %llu total, %llu used, %llu skipped, %llu failed; sites:",
+    xml_text(f, s->perturbation);
+    fprintf(f, "</b>; pairs: %llu total, %llu used, %llu skipped, %llu failed; sites:",
             (unsigned long long)m->pairs_total, (unsigned long long)m->pairs_used,
             (unsigned long long)m->pairs_skipped, (unsigned long long)m->pairs_failed);
     for (size_t i = 0; i < m->n_sites; i++) {
-        fputs(" ", o.f);
-        xml_text(o.f, *m->sites[i] ? m->sites[i] : "(unnamed)");
+        fputs(" ", f);
+        xml_text(f, *m->sites[i] ? m->sites[i] : "(unnamed)");
     }
     fputs(".</p>\n<h2>Heads</h2>\n<img src=\"heads.svg\" alt=\"heads heatmap\">\n"
           "<h2>Blocks by token role</h2>\n<img src=\"blocks.svg\" alt=\"blocks heatmap\">\n",
-          o.f);
-    fprintf(o.f,
+          f);
+    fprintf(f,
             "<h2>Top %d components</h2>\n<table><tr><th>component</th><th>mean</th><th>95%% "
             "CI</th><th>n</th></tr>\n",
-            top);
-    for (size_t i = 0; i < n && (int)i < top; i++)
-        fprintf(o.f,
+            r->top);
+    for (size_t i = 0; i < r->n && (int)i < r->top; i++)
+        fprintf(f,
                 "<tr><td style=\"text-align:left\">%s</td><td>%+.4f</td><td>[%+.4f, "
                 "%+.4f]</td><td>%llu</td></tr>\n",
-                c[i].name, c[i].mean, c[i].lo, c[i].hi, c[i].n);
+                r->c[i].name, r->c[i].mean, r->c[i].lo, r->c[i].hi, r->c[i].n);
     fputs("</table>\n<p>Data: <a href=\"components.csv\">components.csv</a>, "
           "<a href=\"components.json\">components.json</a>.</p>\n</body></html>\n",
-          o.f);
-    if (mch_outfile_commit(&o) != 0)
-        rc = mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
-done:
-    free(c);
-    return rc;
+          f);
 }
 
-int mch_cmd_report(int argc, char **argv)
+mch_status mch_report_write(const mch_cmap *m, const char *dir, int top, mch_err *err)
 {
-    const char *map = NULL, *out = NULL, *format = NULL;
-    int top = 10;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            report_usage(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "-o") || !strcmp(a, "--out") || !strcmp(a, "--format") ||
-            !strcmp(a, "--top")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "mechir report: %s needs a value\n", a);
-                return 2;
-            }
-            const char *v = argv[++i];
-            if (!strcmp(a, "--format"))
-                format = v;
-            else if (!strcmp(a, "--top")) {
-                if (!mch_cli_int("--top", v, 1, 100000, &top)) return 2;
-            } else
-                out = v;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "mechir report: unknown option '%s' (see --help)\n", a);
-            return 2;
-        } else if (!map) {
-            map = a;
-        } else {
-            fprintf(stderr, "mechir report: one map at a time ('%s' is extra)\n", a);
-            return 2;
-        }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return mch_fail(err, MCH_ERR_IO, "%s: %s", dir, strerror(errno));
+    report r = {m, NULL, 0, top};
+    if (!(r.c = components(m, &r.n))) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    static const struct {
+        const char *name;
+        void (*fn)(FILE *, const void *);
+    } files[] = {{"heads.svg", heads_svg},
+                 {"blocks.svg", blocks_svg},
+                 {"components.csv", components_csv},
+                 {"components.json", components_json},
+                 {"top.txt", top_txt},
+                 {"index.html", index_html}};
+    mch_status rc = MCH_OK;
+    for (size_t i = 0; i < sizeof files / sizeof files[0] && !rc; i++) {
+        if (files[i].fn == top_txt) qsort(r.c, r.n, sizeof *r.c, cmp_mean_desc);
+        rc = mch_write_file_with(dir, files[i].name, files[i].fn, &r, err);
     }
-    if (format && strcmp(format, "json")) {
-        fprintf(stderr, "mechir report: --format takes json, got '%s'\n", format);
-        return 2;
-    }
-    if (!map || (!out && !format)) {
-        fprintf(stderr, "mechir report: give a map and -o DIR or --format json (see --help)\n");
-        return 2;
-    }
-    mch_err err = {0};
-    Mechir__CircuitMap *m = NULL;
-    if (mch_cmap_load(&m, map, &err)) {
-        fprintf(stderr, "mechir report: %s\n", err.msg);
-        return 1;
-    }
-    int status = 0;
-    if (format) {
-        mch_cmap_write_json(m, stdout);
-        if (fflush(stdout) != 0) status = 1;
-    }
-    if (out) {
-        if (mkdir(out, 0755) != 0 && errno != EEXIST) {
-            fprintf(stderr, "mechir report: %s: %s\n", out, strerror(errno));
-            status = 1;
-        } else if (write_svgs(out, m, &err) || write_tables(out, m, top, &err)) {
-            fprintf(stderr, "mechir report: %s\n", err.msg);
-            status = 1;
-        } else {
-            fprintf(stderr,
-                    "mechir report: %s/index.html, heads.svg, blocks.svg, components.csv, "
-                    "components.json, top.txt\n",
-                    out);
-        }
-    }
-    mechir__circuit_map__free_unpacked(m, NULL);
-    return status;
+    free(r.c);
+    return rc;
 }
