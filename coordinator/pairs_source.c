@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "score.h"
+#include "utf8.h"
 
 const char mch_source_help[] =
     "input (one of):\n"
