@@ -161,24 +161,20 @@ static int apply_job_file(mch_opts *p, const char *path, cJSON **json)
 static int parse_run_args(run_cli *c, int argc, char **argv, cJSON **job_json)
 {
     mch_run_opts *o = &c->o;
-    mch_opt src[MCH_SOURCE_OPT_COUNT + 1];
+    mch_opt src[MCH_SOURCE_OPT_COUNT + 1], run[8 + 6];
     mch_source_opt_table(&o->src, src);
-    const mch_opt run[] = {
-        {"model", 0, MCH_OPT_STR, &o->model, 0, 0, NULL, 0},
-        {"out", 0, MCH_OPT_STR, &o->out, 0, 0, NULL, 0},
-        {"site", 0, MCH_OPT_STR, &o->site, 0, 0, NULL, 0},
-        {"sweep", 0, MCH_OPT_STR, &o->sweep, 0, 0, NULL, 0},
-        {"heads", 0, MCH_OPT_STR, &o->heads, 0, 0, NULL, 0},
-        {"cache", 0, MCH_OPT_STR, &o->cache, 0, 0, NULL, 0},
-        {"cache-dtype", 0, MCH_OPT_STR, &o->cache_dtype, 0, 0, NULL, 0},
-        {"pooling", 0, MCH_OPT_STR, &o->pooling, 0, 0, NULL, 0},
-        {"min-delta", 0, MCH_OPT_FN, NULL, 0, 0, min_delta_opt, 1},
-        {"resume", 0, MCH_OPT_FLAG, &o->resume, 0, 0, NULL, 0},
-        {"threads", 0, MCH_OPT_INT, &o->threads, 1, 1024, NULL, 0},
-        {"scratch-mb", 0, MCH_OPT_INT, &o->scratch_mb, 1, 1 << 20, NULL, 0},
-        {"unit-size", 0, MCH_OPT_INT, &o->unit_size, 1, 1 << 16, NULL, 0},
-        {0},
-    };
+    static const char *const names[] = {"model", "out",   "site",        "sweep",
+                                        "heads", "cache", "cache-dtype", "pooling"};
+    const char **const dst[] = {&o->model, &o->out,   &o->site,        &o->sweep,
+                                &o->heads, &o->cache, &o->cache_dtype, &o->pooling};
+    mch_opt *t = mch_opts_strings(run, names, dst, 8);
+    const mch_opt others[] = {{"min-delta", 0, MCH_OPT_FN, NULL, 0, 0, min_delta_opt, 1},
+                              {"resume", 0, MCH_OPT_FLAG, &o->resume, 0, 0, NULL, 0},
+                              {"threads", 0, MCH_OPT_INT, &o->threads, 1, 1024, NULL, 0},
+                              {"scratch-mb", 0, MCH_OPT_INT, &o->scratch_mb, 1, 1 << 20, NULL, 0},
+                              {"unit-size", 0, MCH_OPT_INT, &o->unit_size, 1, 1 << 16, NULL, 0},
+                              {0}};
+    memcpy(t, others, sizeof others);
     const mch_opt *const tabs[] = {run, src, NULL};
     mch_opts p = {.cmd = "run", .tabs = tabs, .user = c, .seen = remember};
     if (!(c->given = cJSON_CreateObject())) return 1;

@@ -5,27 +5,20 @@
 
 void mch_source_opt_table(mch_source_opts *o, mch_opt tab[MCH_SOURCE_OPT_COUNT + 1])
 {
-    const mch_opt t[MCH_SOURCE_OPT_COUNT + 1] = {
-        {"input", 0, MCH_OPT_STR, &o->input, 0, 0, NULL, 0},
-        {"format", 0, MCH_OPT_STR, &o->format, 0, 0, NULL, 0},
-        {"run", 0, MCH_OPT_STR, &o->run, 0, 0, NULL, 0},
-        {"topics", 0, MCH_OPT_STR, &o->topics, 0, 0, NULL, 0},
-        {"docs", 0, MCH_OPT_STR, &o->docs, 0, 0, NULL, 0},
-        {"qrels", 0, MCH_OPT_STR, &o->qrels, 0, 0, NULL, 0},
+    static const char *const names[] = {"input",     "format",  "run",     "topics",   "docs",
+                                        "qrels",     "perturb", "term",    "position", "filler",
+                                        "stopwords", "df",      "write-df"};
+    const char **const dst[] = {&o->input,     &o->format,  &o->run,     &o->topics,   &o->docs,
+                                &o->qrels,     &o->perturb, &o->term,    &o->position, &o->filler,
+                                &o->stopwords, &o->df,      &o->write_df};
+    mch_opt *t = mch_opts_strings(tab, names, dst, (int)(sizeof names / sizeof names[0]));
+    const mch_opt numbers_and_flags[] = {
         {"top-k", 0, MCH_OPT_INT, &o->top_k, 1, 1 << 30, NULL, 0},
-        {"strict", 0, MCH_OPT_FLAG, &o->strict, 0, 0, NULL, 0},
-        {"perturb", 0, MCH_OPT_STR, &o->perturb, 0, 0, NULL, 0},
-        {"term", 0, MCH_OPT_STR, &o->term, 0, 0, NULL, 0},
-        {"position", 0, MCH_OPT_STR, &o->position, 0, 0, NULL, 0},
-        {"filler", 0, MCH_OPT_STR, &o->filler, 0, 0, NULL, 0},
-        {"seed", 0, MCH_OPT_U64, &o->seed, 0, 0, NULL, 0},
         {"max-len", 0, MCH_OPT_INT, &o->max_len, 4, 1 << 20, NULL, 0},
         {"max-query-len", 0, MCH_OPT_INT, &o->max_query_len, 1, 1 << 20, NULL, 0},
+        {"seed", 0, MCH_OPT_U64, &o->seed, 0, 0, NULL, 0},
+        {"strict", 0, MCH_OPT_FLAG, &o->strict, 0, 0, NULL, 0},
         {"stem", 0, MCH_OPT_FLAG, &o->stem, 0, 0, NULL, 0},
-        {"stopwords", 0, MCH_OPT_STR, &o->stopwords, 0, 0, NULL, 0},
-        {"df", 0, MCH_OPT_STR, &o->df, 0, 0, NULL, 0},
-        {"write-df", 0, MCH_OPT_STR, &o->write_df, 0, 0, NULL, 0},
-        {0},
-    };
-    memcpy(tab, t, sizeof t);
+        {0}};
+    memcpy(t, numbers_and_flags, sizeof numbers_and_flags);
 }

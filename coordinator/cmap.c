@@ -80,6 +80,15 @@ static void add_maps(mch_cmap_acc *a, mch_stats *heads, mch_stats *blocks, const
             add_by_role(blocks, cl, r->blocks + cl * T, p->roles, T, a->R);
 }
 
+/* Doubles the room for pair ids; 1 when out of memory. */
+static int grow_ids(mch_cmap_acc *a)
+{
+    size_t cap = a->cap_ids ? 2 * a->cap_ids : 1024;
+    uint64_t *ids = realloc(a->pair_ids, cap * sizeof *ids);
+    if (ids) a->pair_ids = ids, a->cap_ids = cap;
+    return !ids;
+}
+
 mch_status mch_cmap_acc_add(mch_cmap_acc *a, const mch_pair_result *r, mch_err *err)
 {
     const mch_pair_input *p = &r->pair;
@@ -87,13 +96,8 @@ mch_status mch_cmap_acc_add(mch_cmap_acc *a, const mch_pair_result *r, mch_err *
     if (mch_pair_result_check(r, a->L, a->NH, a->K, why, sizeof why))
         return mch_fail(err, MCH_ERR_SHAPE, "pair %016llx: %s", (unsigned long long)p->pair_id,
                         why);
-    if (a->n_ids == a->cap_ids) {
-        size_t cap = a->cap_ids ? 2 * a->cap_ids : 1024;
-        uint64_t *ids = realloc(a->pair_ids, cap * sizeof *ids);
-        if (!ids) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-        a->pair_ids = ids;
-        a->cap_ids = cap;
-    }
+    if (a->n_ids == a->cap_ids && grow_ids(a))
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory for %zu pair ids", a->n_ids + 1);
     a->pair_ids[a->n_ids++] = p->pair_id;
     a->total++;
     if (r->error) {
@@ -307,25 +311,29 @@ static void json_roles(FILE *f)
     json_string_list(f, roles, MCH_ROLE_COUNT);
 }
 
+/* Pairs of literal JSON text and a string value to print after it. */
+static void json_strings(FILE *f, const char *const (*kv)[2], size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        fputs(kv[i][0], f);
+        mch_json_string(f, kv[i][1]);
+    }
+}
+
 static void json_spec(FILE *f, const mch_job_spec *s)
 {
-    fputs("{\"format\":\"" MCH_CMAP_FORMAT "\",\"model\":{\"path\":", f);
-    mch_json_string(f, s->model_path);
-    fputs(",\"sha256\":", f);
-    mch_json_string(f, s->model_sha256);
-    fputs(",\"arch\":", f);
-    mch_json_string(f, s->arch);
-    fputs(",\"architecture\":", f);
-    mch_json_string(f, s->architecture);
-    fprintf(f, ",\"layers\":%u,\"heads\":%u,\"hidden\":%u,\"vocab_sha256\":", s->layers, s->heads,
-            s->hidden);
-    mch_json_string(f, s->vocab_hash);
-    fputs("},\"perturbation\":{\"kind\":", f);
-    mch_json_string(f, s->perturbation);
-    fputs(",\"position\":", f);
-    mch_json_string(f, s->position);
-    fputs(",\"filler\":", f);
-    mch_json_string(f, s->filler);
+    const char *const model[][2] = {
+        {"{\"format\":\"" MCH_CMAP_FORMAT "\",\"model\":{\"path\":", s->model_path},
+        {",\"sha256\":", s->model_sha256},
+        {",\"arch\":", s->arch},
+        {",\"architecture\":", s->architecture}};
+    json_strings(f, model, 4);
+    fprintf(f, ",\"layers\":%u,\"heads\":%u,\"hidden\":%u", s->layers, s->heads, s->hidden);
+    const char *const pert[][2] = {{",\"vocab_sha256\":", s->vocab_hash},
+                                   {"},\"perturbation\":{\"kind\":", s->perturbation},
+                                   {",\"position\":", s->position},
+                                   {",\"filler\":", s->filler}};
+    json_strings(f, pert, 4);
     fprintf(f, ",\"seed\":%llu,\"max_len\":%u,\"max_query_len\":%u,\"min_delta\":",
             (unsigned long long)s->seed, s->max_len, s->max_query_len);
     mch_json_number(f, s->min_delta);

@@ -256,26 +256,49 @@ static void num_or_empty(FILE *f, double v)
     if (isfinite(v)) fprintf(f, "%.9g", v);
 }
 
+/* The head index, or the role name, of a component. */
+static const char *place(const component *x, char buf[16])
+{
+    if (strcmp(x->kind, "head")) return mch_role_name((mch_role)x->index);
+    snprintf(buf, 16, "%d", x->index);
+    return buf;
+}
+
+/* kind,component,layer,head_or_role,mean,std,n,ci95_low,ci95_high */
+static void csv_row(FILE *f, const component *x)
+{
+    char buf[16];
+    fprintf(f, "%s,%s,%d,%s,", x->kind, x->component, x->layer, place(x, buf));
+    const double v[4] = {x->mean, x->std, x->lo, x->hi};
+    for (int k = 0; k < 4; k++) {
+        num_or_empty(f, v[k]);
+        if (k == 1) fprintf(f, ",%llu", x->n);
+        putc(k == 3 ? '\n' : ',', f);
+    }
+}
+
 static void components_csv(FILE *f, const void *ctx)
 {
     const report *r = ctx;
     fputs("kind,component,layer,head_or_role,mean,std,n,ci95_low,ci95_high\n", f);
-    for (size_t i = 0; i < r->n; i++) {
-        const component *x = &r->c[i];
-        fprintf(f, "%s,%s,%d,", x->kind, x->component, x->layer);
-        if (!strcmp(x->kind, "head"))
-            fprintf(f, "%d,", x->index);
-        else
-            fprintf(f, "%s,", mch_role_name((mch_role)x->index));
-        num_or_empty(f, x->mean);
-        putc(',', f);
-        num_or_empty(f, x->std);
-        fprintf(f, ",%llu,", x->n);
-        num_or_empty(f, x->lo);
-        putc(',', f);
-        num_or_empty(f, x->hi);
-        putc('\n', f);
-    }
+    for (size_t i = 0; i < r->n; i++) csv_row(f, &r->c[i]);
+}
+
+static void json_row(FILE *f, const component *x)
+{
+    char buf[16];
+    fprintf(f, "{\"kind\":\"%s\",\"component\":\"%s\",\"layer\":%d,", x->kind, x->component,
+            x->layer);
+    fprintf(f, strcmp(x->kind, "head") ? "\"role\":\"%s\"" : "\"head\":%s", place(x, buf));
+    fputs(",\"mean\":", f);
+    mch_json_number(f, x->mean);
+    fputs(",\"std\":", f);
+    mch_json_number(f, x->std);
+    fprintf(f, ",\"n\":%llu,\"ci95\":[", x->n);
+    mch_json_number(f, x->lo);
+    putc(',', f);
+    mch_json_number(f, x->hi);
+    fputs("]}", f);
 }
 
 static void components_json(FILE *f, const void *ctx)
@@ -283,22 +306,8 @@ static void components_json(FILE *f, const void *ctx)
     const report *r = ctx;
     fputs("[", f);
     for (size_t i = 0; i < r->n; i++) {
-        const component *x = &r->c[i];
-        fprintf(f, "%s\n{\"kind\":\"%s\",\"component\":\"%s\",\"layer\":%d,", i ? "," : "", x->kind,
-                x->component, x->layer);
-        if (!strcmp(x->kind, "head"))
-            fprintf(f, "\"head\":%d", x->index);
-        else
-            fprintf(f, "\"role\":\"%s\"", mch_role_name((mch_role)x->index));
-        fputs(",\"mean\":", f);
-        mch_json_number(f, x->mean);
-        fputs(",\"std\":", f);
-        mch_json_number(f, x->std);
-        fprintf(f, ",\"n\":%llu,\"ci95\":[", x->n);
-        mch_json_number(f, x->lo);
-        putc(',', f);
-        mch_json_number(f, x->hi);
-        fputs("]}", f);
+        fputs(i ? ",\n" : "\n", f);
+        json_row(f, &r->c[i]);
     }
     fputs("\n]\n", f);
 }

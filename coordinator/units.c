@@ -29,45 +29,27 @@ void mch_units_deinit(mch_unit_maker *um)
     memset(um, 0, sizeof *um);
 }
 
-static int32_t *dup_ids(const int32_t *x, int n, int *oom)
+/* The pair's input for a work unit: a view of the perturber's pair (valid until its next call)
+ * and of the record, in the field order of mch_pair_input, copied once. */
+static mch_status pair_input_of(mch_pair_input *p, const mch_pair *pr, const mch_record *r,
+                                uint64_t index, mch_err *err)
 {
-    int32_t *y = malloc((size_t)(n > 0 ? n : 1) * sizeof *y);
-    if (!y) *oom = 1;
-    if (y && n > 0) memcpy(y, x, (size_t)n * sizeof *y);
-    return y;
-}
-
-static char *dup_str(const char *s, int *oom)
-{
-    char *d = strdup(s);
-    if (!d) *oom = 1;
-    return d;
-}
-
-/* The pair's input for a work unit (p zeroed; deinited again when out of memory). */
-static int pair_input_of(mch_pair_input *p, const mch_pair *pr, const mch_record *r, uint64_t index)
-{
-    int oom = 0;
-    p->index = index;
-    p->pair_id = pr->pair_id;
-    p->T = (size_t)pr->T;
-    p->ids_baseline = dup_ids(pr->ids_baseline, pr->T, &oom);
-    p->ids_perturbed = dup_ids(pr->ids_perturbed, pr->T, &oom);
-    p->token_types = dup_ids(pr->token_types, pr->T, &oom);
-    if ((p->roles = malloc((size_t)pr->T + 1)))
-        memcpy(p->roles, pr->roles, (size_t)pr->T);
-    else
-        oom = 1;
-    p->Tq = (size_t)pr->Tq;
-    p->query_ids = pr->Tq ? dup_ids(pr->query_ids, pr->Tq, &oom) : NULL;
-    p->qid = dup_str(r->qid, &oom);
-    p->docno = dup_str(r->docno, &oom);
-    p->term = dup_str(pr->term, &oom);
-    p->position = pr->position;
-    p->relevance = r->relevance;
-    p->rank = r->rank;
-    if (oom) mch_pair_input_deinit(p);
-    return oom;
+    mch_pair_input view = {index,
+                           pr->pair_id,
+                           (size_t)pr->T,
+                           (int32_t *)pr->ids_baseline,
+                           (int32_t *)pr->ids_perturbed,
+                           (int32_t *)pr->token_types,
+                           (uint8_t *)pr->roles,
+                           (size_t)pr->Tq,
+                           (int32_t *)pr->query_ids,
+                           (char *)r->qid,
+                           (char *)r->docno,
+                           (char *)pr->term,
+                           pr->position,
+                           r->relevance,
+                           r->rank};
+    return mch_pair_input_copy(p, &view, err);
 }
 
 static int cmp_by_len(const void *a, const void *b)
@@ -92,8 +74,7 @@ static mch_status fill_window(mch_unit_maker *um, mch_err *err)
         }
         uint64_t index = um->next_index++;
         if (index < um->done_cap && um->done[index]) continue;
-        if (pair_input_of(&um->window[um->n_window], pr, r, index))
-            return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+        if ((rc = pair_input_of(&um->window[um->n_window], pr, r, index, err))) return rc;
         um->n_window++;
     }
     qsort(um->window, um->n_window, sizeof *um->window, cmp_by_len);

@@ -126,15 +126,19 @@ typedef struct {
     int32_t position, relevance, rank; /* relevance and rank: -1 unknown */
 } mch_pair_input;
 void mch_pair_input_deinit(mch_pair_input *p);
+/* A deep copy of src into dst (which owns nothing yet); NULL strings become "". */
+mch_status mch_pair_input_copy(mch_pair_input *dst, const mch_pair_input *src, mch_err *err);
 
+/* A unit of work, rank 0 to a worker. Packing fills a malloc'd buffer; unpacking refuses a
+ * unit in which a pair's arrays differ in length or a role is unknown. */
 typedef struct {
     uint64_t unit_id;
     mch_pair_input *pairs; /* (n_pairs) */
     size_t n_pairs;
 } mch_work_unit;
-void mch_work_unit_deinit(mch_work_unit *u);
 mch_status mch_work_unit_pack(const mch_work_unit *u, uint8_t **out, size_t *len, mch_err *err);
 mch_status mch_work_unit_unpack(mch_work_unit *u, const uint8_t *buf, size_t len, mch_err *err);
+void mch_work_unit_deinit(mch_work_unit *u);
 
 /* A pair's patching result. Effects and raw patched scores come in pairs of equal length; an
  * array is absent (0, NULL) when its sweep did not run or the pair was skipped or failed. */
@@ -152,6 +156,8 @@ typedef struct {
     float *head_pos_pattern, *head_pos_pattern_scores;
 } mch_pair_result;
 void mch_pair_result_deinit(mch_pair_result *r);
+/* A journal record: the result with the coordinator's own pair. Unpacking checks the pair and
+ * that effects and scores have equal lengths; mch_pair_result_check adds the spec's shapes. */
 mch_status mch_pair_result_pack(const mch_pair_result *r, uint8_t **out, size_t *len, mch_err *err);
 mch_status mch_pair_result_unpack(mch_pair_result *r, const uint8_t *buf, size_t len, mch_err *err);
 /* Checks a result's arrays against its pair and the spec (L*NH heads, 3*L*T blocks, K*T
@@ -162,26 +168,28 @@ int mch_pair_result_check(const mch_pair_result *r, int L, int NH, int K, char *
  * unpack. */
 int mch_pair_result_index(const uint8_t *buf, size_t len, uint64_t *index);
 
+/* A worker's answer to a unit (each result's pair holds only its index and id). Unpacking
+ * checks every result as mch_pair_result_unpack does and names its place in the unit. */
 typedef struct {
     uint64_t unit_id;
-    uint32_t rank;
+    uint32_t rank;            /* the worker's */
+    double seconds;           /* spent on the unit */
     mch_pair_result *results; /* (n_results) in the unit's pair order */
     size_t n_results;
-    double seconds;
 } mch_unit_result;
 void mch_unit_result_deinit(mch_unit_result *r);
 mch_status mch_unit_result_pack(const mch_unit_result *r, uint8_t **out, size_t *len, mch_err *err);
 mch_status mch_unit_result_unpack(mch_unit_result *r, const uint8_t *buf, size_t len, mch_err *err);
 
-/* A worker's failure. */
+/* A worker's failure: the message travels as given ("on HOST: ..."), never cut. */
 typedef struct {
-    uint32_t rank;
-    uint64_t pair_id;
+    uint32_t rank;    /* the worker's */
+    uint64_t pair_id; /* the pair it was on, or 0 */
     char *message;
 } mch_error_msg;
-void mch_error_msg_deinit(mch_error_msg *e);
 mch_status mch_error_msg_pack(const mch_error_msg *e, uint8_t **out, size_t *len, mch_err *err);
 mch_status mch_error_msg_unpack(mch_error_msg *e, const uint8_t *buf, size_t len, mch_err *err);
+void mch_error_msg_deinit(mch_error_msg *e);
 
 /* ---- statistics and circuit maps ---------------------------------------------------------- */
 

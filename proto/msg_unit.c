@@ -40,15 +40,27 @@ static char *dup_opt(const char *s, int *oom)
 void mch_pair_input_deinit(mch_pair_input *p)
 {
     if (!p) return;
-    free(p->ids_baseline);
-    free(p->ids_perturbed);
-    free(p->token_types);
-    free(p->roles);
-    free(p->query_ids);
-    free(p->qid);
-    free(p->docno);
-    free(p->term);
+    void *owned[] = {p->ids_baseline, p->ids_perturbed, p->token_types, p->roles,
+                     p->query_ids,    p->qid,           p->docno,       p->term};
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) free(owned[i]);
     memset(p, 0, sizeof *p);
+}
+
+mch_status mch_pair_input_copy(mch_pair_input *dst, const mch_pair_input *src, mch_err *err)
+{
+    int oom = 0;
+    *dst = *src;
+    dst->ids_baseline = dup_n(src->ids_baseline, src->T, sizeof(int32_t), &oom);
+    dst->ids_perturbed = dup_n(src->ids_perturbed, src->T, sizeof(int32_t), &oom);
+    dst->token_types = dup_n(src->token_types, src->T, sizeof(int32_t), &oom);
+    dst->roles = dup_n(src->roles, src->T, 1, &oom);
+    dst->query_ids = dup_n(src->query_ids, src->Tq, sizeof(int32_t), &oom);
+    dst->qid = dup_s(src->qid, &oom);
+    dst->docno = dup_s(src->docno, &oom);
+    dst->term = dup_s(src->term, &oom);
+    if (!oom) return MCH_OK;
+    mch_pair_input_deinit(dst);
+    return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
 }
 
 static void pair_to_pb(const mch_pair_input *p, Mechir__PairInput *m)
@@ -73,8 +85,9 @@ static void pair_to_pb(const mch_pair_input *p, Mechir__PairInput *m)
 }
 
 /* Checks a generated pair's arrays: 0, or 1 with why. */
-static int pair_check(const Mechir__PairInput *m, char *why, size_t len)
+static int pair_check(const void *pb, char *why, size_t len)
 {
+    const Mechir__PairInput *m = pb;
     size_t T = m->n_ids_baseline;
     if (m->base.n_unknown_fields)
         return snprintf(why, len, "pair with fields this version does not know"), 1;
@@ -90,28 +103,102 @@ static int pair_check(const Mechir__PairInput *m, char *why, size_t len)
     return 0;
 }
 
-/* Copies a checked generated pair into p; 1 when out of memory (p deinited). */
-static int pair_from_pb(mch_pair_input *p, const Mechir__PairInput *m)
+/* Copies a checked generated pair into p; 1 when out of memory (p zeroed). */
+static int pair_from_pb(void *p, const void *pb)
 {
-    int oom = 0;
-    memset(p, 0, sizeof *p);
-    p->index = m->index;
-    p->pair_id = m->pair_id;
-    p->T = m->n_ids_baseline;
-    p->ids_baseline = dup_n(m->ids_baseline, p->T, sizeof *p->ids_baseline, &oom);
-    p->ids_perturbed = dup_n(m->ids_perturbed, p->T, sizeof *p->ids_perturbed, &oom);
-    p->token_types = dup_n(m->token_types, p->T, sizeof *p->token_types, &oom);
-    p->roles = dup_n(m->roles.data, p->T, 1, &oom);
-    p->Tq = m->n_query_ids;
-    p->query_ids = dup_n(m->query_ids, p->Tq, sizeof *p->query_ids, &oom);
-    p->qid = dup_s(m->qid, &oom);
-    p->docno = dup_s(m->docno, &oom);
-    p->term = dup_s(m->term, &oom);
-    p->position = m->position;
-    p->relevance = m->relevance;
-    p->rank = m->rank;
-    if (oom) mch_pair_input_deinit(p);
-    return oom;
+    const Mechir__PairInput *m = pb;
+    /* A view of m in the field order of mch_pair_input, then one deep copy. */
+    mch_pair_input view = {
+        m->index,       m->pair_id,    m->n_ids_baseline, m->ids_baseline, m->ids_perturbed,
+        m->token_types, m->roles.data, m->n_query_ids,    m->query_ids,    m->qid,
+        m->docno,       m->term,       m->position,       m->relevance,    m->rank};
+    return mch_pair_input_copy(p, &view, NULL) != MCH_OK;
+}
+
+/* Unpacks len bytes as a message of descriptor d after the size check, refusing fields this
+ * version does not know; what ("a work unit") names the message in errors. */
+static mch_status unpack_checked(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                                 size_t len, const char *what, ProtobufCMessage **out, mch_err *err)
+{
+    *out = NULL;
+    if (len > MCH_MSG_MAX_BYTES)
+        return mch_fail(err, MCH_ERR_PROTO, "%s of %zu bytes (too large)", what, len);
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, buf);
+    if (!m) return mch_fail(err, MCH_ERR_PROTO, "%s that does not decode", what);
+    if (m->n_unknown_fields) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        return mch_fail(err, MCH_ERR_PROTO, "%s with fields this version does not know", what);
+    }
+    *out = m;
+    return MCH_OK;
+}
+
+/* How the elements of a list (a unit's pairs, a unit result's results) are checked and
+ * copied out of their generated form. */
+typedef struct {
+    const char *name; /* "pair", in refusals */
+    size_t size;      /* of one plain element */
+    int (*check)(const void *pb, char *why, size_t len);
+    int (*copy)(void *plain, const void *pb); /* 1 when out of memory */
+} list_kind;
+
+/* Checks all n generated elements pb (a refusal names "where, pair i"), then copies them into
+ * out (room for n, zeroed) counting in *count; after a failure the caller's deinit frees what
+ * was copied. pb is the generated array of element pointers, read as void pointers the way
+ * protobuf-c itself reads repeated messages. */
+static mch_status list_from_pb(const list_kind *k, void *const *pb, size_t n, const char *where,
+                               void *out, size_t *count, mch_err *err)
+{
+    char why[200];
+    for (size_t i = 0; i < n; i++)
+        if (k->check(pb[i], why, sizeof why))
+            return mch_fail(err, MCH_ERR_PROTO, "%s, %s %zu: %s", where, k->name, i, why);
+    if (!out) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    for (*count = 0; *count < n; ++*count)
+        if (k->copy((char *)out + *count * k->size, pb[*count]))
+            return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    return MCH_OK;
+}
+
+/* A message of an id and a list (a work unit's pairs, a unit result's results), read through
+ * the places of those fields in its generated struct. */
+typedef struct {
+    const ProtobufCMessageDescriptor *desc;
+    const char *what;  /* "a work unit", in refusals of the whole */
+    const char *where; /* "work unit %llu", before a refusal of one element */
+    size_t id_off, n_off, list_off;
+    list_kind elems;
+    /* Takes the message's own fields and the n copied elements into the plain struct. */
+    void (*adopt)(void *plain, const void *pb, void *elems, size_t n);
+    void (*deinit)(void *plain);
+} list_msg;
+
+#define LIST_MSG(D, T, what, where, n, list, E, check, copy, adopt, deinit)                        \
+    {                                                                                              \
+        &D, what, where, offsetof(T, unit_id), offsetof(T, n), offsetof(T, list),                  \
+            {"pair", sizeof(E), check, copy}, adopt, deinit                                        \
+    }
+
+/* Unpacks a list message into plain (zeroed): the message's fields, then its elements, each
+ * checked before any is copied. */
+static mch_status unpack_list(const list_msg *k, const uint8_t *buf, size_t len, void *plain,
+                              mch_err *err)
+{
+    ProtobufCMessage *m;
+    mch_status rc = unpack_checked(k->desc, buf, len, k->what, &m, err);
+    if (rc) return rc;
+    const char *base = (const char *)m;
+    size_t n = *(const size_t *)(base + k->n_off), count = 0;
+    char where[96];
+    snprintf(where, sizeof where, k->where,
+             (unsigned long long)*(const uint64_t *)(base + k->id_off));
+    void *elems = calloc(n + 1, k->elems.size);
+    rc = list_from_pb(&k->elems, *(void *const *const *)(base + k->list_off), n, where, elems,
+                      &count, err);
+    k->adopt(plain, m, elems, count);
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (rc) k->deinit(plain);
+    return rc;
 }
 
 /* ---- work units --------------------------------------------------------------------------- */
@@ -126,50 +213,43 @@ void mch_work_unit_deinit(mch_work_unit *u)
 
 mch_status mch_work_unit_pack(const mch_work_unit *u, uint8_t **out, size_t *len, mch_err *err)
 {
+    Mechir__WorkUnit m;
+    mechir__work_unit__init(&m);
+    m.unit_id = u->unit_id;
+    m.n_pairs = u->n_pairs;
+    m.pairs = calloc(u->n_pairs + 1, sizeof *m.pairs);
     Mechir__PairInput *ps = calloc(u->n_pairs + 1, sizeof *ps);
-    Mechir__PairInput **pp = calloc(u->n_pairs + 1, sizeof *pp);
-    mch_status rc = ps && pp ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; !rc && i < u->n_pairs; i++) {
-        pair_to_pb(&u->pairs[i], &ps[i]);
-        pp[i] = &ps[i];
-    }
-    if (!rc) {
-        Mechir__WorkUnit m;
-        mechir__work_unit__init(&m);
-        m.unit_id = u->unit_id;
-        m.n_pairs = u->n_pairs;
-        m.pairs = pp;
+    mch_status rc = MCH_OK;
+    if (!m.pairs || !ps) {
+        rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory packing a unit of %zu pairs", u->n_pairs);
+    } else {
+        for (size_t i = 0; i < u->n_pairs; i++) pair_to_pb(&u->pairs[i], m.pairs[i] = &ps[i]);
         rc = msg_pack(&m.base, out, len, err);
     }
+    free(m.pairs);
     free(ps);
-    free(pp);
     return rc;
+}
+
+static void unit_adopt(void *plain, const void *pb, void *elems, size_t n)
+{
+    mch_work_unit *u = plain;
+    u->unit_id = ((const Mechir__WorkUnit *)pb)->unit_id;
+    u->pairs = elems, u->n_pairs = n;
+}
+
+static void unit_deinit(void *plain)
+{
+    mch_work_unit_deinit(plain);
 }
 
 mch_status mch_work_unit_unpack(mch_work_unit *u, const uint8_t *buf, size_t len, mch_err *err)
 {
+    static const list_msg unit =
+        LIST_MSG(mechir__work_unit__descriptor, Mechir__WorkUnit, "a work unit", "work unit %llu",
+                 n_pairs, pairs, mch_pair_input, pair_check, pair_from_pb, unit_adopt, unit_deinit);
     memset(u, 0, sizeof *u);
-    if (len > MCH_MSG_MAX_BYTES)
-        return mch_fail(err, MCH_ERR_PROTO, "a work unit of %zu bytes is too large", len);
-    Mechir__WorkUnit *m = mechir__work_unit__unpack(NULL, len, buf);
-    if (!m) return mch_fail(err, MCH_ERR_PROTO, "a work unit does not decode");
-    char why[200] = "";
-    mch_status rc = MCH_OK;
-    if (m->base.n_unknown_fields)
-        rc = mch_fail(err, MCH_ERR_PROTO, "a work unit has unknown fields");
-    for (size_t i = 0; !rc && i < m->n_pairs; i++)
-        if (pair_check(m->pairs[i], why, sizeof why))
-            rc = mch_fail(err, MCH_ERR_PROTO, "work unit %llu, pair %zu: %s",
-                          (unsigned long long)m->unit_id, i, why);
-    if (!rc && !(u->pairs = calloc(m->n_pairs + 1, sizeof *u->pairs)))
-        rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; !rc && i < m->n_pairs; i++, u->n_pairs++)
-        if (pair_from_pb(&u->pairs[i], m->pairs[i]))
-            rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    u->unit_id = m->unit_id;
-    mechir__work_unit__free_unpacked(m, NULL);
-    if (rc) mch_work_unit_deinit(u);
-    return rc;
+    return unpack_list(&unit, buf, len, u, err);
 }
 
 /* ---- pair results ------------------------------------------------------------------------- */
@@ -209,8 +289,9 @@ static void result_to_pb(const mch_pair_result *r, Mechir__PairResult *m, Mechir
 }
 
 /* Checks a generated result: its pair, and effects and scores of equal lengths. */
-static int result_check(const Mechir__PairResult *m, char *why, size_t len)
+static int result_check(const void *pb, char *why, size_t len)
 {
+    const Mechir__PairResult *m = pb;
     if (m->base.n_unknown_fields)
         return snprintf(why, len, "result with fields this version does not know"), 1;
     if (!m->pair) return snprintf(why, len, "result without its pair"), 1;
@@ -231,8 +312,10 @@ static int result_check(const Mechir__PairResult *m, char *why, size_t len)
 }
 
 /* Copies a checked generated result into r; 1 when out of memory (r deinited). */
-static int result_from_pb(mch_pair_result *r, const Mechir__PairResult *m)
+static int result_from_pb(void *plain, const void *pb)
 {
+    mch_pair_result *r = plain;
+    const Mechir__PairResult *m = pb;
     memset(r, 0, sizeof *r);
     int oom = pair_from_pb(&r->pair, m->pair);
     r->score_baseline = m->score_baseline;
@@ -267,12 +350,11 @@ mch_status mch_pair_result_pack(const mch_pair_result *r, uint8_t **out, size_t 
 mch_status mch_pair_result_unpack(mch_pair_result *r, const uint8_t *buf, size_t len, mch_err *err)
 {
     memset(r, 0, sizeof *r);
-    if (len > MCH_MSG_MAX_BYTES)
-        return mch_fail(err, MCH_ERR_PROTO, "a pair result of %zu bytes is too large", len);
-    Mechir__PairResult *m = mechir__pair_result__unpack(NULL, len, buf);
-    if (!m) return mch_fail(err, MCH_ERR_PROTO, "a pair result does not decode");
+    Mechir__PairResult *m;
+    mch_status rc = unpack_checked(&mechir__pair_result__descriptor, buf, len, "a pair result",
+                                   (ProtobufCMessage **)&m, err);
+    if (rc) return rc;
     char why[200];
-    mch_status rc = MCH_OK;
     if (result_check(m, why, sizeof why))
         rc = mch_fail(err, MCH_ERR_PROTO, "malformed pair result: %s", why);
     else if (result_from_pb(r, m))
@@ -326,55 +408,43 @@ void mch_unit_result_deinit(mch_unit_result *r)
 mch_status mch_unit_result_pack(const mch_unit_result *r, uint8_t **out, size_t *len, mch_err *err)
 {
     size_t n = r->n_results;
-    Mechir__PairResult *rs = calloc(n + 1, sizeof *rs), **rp = calloc(n + 1, sizeof *rp);
-    Mechir__PairInput *ps = calloc(n + 1, sizeof *ps);
-    mch_status rc = rs && rp && ps ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; !rc && i < n; i++) {
-        result_to_pb(&r->results[i], &rs[i], &ps[i]);
-        rp[i] = &rs[i];
-    }
-    if (!rc) {
-        Mechir__UnitResult m;
-        mechir__unit_result__init(&m);
-        m.unit_id = r->unit_id;
-        m.rank = r->rank;
-        m.n_results = n;
-        m.results = rp;
-        m.seconds = r->seconds;
-        rc = msg_pack(&m.base, out, len, err);
-    }
-    free(rs);
-    free(rp);
-    free(ps);
+    /* One block: the result pointers, the results, and the pair each result holds. */
+    Mechir__UnitResult m;
+    mechir__unit_result__init(&m);
+    m.unit_id = r->unit_id, m.rank = r->rank, m.seconds = r->seconds;
+    m.n_results = n;
+    m.results =
+        calloc(n + 1, sizeof *m.results + sizeof(Mechir__PairResult) + sizeof(Mechir__PairInput));
+    if (!m.results) return mch_fail(err, MCH_ERR_NOMEM, "out of memory packing %zu results", n);
+    Mechir__PairResult *rs = (Mechir__PairResult *)(m.results + n + 1);
+    Mechir__PairInput *ps = (Mechir__PairInput *)(rs + n + 1);
+    for (size_t i = 0; i < n; i++) result_to_pb(&r->results[i], m.results[i] = &rs[i], &ps[i]);
+    mch_status rc = msg_pack(&m.base, out, len, err);
+    free(m.results);
     return rc;
+}
+
+static void answer_adopt(void *plain, const void *pb, void *elems, size_t n)
+{
+    mch_unit_result *r = plain;
+    const Mechir__UnitResult *m = pb;
+    r->unit_id = m->unit_id, r->rank = m->rank, r->seconds = m->seconds;
+    r->results = elems, r->n_results = n;
+}
+
+static void answer_deinit(void *plain)
+{
+    mch_unit_result_deinit(plain);
 }
 
 mch_status mch_unit_result_unpack(mch_unit_result *r, const uint8_t *buf, size_t len, mch_err *err)
 {
+    static const list_msg answer =
+        LIST_MSG(mechir__unit_result__descriptor, Mechir__UnitResult, "a result",
+                 "a malformed result of unit %llu", n_results, results, mch_pair_result,
+                 result_check, result_from_pb, answer_adopt, answer_deinit);
     memset(r, 0, sizeof *r);
-    if (len > MCH_MSG_MAX_BYTES)
-        return mch_fail(err, MCH_ERR_PROTO, "a unit result of %zu bytes is too large", len);
-    Mechir__UnitResult *m = mechir__unit_result__unpack(NULL, len, buf);
-    if (!m) return mch_fail(err, MCH_ERR_PROTO, "a result that does not decode");
-    char why[200];
-    mch_status rc = MCH_OK;
-    if (m->base.n_unknown_fields)
-        rc = mch_fail(err, MCH_ERR_PROTO, "a unit result with fields this version does not know");
-    for (size_t i = 0; !rc && i < m->n_results; i++)
-        if (result_check(m->results[i], why, sizeof why))
-            rc = mch_fail(err, MCH_ERR_PROTO, "a malformed result (pair %zu of unit %llu): %s", i,
-                          (unsigned long long)m->unit_id, why);
-    if (!rc && !(r->results = calloc(m->n_results + 1, sizeof *r->results)))
-        rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; !rc && i < m->n_results; i++, r->n_results++)
-        if (result_from_pb(&r->results[i], m->results[i]))
-            rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    r->unit_id = m->unit_id;
-    r->rank = m->rank;
-    r->seconds = m->seconds;
-    mechir__unit_result__free_unpacked(m, NULL);
-    if (rc) mch_unit_result_deinit(r);
-    return rc;
+    return unpack_list(&answer, buf, len, r, err);
 }
 
 /* ---- worker errors ------------------------------------------------------------------------ */
@@ -390,21 +460,20 @@ mch_status mch_error_msg_pack(const mch_error_msg *e, uint8_t **out, size_t *len
 {
     Mechir__Error m;
     mechir__error__init(&m);
-    m.rank = e->rank;
-    m.pair_id = e->pair_id;
-    m.message = msg_s(e->message);
+    m.rank = e->rank, m.pair_id = e->pair_id, m.message = msg_s(e->message);
     return msg_pack(&m.base, out, len, err);
 }
 
 mch_status mch_error_msg_unpack(mch_error_msg *e, const uint8_t *buf, size_t len, mch_err *err)
 {
+    ProtobufCMessage *pm = NULL;
     memset(e, 0, sizeof *e);
-    Mechir__Error *m = len <= MCH_MSG_MAX_BYTES ? mechir__error__unpack(NULL, len, buf) : NULL;
-    if (!m) return mch_fail(err, MCH_ERR_PROTO, "an error message that does not decode");
-    int oom = 0;
-    e->rank = m->rank;
-    e->pair_id = m->pair_id;
-    e->message = dup_s(m->message, &oom);
-    mechir__error__free_unpacked(m, NULL);
-    return oom ? mch_fail(err, MCH_ERR_NOMEM, "out of memory") : MCH_OK;
+    mch_status rc =
+        unpack_checked(&mechir__error__descriptor, buf, len, "an error message", &pm, err);
+    const Mechir__Error *m = (const Mechir__Error *)pm;
+    if (!rc && !(e->message = strdup(m->message)))
+        rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (!rc) e->rank = m->rank, e->pair_id = m->pair_id;
+    if (pm) protobuf_c_message_free_unpacked(pm, NULL);
+    return rc;
 }

@@ -209,18 +209,25 @@ static void assert_result_equal(const mch_pair_result *a, const mch_pair_result 
     if (a->skip_reason) assert_string_equal(a->skip_reason, b->skip_reason);
     assert_true(!a->error == !b->error);
     if (a->error) assert_string_equal(a->error, b->error);
-    assert_int_equal(a->n_heads, b->n_heads);
-    assert_floats(a->heads, b->heads, a->n_heads);
-    assert_floats(a->heads_scores, b->heads_scores, a->n_heads);
-    assert_int_equal(a->n_blocks, b->n_blocks);
-    assert_floats(a->blocks, b->blocks, a->n_blocks);
-    assert_floats(a->blocks_scores, b->blocks_scores, a->n_blocks);
-    assert_int_equal(a->n_head_pos_z, b->n_head_pos_z);
-    assert_floats(a->head_pos_z, b->head_pos_z, a->n_head_pos_z);
-    assert_floats(a->head_pos_z_scores, b->head_pos_z_scores, a->n_head_pos_z);
-    assert_int_equal(a->n_head_pos_pattern, b->n_head_pos_pattern);
-    assert_floats(a->head_pos_pattern, b->head_pos_pattern, a->n_head_pos_pattern);
-    assert_floats(a->head_pos_pattern_scores, b->head_pos_pattern_scores, a->n_head_pos_pattern);
+    const struct {
+        size_t na, nb;
+        const float *a[2], *b[2];
+    } maps[] = {
+        {a->n_heads, b->n_heads, {a->heads, a->heads_scores}, {b->heads, b->heads_scores}},
+        {a->n_blocks, b->n_blocks, {a->blocks, a->blocks_scores}, {b->blocks, b->blocks_scores}},
+        {a->n_head_pos_z,
+         b->n_head_pos_z,
+         {a->head_pos_z, a->head_pos_z_scores},
+         {b->head_pos_z, b->head_pos_z_scores}},
+        {a->n_head_pos_pattern,
+         b->n_head_pos_pattern,
+         {a->head_pos_pattern, a->head_pos_pattern_scores},
+         {b->head_pos_pattern, b->head_pos_pattern_scores}},
+    };
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(maps[k].na, maps[k].nb);
+        for (int e = 0; e < 2; e++) assert_floats(maps[k].a[e], maps[k].b[e], maps[k].na);
+    }
 }
 
 static void test_results_roundtrip_preserve_every_field(void **st)
@@ -254,7 +261,7 @@ static void test_results_roundtrip_preserve_every_field(void **st)
     assert_int_equal(index, 40);
     mch_pair_result_deinit(&back);
     free(bytes);
-    mch_unit_result u = {9, 3, r, 3, 0.75}, ub;
+    mch_unit_result u = {9, 3, 0.75, r, 3}, ub;
     assert_int_equal(mch_unit_result_pack(&u, &bytes, &len, &err), MCH_OK);
     if (mch_unit_result_unpack(&ub, bytes, len, &err)) fail_msg("%s", err.msg);
     assert_int_equal(ub.unit_id, 9);
@@ -360,36 +367,51 @@ static void assert_names(const mch_err *err, const char *what)
     if (!strstr(err->msg, what)) fail_msg("'%s' does not say '%s'", err->msg, what);
 }
 
+typedef enum { PAIR_RESULT, UNIT_RESULT, WORK_UNIT } msg_kind;
+
+/* Unpacks b as a message of kind k: refused (MCH_ERR_PROTO), nothing returned, and the message
+ * says each of the needles. */
+static void expect_refused(msg_kind k, const pbuf *b, const char *needle, const char *needle2)
+{
+    mch_err err = {0};
+    mch_status rc;
+    if (k == PAIR_RESULT) {
+        mch_pair_result r;
+        rc = mch_pair_result_unpack(&r, b->b, b->n, &err);
+        assert_null(r.heads);
+    } else if (k == UNIT_RESULT) {
+        mch_unit_result r;
+        rc = mch_unit_result_unpack(&r, b->b, b->n, &err);
+        assert_null(r.results);
+    } else {
+        mch_work_unit u;
+        rc = mch_work_unit_unpack(&u, b->b, b->n, &err);
+        assert_null(u.pairs);
+    }
+    assert_int_equal(rc, MCH_ERR_PROTO);
+    assert_names(&err, needle);
+    if (needle2) assert_names(&err, needle2);
+}
+
 static void test_bad_shapes_are_refused_naming_the_field(void **st)
 {
     (void)st;
-    mch_err err = {0};
     float f3[3] = {1, 2, 3};
-    /* A result whose heads and heads_scores differ in length. */
-    pbuf pair = {.n = 0}, res = {.n = 0}, unit = {.n = 0};
+    /* A result whose heads and heads_scores differ in length, alone and in a unit result. */
+    pbuf pair = {.n = 0}, res = {.n = 0}, unit = {.n = 0}, nopair = {.n = 0};
     pb_pair(&pair, 5, 6, roles6, 6);
     pb_bytes(&res, 1, pair.b, pair.n);
     pb_bytes(&res, 6, f3, sizeof f3);
     pb_bytes(&res, 7, f3, 2 * sizeof *f3);
-    mch_pair_result r;
-    assert_int_equal(mch_pair_result_unpack(&r, res.b, res.n, &err), MCH_ERR_PROTO);
-    assert_names(&err, "heads has 3 values but 2 scores");
-    assert_null(r.heads); /* nothing returned */
-    /* The same result in a unit result names the pair and the unit. */
+    expect_refused(PAIR_RESULT, &res, "heads has 3 values but 2 scores", NULL);
     pb_uint(&unit, 1, 7);
     pb_bytes(&unit, 3, res.b, res.n);
-    mch_unit_result ur;
-    mch_err e2 = {0};
-    assert_int_equal(mch_unit_result_unpack(&ur, unit.b, unit.n, &e2), MCH_ERR_PROTO);
-    assert_names(&e2, "pair 0 of unit 7");
-    assert_names(&e2, "heads has 3 values but 2 scores");
+    expect_refused(UNIT_RESULT, &unit, "a malformed result of unit 7, pair 0",
+                   "heads has 3 values but 2 scores");
     /* A result without its pair. */
-    pbuf nopair = {.n = 0};
     pb_bytes(&nopair, 6, f3, sizeof f3);
     pb_bytes(&nopair, 7, f3, sizeof f3);
-    mch_err e3 = {0};
-    assert_int_equal(mch_pair_result_unpack(&r, nopair.b, nopair.n, &e3), MCH_ERR_PROTO);
-    assert_names(&e3, "result without its pair");
+    expect_refused(PAIR_RESULT, &nopair, "result without its pair", NULL);
     /* A unit whose pair has 6 ids but 5 roles, and one with a role out of range. */
     uint8_t bad_roles[6] = {0, 2, 2, 1, 9, 1};
     const struct {
@@ -397,19 +419,14 @@ static void test_bad_shapes_are_refused_naming_the_field(void **st)
         size_t n;
         const char *what;
     } cases[] = {{roles6, 5,
-                  "pair arrays of different lengths (ids 6, perturbed 6, token types "
-                  "6, roles 5)"},
+                  "pair arrays of different lengths (ids 6, perturbed 6, token types 6, roles 5)"},
                  {bad_roles, 6, "role 9 out of range"}};
     for (int c = 0; c < 2; c++) {
         pbuf p = {.n = 0}, u = {.n = 0};
         pb_pair(&p, 0, 6, cases[c].roles, cases[c].n);
         pb_uint(&u, 1, 3);
         pb_bytes(&u, 2, p.b, p.n);
-        mch_work_unit wu;
-        mch_err e = {0};
-        assert_int_equal(mch_work_unit_unpack(&wu, u.b, u.n, &e), MCH_ERR_PROTO);
-        assert_names(&e, "work unit 3, pair 0");
-        assert_names(&e, cases[c].what);
+        expect_refused(WORK_UNIT, &u, "work unit 3, pair 0", cases[c].what);
     }
     /* Sizes are checked before anything is read. */
     uint8_t one = 0;
