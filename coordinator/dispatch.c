@@ -118,6 +118,11 @@ void mch_dispatch_cancel(int size)
 mch_status mch_dispatch_start(int size, const uint8_t *spec, size_t spec_len, const char *out_dir,
                               int attempt, int threads, int scratch_mb, char ***hosts, mch_err *err)
 {
+    char *all = calloc((size_t)size, MPI_MAX_PROCESSOR_NAME);
+    char **h = calloc((size_t)size, sizeof *h);
+    int ok = all && h;
+    /* Once the workers wait in a collective, out of memory can only end the whole job. */
+    if (!ok && size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
     if (size > 1) {
         int hdr[MCH_JOB_HDR_INTS];
         hdr[MCH_JOB_HDR_SPEC_BYTES] = (int)spec_len;
@@ -129,25 +134,22 @@ mch_status mch_dispatch_start(int size, const uint8_t *spec, size_t spec_len, co
         MPI_Bcast((void *)spec, hdr[MCH_JOB_HDR_SPEC_BYTES], MPI_BYTE, 0, MPI_COMM_WORLD);
         MPI_Bcast((void *)out_dir, hdr[MCH_JOB_HDR_OUT_BYTES], MPI_BYTE, 0, MPI_COMM_WORLD);
     }
-    char *all = calloc((size_t)size, MPI_MAX_PROCESSOR_NAME);
-    if (!all && size > 1) MPI_Abort(MPI_COMM_WORLD, 1); /* a collective cannot be skipped */
-    if (!all) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     int hl;
-    MPI_Get_processor_name(all, &hl);
+    if (ok) MPI_Get_processor_name(all, &hl);
     if (size > 1)
         MPI_Gather(MPI_IN_PLACE, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all, MPI_MAX_PROCESSOR_NAME,
                    MPI_CHAR, 0, MPI_COMM_WORLD);
-    char **h = calloc((size_t)size, sizeof *h);
-    mch_status rc = h ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    for (int r = 0; !rc && r < size; r++)
-        if (!(h[r] = strndup(all + (size_t)r * MPI_MAX_PROCESSOR_NAME, MPI_MAX_PROCESSOR_NAME)))
-            rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    for (int r = 0; ok && r < size; r++)
+        ok =
+            (h[r] = strndup(all + (size_t)r * MPI_MAX_PROCESSOR_NAME, MPI_MAX_PROCESSOR_NAME)) != 0;
+    if (!ok && size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
     free(all);
-    if (rc)
-        mch_msg_strv_free(h, (size_t)size);
-    else
-        *hosts = h;
-    return rc;
+    if (!ok) {
+        mch_msg_strv_free(h, h ? (size_t)size : 0);
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    }
+    *hosts = h;
+    return MCH_OK;
 }
 
 /* ---- the MPI loop ------------------------------------------------------------------------- */
