@@ -13,7 +13,4 @@ int mch_cmd_merge(int argc, char **argv);
 int mch_cmd_cache(int argc, char **argv);
 int mch_cmd_report(int argc, char **argv);
 
-/* Parses a positive int option value; prints a message naming opt and returns 0 on error. */
-int mch_cli_int(const char *opt, const char *val, int lo, int hi, int *out);
-
 #endif

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "log.h"
 #include "ops.h"
+#include "msg.h"
 #include "opts.h"
 #include "patch_one.h"
 
@@ -68,7 +69,12 @@ static int on_sweep(void *user, const char *opt, const char *val)
     (void)opt;
     patch_cli *a = user;
     mch_err err = {0};
-    return mch_sweep_parse(val, &a->o.sweeps, &err) ? refuse(&err) : 0;
+    if (mch_sweeps_parse(val, &a->o.sweeps, &err)) return refuse(&err);
+    if (!a->o.sweeps) {
+        mch_log_error("mechir patch: --sweep none: patch needs heads, blocks or head-pos");
+        return -1;
+    }
+    return 0;
 }
 
 static int on_heads(void *user, const char *opt, const char *val)
@@ -76,9 +82,18 @@ static int on_heads(void *user, const char *opt, const char *val)
     (void)opt;
     patch_cli *a = user;
     mch_err err = {0};
-    if (mch_heads_parse(val, a->heads, MCH_PATCH_MAX_HEADS, &a->o.n_heads, &err))
-        return refuse(&err);
+    uint32_t *pairs = NULL;
+    size_t n = 0;
+    if (mch_heads_parse(val, &pairs, &n, &err)) return refuse(&err);
+    if (n > MCH_PATCH_MAX_HEADS) {
+        free(pairs);
+        mch_log_error("mechir patch: --heads lists %zu heads; at most %d", n, MCH_PATCH_MAX_HEADS);
+        return -1;
+    }
+    for (size_t k = 0; k < 2 * n; k++) a->heads[k] = (int)pairs[k];
+    free(pairs);
     a->o.heads = a->heads;
+    a->o.n_heads = (int)n;
     return 0;
 }
 

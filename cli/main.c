@@ -1,6 +1,7 @@
 /* mechir: the command-line front door. Dispatches subcommands; only this file's main() ends the
  * process, and the thread policy for BLAS is set here, never inside kernels. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -39,6 +40,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (mch_log_init() != 0)
+        mch_log_warn("mechir: MECHIR_LOG='%s' is not error, warn, info or debug; using info",
+                     getenv("MECHIR_LOG"));
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage(stdout);

@@ -23,6 +23,12 @@ int mch_opt_int(const char *cmd, const char *opt, const char *val, long lo, long
     return 1;
 }
 
+mch_opt *mch_opts_strings(mch_opt *tab, const char *const *names, const char **const *dst, int n)
+{
+    for (int i = 0; i < n; i++) tab[i] = (mch_opt){names[i], 0, MCH_OPT_STR, dst[i], 0, 0, NULL, 0};
+    return tab + n;
+}
+
 static const mch_opt *find(const mch_opts *o, const char *name, size_t len, char letter)
 {
     for (const mch_opt *const *t = o->tabs; *t; t++)

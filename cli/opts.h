@@ -82,6 +82,10 @@ int mch_opts_apply(mch_opts *o, const char *name, const char *val);
  * commands that pass other options on (submit's run options). */
 int mch_opts_take(mch_opts *o, int argc, char **argv, int *i);
 
+/* Fills tab with n string options (MCH_OPT_STR) named names[i] writing to *dst[i]; @return
+ * tab + n, where the next entry goes. */
+mch_opt *mch_opts_strings(mch_opt *tab, const char *const *names, const char **const *dst, int n);
+
 /* Parses an integer option value in [lo, hi]; prints "mechir CMD: --opt needs an integer in
  * lo..hi, got 'val'" and returns 0 on error, 1 on success. */
 int mch_opt_int(const char *cmd, const char *opt, const char *val, long lo, long hi, int *out);

@@ -100,6 +100,24 @@ mch_status mch_write_file_atomic(const char *path, const void *data, size_t len,
     return MCH_OK;
 }
 
+mch_status mch_write_file_with(const char *dir, const char *name,
+                               void (*fn)(FILE *f, const void *ctx), const void *ctx, mch_err *err)
+{
+    char *path = name ? mch_path_join(dir, name) : strdup(dir);
+    if (!path) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    mch_outfile o;
+    mch_status rc = MCH_OK;
+    if (mch_outfile_open(&o, path) != 0) {
+        rc = mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
+    } else {
+        fn(o.f, ctx);
+        if (mch_outfile_commit(&o) != 0)
+            rc = mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
+    }
+    free(path);
+    return rc;
+}
+
 int mch_mkdir_p(const char *dir)
 {
     char tmp[4096];
@@ -114,6 +132,17 @@ int mch_mkdir_p(const char *dir)
             *p = '/';
         }
     return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+char *mch_path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
 }
 
 int mch_ends_with(const char *s, const char *suffix)

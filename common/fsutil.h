@@ -23,8 +23,16 @@ void mch_outfile_abort(mch_outfile *o);
 /* Writes bytes to path atomically (as mch_outfile). */
 mch_status mch_write_file_atomic(const char *path, const void *data, size_t len, mch_err *err);
 
+/* Writes DIR/NAME (name NULL: dir is the path) atomically through fn(f, ctx), as mch_outfile;
+ * a failure names the path. */
+mch_status mch_write_file_with(const char *dir, const char *name,
+                               void (*fn)(FILE *f, const void *ctx), const void *ctx, mch_err *err);
+
 /* mkdir -p with mode 0755: 0, or -1 with errno. */
 int mch_mkdir_p(const char *dir);
+
+/* "dir/name" in a malloc'd string, or NULL when out of memory. */
+char *mch_path_join(const char *dir, const char *name);
 
 /* 1 when s ends with suffix. */
 int mch_ends_with(const char *s, const char *suffix);

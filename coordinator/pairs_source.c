@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "score.h"
+#include "utf8.h"
 
 const char mch_source_help[] =
     "input (one of):\n"
@@ -43,74 +43,6 @@ struct mch_pair_source {
     long perturb_skips;
     mch_pair pair;
 };
-
-static int need_value(int argc, char **argv, int i)
-{
-    if (i + 1 < argc) return 1;
-    fprintf(stderr, "mechir: %s needs a value\n", argv[i]);
-    return 0;
-}
-
-int mch_source_parse_arg(mch_source_opts *o, int argc, char **argv, int *i)
-{
-    const char *a = argv[*i];
-    struct {
-        const char *name;
-        const char **dst;
-    } strs[] = {
-        {"--input", &o->input},       {"--format", &o->format},       {"--run", &o->run},
-        {"--topics", &o->topics},     {"--docs", &o->docs},           {"--qrels", &o->qrels},
-        {"--perturb", &o->perturb},   {"--term", &o->term},           {"--position", &o->position},
-        {"--filler", &o->filler},     {"--stopwords", &o->stopwords}, {"--df", &o->df},
-        {"--write-df", &o->write_df},
-    };
-    for (size_t k = 0; k < sizeof strs / sizeof strs[0]; k++)
-        if (!strcmp(a, strs[k].name)) {
-            if (!need_value(argc, argv, *i)) return -1;
-            *strs[k].dst = argv[++*i];
-            return 1;
-        }
-    struct {
-        const char *name;
-        int *dst, lo, hi;
-    } ints[] = {
-        {"--top-k", &o->top_k, 1, 1 << 30},
-        {"--max-len", &o->max_len, 4, 1 << 20},
-        {"--max-query-len", &o->max_query_len, 1, 1 << 20},
-    };
-    for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
-        if (!strcmp(a, ints[k].name)) {
-            if (!need_value(argc, argv, *i)) return -1;
-            char *end;
-            errno = 0;
-            long v = strtol(argv[*i + 1], &end, 10);
-            if (errno || *end || end == argv[*i + 1] || v < ints[k].lo || v > ints[k].hi) {
-                fprintf(stderr, "mechir: %s needs an integer in %d..%d, got '%s'\n", a, ints[k].lo,
-                        ints[k].hi, argv[*i + 1]);
-                return -1;
-            }
-            *ints[k].dst = (int)v;
-            ++*i;
-            return 1;
-        }
-    if (!strcmp(a, "--seed")) {
-        if (!need_value(argc, argv, *i)) return -1;
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(argv[*i + 1], &end, 0);
-        if (errno || *end || end == argv[*i + 1] || argv[*i + 1][0] == '-') {
-            fprintf(stderr, "mechir: --seed needs a non-negative integer, got '%s'\n",
-                    argv[*i + 1]);
-            return -1;
-        }
-        o->seed = v;
-        ++*i;
-        return 1;
-    }
-    if (!strcmp(a, "--strict")) return o->strict = 1;
-    if (!strcmp(a, "--stem")) return o->stem = 1;
-    return 0;
-}
 
 /* Counts document frequencies over the input's documents (each docno once). */
 static mch_status df_pass(mch_pair_source *s, const mch_source_opts *o, mch_err *err)

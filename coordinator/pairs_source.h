@@ -19,9 +19,6 @@ typedef struct {
     int max_len, max_query_len, stem;
 } mch_source_opts;
 
-/* Recognises one source option at argv[*i] (advancing *i past its value); returns 1 when used,
- * 0 when not a source option, -1 after printing a usage error. */
-int mch_source_parse_arg(mch_source_opts *o, int argc, char **argv, int *i);
 /* The options' help text. */
 extern const char mch_source_help[];
 

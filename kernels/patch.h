@@ -24,7 +24,7 @@
 
 #include "encoder.h"
 
-enum { MCH_SWEEP_HEADS = 1, MCH_SWEEP_BLOCKS = 2, MCH_SWEEP_HEAD_POS = 4 };
+/* The sweeps (MCH_SWEEP_*) are named in hooks.h, beside the hook names. */
 
 /* Components of the blocks sweep, in result order. */
 enum { MCH_BLOCK_RESID_PRE, MCH_BLOCK_ATTN_OUT, MCH_BLOCK_MLP_OUT, MCH_BLOCK_COUNT };

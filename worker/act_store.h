@@ -28,7 +28,7 @@ typedef enum { MCH_STORE_F32 = 0, MCH_STORE_BF16 = 1, MCH_STORE_F16 = 2 } mch_st
 enum { MCH_RUN_BASELINE = 0, MCH_RUN_PERTURBED = 1 };
 
 /* Parses "f32" (or "lossless"), "bf16", "fp16" (or "f16") into *dt. @return 1, or 0 (and *dt
- * untouched) when s is none of them, like mch_cli_int. */
+ * untouched) when s is none of them. */
 int mch_store_dtype_parse(const char *s, mch_store_dtype *dt);
 const char *mch_store_dtype_name(mch_store_dtype dt); /* "f32", "bf16", "fp16" */
 const char *mch_store_run_name(int run);              /* "baseline", "perturbed" */

@@ -8,53 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-mch_status mch_sweep_parse(const char *s, unsigned *sweeps, mch_err *err)
-{
-    static const struct {
-        const char *name;
-        unsigned bit;
-    } names[] = {
-        {"heads", MCH_SWEEP_HEADS}, {"blocks", MCH_SWEEP_BLOCKS}, {"head-pos", MCH_SWEEP_HEAD_POS}};
-    const size_t n_names = sizeof names / sizeof names[0];
-    *sweeps = 0;
-    for (const char *p = s; *p;) {
-        size_t len = strcspn(p, ",");
-        if (len) {
-            size_t k = 0;
-            while (k < n_names && (strlen(names[k].name) != len || strncmp(p, names[k].name, len)))
-                k++;
-            if (k == n_names) {
-                *sweeps = 0;
-                return mch_fail(err, MCH_ERR_ARG, "unknown sweep '%.*s' (heads, blocks, head-pos)",
-                                (int)len, p);
-            }
-            *sweeps |= names[k].bit;
-        }
-        p += len + (p[len] == ',');
-    }
-    if (!*sweeps) return mch_fail(err, MCH_ERR_ARG, "--sweep is empty");
-    return MCH_OK;
-}
-
-mch_status mch_heads_parse(const char *s, int *heads, int cap, int *n, mch_err *err)
-{
-    *n = 0;
-    for (const char *p = s; *p;) {
-        char *dot, *end;
-        long l = strtol(p, &dot, 10);
-        if (dot == p || *dot != '.' || l < 0) break;
-        long h = strtol(dot + 1, &end, 10);
-        if (end == dot + 1 || (*end && *end != ',') || h < 0 || *n == cap) break;
-        heads[2 * *n] = (int)l;
-        heads[2 * *n + 1] = (int)h;
-        ++*n;
-        p = *end ? end + 1 : end;
-        if (!*p) return MCH_OK;
-    }
-    *n = 0;
-    return mch_fail(err, MCH_ERR_ARG, "--heads takes LAYER.HEAD pairs like 0.1,2.3, got '%s'", s);
-}
-
 /* Parses "1,2,3" (at most cap ids) into out, or only counts them when out is NULL. opt names
  * the list in messages. */
 static mch_status ids_parse(const char *opt, const char *s, int32_t *out, int cap, int *n,

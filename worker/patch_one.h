@@ -14,16 +14,6 @@
 
 #define MCH_PATCH_MAX_HEADS 256 /* heads a head list holds */
 
-/* "heads,blocks,head-pos" (comma-separated; empty items are ignored) into MCH_SWEEP_* bits.
- * @return MCH_OK, or MCH_ERR_ARG with "unknown sweep 'x' (heads, blocks, head-pos)" or
- * "--sweep is empty"; *sweeps is 0 then. */
-mch_status mch_sweep_parse(const char *s, unsigned *sweeps, mch_err *err);
-
-/* "0.1,2.3" (LAYER.HEAD items) into heads, which holds cap pairs (layer, head); *n receives the
- * count, at least 1. @return MCH_OK, or MCH_ERR_ARG ("--heads takes LAYER.HEAD pairs like
- * 0.1,2.3, got '...'") for an empty list, a bad item or more than cap items. */
-mch_status mch_heads_parse(const char *s, int *heads, int cap, int *n, mch_err *err);
-
 /* The options of one pair. Either texts (query, baseline, perturbed) or comma-separated token ids
  * (ids_baseline, ids_perturbed, optional token_types and query_ids; a bi-encoder may take its
  * query as text instead of query_ids). The strings are borrowed. */

@@ -6,42 +6,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "act_store.h"
 #include "patch.h"
-
-typedef struct {
-    mch_site site;
-    int layer;
-    char name[96];
-} cache_point;
+#include "progress.h"
 
 struct mch_worker {
-    const Mechir__JobSpec *spec;
+    const mch_job_spec *spec;
     unsigned sweeps;
     int rank;
     mch_model *m;
     mch_patcher *p;
     int *heads, n_heads;
     mch_store_writer *store;
-    cache_point *cache;
-    int n_cache;
+    mch_hook_point *cache;
+    size_t n_cache;
 };
-
-unsigned mch_worker_sweeps(const Mechir__JobSpec *spec)
-{
-    unsigned s = 0;
-    for (size_t i = 0; i < spec->n_sweeps; i++) {
-        if (!strcmp(spec->sweeps[i], "heads"))
-            s |= MCH_SWEEP_HEADS;
-        else if (!strcmp(spec->sweeps[i], "blocks"))
-            s |= MCH_SWEEP_BLOCKS;
-        else if (!strcmp(spec->sweeps[i], "head-pos"))
-            s |= MCH_SWEEP_HEAD_POS;
-    }
-    return s;
-}
 
 void mch_worker_free(mch_worker *w)
 {
@@ -54,39 +34,14 @@ void mch_worker_free(mch_worker *w)
     free(w);
 }
 
-static mch_status parse_cache(mch_worker *w, mch_err *err)
-{
-    const Mechir__JobSpec *s = w->spec;
-    int L = w->m->cfg.L;
-    w->cache = calloc(s->n_cache_hooks * (size_t)L + 1, sizeof *w->cache);
-    if (!w->cache) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < s->n_cache_hooks; i++) {
-        const char *h = s->cache_hooks[i];
-        int star = !strncmp(h, "blocks.*.", 9);
-        for (int l = 0; l < (star ? L : 1); l++) {
-            char name[96];
-            if (star)
-                snprintf(name, sizeof name, "blocks.%d.%s", l, h + 9);
-            else
-                snprintf(name, sizeof name, "%s", h);
-            cache_point *c = &w->cache[w->n_cache];
-            mch_status rc = mch_hook_parse(name, L, &c->site, &c->layer, err);
-            if (rc) return rc;
-            snprintf(c->name, sizeof c->name, "%s", name);
-            w->n_cache++;
-        }
-    }
-    return MCH_OK;
-}
-
-mch_status mch_worker_create(mch_worker **out, const Mechir__JobSpec *spec, const char *out_dir,
+mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const char *out_dir,
                              int rank, int attempt, int threads, int scratch_mb, mch_err *err)
 {
     mch_worker *w = calloc(1, sizeof *w);
     if (!w) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     w->spec = spec;
     w->rank = rank;
-    w->sweeps = mch_worker_sweeps(spec);
+    w->sweeps = mch_sweeps_bits(spec->sweeps, spec->n_sweeps);
     if (threads > 0) openblas_set_num_threads(threads);
     mch_status rc = MCH_OK;
     if (!w->sweeps && !spec->n_cache_hooks) { /* the no-op sweep: no model needed */
@@ -94,15 +49,17 @@ mch_status mch_worker_create(mch_worker **out, const Mechir__JobSpec *spec, cons
         return MCH_OK;
     }
     if ((rc = mch_model_open(&w->m, spec->model_path, err))) goto fail;
-    w->n_heads = (int)(spec->n_head_list / 2);
-    if (!(w->heads = malloc((spec->n_head_list + 1) * sizeof *w->heads))) {
+    w->n_heads = (int)spec->n_head_pos;
+    if (!(w->heads = malloc((2 * spec->n_head_pos + 1) * sizeof *w->heads))) {
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    for (size_t i = 0; i < spec->n_head_list; i++) w->heads[i] = (int)spec->head_list[i];
-    if ((rc = parse_cache(w, err))) goto fail;
+    for (size_t i = 0; i < 2 * spec->n_head_pos; i++) w->heads[i] = (int)spec->head_pos[i];
+    rc = mch_hooks_expand(spec->cache_hooks, spec->n_cache_hooks, w->m->cfg.L, &w->cache,
+                          &w->n_cache, err);
+    if (rc) goto fail;
     int patterns = 0;
-    for (int i = 0; i < w->n_cache; i++) patterns |= w->cache[i].site == MCH_SITE_PATTERN;
+    for (size_t i = 0; i < w->n_cache; i++) patterns |= w->cache[i].site == MCH_SITE_PATTERN;
     mch_patch_opts po = {w->sweeps,
                          w->n_heads,
                          w->heads,
@@ -110,12 +67,14 @@ mch_status mch_worker_create(mch_worker **out, const Mechir__JobSpec *spec, cons
                          spec->min_delta,
                          0,
                          (size_t)(scratch_mb > 0 ? scratch_mb : 256) << 20,
-                         !strcmp(spec->pooling, "mean") ? MCH_POOL_MEAN : MCH_POOL_CLS,
+                         spec->pooling && !strcmp(spec->pooling, "mean") ? MCH_POOL_MEAN
+                                                                         : MCH_POOL_CLS,
                          patterns};
     if ((rc = mch_patcher_create(&w->p, w->m, &po, (int)spec->max_len, err))) goto fail;
     if (w->n_cache) {
         mch_store_dtype dt = MCH_STORE_F32;
-        if (*spec->cache_dtype && !mch_store_dtype_parse(spec->cache_dtype, &dt)) {
+        if (spec->cache_dtype && *spec->cache_dtype &&
+            !mch_store_dtype_parse(spec->cache_dtype, &dt)) {
             rc = mch_fail(err, MCH_ERR_ARG, "unknown cache dtype '%s'", spec->cache_dtype);
             goto fail;
         }
@@ -146,8 +105,8 @@ static mch_status cache_pair(mch_worker *w, uint64_t pair_id, mch_err *err)
 {
     const mch_config *c = &w->m->cfg;
     int T = mch_patcher_tokens(w->p);
-    for (int i = 0; i < w->n_cache; i++) {
-        const cache_point *cp = &w->cache[i];
+    for (size_t i = 0; i < w->n_cache; i++) {
+        const mch_hook_point *cp = &w->cache[i];
         int64_t shape[3];
         int nd;
         if (cp->site == MCH_SITE_PATTERN)
@@ -166,18 +125,41 @@ static mch_status cache_pair(mch_worker *w, uint64_t pair_id, mch_err *err)
     return MCH_OK;
 }
 
-/* Patches one pair into r (arrays allocated here). */
-static mch_status run_pair(mch_worker *w, const Mechir__PairInput *in, Mechir__PairResult *r,
+/* Copies the effects of the sweeps that ran into r (NULL where a sweep did not run). */
+static int keep_maps(const mch_worker *w, const mch_patch_result *res, size_t nh, size_t nb,
+                     size_t nk, mch_pair_result *r)
+{
+    int oom = 0;
+    if (w->sweeps & MCH_SWEEP_HEADS) {
+        r->n_heads = nh;
+        r->heads = dup_floats(res->heads, nh, &oom);
+        r->heads_scores = dup_floats(res->heads_scores, nh, &oom);
+    }
+    if (w->sweeps & MCH_SWEEP_BLOCKS) {
+        r->n_blocks = nb;
+        r->blocks = dup_floats(res->blocks, nb, &oom);
+        r->blocks_scores = dup_floats(res->blocks_scores, nb, &oom);
+    }
+    if (w->sweeps & MCH_SWEEP_HEAD_POS) {
+        r->n_head_pos_z = r->n_head_pos_pattern = nk;
+        r->head_pos_z = dup_floats(res->head_pos_z, nk, &oom);
+        r->head_pos_z_scores = dup_floats(res->head_pos_z_scores, nk, &oom);
+        r->head_pos_pattern = dup_floats(res->head_pos_pattern, nk, &oom);
+        r->head_pos_pattern_scores = dup_floats(res->head_pos_pattern_scores, nk, &oom);
+    }
+    return oom;
+}
+
+/* Patches one pair into r (zeroed by the caller; arrays allocated here). */
+static mch_status run_pair(mch_worker *w, const mch_pair_input *in, mch_pair_result *r,
                            mch_err *err)
 {
-    mechir__pair_result__init(r);
-    r->pair = (Mechir__PairInput *)in;
-    r->skip_reason = (char *)"";
-    r->error = (char *)"";
+    r->pair.index = in->index;
+    r->pair.pair_id = in->pair_id;
     if (!w->p) return MCH_OK; /* no-op sweep */
     const mch_config *c = &w->m->cfg;
-    size_t T = in->n_ids_baseline, K = (size_t)w->n_heads;
-    if (T < 1 || T > w->spec->max_len || in->n_ids_perturbed != T || in->n_token_types != T) {
+    size_t T = in->T, K = (size_t)w->n_heads;
+    if (T < 1 || T > w->spec->max_len) {
         r->error = strdup("pair arrays of inconsistent lengths");
         return r->error ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     }
@@ -190,102 +172,43 @@ static mch_status run_pair(mch_worker *w, const Mechir__PairInput *in, Mechir__P
     float *hp = buf + 2 * (nh + nb);
     res.head_pos_z = hp, res.head_pos_z_scores = hp + nk;
     res.head_pos_pattern = hp + 2 * nk, res.head_pos_pattern_scores = hp + 3 * nk;
-    mch_patch_pair pair = {
-        (int)T,          in->ids_baseline,     in->ids_perturbed,
-        in->token_types, (int)in->n_query_ids, in->n_query_ids ? in->query_ids : NULL};
+    mch_patch_pair pair = {(int)T,          in->ids_baseline, in->ids_perturbed,
+                           in->token_types, (int)in->Tq,      in->Tq ? in->query_ids : NULL};
     mch_err perr = {0};
     mch_status rc = mch_patch_run(w->p, &pair, &res, &perr);
     int oom = 0;
-    if (rc) {
-        r->error = strdup(perr.msg);
-        oom = !r->error;
+    if (rc) { /* this pair failed; the unit goes on */
+        rc = MCH_OK;
+        oom = !(r->error = strdup(perr.msg));
     } else {
         r->score_baseline = res.score_baseline;
         r->score_perturbed = res.score_perturbed;
-        if (res.skipped) {
-            r->skip_reason = strdup(res.skip_reason);
-            oom = !r->skip_reason;
-        } else {
-            if (w->sweeps & MCH_SWEEP_HEADS) {
-                r->n_heads = r->n_heads_scores = nh;
-                r->heads = dup_floats(res.heads, nh, &oom);
-                r->heads_scores = dup_floats(res.heads_scores, nh, &oom);
-            }
-            if (w->sweeps & MCH_SWEEP_BLOCKS) {
-                r->n_blocks = r->n_blocks_scores = nb;
-                r->blocks = dup_floats(res.blocks, nb, &oom);
-                r->blocks_scores = dup_floats(res.blocks_scores, nb, &oom);
-            }
-            if (w->sweeps & MCH_SWEEP_HEAD_POS) {
-                r->n_head_pos_z = r->n_head_pos_z_scores = nk;
-                r->n_head_pos_pattern = r->n_head_pos_pattern_scores = nk;
-                r->head_pos_z = dup_floats(res.head_pos_z, nk, &oom);
-                r->head_pos_z_scores = dup_floats(res.head_pos_z_scores, nk, &oom);
-                r->head_pos_pattern = dup_floats(res.head_pos_pattern, nk, &oom);
-                r->head_pos_pattern_scores = dup_floats(res.head_pos_pattern_scores, nk, &oom);
-            }
-        }
-        if (w->store && (rc = cache_pair(w, in->pair_id, err))) {
-            free(buf);
-            return rc;
-        }
+        if (res.skipped)
+            oom = !(r->skip_reason = strdup(res.skip_reason));
+        else
+            oom = keep_maps(w, &res, nh, nb, nk, r);
+        rc = w->store ? cache_pair(w, in->pair_id, err) : MCH_OK;
     }
     free(buf);
+    if (rc) return rc;
     return oom ? mch_fail(err, MCH_ERR_NOMEM, "out of memory") : MCH_OK;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-mch_status mch_worker_run_unit(mch_worker *w, const Mechir__WorkUnit *u, Mechir__UnitResult *res,
+mch_status mch_worker_run_unit(mch_worker *w, const mch_work_unit *u, mch_unit_result *res,
                                mch_err *err)
 {
-    double t0 = now_s();
-    mechir__unit_result__init(res);
+    double t0 = mch_now_s();
+    memset(res, 0, sizeof *res);
     res->unit_id = u->unit_id;
     res->rank = (uint32_t)w->rank;
-    res->results = calloc(u->n_pairs + 1, sizeof *res->results);
-    Mechir__PairResult *rs = calloc(u->n_pairs + 1, sizeof *rs);
-    if (!res->results || !rs) {
-        free(res->results);
-        free(rs);
-        res->results = NULL;
+    if (!(res->results = calloc(u->n_pairs + 1, sizeof *res->results)))
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    }
     mch_status rc = MCH_OK;
     for (size_t i = 0; i < u->n_pairs && !rc; i++) {
-        rc = run_pair(w, u->pairs[i], &rs[i], err);
-        res->results[i] = &rs[i];
         res->n_results = i + 1;
+        rc = run_pair(w, &u->pairs[i], &res->results[i], err);
     }
     if (!rc && w->store) rc = mch_store_writer_sync(w->store, err);
-    res->seconds = now_s() - t0;
+    res->seconds = mch_now_s() - t0;
     return rc;
-}
-
-void mch_worker_release(Mechir__UnitResult *res)
-{
-    if (!res->results) return;
-    Mechir__PairResult *rs = res->n_results ? res->results[0] : NULL;
-    for (size_t i = 0; i < res->n_results; i++) {
-        Mechir__PairResult *r = res->results[i];
-        if (r->skip_reason && *r->skip_reason) free(r->skip_reason);
-        if (r->error && *r->error) free(r->error);
-        free(r->heads);
-        free(r->heads_scores);
-        free(r->blocks);
-        free(r->blocks_scores);
-        free(r->head_pos_z);
-        free(r->head_pos_z_scores);
-        free(r->head_pos_pattern);
-        free(r->head_pos_pattern_scores);
-    }
-    free(rs);
-    free(res->results);
-    res->results = NULL;
-    res->n_results = 0;
 }

@@ -26,6 +26,9 @@ typedef enum {
     MCH_SITE_COUNT
 } mch_site;
 
+/* Patching sweeps (kernels/patch.h runs them; job specs name them: heads, blocks, head-pos). */
+enum { MCH_SWEEP_HEADS = 1, MCH_SWEEP_BLOCKS = 2, MCH_SWEEP_HEAD_POS = 4 };
+
 /* Parses a TransformerLens hook name for a model of L layers. */
 mch_status mch_hook_parse(const char *name, int L, mch_site *site, int *layer, mch_err *err);
 /* Writes the hook name of (site, layer) into buf; returns buf. */

@@ -34,30 +34,24 @@ static void run_case(const char *dtype, double rel_bound)
     cJSON *g = tu_read_json(MCH_TEST_DATA "/patching/demo-tfc1.json");
     assert_non_null(g);
     /* Two pairs of the golden patching fixture as one work unit. */
-    Mechir__PairInput in[2], *inp[2];
+    mch_pair_input in[2] = {{0}};
     int32_t b[2][512], p[2][512], t[2][512];
     uint8_t roles[2][512] = {{0}};
     for (int i = 0; i < 2; i++) {
         const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(g, "cases"), i);
-        mechir__pair_input__init(&in[i]);
         int T = ids_of(c, "ids_baseline", b[i]);
         assert_int_equal(ids_of(c, "ids_perturbed", p[i]), T);
         assert_int_equal(ids_of(c, "token_types", t[i]), T);
         in[i].index = (uint64_t)i;
         in[i].pair_id = 0xabc0 + (uint64_t)i;
-        in[i].n_ids_baseline = in[i].n_ids_perturbed = in[i].n_token_types = (size_t)T;
+        in[i].T = (size_t)T;
         in[i].ids_baseline = b[i], in[i].ids_perturbed = p[i], in[i].token_types = t[i];
-        in[i].roles.len = (size_t)T, in[i].roles.data = roles[i];
-        inp[i] = &in[i];
+        in[i].roles = roles[i];
     }
-    Mechir__WorkUnit u;
-    mechir__work_unit__init(&u);
-    u.n_pairs = 2;
-    u.pairs = inp;
+    mch_work_unit u = {0, in, 2};
     static char *sweeps[1] = {"heads"};
     char *hooks[2] = {"blocks.*.attn.hook_pattern", "hook_full_embed"};
-    Mechir__JobSpec spec;
-    mechir__job_spec__init(&spec);
+    mch_job_spec spec = {0};
     spec.model_path = DEMO;
     spec.n_sweeps = 1, spec.sweeps = sweeps;
     spec.max_len = 64, spec.min_delta = 1e-3, spec.pooling = "cls";
@@ -65,10 +59,17 @@ static void run_case(const char *dtype, double rel_bound)
     mch_worker *w = NULL;
     mch_err err = {0};
     if (mch_worker_create(&w, &spec, dir, 1, 0, 1, 64, &err)) fail_msg("%s", err.msg);
-    Mechir__UnitResult res;
+    mch_unit_result res;
     assert_int_equal(mch_worker_run_unit(w, &u, &res, &err), MCH_OK);
     assert_int_equal(res.n_results, 2);
-    mch_worker_release(&res);
+    for (int i = 0; i < 2; i++) { /* each result echoes its pair's index and id only */
+        assert_int_equal(res.results[i].pair.index, in[i].index);
+        assert_int_equal(res.results[i].pair.pair_id, in[i].pair_id);
+        assert_int_equal(res.results[i].pair.T, 0);
+        if (!res.results[i].skip_reason && !res.results[i].error)
+            assert_int_equal(res.results[i].n_heads, (size_t)4 * 4); /* L * NH of the demo */
+    }
+    mch_unit_result_deinit(&res);
     mch_worker_free(w);
 
     /* The reference: a separate hooked forward of each input. */
@@ -87,7 +88,7 @@ static void run_case(const char *dtype, double rel_bound)
     float *got = malloc((size_t)m->cfg.NH * 512 * 512 * sizeof *got);
     for (int i = 0; i < 2; i++)
         for (int run = 0; run < 2; run++) {
-            int T = (int)in[i].n_ids_baseline;
+            int T = (int)in[i].T;
             mch_batch bt = {1, T, run ? p[i] : b[i], t[i], &T};
             float score;
             mch_forward_out out = {&score, NULL, NULL};

@@ -1,0 +1,242 @@
+/* Planning a run (see plan.h). The spec is built from the options and the model's text side
+ * only (config.json, vocab.txt, the sha256 of the weights file): the coordinator never maps
+ * weights. */
+#include "plan.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "sha256.h"
+
+/* The sha256 of DIR/NAME into hex. */
+static mch_status sha_of(const char *dir, const char *name, char hex[65], mch_err *err)
+{
+    char *path = mch_path_join(dir, name);
+    if (!path) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    mch_status rc = mch_sha256_file(path, hex, err);
+    free(path);
+    return rc;
+}
+
+/* The description of the input files (names, not contents) a resume must agree on. */
+static char *inputs_text(const mch_source_opts *so)
+{
+    const char *fmt = "input=%s run=%s topics=%s docs=%s qrels=%s top_k=%d df=%s";
+#define S(x) ((x) ? (x) : "")
+    int n = snprintf(NULL, 0, fmt, S(so->input), S(so->run), S(so->topics), S(so->docs),
+                     S(so->qrels), so->top_k, S(so->df));
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s)
+        snprintf(s, (size_t)n + 1, fmt, S(so->input), S(so->run), S(so->topics), S(so->docs),
+                 S(so->qrels), so->top_k, S(so->df));
+#undef S
+    return s;
+}
+
+/* Sweeps in canonical order and the head-pos heads (kept only for head-pos). */
+static mch_status plan_sweeps(const mch_run_opts *o, const mch_config *cfg, mch_job_spec *s,
+                              mch_err *err)
+{
+    unsigned bits;
+    mch_status rc = mch_sweeps_parse(o->sweep ? o->sweep : "heads", &bits, err);
+    if (rc) return rc;
+    const char *names[3];
+    s->n_sweeps = 0;
+    size_t n = mch_sweeps_names(bits, names);
+    if (!(s->sweeps = calloc(n, sizeof *s->sweeps)))
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    for (; s->n_sweeps < n; s->n_sweeps++)
+        if (!mch_msg_str(&s->sweeps[s->n_sweeps], names[s->n_sweeps]))
+            return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (o->heads && (rc = mch_heads_parse(o->heads, &s->head_pos, &s->n_head_pos, err))) return rc;
+    if ((bits & MCH_SWEEP_HEAD_POS) && !s->n_head_pos)
+        return mch_fail(err, MCH_ERR_ARG, "--sweep head-pos needs --heads");
+    if (!(bits & MCH_SWEEP_HEAD_POS)) s->n_head_pos = 0; /* heads only matter to head-pos */
+    size_t k = mch_heads_outside(s->head_pos, s->n_head_pos, (uint32_t)cfg->L, (uint32_t)cfg->NH);
+    if (k--)
+        return mch_fail(err, MCH_ERR_ARG,
+                        "--heads: head %u.%u is outside the model (%d layers, %d heads)",
+                        s->head_pos[2 * k], s->head_pos[2 * k + 1], cfg->L, cfg->NH);
+    return MCH_OK;
+}
+
+/* Pooling, cache hooks (checked against the model) and the cache dtype. */
+static mch_status plan_cache(const mch_run_opts *o, const mch_config *cfg, mch_job_spec *s,
+                             mch_err *err)
+{
+    if (strcmp(s->pooling, "cls") && strcmp(s->pooling, "mean"))
+        return mch_fail(err, MCH_ERR_ARG, "--pooling takes cls or mean, got '%s'", s->pooling);
+    if (o->cache) {
+        mch_hook_point *pts = NULL;
+        size_t n_pts;
+        mch_status rc = mch_list_split(o->cache, &s->cache_hooks, &s->n_cache_hooks, err);
+        if (!rc) rc = mch_hooks_expand(s->cache_hooks, s->n_cache_hooks, cfg->L, &pts, &n_pts, err);
+        free(pts);
+        if (rc) return rc;
+    }
+    if (o->cache_dtype && strcmp(o->cache_dtype, "f32") && strcmp(o->cache_dtype, "bf16") &&
+        strcmp(o->cache_dtype, "fp16"))
+        return mch_fail(err, MCH_ERR_ARG, "--cache-dtype takes f32, bf16 or fp16, got '%s'",
+                        o->cache_dtype);
+    return MCH_OK;
+}
+
+mch_status mch_plan_spec(const mch_run_opts *o, const mch_model_meta *m, mch_job_spec *s,
+                         mch_err *err)
+{
+    const mch_config *cfg = &m->cfg;
+    const mch_source_opts *so = &o->src;
+    char sha[65], vocab_sha[65];
+    memset(s, 0, sizeof *s);
+    mch_status rc = sha_of(o->model, "model.safetensors", sha, err);
+    if (!rc) rc = sha_of(o->model, "vocab.txt", vocab_sha, err);
+    if (rc) return rc;
+    const char *const strs[][2] = {
+        {MCH_JOB_FORMAT, NULL},
+        {o->model, NULL},
+        {sha, NULL},
+        {vocab_sha, NULL},
+        {mch_arch_name(cfg->arch), NULL},
+        {cfg->architecture, NULL},
+        {so->perturb, "tfc1"},
+        {so->position, "end"},
+        {so->filler, "a"},
+        {o->pooling, "cls"},
+        {o->cache_dtype, o->cache ? "f32" : ""},
+        {MCH_VERSION, NULL},
+    };
+    char **dst[] = {&s->format, &s->model_path,   &s->model_sha256, &s->vocab_hash,
+                    &s->arch,   &s->architecture, &s->perturbation, &s->position,
+                    &s->filler, &s->pooling,      &s->cache_dtype,  &s->software_version};
+    for (size_t i = 0; i < sizeof dst / sizeof dst[0]; i++)
+        if (!mch_msg_str(dst[i], strs[i][0] ? strs[i][0] : strs[i][1]))
+            return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (!(s->inputs = inputs_text(so))) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    s->layers = (uint32_t)cfg->L, s->heads = (uint32_t)cfg->NH, s->hidden = (uint32_t)cfg->C;
+    s->max_len = (uint32_t)(so->max_len ? so->max_len : cfg->max_pos);
+    s->max_query_len = (uint32_t)(so->max_query_len ? so->max_query_len : 64);
+    s->min_delta = o->min_delta > 0 ? o->min_delta : 1e-3;
+    s->seed = so->seed;
+    s->stem = so->stem;
+    if ((rc = plan_sweeps(o, cfg, s, err))) return rc;
+    return plan_cache(o, cfg, s, err);
+}
+
+/* The first attempt number after 0 for which no rank of size has a cache file. */
+static mch_status new_attempt(const char *out, int size, int *attempt, mch_err *err)
+{
+    char *cache = mch_path_join(out, "cache");
+    char name[64];
+    int used = 1, a = 0;
+    while (cache && used) {
+        used = 0;
+        ++a;
+        for (int r = 0; r < size && !used; r++) {
+            snprintf(name, sizeof name, "rank-%d-a%d.idx", r, a);
+            char *path = mch_path_join(cache, name);
+            struct stat sb;
+            used = !path || stat(path, &sb) == 0;
+            if (!path) cache = NULL;
+            free(path);
+        }
+    }
+    free(cache);
+    if (used) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    *attempt = a;
+    return MCH_OK;
+}
+
+/* Refuses to resume a journal of another job; why names the first differing field. */
+static mch_status same_job(const mch_journal *j, const mch_job_spec *spec, const uint8_t *bytes,
+                           size_t len, mch_err *err)
+{
+    if (j->spec_len == len && !memcmp(j->spec, bytes, len)) return MCH_OK;
+    mch_job_spec old;
+    mch_err e = {0};
+    char why[600] = "the journal's job spec does not decode";
+    if (!mch_job_spec_unpack(&old, j->spec, j->spec_len, "the journal's job spec", &e)) {
+        mch_spec_diff d;
+        if (mch_job_spec_diff(&old, spec, MCH_SPEC_SAME_JOB, &d))
+            snprintf(why, sizeof why, "%s: %s in the journal, %s now", d.field, d.a, d.b);
+        else
+            snprintf(why, sizeof why, "the job options differ");
+        mch_job_spec_deinit(&old);
+    }
+    return mch_fail(err, MCH_ERR_ARG, "cannot resume %s: %s", j->path, why);
+}
+
+/* Marks the journaled pairs done. */
+static mch_status done_map(const mch_journal *j, mch_plan_resume *r, mch_err *err)
+{
+    uint64_t cap = 0;
+    for (size_t i = 0; i < j->n_recs; i++)
+        if (j->recs[i].index + 1 > cap) cap = j->recs[i].index + 1;
+    if (!(r->done = calloc(cap + 1, 1))) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < j->n_recs; i++) r->done[j->recs[i].index] = 1;
+    r->done_cap = cap;
+    for (uint64_t i = 0; i < cap; i++) r->n_done += r->done[i];
+    return MCH_OK;
+}
+
+mch_status mch_plan_journal(const mch_run_opts *o, const mch_job_spec *spec, const uint8_t *bytes,
+                            size_t len, int size, mch_journal *j, mch_plan_resume *r, mch_err *err)
+{
+    memset(r, 0, sizeof *r);
+    memset(j, 0, sizeof *j);
+    char *path = mch_path_join(o->out, "journal.bin");
+    if (!path) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    mch_status rc;
+    if (o->resume && access(path, F_OK) == 0) {
+        rc = mch_journal_open(j, path, 1, mch_pair_result_index, err);
+        if (!rc) rc = same_job(j, spec, bytes, len, err);
+        if (!rc) rc = done_map(j, r, err);
+        if (!rc) rc = new_attempt(o->out, size, &r->attempt, err);
+        r->resumed = 1;
+    } else {
+        rc = mch_journal_create(j, path, bytes, len, err);
+    }
+    free(path);
+    return rc;
+}
+
+mch_status mch_plan_write_job(const mch_run_opts *o, mch_err *err)
+{
+    char *path = mch_path_join(o->out, "job.json");
+    if (!path) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    const char *text = o->job_json ? o->job_json : "{}";
+    mch_status rc = mch_write_file_atomic(path, text, strlen(text), err);
+    free(path);
+    return rc;
+}
+
+mch_status mch_plan_count(const mch_run_opts *o, const mch_model_meta *m, size_t journaled,
+                          int size, uint64_t *total, mch_err *err)
+{
+    mch_pair_source *counter = NULL;
+    mch_status rc = mch_pair_source_open(&counter, &o->src, m, err);
+    *total = 0;
+    for (;;) {
+        const mch_record *r;
+        if (rc || (rc = mch_pair_source_next_record(counter, &r, err)) || !r) break;
+        ++*total;
+    }
+    if (!rc) {
+        const mch_skip_report *rep = mch_pair_source_report(counter);
+        char first[200] = "";
+        if (rep->skipped)
+            snprintf(first, sizeof first, " (first: %s)",
+                     rep->n_entries ? rep->entries[0].reason : "bad input lines");
+        mch_log_info("mechir run: %ld input units, %llu records, %ld bad input lines%s; %llu "
+                     "already done; %d rank%s",
+                     rep->units, (unsigned long long)*total, rep->skipped, first,
+                     (unsigned long long)journaled, size, size == 1 ? "" : "s");
+    }
+    mch_pair_source_close(counter);
+    return rc;
+}

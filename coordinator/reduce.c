@@ -1,0 +1,293 @@
+/* The outputs of a run from its journal (see reduce.h). */
+#include "reduce.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmap.h"
+#include "fsutil.h"
+#include "journal.h"
+#include "jsonout.h"
+#include "perturb.h"
+
+/* ---- pairs.jsonl -------------------------------------------------------------------------- */
+
+/* rows arrays of cols floats from x, as [[..],[..]]. */
+static void float_rows(FILE *f, const float *x, size_t rows, size_t cols)
+{
+    putc('[', f);
+    for (size_t r = 0; r < rows; r++) {
+        if (r) putc(',', f);
+        mch_json_float_array(f, x + r * cols, (int)cols);
+    }
+    putc(']', f);
+}
+
+static void pair_maps(FILE *f, const mch_pair_result *r, const mch_job_spec *s)
+{
+    size_t T = r->pair.T, L = s->layers, NH = s->heads, K = s->n_head_pos;
+    if (r->n_heads) {
+        fputs(",\"heads\":", f);
+        float_rows(f, r->heads, L, NH);
+    }
+    if (r->n_blocks) {
+        static const char *names[3] = {"resid_pre", "attn_out", "mlp_out"};
+        fputs(",\"blocks\":{", f);
+        for (size_t k = 0; k < 3; k++) {
+            fprintf(f, "%s\"%s\":", k ? "," : "", names[k]);
+            float_rows(f, r->blocks + k * L * T, L, T);
+        }
+        putc('}', f);
+    }
+    if (r->n_head_pos_z) {
+        fputs(",\"head_pos\":{\"z\":", f);
+        float_rows(f, r->head_pos_z, K, T);
+        fputs(",\"pattern\":", f);
+        float_rows(f, r->head_pos_pattern, K, T);
+        putc('}', f);
+    }
+}
+
+static void write_pair_line(FILE *f, const mch_pair_result *r, const mch_job_spec *s)
+{
+    const mch_pair_input *p = &r->pair;
+    size_t T = p->T;
+    fprintf(f, "{\"pair_id\":\"%016llx\",\"index\":%llu,\"qid\":", (unsigned long long)p->pair_id,
+            (unsigned long long)p->index);
+    mch_json_string(f, p->qid);
+    fputs(",\"docno\":", f);
+    mch_json_string(f, p->docno);
+    fputs(",\"term\":", f);
+    mch_json_string(f, p->term);
+    fprintf(f, ",\"position\":%d", p->position);
+    if (p->relevance >= 0) fprintf(f, ",\"relevance\":%d", p->relevance);
+    if (p->rank >= 0) fprintf(f, ",\"rank\":%d", p->rank);
+    fputs(",\"score_baseline\":", f);
+    mch_json_number(f, r->score_baseline);
+    fputs(",\"score_perturbed\":", f);
+    mch_json_number(f, r->score_perturbed);
+    if (r->skip_reason) {
+        fputs(",\"skipped\":", f);
+        mch_json_string(f, r->skip_reason);
+    }
+    if (r->error) {
+        fputs(",\"error\":", f);
+        mch_json_string(f, r->error);
+    }
+    pair_maps(f, r, s);
+    fputs(",\"baseline_ids\":", f);
+    mch_json_int_array(f, p->ids_baseline, (int)T);
+    fputs(",\"perturbed_ids\":", f);
+    mch_json_int_array(f, p->ids_perturbed, (int)T);
+    fputs(",\"roles\":[", f);
+    for (size_t t = 0; t < T; t++)
+        fprintf(f, t ? ",\"%s\"" : "\"%s\"", mch_role_name((mch_role)p->roles[t]));
+    fputs("]}\n", f);
+}
+
+/* ---- the reduction ------------------------------------------------------------------------ */
+
+static int cmp_rec(const void *a, const void *b)
+{
+    const mch_journal_rec *x = a, *y = b;
+    if (x->index != y->index) return x->index < y->index ? -1 : 1;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* The spec as the circuit map records it: only what the map's numbers depend on. */
+static mch_status map_spec(const mch_job_spec *spec, mch_job_spec *out, mch_err *err)
+{
+    mch_status rc = mch_job_spec_copy(out, spec, err);
+    if (rc) return rc;
+    mch_msg_strv_free(out->cache_hooks, out->n_cache_hooks);
+    out->cache_hooks = NULL;
+    out->n_cache_hooks = 0;
+    if (!mch_msg_str(&out->inputs, "") || !mch_msg_str(&out->cache_dtype, ""))
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    return MCH_OK;
+}
+
+/* Every record in pair order into the accumulator and pairs.jsonl (pf). */
+static mch_status read_records(mch_journal *j, FILE *f, FILE *pf, const mch_job_spec *spec,
+                               uint64_t expected, mch_cmap_acc *acc, mch_err *err)
+{
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    uint64_t next = 0;
+    mch_status rc = MCH_OK;
+    for (size_t i = 0; !rc && i < j->n_recs; i++) {
+        const mch_journal_rec *r = &j->recs[i];
+        if (i && r->index == j->recs[i - 1].index) continue; /* a pair redone after a crash */
+        if (r->index != next) {
+            rc = mch_fail(err, MCH_ERR_FORMAT, "%s: pair #%llu is missing", j->path,
+                          (unsigned long long)next);
+            break;
+        }
+        next++;
+        if (r->length > cap) {
+            uint8_t *nb = realloc(buf, r->length);
+            if (!nb) {
+                rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+                break;
+            }
+            buf = nb;
+            cap = r->length;
+        }
+        mch_pair_result pr;
+        mch_err e = {0};
+        if ((rc = mch_journal_read(j, f, r, buf, err))) break;
+        if ((rc = mch_pair_result_unpack(&pr, buf, r->length, &e))) {
+            rc = mch_fail(err, MCH_ERR_FORMAT, "%s: record at %llu: %s", j->path,
+                          (unsigned long long)r->offset, e.msg);
+            break;
+        }
+        rc = mch_cmap_acc_add(acc, &pr, err);
+        if (!rc) write_pair_line(pf, &pr, spec);
+        mch_pair_result_deinit(&pr);
+    }
+    if (!rc && next != expected)
+        rc = mch_fail(err, MCH_ERR_FORMAT, "%s: %llu pairs journaled, %llu expected", j->path,
+                      (unsigned long long)next, (unsigned long long)expected);
+    free(buf);
+    return rc;
+}
+
+mch_status mch_reduce(const char *out, const mch_job_spec *spec, uint64_t expected,
+                      const char *site, mch_cmap *map, mch_err *err)
+{
+    memset(map, 0, sizeof *map);
+    char *jpath = mch_path_join(out, "journal.bin"), *ppath = mch_path_join(out, "pairs.jsonl");
+    mch_job_spec ms = {0};
+    mch_journal j = {0};
+    mch_cmap_acc acc = {0};
+    FILE *f = NULL;
+    mch_outfile pf = {0};
+    mch_status rc = jpath && ppath ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (!rc) rc = map_spec(spec, &ms, err);
+    if (!rc) rc = mch_journal_open(&j, jpath, 0, mch_pair_result_index, err);
+    if (!rc && j.n_recs) qsort(j.recs, j.n_recs, sizeof *j.recs, cmp_rec);
+    if (!rc && !(f = fopen(jpath, "rb")))
+        rc = mch_fail(err, MCH_ERR_IO, "%s: %s", jpath, strerror(errno));
+    if (!rc && mch_outfile_open(&pf, ppath) != 0)
+        rc = mch_fail(err, MCH_ERR_IO, "%s: %s", ppath, strerror(errno));
+    else if (!rc)
+        rc = mch_cmap_acc_init(&acc, (int)spec->layers, (int)spec->heads, (int)spec->n_head_pos,
+                               err);
+    if (!rc) rc = read_records(&j, f, pf.f, spec, expected, &acc, err);
+    if (pf.f && rc) mch_outfile_abort(&pf);
+    if (pf.f && !rc && mch_outfile_commit(&pf) != 0)
+        rc = mch_fail(err, MCH_ERR_IO, "%s: %s", ppath, strerror(errno));
+    const char *sites[1] = {site ? site : ""};
+    if (!rc) rc = mch_cmap_acc_finish(&acc, &ms, sites, 1, map, err);
+    if (f) fclose(f);
+    if (j.path) mch_journal_close(&j);
+    mch_cmap_acc_deinit(&acc);
+    mch_job_spec_deinit(&ms);
+    free(jpath);
+    free(ppath);
+    return rc;
+}
+
+/* ---- circuit files, run.json, top heads --------------------------------------------------- */
+
+static void write_json(FILE *f, const void *map)
+{
+    mch_cmap_write_json(map, f);
+}
+
+mch_status mch_reduce_write_maps(const char *out, const mch_cmap *map, mch_err *err)
+{
+    char *path = mch_path_join(out, "circuit.cmap");
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    mch_cmap check = {0};
+    mch_status rc = path ? mch_cmap_pack(map, &bytes, &len, err)
+                         : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (!rc) rc = mch_write_file_atomic(path, bytes, len, err);
+    if (!rc) rc = mch_cmap_unpack(&check, bytes, len, path, err);
+    if (!rc) rc = mch_write_file_with(out, "circuit.json", write_json, &check, err);
+    mch_cmap_deinit(&check);
+    free(bytes);
+    free(path);
+    return rc;
+}
+
+typedef struct {
+    const mch_cmap *map;
+    const mch_run_record *r;
+} run_json_ctx;
+
+static void run_json(FILE *f, const void *ctx)
+{
+    const mch_cmap *m = ((const run_json_ctx *)ctx)->map;
+    const mch_run_record *r = ((const run_json_ctx *)ctx)->r;
+    char when[64];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&r->started));
+    fprintf(f, "{\"format\":\"mechir-run/1\",\"software_version\":\"%s\",\"started\":\"%s\",",
+            MCH_VERSION, when);
+    fprintf(f, "\"seconds\":%.3f,\"ranks\":%d,\"workers\":%d,\"resumed\":%s,\"hosts\":[",
+            r->seconds, r->ranks, r->ranks > 1 ? r->ranks - 1 : 1, r->resumed ? "true" : "false");
+    for (int i = 0; i < r->ranks; i++) {
+        if (i) putc(',', f);
+        mch_json_string(f, r->hosts[i]);
+    }
+    fprintf(f,
+            "],\"pairs\":{\"total\":%llu,\"used\":%llu,\"skipped\":%llu,\"failed\":%llu,\"this_"
+            "attempt\":%llu}",
+            (unsigned long long)m->pairs_total, (unsigned long long)m->pairs_used,
+            (unsigned long long)m->pairs_skipped, (unsigned long long)m->pairs_failed,
+            (unsigned long long)r->done);
+    fprintf(
+        f,
+        ",\"units\":%llu,\"pairs_per_second\":%.3f,\"worker_busy_seconds\":%.3f,\"model_sha256\":",
+        (unsigned long long)r->units, r->seconds > 0 ? (double)r->done / r->seconds : 0.0,
+        r->busy_s);
+    mch_json_string(f, r->model_sha256);
+    fputs(",\"inputs\":", f);
+    mch_json_string(f, r->inputs);
+    fputs(",\"job\":", f);
+    fputs(r->job ? r->job : "{}", f);
+    fputs("}\n", f);
+}
+
+mch_status mch_reduce_write_run_json(const char *out, const mch_cmap *map, const mch_run_record *r,
+                                     mch_err *err)
+{
+    run_json_ctx ctx = {map, r};
+    return mch_write_file_with(out, "run.json", run_json, &ctx, err);
+}
+
+typedef struct {
+    double mean;
+    size_t cell;
+} ranked;
+
+/* By mean effect, largest first; equal means by cell. */
+static int cmp_ranked(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->mean != y->mean) return x->mean > y->mean ? -1 : 1;
+    return x->cell < y->cell ? -1 : x->cell > y->cell;
+}
+
+mch_status mch_print_top_heads(const mch_cmap *map, int k, FILE *f, mch_err *err)
+{
+    const mch_stats *h = &map->heads;
+    size_t n = h->cells, NH = map->spec.heads;
+    if (!n || !map->pairs_used || !h->n[0]) return MCH_OK;
+    ranked *order = malloc(n * sizeof *order);
+    if (!order) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) order[i] = (ranked){h->mean[i], i};
+    qsort(order, n, sizeof *order, cmp_ranked);
+    fprintf(f, "top heads by mean effect (patched - baseline) / (perturbed - baseline):\n");
+    for (size_t r = 0; r < (size_t)k && r < n; r++) {
+        size_t i = order[r].cell;
+        double sd = h->n[i] > 1 ? mch_stats_std(h, i) : 0;
+        fprintf(f, "  %zu. head %zu.%zu  mean %+.4f  std %.4f  n %llu\n", r + 1, i / NH, i % NH,
+                h->mean[i], sd, (unsigned long long)h->n[i]);
+    }
+    free(order);
+    return MCH_OK;
+}

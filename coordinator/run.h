@@ -1,0 +1,34 @@
+/* `mechir run` on rank 0, as a library call: plan the job (plan.h), open or resume its journal,
+ * hand out work units (units.h) to the workers or to a local runner (dispatch.h), and reduce the
+ * journal into the outputs (reduce.h). Prints progress and messages on stderr (log.h) and the top
+ * heads on o->summary; never exits. */
+#ifndef MCH_RUN_H
+#define MCH_RUN_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "dispatch.h"
+#include "pairs_source.h"
+
+typedef struct {
+    const char *model, *out;   /* required */
+    const char *site;          /* provenance in the map (NULL: "") */
+    const char *sweep, *heads; /* NULL: "heads"; L.H list for head-pos */
+    const char *cache, *cache_dtype, *pooling;
+    double min_delta;                           /* 0: 1e-3 */
+    int resume, threads, scratch_mb, unit_size; /* 0: defaults (1, 256 MB, adaptive) */
+    mch_source_opts src;
+    const char *job_json;              /* the options as given: OUT/job.json */
+    const char *job_compact;           /* the same on one line, for run.json */
+    const volatile sig_atomic_t *stop; /* a signal number once a stop was asked for */
+    FILE *summary;                     /* the top heads at the end (stdout), or NULL */
+} mch_run_opts;
+
+/* Runs the coordinator of a job over size ranks (size 1: units run through local). On success
+ * *interrupted is 0 (outputs written) or the signal that stopped the run after the units in
+ * flight (journal flushed; continue with --resume). Errors name the file, rank or field. */
+mch_status mch_run_coordinate(const mch_run_opts *o, int size, const mch_local_runner *local,
+                              int *interrupted, mch_err *err);
+
+#endif

@@ -1,0 +1,245 @@
+/* The message layer of a run: plain C structs for what travels between the coordinator and the
+ * workers (MPI messages), what the resume journal holds and what a circuit map file holds, with
+ * the functions that pack them into protobuf bytes (proto/mechir.proto) and unpack and validate
+ * untrusted bytes. The generated protobuf-c types never leave proto/msg*.c.
+ *
+ * Ownership: a struct owns what its pointers point to (heap). Its _deinit function frees the
+ * members and zeroes the struct; it accepts NULL and zeroed structs. Strings of a job spec and of
+ * a pair input may be NULL in a struct the program builds (packed as empty) and are never NULL
+ * in an unpacked one (empty: ""); a result's skip_reason and error are NULL when there is none.
+ * An unpack function checks sizes and shapes before it returns anything: on failure the output
+ * struct is left zeroed and the message names the field and the numbers. */
+#ifndef MCH_MSG_H
+#define MCH_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hooks.h"
+#include "mch_err.h"
+
+/* ---- the MPI protocol of a run (coordinator/dispatch.c and worker/rank.c) ---------------------
+ * 1. rank 0 broadcasts MCH_JOB_HDR_INTS ints (spec bytes < 0: the job failed to start, exit),
+ *    then the packed job spec and the output directory (no NUL);
+ * 2. MPI_Gather of every rank's host name;
+ * 3. each worker sends READY (empty) or ERROR (an mch_error_msg), then each answer of rank 0 is
+ *    a UNIT (an mch_work_unit) or STOP (empty); a worker answers a unit with RESULT (an
+ *    mch_unit_result whose pairs hold only their index and id) or ERROR. */
+enum { MCH_TAG_READY = 1, MCH_TAG_UNIT, MCH_TAG_RESULT, MCH_TAG_STOP, MCH_TAG_ERROR };
+enum {
+    MCH_JOB_HDR_SPEC_BYTES,
+    MCH_JOB_HDR_OUT_BYTES,
+    MCH_JOB_HDR_ATTEMPT, /* distinguishes cache files of a resumed run */
+    MCH_JOB_HDR_THREADS, /* BLAS threads a rank (0: 1) */
+    MCH_JOB_HDR_SCRATCH_MB,
+    MCH_JOB_HDR_INTS
+};
+#define MCH_MSG_MAX_BYTES ((size_t)512 << 20) /* a message larger than this is refused */
+
+/* ---- the job spec: what a run computes ---------------------------------------------------- */
+
+#define MCH_JOB_FORMAT "mechir-job/1"
+
+typedef struct {
+    char *format;                                 /* MCH_JOB_FORMAT */
+    char *model_path, *model_sha256, *vocab_hash; /* sha256 of model.safetensors, vocab.txt */
+    char *arch, *architecture;                    /* bert, BertForSequenceClassification */
+    uint32_t layers, heads, hidden;               /* L, NH, C */
+    char *perturbation, *position, *filler, *pooling;
+    int stem;
+    uint32_t max_len, max_query_len;
+    double min_delta;
+    uint64_t seed;
+    char **sweeps; /* (n_sweeps) names in the order mch_sweeps_names gives */
+    size_t n_sweeps;
+    uint32_t *head_pos; /* (n_head_pos, 2): layer, head of each head of the head-pos sweep */
+    size_t n_head_pos;
+    char **cache_hooks; /* (n_cache_hooks) hook names as given, blocks.*.X allowed */
+    size_t n_cache_hooks;
+    char *cache_dtype, *inputs, *software_version;
+} mch_job_spec;
+
+void mch_job_spec_deinit(mch_job_spec *s);
+/* Deep copy into dst (which must not own anything). */
+mch_status mch_job_spec_copy(mch_job_spec *dst, const mch_job_spec *src, mch_err *err);
+/* Packs into a malloc'd buffer (*out, *len). */
+mch_status mch_job_spec_pack(const mch_job_spec *s, uint8_t **out, size_t *len, mch_err *err);
+/* Unpacks and validates (layers and heads 1..1024, known sweeps, heads inside the model); name
+ * (a file, "the journal's job spec") starts every message. */
+mch_status mch_job_spec_unpack(mch_job_spec *s, const uint8_t *buf, size_t len, const char *name,
+                               mch_err *err);
+
+/* Replaces *dst by a copy of src (NULL: ""); 0 when out of memory (*dst unchanged). */
+int mch_msg_str(char **dst, const char *src);
+
+/* The one comparison of job specs. SAME_JOB (a resume): every field; SAME_MAP (a merge): the
+ * fields a map's numbers depend on (not the model path, inputs, seed, cache or version). */
+typedef enum { MCH_SPEC_SAME_JOB, MCH_SPEC_SAME_MAP } mch_spec_scope;
+typedef struct {
+    const char *field;   /* "model sha256", "max_len", "sweeps", ... */
+    int plural;          /* "sweeps differ" rather than "differs" */
+    char a[256], b[256]; /* both values as printed: 'text' quoted, numbers and lists bare */
+} mch_spec_diff;
+/* @return 1 and the first differing field in d, or 0 when a and b agree in scope. */
+int mch_job_spec_diff(const mch_job_spec *a, const mch_job_spec *b, mch_spec_scope scope,
+                      mch_spec_diff *d);
+
+/* Sweeps: "heads,blocks,head-pos" (any order) or "none" alone, to MCH_SWEEP_* bits (none: 0).
+ * Errors name the unknown sweep. */
+mch_status mch_sweeps_parse(const char *list, unsigned *bits, mch_err *err);
+/* The names of bits in canonical order ("none" for 0) into names; @return how many (1..3). */
+size_t mch_sweeps_names(unsigned bits, const char *names[3]);
+/* The bits of a spec's sweep names (unknown names count as none; unpack refuses them). */
+unsigned mch_sweeps_bits(char *const *names, size_t n);
+
+/* Heads: "L.H,L.H,..." to (*n, 2) layer, head pairs (malloc'd). */
+mch_status mch_heads_parse(const char *list, uint32_t **pairs, size_t *n, mch_err *err);
+/* @return the index + 1 of the first head outside a model of L layers and NH heads, or 0. */
+size_t mch_heads_outside(const uint32_t *pairs, size_t n, uint32_t L, uint32_t NH);
+
+/* Comma-separated items (empty ones dropped) into a malloc'd array of malloc'd strings; free
+ * with mch_msg_strv_free. */
+mch_status mch_list_split(const char *list, char ***items, size_t *n, mch_err *err);
+void mch_msg_strv_free(char **v, size_t n);
+
+/* Cache hooks: names as given ("blocks.*.X" stands for blocks.0.X .. blocks.{L-1}.X) to hook
+ * points for a model of L layers, in order; *points malloc'd. Errors name the hook. */
+typedef struct {
+    mch_site site;
+    int layer;
+    char name[96]; /* the hook name, with the layer of a blocks.*. name filled in */
+} mch_hook_point;
+mch_status mch_hooks_expand(char *const *names, size_t n, int L, mch_hook_point **points,
+                            size_t *n_points, mch_err *err);
+
+/* ---- work units and results --------------------------------------------------------------- */
+
+/* One pair to patch; index is its position among the pairs of the input (the reduction order). */
+typedef struct {
+    uint64_t index, pair_id;
+    size_t T;                                            /* tokens of both runs */
+    int32_t *ids_baseline, *ids_perturbed, *token_types; /* (T) */
+    uint8_t *roles;                                      /* (T) mch_role */
+    size_t Tq;
+    int32_t *query_ids; /* (Tq) bi-encoder query, or NULL */
+    char *qid, *docno, *term;
+    int32_t position, relevance, rank; /* relevance and rank: -1 unknown */
+} mch_pair_input;
+void mch_pair_input_deinit(mch_pair_input *p);
+/* A deep copy of src into dst (which owns nothing yet); NULL strings become "". */
+mch_status mch_pair_input_copy(mch_pair_input *dst, const mch_pair_input *src, mch_err *err);
+
+/* A unit of work, rank 0 to a worker. Packing fills a malloc'd buffer; unpacking refuses a
+ * unit in which a pair's arrays differ in length or a role is unknown. */
+typedef struct {
+    uint64_t unit_id;
+    mch_pair_input *pairs; /* (n_pairs) */
+    size_t n_pairs;
+} mch_work_unit;
+mch_status mch_work_unit_pack(const mch_work_unit *u, uint8_t **out, size_t *len, mch_err *err);
+mch_status mch_work_unit_unpack(mch_work_unit *u, const uint8_t *buf, size_t len, mch_err *err);
+void mch_work_unit_deinit(mch_work_unit *u);
+
+/* A pair's patching result. Effects and raw patched scores come in pairs of equal length; an
+ * array is absent (0, NULL) when its sweep did not run or the pair was skipped or failed. */
+typedef struct {
+    mch_pair_input pair; /* from a worker: only index and pair_id */
+    double score_baseline, score_perturbed;
+    char *skip_reason, *error; /* NULL when none */
+    size_t n_heads;            /* L * NH */
+    float *heads, *heads_scores;
+    size_t n_blocks; /* 3 * L * T: resid_pre, attn_out, mlp_out x layer x token */
+    float *blocks, *blocks_scores;
+    size_t n_head_pos_z; /* K * T */
+    float *head_pos_z, *head_pos_z_scores;
+    size_t n_head_pos_pattern; /* K * T */
+    float *head_pos_pattern, *head_pos_pattern_scores;
+} mch_pair_result;
+void mch_pair_result_deinit(mch_pair_result *r);
+/* A journal record: the result with the coordinator's own pair. Unpacking checks the pair and
+ * that effects and scores have equal lengths; mch_pair_result_check adds the spec's shapes. */
+mch_status mch_pair_result_pack(const mch_pair_result *r, uint8_t **out, size_t *len, mch_err *err);
+mch_status mch_pair_result_unpack(mch_pair_result *r, const uint8_t *buf, size_t len, mch_err *err);
+/* Checks a result's arrays against its pair and the spec (L*NH heads, 3*L*T blocks, K*T
+ * head-pos, finite scores); @return 0, or 1 with why filled. */
+int mch_pair_result_check(const mch_pair_result *r, int L, int NH, int K, char *why,
+                          size_t why_len);
+/* The pair index of a packed result (the journal's record index): 0, or 1 when it does not
+ * unpack. */
+int mch_pair_result_index(const uint8_t *buf, size_t len, uint64_t *index);
+
+/* A worker's answer to a unit (each result's pair holds only its index and id). Unpacking
+ * checks every result as mch_pair_result_unpack does and names its place in the unit. */
+typedef struct {
+    uint64_t unit_id;
+    uint32_t rank;            /* the worker's */
+    double seconds;           /* spent on the unit */
+    mch_pair_result *results; /* (n_results) in the unit's pair order */
+    size_t n_results;
+} mch_unit_result;
+void mch_unit_result_deinit(mch_unit_result *r);
+mch_status mch_unit_result_pack(const mch_unit_result *r, uint8_t **out, size_t *len, mch_err *err);
+mch_status mch_unit_result_unpack(mch_unit_result *r, const uint8_t *buf, size_t len, mch_err *err);
+
+/* A worker's failure: the message travels as given ("on HOST: ..."), never cut. */
+typedef struct {
+    uint32_t rank;    /* the worker's */
+    uint64_t pair_id; /* the pair it was on, or 0 */
+    char *message;
+} mch_error_msg;
+mch_status mch_error_msg_pack(const mch_error_msg *e, uint8_t **out, size_t *len, mch_err *err);
+mch_status mch_error_msg_unpack(mch_error_msg *e, const uint8_t *buf, size_t len, mch_err *err);
+void mch_error_msg_deinit(mch_error_msg *e);
+
+/* ---- statistics and circuit maps ---------------------------------------------------------- */
+
+/* Per-cell Welford statistics in double: count, mean, M2 (sum of squared deviations). */
+typedef struct {
+    size_t cells;
+    uint64_t *n;
+    double *mean, *m2;
+} mch_stats;
+mch_status mch_stats_init(mch_stats *s, size_t cells, mch_err *err); /* zeroed cells */
+void mch_stats_deinit(mch_stats *s);
+/* Adds one value to cell i (Welford's update). */
+void mch_stats_add(mch_stats *s, size_t i, double x);
+/* Folds b into a, cell by cell (Chan, Golub and LeVeque: delta = mean_b - mean_a; mean = mean_a
+ * + delta n_b / n; M2 = M2_a + M2_b + delta^2 n_a n_b / n). Both have the same cells. */
+void mch_stats_fold(mch_stats *a, const mch_stats *b);
+/* The sample standard deviation of cell i; NAN when n < 2. */
+double mch_stats_std(const mch_stats *s, size_t i);
+
+#define MCH_CMAP_FORMAT "mechir-circuit/1"
+#define MCH_CMAP_MAX_BYTES ((size_t)1 << 30)
+
+typedef struct {
+    char *name; /* "relevance=1", "rank=1-10" */
+    uint64_t pairs;
+    mch_stats heads;  /* (L, NH) */
+    mch_stats blocks; /* (3, L, R) */
+} mch_cmap_stratum;
+
+/* A circuit map. R = MCH_ROLE_COUNT token roles, named by mch_role_name in order. */
+typedef struct {
+    mch_job_spec spec; /* what it was computed from (deterministic fields only) */
+    uint64_t pairs_total, pairs_used, pairs_skipped, pairs_failed;
+    mch_stats heads;          /* (L, NH) */
+    mch_stats blocks;         /* (3, L, R): resid_pre, attn_out, mlp_out x layer x role */
+    mch_stats hpz;            /* (K, R) head-pos hook_z by role */
+    mch_stats hpp;            /* (K, R) head-pos hook_pattern by role */
+    mch_cmap_stratum *strata; /* (n_strata) */
+    size_t n_strata;
+    uint64_t *pair_ids; /* (n_pair_ids) sorted, unique: the pairs covered (used or skipped) */
+    size_t n_pair_ids;
+    char **sites; /* (n_sites) sorted: provenance */
+    size_t n_sites;
+} mch_cmap;
+void mch_cmap_deinit(mch_cmap *m);
+mch_status mch_cmap_pack(const mch_cmap *m, uint8_t **out, size_t *len, mch_err *err);
+/* Unpacks an untrusted map and validates it before use: format, layer and head counts, every
+ * statistics array's length, counts that add up, finite means, non-negative M2, sorted unique
+ * pair ids, heads inside the model. Messages start with name. */
+mch_status mch_cmap_unpack(mch_cmap *m, const uint8_t *buf, size_t len, const char *name,
+                           mch_err *err);
+
+#endif

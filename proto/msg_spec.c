@@ -1,0 +1,481 @@
+/* The job spec: packing, validation, the one comparison of two specs, and the parsers of what a
+ * spec names (sweeps, head-pos heads, cache hooks). One table of string fields drives copying,
+ * freeing and the conversion to and from the generated type, so a new field is added once. */
+#include "msg_pb.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- strings and lists -------------------------------------------------------------------- */
+
+int mch_msg_str(char **dst, const char *src)
+{
+    char *s = strdup(src ? src : "");
+    if (!s) return 0;
+    free(*dst);
+    *dst = s;
+    return 1;
+}
+
+void mch_msg_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) free(v[i]);
+    free(v);
+}
+
+mch_status mch_list_split(const char *list, char ***items, size_t *n, mch_err *err)
+{
+    size_t cap = 1, k = 0;
+    for (const char *p = list; *p; p++) cap += *p == ',';
+    char **v = calloc(cap, sizeof *v);
+    if (!v) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len && !(v[k++] = strndup(p, len))) {
+            mch_msg_strv_free(v, k);
+            return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+        }
+        p += len + (p[len] == ',');
+    }
+    *items = v;
+    *n = k;
+    return MCH_OK;
+}
+
+static mch_status strv_copy(char ***dst, char *const *src, size_t n, mch_err *err)
+{
+    char **v = calloc(n + 1, sizeof *v);
+    for (size_t i = 0; v && i < n; i++)
+        if (!(v[i] = strdup(src[i] ? src[i] : ""))) {
+            mch_msg_strv_free(v, i);
+            v = NULL;
+        }
+    if (!v) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    *dst = v;
+    return MCH_OK;
+}
+
+/* ---- sweeps, heads, hooks ----------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} sweep_table[] = {{"heads", MCH_SWEEP_HEADS},
+                   {"blocks", MCH_SWEEP_BLOCKS},
+                   {"head-pos", MCH_SWEEP_HEAD_POS},
+                   {"none", 0}};
+enum { N_SWEEP_NAMES = sizeof sweep_table / sizeof sweep_table[0] };
+
+static int sweep_find(const char *name)
+{
+    for (int k = 0; k < N_SWEEP_NAMES; k++)
+        if (!strcmp(name, sweep_table[k].name)) return k;
+    return -1;
+}
+
+mch_status mch_sweeps_parse(const char *list, unsigned *bits, mch_err *err)
+{
+    char **items;
+    size_t n;
+    mch_status rc = mch_list_split(list, &items, &n, err);
+    if (rc) return rc;
+    unsigned b = 0;
+    int none = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        int k = sweep_find(items[i]);
+        if (k < 0)
+            rc = mch_fail(err, MCH_ERR_ARG,
+                          "--sweep: unknown sweep '%s' (heads, blocks, head-pos, none)", items[i]);
+        else if (!sweep_table[k].bit)
+            none = 1;
+        else
+            b |= sweep_table[k].bit;
+    }
+    mch_msg_strv_free(items, n);
+    if (!rc && !n)
+        rc = mch_fail(err, MCH_ERR_ARG, "--sweep is empty (heads, blocks, head-pos, none)");
+    if (!rc && none && b)
+        rc = mch_fail(err, MCH_ERR_ARG, "--sweep none cannot be combined with other sweeps");
+    if (!rc) *bits = b;
+    return rc;
+}
+
+size_t mch_sweeps_names(unsigned bits, const char *names[3])
+{
+    size_t n = 0;
+    for (int k = 0; k < N_SWEEP_NAMES; k++)
+        if (sweep_table[k].bit & bits) names[n++] = sweep_table[k].name;
+    if (!n) names[n++] = "none";
+    return n;
+}
+
+unsigned mch_sweeps_bits(char *const *names, size_t n)
+{
+    unsigned b = 0;
+    for (size_t i = 0; i < n; i++) {
+        int k = sweep_find(names[i]);
+        if (k >= 0) b |= sweep_table[k].bit;
+    }
+    return b;
+}
+
+mch_status mch_heads_parse(const char *list, uint32_t **pairs, size_t *n, mch_err *err)
+{
+    size_t cap = 2;
+    for (const char *p = list; *p; p++) cap += 2 * (*p == ',');
+    uint32_t *v = malloc(cap * sizeof *v);
+    if (!v) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    size_t k = 0;
+    const char *p = list;
+    while (*p) {
+        char *dot, *end;
+        long l = strtol(p, &dot, 10);
+        if (dot == p || *dot != '.' || l < 0 || l > UINT32_MAX) break;
+        long h = strtol(dot + 1, &end, 10);
+        if (end == dot + 1 || (*end && *end != ',') || h < 0 || h > UINT32_MAX) break;
+        v[k++] = (uint32_t)l;
+        v[k++] = (uint32_t)h;
+        p = *end ? end + 1 : end;
+    }
+    if (*p || !k) {
+        free(v);
+        return mch_fail(err, MCH_ERR_ARG, "--heads takes LAYER.HEAD pairs like 0.1,2.3, got '%s'",
+                        list);
+    }
+    *pairs = v;
+    *n = k / 2;
+    return MCH_OK;
+}
+
+size_t mch_heads_outside(const uint32_t *pairs, size_t n, uint32_t L, uint32_t NH)
+{
+    for (size_t k = 0; k < n; k++)
+        if (pairs[2 * k] >= L || pairs[2 * k + 1] >= NH) return k + 1;
+    return 0;
+}
+
+/* One hook name (a blocks.*. name with its layer filled in) into a point. */
+static mch_status hook_point(const char *name, int star_layer, int L, mch_hook_point *pt,
+                             mch_err *err)
+{
+    int len = star_layer < 0 ? (int)strlen(name)
+                             : snprintf(NULL, 0, "blocks.%d.%s", star_layer, name + 9);
+    char *full = malloc((size_t)len + 1);
+    if (!full) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (star_layer < 0)
+        memcpy(full, name, (size_t)len + 1);
+    else
+        snprintf(full, (size_t)len + 1, "blocks.%d.%s", star_layer, name + 9);
+    mch_status rc = mch_hook_parse(full, L, &pt->site, &pt->layer, err);
+    if (!rc && (size_t)len >= sizeof pt->name) /* hook names are short; this one parsed */
+        rc = mch_fail(err, MCH_ERR_ARG, "hook '%s' is longer than %zu characters", full,
+                      sizeof pt->name - 1);
+    if (!rc) memcpy(pt->name, full, (size_t)len + 1);
+    free(full);
+    return rc;
+}
+
+mch_status mch_hooks_expand(char *const *names, size_t n, int L, mch_hook_point **points,
+                            size_t *n_points, mch_err *err)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += strncmp(names[i], "blocks.*.", 9) ? 1 : (size_t)L;
+    mch_hook_point *pts = calloc(total + 1, sizeof *pts);
+    if (!pts) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    size_t k = 0;
+    mch_status rc = MCH_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        int star = !strncmp(names[i], "blocks.*.", 9);
+        for (int l = 0; l < (star ? L : 1) && !rc; l++)
+            rc = hook_point(names[i], star ? l : -1, L, &pts[k++], err);
+    }
+    if (rc) {
+        free(pts);
+        return rc;
+    }
+    *points = pts;
+    *n_points = k;
+    return MCH_OK;
+}
+
+/* ---- the spec and its generated form ------------------------------------------------------ */
+
+/* Every string field: its place in the plain struct and in the generated one. */
+static const struct {
+    size_t plain, pb;
+} str_fields[] = {
+#define F(x)                                                                                       \
+    {                                                                                              \
+        offsetof(mch_job_spec, x), offsetof(Mechir__JobSpec, x)                                    \
+    }
+    F(format),       F(model_path),   F(model_sha256),     F(vocab_hash), F(arch),
+    F(architecture), F(perturbation), F(position),         F(filler),     F(pooling),
+    F(cache_dtype),  F(inputs),       F(software_version),
+#undef F
+};
+enum { N_STR_FIELDS = sizeof str_fields / sizeof str_fields[0] };
+
+#define PLAIN_STR(s, i) ((char **)((char *)(s) + str_fields[i].plain))
+#define PB_STR(m, i) ((char **)((char *)(m) + str_fields[i].pb))
+
+void mch_job_spec_deinit(mch_job_spec *s)
+{
+    if (!s) return;
+    for (int i = 0; i < N_STR_FIELDS; i++) free(*PLAIN_STR(s, i));
+    mch_msg_strv_free(s->sweeps, s->n_sweeps);
+    mch_msg_strv_free(s->cache_hooks, s->n_cache_hooks);
+    free(s->head_pos);
+    memset(s, 0, sizeof *s);
+}
+
+/* The scalar fields and arrays of src into s; strings were copied by the caller. */
+static mch_status copy_rest(mch_job_spec *s, const uint32_t *heads, size_t n_heads,
+                            char *const *sweeps, size_t n_sweeps, char *const *hooks,
+                            size_t n_hooks, mch_err *err)
+{
+    mch_status rc = strv_copy(&s->sweeps, sweeps, n_sweeps, err);
+    if (!rc) s->n_sweeps = n_sweeps;
+    if (!rc && !(rc = strv_copy(&s->cache_hooks, hooks, n_hooks, err))) s->n_cache_hooks = n_hooks;
+    if (!rc && !(s->head_pos = malloc((2 * n_heads + 1) * sizeof *s->head_pos)))
+        rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (rc) return rc;
+    if (n_heads) memcpy(s->head_pos, heads, 2 * n_heads * sizeof *heads);
+    s->n_head_pos = n_heads;
+    return MCH_OK;
+}
+
+mch_status mch_job_spec_copy(mch_job_spec *dst, const mch_job_spec *src, mch_err *err)
+{
+    *dst = *src;
+    for (int i = 0; i < N_STR_FIELDS; i++) *PLAIN_STR(dst, i) = NULL;
+    dst->sweeps = dst->cache_hooks = NULL;
+    dst->head_pos = NULL;
+    dst->n_sweeps = dst->n_cache_hooks = dst->n_head_pos = 0;
+    mch_status rc = MCH_OK;
+    for (int i = 0; i < N_STR_FIELDS && !rc; i++)
+        if (!mch_msg_str(PLAIN_STR(dst, i), *PLAIN_STR(src, i)))
+            rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (!rc)
+        rc = copy_rest(dst, src->head_pos, src->n_head_pos, src->sweeps, src->n_sweeps,
+                       src->cache_hooks, src->n_cache_hooks, err);
+    if (rc) mch_job_spec_deinit(dst);
+    return rc;
+}
+
+void msg_spec_to_pb(const mch_job_spec *s, Mechir__JobSpec *m)
+{
+    mechir__job_spec__init(m);
+    for (int i = 0; i < N_STR_FIELDS; i++) *PB_STR(m, i) = msg_s(*PLAIN_STR(s, i));
+    m->layers = s->layers, m->heads = s->heads, m->hidden = s->hidden;
+    m->stem = s->stem != 0;
+    m->max_len = s->max_len, m->max_query_len = s->max_query_len;
+    m->min_delta = s->min_delta;
+    m->seed = s->seed;
+    m->n_sweeps = s->n_sweeps, m->sweeps = s->sweeps;
+    m->n_head_list = 2 * s->n_head_pos, m->head_list = s->head_pos;
+    m->n_cache_hooks = s->n_cache_hooks, m->cache_hooks = s->cache_hooks;
+}
+
+mch_status msg_spec_from_pb(mch_job_spec *s, const Mechir__JobSpec *m, mch_err *err)
+{
+    memset(s, 0, sizeof *s);
+    mch_status rc = MCH_OK;
+    for (int i = 0; i < N_STR_FIELDS && !rc; i++)
+        if (!mch_msg_str(PLAIN_STR(s, i), *PB_STR(m, i)))
+            rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    s->layers = m->layers, s->heads = m->heads, s->hidden = m->hidden;
+    s->stem = m->stem;
+    s->max_len = m->max_len, s->max_query_len = m->max_query_len;
+    s->min_delta = m->min_delta;
+    s->seed = m->seed;
+    if (!rc)
+        rc = copy_rest(s, m->head_list, m->n_head_list / 2, m->sweeps, m->n_sweeps, m->cache_hooks,
+                       m->n_cache_hooks, err);
+    if (rc) mch_job_spec_deinit(s);
+    return rc;
+}
+
+int msg_spec_check(const Mechir__JobSpec *m, char *why, size_t len)
+{
+    size_t K = m->n_head_list / 2;
+    if (m->base.n_unknown_fields)
+        return snprintf(why, len, "spec: fields this version does not know"), 1;
+    if (m->layers < 1 || m->layers > 1024 || m->heads < 1 || m->heads > 1024)
+        return snprintf(why, len, "spec: layers or heads out of range"), 1;
+    if (m->n_head_list % 2) return snprintf(why, len, "spec: head list of odd length"), 1;
+    for (size_t i = 0; i < m->n_sweeps; i++)
+        if (sweep_find(m->sweeps[i]) < 0)
+            return snprintf(why, len, "spec: unknown sweep '%.60s'", m->sweeps[i]), 1;
+    if (mch_heads_outside(m->head_list, K, m->layers, m->heads))
+        return snprintf(why, len, "spec: head outside the model"), 1;
+    return 0;
+}
+
+mch_status msg_pack(const ProtobufCMessage *m, uint8_t **out, size_t *len, mch_err *err)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b) return mch_fail(err, MCH_ERR_NOMEM, "out of memory packing a %s", m->descriptor->name);
+    protobuf_c_message_pack(m, b);
+    *out = b;
+    *len = n;
+    return MCH_OK;
+}
+
+mch_status mch_job_spec_pack(const mch_job_spec *s, uint8_t **out, size_t *len, mch_err *err)
+{
+    Mechir__JobSpec m;
+    msg_spec_to_pb(s, &m);
+    return msg_pack(&m.base, out, len, err);
+}
+
+mch_status mch_job_spec_unpack(mch_job_spec *s, const uint8_t *buf, size_t len, const char *name,
+                               mch_err *err)
+{
+    memset(s, 0, sizeof *s);
+    if (len > MCH_MSG_MAX_BYTES)
+        return mch_fail(err, MCH_ERR_PROTO, "%s: %zu bytes is larger than any job spec", name, len);
+    Mechir__JobSpec *m = mechir__job_spec__unpack(NULL, len, buf);
+    if (!m)
+        return mch_fail(err, MCH_ERR_PROTO, "%s: not a job spec (protobuf decoding failed)", name);
+    char why[160];
+    mch_status rc = msg_spec_check(m, why, sizeof why)
+                        ? mch_fail(err, MCH_ERR_FORMAT, "%s: invalid job spec: %s", name, why)
+                        : msg_spec_from_pb(s, m, err);
+    mechir__job_spec__free_unpacked(m, NULL);
+    return rc;
+}
+
+/* ---- the comparison ----------------------------------------------------------------------- */
+
+typedef enum { K_STR, K_U32, K_INT, K_U64, K_DBL, K_LIST, K_QLIST, K_HEADS } field_kind;
+
+/* In the order a difference is reported; job_only: compared for a resume, not for a merge. */
+static const struct {
+    const char *name;
+    field_kind kind;
+    size_t off;
+    int job_only, plural;
+} diff_fields[] = {
+#define D(name, kind, field, job_only, plural)                                                     \
+    {                                                                                              \
+        name, kind, offsetof(mch_job_spec, field), job_only, plural                                \
+    }
+    D("format", K_STR, format, 1, 0),
+    D("model sha256", K_STR, model_sha256, 0, 0),
+    D("model path", K_STR, model_path, 1, 0),
+    D("arch", K_STR, arch, 0, 0),
+    D("architecture", K_STR, architecture, 0, 0),
+    D("vocab hash", K_STR, vocab_hash, 0, 0),
+    D("layers", K_U32, layers, 0, 1),
+    D("heads", K_U32, heads, 0, 1),
+    D("hidden", K_U32, hidden, 0, 0),
+    D("perturbation", K_STR, perturbation, 0, 0),
+    D("inputs", K_STR, inputs, 1, 1),
+    D("position", K_STR, position, 0, 0),
+    D("filler", K_STR, filler, 0, 0),
+    D("pooling", K_STR, pooling, 0, 0),
+    D("stem", K_INT, stem, 0, 0),
+    D("max_len", K_U32, max_len, 0, 0),
+    D("max_query_len", K_U32, max_query_len, 0, 0),
+    D("min_delta", K_DBL, min_delta, 0, 0),
+    D("seed", K_U64, seed, 1, 0),
+    D("sweeps", K_LIST, sweeps, 0, 1),
+    D("head-pos heads", K_HEADS, head_pos, 0, 1),
+    D("cache hooks", K_QLIST, cache_hooks, 1, 1),
+    D("cache dtype", K_STR, cache_dtype, 1, 0),
+    D("software version", K_STR, software_version, 1, 0),
+#undef D
+};
+
+/* Writes the value of field i of s as printed in a message. */
+static void field_text(const mch_job_spec *s, int i, char *out, size_t len)
+{
+    const void *p = (const char *)s + diff_fields[i].off;
+    char list[512] = "";
+    size_t used = 0;
+    switch (diff_fields[i].kind) {
+    case K_STR:
+        snprintf(out, len, "'%.200s'", msg_s(*(char *const *)p));
+        return;
+    case K_U32:
+        snprintf(out, len, "%lu", (unsigned long)*(const uint32_t *)p);
+        return;
+    case K_INT:
+        snprintf(out, len, "%d", *(const int *)p);
+        return;
+    case K_U64:
+        snprintf(out, len, "%llu", (unsigned long long)*(const uint64_t *)p);
+        return;
+    case K_DBL:
+        snprintf(out, len, "%.17g", *(const double *)p);
+        return;
+    case K_HEADS:
+        for (size_t k = 0; k < s->n_head_pos && used < sizeof list; k++)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%lu.%lu", k ? "," : "",
+                                     (unsigned long)s->head_pos[2 * k],
+                                     (unsigned long)s->head_pos[2 * k + 1]);
+        break;
+    case K_LIST:
+    case K_QLIST: {
+        int sweeps = diff_fields[i].kind == K_LIST;
+        char *const *v = sweeps ? s->sweeps : s->cache_hooks;
+        size_t n = sweeps ? s->n_sweeps : s->n_cache_hooks;
+        for (size_t k = 0; k < n && used < sizeof list; k++)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", k ? "," : "", v[k]);
+        break;
+    }
+    }
+    snprintf(out, len, diff_fields[i].kind == K_QLIST ? "'%.200s'" : "%.200s", list);
+}
+
+static int strv_equal(char *const *x, size_t nx, char *const *y, size_t ny)
+{
+    if (nx != ny) return 0;
+    for (size_t k = 0; k < nx; k++)
+        if (strcmp(msg_s(x[k]), msg_s(y[k]))) return 0;
+    return 1;
+}
+
+static int field_equal(const mch_job_spec *a, const mch_job_spec *b, int i)
+{
+    const void *x = (const char *)a + diff_fields[i].off, *y = (const char *)b + diff_fields[i].off;
+    switch (diff_fields[i].kind) {
+    case K_STR:
+        return !strcmp(msg_s(*(char *const *)x), msg_s(*(char *const *)y));
+    case K_U32:
+        return *(const uint32_t *)x == *(const uint32_t *)y;
+    case K_INT:
+        return *(const int *)x == *(const int *)y;
+    case K_U64:
+        return *(const uint64_t *)x == *(const uint64_t *)y;
+    case K_DBL:
+        return *(const double *)x == *(const double *)y;
+    case K_HEADS:
+        return a->n_head_pos == b->n_head_pos &&
+               (!a->n_head_pos ||
+                !memcmp(a->head_pos, b->head_pos, 2 * a->n_head_pos * sizeof *a->head_pos));
+    case K_LIST:
+        return strv_equal(a->sweeps, a->n_sweeps, b->sweeps, b->n_sweeps);
+    case K_QLIST:
+        return strv_equal(a->cache_hooks, a->n_cache_hooks, b->cache_hooks, b->n_cache_hooks);
+    }
+    return 0;
+}
+
+int mch_job_spec_diff(const mch_job_spec *a, const mch_job_spec *b, mch_spec_scope scope,
+                      mch_spec_diff *d)
+{
+    memset(d, 0, sizeof *d);
+    for (int i = 0; i < (int)(sizeof diff_fields / sizeof diff_fields[0]); i++) {
+        if ((scope == MCH_SPEC_SAME_MAP && diff_fields[i].job_only) || field_equal(a, b, i))
+            continue;
+        d->field = diff_fields[i].name;
+        d->plural = diff_fields[i].plural;
+        field_text(a, i, d->a, sizeof d->a);
+        field_text(b, i, d->b, sizeof d->b);
+        return 1;
+    }
+    return 0;
+}
