@@ -253,15 +253,19 @@ static int reply(mpi_loop *l, int src)
 {
     mch_work_unit *u = NULL;
     mch_err e = {0};
-    mch_status rc;
+    mch_status rc = MCH_OK;
     if (!l->fatal[0] && !*l->d->stop && (rc = mch_units_next(l->d->units, &u, &e)))
         fail_loop(l, rc, "%s", e.msg);
     uint8_t *out = NULL;
     size_t n = 0;
-    if (u && (rc = mch_work_unit_pack(u, &out, &n, &e))) {
+    if (u && !(rc = mch_work_unit_pack(u, &out, &n, &e)) && n > MCH_MSG_MAX_BYTES)
+        rc = mch_fail(&e, MCH_ERR_SHAPE, "unit %llu takes %zu bytes, more than a message may (%zu)",
+                      (unsigned long long)u->unit_id, n, MCH_MSG_MAX_BYTES);
+    if (u && rc) {
         mch_unit_free(u);
+        free(out);
         u = NULL;
-        fail_loop(l, rc, "out of memory sending a unit");
+        fail_loop(l, rc, "%s", e.msg);
     }
     if (u) {
         MPI_Send(out, (int)n, MPI_BYTE, src, MCH_TAG_UNIT, MPI_COMM_WORLD);

@@ -46,6 +46,9 @@ mch_status mch_journal_create(mch_journal *j, const char *path, const uint8_t *s
                               mch_err *err)
 {
     memset(j, 0, sizeof *j);
+    if (len > MAX_PAYLOAD)
+        return mch_fail(err, MCH_ERR_SHAPE, "%s: a job spec of %zu bytes (at most %u)", path, len,
+                        MAX_PAYLOAD);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0)
         return mch_fail(err, MCH_ERR_IO, "%s: %s%s", path, strerror(errno),
@@ -159,6 +162,9 @@ done:
 
 mch_status mch_journal_append(mch_journal *j, const uint8_t *payload, size_t len, mch_err *err)
 {
+    if (len > MAX_PAYLOAD) /* a reader would take it for damage */
+        return mch_fail(err, MCH_ERR_SHAPE, "%s: a record of %zu bytes (at most %u)", j->path, len,
+                        MAX_PAYLOAD);
     unsigned char h[8], t[8];
     put_u32(h, RECORD_MAGIC);
     put_u32(h + 4, (uint32_t)len);

@@ -68,6 +68,11 @@ static int one_unit(mch_worker *w, int rank, const char *host, const uint8_t *bu
     mch_status rc = mch_work_unit_unpack(&u, buf, len, &e);
     if (!rc) rc = mch_worker_run_unit(w, &u, &res, &e);
     if (!rc) rc = mch_unit_result_pack(&res, &out, &n, &e);
+    if (!rc && n > MCH_MSG_MAX_BYTES)
+        rc = mch_fail(&e, MCH_ERR_SHAPE,
+                      "the result of unit %llu takes %zu bytes, more than a message may (%zu); "
+                      "use a smaller --unit-size",
+                      (unsigned long long)u.unit_id, n, MCH_MSG_MAX_BYTES);
     if (rc)
         send_error(rank, host, e.msg);
     else
