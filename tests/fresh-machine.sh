@@ -12,12 +12,15 @@
 #   --root DIR    use DIR as the root: debootstrap into it if it holds no Debian system yet,
 #                 reuse it otherwise (faster reruns, but the packages earlier runs installed
 #                 are still there, so a reused root is no longer fresh); DIR is never removed
-#   --mirror URL  the Debian mirror (default: the host's bookworm source in /etc/apt/sources.list
+#   --mirror URL  the Debian mirror (also MIRROR=URL; default: the host's bookworm source in /etc/apt/sources.list
 #                 or /etc/apt/sources.list.d/*, else http://deb.debian.org/debian)
 # Exit status: 0 when both commands succeed, 1 when either fails, 2 on a usage or setup error,
 # 77 when not root. Everything mounted is unmounted on any exit, Ctrl-C included, and the root
 # is deleted only when nothing is mounted below it any more.
 set -uo pipefail
+# One compound command: bash reads it whole before running it, so editing this file (or checking
+# out another commit) during a run cannot change what the run does.
+{
 
 SUITE=bookworm
 FALLBACK_MIRROR=http://deb.debian.org/debian
@@ -170,6 +173,8 @@ if [ -n "$root_arg" ]; then
 else
   ROOT=$(mktemp -d /var/tmp/mechir-fresh.XXXXXX) || die "mktemp failed"
   own_root=1
+  # mktemp makes it 0700: the root's / would be closed to _apt, munge and any other user.
+  chmod 755 "$ROOT"
 fi
 case "$ROOT" in
   / | /bin | /boot | /dev | /etc | /home | /lib* | /proc | /root | /run | /sbin | /sys | /tmp | /usr | /var | /var/tmp)
@@ -279,3 +284,4 @@ kill_inside
 say "summary for $REV on a fresh Debian $SUITE ($mirror):"
 for r in "${results[@]}"; do echo "$r"; done
 exit $status
+}
