@@ -12,8 +12,9 @@
 #   --root DIR    use DIR as the root: debootstrap into it if it holds no Debian system yet,
 #                 reuse it otherwise (faster reruns, but the packages earlier runs installed
 #                 are still there, so a reused root is no longer fresh); DIR is never removed
-#   --mirror URL  the Debian mirror (also MIRROR=URL; default: the host's bookworm source in /etc/apt/sources.list
-#                 or /etc/apt/sources.list.d/*, else http://deb.debian.org/debian)
+#   --mirror URL  the Debian mirror (also MIRROR=URL); default: the host's bookworm source in
+#                 /etc/apt/sources.list or /etc/apt/sources.list.d/*, else
+#                 http://deb.debian.org/debian
 # Exit status: 0 when both commands succeed, 1 when either fails, 2 on a usage or setup error,
 # 77 when not root. Everything mounted is unmounted on any exit, Ctrl-C included, and the root
 # is deleted only when nothing is mounted below it any more.
@@ -78,16 +79,19 @@ host_sources() {
          }
          /^[ \t]*#/ { next }
          /^[ \t]*$/ { flush(); next }
-         /^[A-Za-z-]+:/ { key = tolower($1); sub(/:.*/, "", key); val = $0; sub(/^[^:]*:[ \t]*/, "", val)
-                          if (key == "types") types = val; else if (key == "uris") uris = val
-                          else if (key == "suites") suites = val; else if (key == "enabled") enabled = val
-                          next }
+         /^[A-Za-z-]+:/ {
+           key = tolower($1); sub(/:.*/, "", key); val = $0; sub(/^[^:]*:[ \t]*/, "", val)
+           if (key == "types") types = val; else if (key == "uris") uris = val
+           else if (key == "suites") suites = val; else if (key == "enabled") enabled = val
+           next
+         }
          END { flush() }' "$f"
   done
 }
 # mirror_for SUITE: the first http(s), ftp or file URI the host uses for SUITE.
 mirror_for() {
-  host_sources | awk -v s="$1" '$2 == s && $1 ~ /^(https?|ftp|file):/ { sub(/\/+$/, "", $1); print $1; exit }'
+  host_sources |
+    awk -v s="$1" '$2 == s && $1 ~ /^(https?|ftp|file):/ { sub(/\/+$/, "", $1); print $1; exit }'
 }
 if [ -z "$mirror" ]; then
   mirror=$(mirror_for "$SUITE")
@@ -142,8 +146,11 @@ unmount_all() {
 cleanup() {
   local rc=$?
   trap '' INT TERM HUP
+  # debootstrap or a command in the root, in a session of its own: end the whole process group.
   if [ -n "$inner_pid" ] && kill -0 "$inner_pid" 2>/dev/null; then
-    kill -TERM "$inner_pid" 2>/dev/null
+    kill -TERM -- "-$inner_pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$inner_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$inner_pid" 2>/dev/null
   fi
   kill_inside
   unmount_all
@@ -177,39 +184,50 @@ else
   chmod 755 "$ROOT"
 fi
 case "$ROOT" in
-  / | /bin | /boot | /dev | /etc | /home | /lib* | /proc | /root | /run | /sbin | /sys | /tmp | /usr | /var | /var/tmp)
-    ROOT=; die "refusing $root_arg as the root" ;;
-  *[[:space:]\\]*) ROOT=; die "the root's path must not contain spaces or backslashes: $root_arg" ;;
+  / | /bin | /boot | /dev | /etc | /home | /lib* | /proc | /root | /run | /sbin | /sys | /tmp | \
+    /usr | /var | /var/tmp)
+    ROOT=
+    die "refusing $root_arg as the root" ;;
+  *[[:space:]\\]*)
+    ROOT=
+    die "the root's path must not contain spaces or backslashes: $root_arg" ;;
 esac
-if [ -n "$(mounts_below "$ROOT" | grep -vx "$ROOT")" ]; then
-  r=$ROOT; ROOT=
-  die "something is already mounted below $r (another run?)"
+if mounts_below "$ROOT" | grep -qvx "$ROOT"; then
+  r=$ROOT
+  ROOT=
+  die "something is already mounted below $r (another run? unmount it: umount -R $r/...)"
 fi
 
 # ---- debootstrap ----------------------------------------------------------------------------
 base_list=var/lib/mechir-fresh/base-packages
-if [ -x "$ROOT/usr/bin/apt-get" ] && [ -s "$ROOT/var/lib/dpkg/status" ] && [ ! -e "$ROOT/debootstrap" ]; then
+if [ -x "$ROOT/usr/bin/apt-get" ] && [ -s "$ROOT/var/lib/dpkg/status" ] &&
+  [ ! -e "$ROOT/debootstrap" ]; then
   say "reusing the Debian root in $ROOT"
   if [ -s "$ROOT/$base_list" ]; then
-    extra=$(chroot "$ROOT" dpkg-query -W -f='${Package}\n' | sort | comm -13 "$ROOT/$base_list" - | wc -l)
+    extra=$(chroot "$ROOT" dpkg-query -W -f='${Package}\n' | sort |
+      comm -13 "$ROOT/$base_list" - | wc -l)
     [ "$extra" -gt 0 ] &&
-      say "note: $extra packages beyond the base system are installed from earlier runs; this root is not fresh"
+      say "note: $extra packages beyond the base system, from earlier runs: this root is not fresh"
   fi
 else
   [ -z "$(ls -A "$ROOT")" ] || [ -e "$ROOT/debootstrap" ] ||
     die "$ROOT is neither empty nor a Debian root"
   if ! command -v debootstrap >/dev/null; then
     say "installing debootstrap on the host"
-    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null ||
-      die "apt-get install debootstrap failed"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -q && apt-get install -y -q --no-install-recommends debootstrap; } \
+      >/dev/null || die "apt-get install debootstrap failed"
   fi
   say "debootstrap --variant=minbase $SUITE $ROOT $mirror"
   t0=$(date +%s)
-  debootstrap --variant=minbase "$SUITE" "$ROOT" "$mirror" >"$ROOT.debootstrap.log" 2>&1 || {
+  # In the background (a session of its own) so that a signal reaches the traps at once.
+  setsid debootstrap --variant=minbase "$SUITE" "$ROOT" "$mirror" >"$ROOT.debootstrap.log" 2>&1 &
+  inner_pid=$!
+  wait "$inner_pid" || {
     tail -n 20 "$ROOT.debootstrap.log" >&2
     die "debootstrap failed (log: $ROOT.debootstrap.log)"
   }
+  inner_pid=
   rm -f "$ROOT.debootstrap.log"
   say "debootstrap: $(($(date +%s) - t0)) s"
   mkdir -p "$(dirname "$ROOT/$base_list")"
@@ -230,14 +248,21 @@ if [ ! -s "$ROOT/etc/hosts" ]; then
 fi
 
 # ---- the mounts -----------------------------------------------------------------------------
+# What a booted machine has: /proc, /sys with the cgroup file systems below it (slurmd will not
+# start without them), /dev with /dev/pts, and tmpfs /dev/shm (Open MPI's shared memory) and
+# /run. Every bind is made a slave, so that unmounting in the root never reaches the host's.
 mount_one() { # mount_one TARGET ARGS...: mounts ARGS on TARGET inside the root
   local target=$ROOT$1
   shift
   mkdir -p "$target"
   mount "$@" "$target" || die "mount $* $target failed"
+  case " $* " in
+    *" --bind "* | *" --rbind "*)
+      mount --make-rslave "$target" || die "mount --make-rslave $target failed" ;;
+  esac
 }
 mount_one /proc -t proc proc
-mount_one /sys -t sysfs sysfs
+mount_one /sys --rbind /sys
 mount_one /dev --bind /dev
 mount_one /dev/pts --bind /dev/pts
 mount_one /dev/shm -t tmpfs -o mode=1777,nosuid,nodev tmpfs
@@ -260,9 +285,10 @@ step() {
   local name=$1 cmd=$2 t0 rc
   say "== $name =="
   t0=$(date +%s)
-  # In the background so a signal reaches the traps at once; env restores SIGINT and SIGQUIT,
-  # which bash ignores in background jobs, so the tests see the signals a user's shell gives.
-  env --default-signal=INT,QUIT -i "${envs[@]}" /usr/sbin/chroot "$ROOT" /bin/bash -c \
+  # In the background, in a session of its own, so that a signal reaches the traps at once and
+  # the cleanup can end the whole group; env restores SIGINT and SIGQUIT, which bash ignores in
+  # background jobs, so the tests see the signal dispositions a user's shell gives them.
+  setsid env --default-signal=INT,QUIT -i "${envs[@]}" /usr/sbin/chroot "$ROOT" /bin/bash -c \
     "cd /root/mechir && $cmd" </dev/null &
   inner_pid=$!
   wait "$inner_pid"
