@@ -107,6 +107,7 @@ updates=$(mirror_for "$SUITE-updates")
 ROOT=
 own_root=0
 inner_pid=
+bootlog= # debootstrap's log, beside the root; kept only when debootstrap failed
 
 # mounts_below DIR: the mount points at or below DIR, in mount order.
 mounts_below() {
@@ -154,6 +155,7 @@ cleanup() {
   fi
   kill_inside
   unmount_all
+  [ -n "$bootlog" ] && rm -f "$bootlog"
   if [ -n "$ROOT" ]; then
     local left
     left=$(mounts_below "$ROOT" | grep -vx "$ROOT")
@@ -171,8 +173,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap 'say "terminated"; exit 143' TERM
+trap 'say "hung up"; exit 129' HUP
 
 if [ -n "$root_arg" ]; then
   mkdir -p "$root_arg" || die "cannot create $root_arg"
@@ -210,8 +212,11 @@ if [ -x "$ROOT/usr/bin/apt-get" ] && [ -s "$ROOT/var/lib/dpkg/status" ] &&
       say "note: $extra packages beyond the base system, from earlier runs: this root is not fresh"
   fi
 else
-  [ -z "$(ls -A "$ROOT")" ] || [ -e "$ROOT/debootstrap" ] ||
-    die "$ROOT is neither empty nor a Debian root"
+  if [ -n "$(ls -A "$ROOT")" ] && [ ! -e "$ROOT/debootstrap" ]; then
+    r=$ROOT
+    ROOT=
+    die "$r is neither empty nor a Debian root"
+  fi
   if ! command -v debootstrap >/dev/null; then
     say "installing debootstrap on the host"
     export DEBIAN_FRONTEND=noninteractive
@@ -221,14 +226,16 @@ else
   say "debootstrap --variant=minbase $SUITE $ROOT $mirror"
   t0=$(date +%s)
   # In the background (a session of its own) so that a signal reaches the traps at once.
-  setsid debootstrap --variant=minbase "$SUITE" "$ROOT" "$mirror" >"$ROOT.debootstrap.log" 2>&1 &
+  bootlog=$ROOT.debootstrap.log
+  setsid debootstrap --variant=minbase "$SUITE" "$ROOT" "$mirror" >"$bootlog" 2>&1 &
   inner_pid=$!
   wait "$inner_pid" || {
-    tail -n 20 "$ROOT.debootstrap.log" >&2
-    die "debootstrap failed (log: $ROOT.debootstrap.log)"
+    tail -n 20 "$bootlog" >&2
+    say "debootstrap failed (log: $bootlog)"
+    bootlog=
+    exit 2
   }
   inner_pid=
-  rm -f "$ROOT.debootstrap.log"
   say "debootstrap: $(($(date +%s) - t0)) s"
   mkdir -p "$(dirname "$ROOT/$base_list")"
   chroot "$ROOT" dpkg-query -W -f='${Package}\n' | sort >"$ROOT/$base_list"
