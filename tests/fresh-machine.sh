@@ -223,11 +223,15 @@ else
     { apt-get update -q && apt-get install -y -q --no-install-recommends debootstrap; } \
       >/dev/null || die "apt-get install debootstrap failed"
   fi
-  say "debootstrap --variant=minbase $SUITE $ROOT $mirror"
+  # An https mirror needs ca-certificates for apt, as the Debian installer knows; this is the
+  # machine's apt configuration, not a package mechir needs.
+  include=()
+  case "$mirror $security $updates" in *https:*) include=(--include=ca-certificates) ;; esac
+  say "debootstrap --variant=minbase${include:+ ${include[*]}} $SUITE $ROOT $mirror"
   t0=$(date +%s)
   # In the background (a session of its own) so that a signal reaches the traps at once.
   bootlog=$ROOT.debootstrap.log
-  setsid debootstrap --variant=minbase "$SUITE" "$ROOT" "$mirror" >"$bootlog" 2>&1 &
+  setsid debootstrap --variant=minbase "${include[@]}" "$SUITE" "$ROOT" "$mirror" >"$bootlog" 2>&1 &
   inner_pid=$!
   wait "$inner_pid" || {
     tail -n 20 "$bootlog" >&2
