@@ -27,5 +27,5 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "mechir: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >/dev/null
+apt-get update -q --error-on=any >/dev/null
 apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
