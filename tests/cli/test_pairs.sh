@@ -145,5 +145,23 @@ usage "a stray argument" "unexpected argument 'stray'" --model "$MODEL" --input 
 usage "options end at --" "unexpected argument '--input'" --model "$MODEL" -- --input "$T/in.tsv"
 usage "an unknown option" "unknown option '--bogus'" --model "$MODEL" --input "$T/in.tsv" --bogus
 
+# -o over something that is not a regular file is written in place, never replaced: a link to
+# /dev/null stays a link (a rename would replace it), a FIFO stays a FIFO and its reader gets
+# the 3 pairs of in.tsv.
+ln -s /dev/null "$T/null"
+"$MECHIR" pairs --model "$MODEL" --input "$T/in.tsv" --max-len 32 --seed 3 -o "$T/null" 2>/dev/null
+check "-o a link to /dev/null: exit 0" test $? -eq 0
+check "-o a link to /dev/null: still a link to a character device" \
+    sh -c "test -L '$T/null' && test -c '$T/null'"
+mkfifo "$T/fifo"
+timeout 30 cat "$T/fifo" > "$T/fifo.out" & # no writer must not hang the test
+reader=$!
+"$MECHIR" pairs --model "$MODEL" --input "$T/in.tsv" --max-len 32 --seed 3 -o "$T/fifo" 2>/dev/null
+check "-o a FIFO: exit 0" test $? -eq 0
+wait $reader
+check "-o a FIFO: still a FIFO" test -p "$T/fifo"
+check "-o a FIFO: its reader got the 3 pairs" test "$(wc -l < "$T/fifo.out")" -eq 3
+check "-o a FIFO: no temp file left" sh -c "! ls '$T'/fifo.tmp.* 2>/dev/null"
+
 if [ "$fails" -ne 0 ]; then echo "$fails check(s) failed"; exit 1; fi
 echo "all pairs checks passed"
