@@ -145,6 +145,14 @@ usage "a stray argument" "unexpected argument 'stray'" --model "$MODEL" --input 
 usage "options end at --" "unexpected argument '--input'" --model "$MODEL" -- --input "$T/in.tsv"
 usage "an unknown option" "unknown option '--bogus'" --model "$MODEL" --input "$T/in.tsv" --bogus
 
+# pairs reads a model's text side only: config.json and vocab.txt, no weights at all.
+mkdir "$T/textonly"
+cp "$MODEL/config.json" "$MODEL/vocab.txt" "$T/textonly/"
+"$MECHIR" pairs --model "$T/textonly" --input "$T/in.tsv" --max-len 32 --seed 3 \
+    -o "$T/textonly.jsonl" 2>/dev/null
+check "a model directory without model.safetensors: exit 0" test $? -eq 0
+check "without weights: the same 3 pairs" cmp -s "$T/out.jsonl" "$T/textonly.jsonl"
+
 # -o over something that is not a regular file is written in place, never replaced: a link to
 # /dev/null stays a link (a rename would replace it), a FIFO stays a FIFO and its reader gets
 # the 3 pairs of in.tsv.
