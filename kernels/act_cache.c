@@ -59,23 +59,13 @@ static mch_status add_point(mch_act_cache *c, mch_site site, int layer, mch_err 
 
 mch_status mch_act_cache_add(mch_act_cache *c, const char *name, mch_err *err)
 {
-    const int L = c->m->cfg.L;
-    const char *star = strstr(name, ".*.");
-    if (!star || strncmp(name, "blocks.*.", 9) != 0) {
-        mch_site site;
-        int layer;
-        mch_status rc = mch_hook_parse(name, L, &site, &layer, err);
-        return rc ? rc : add_point(c, site, layer, err);
-    }
-    char buf[128];
-    mch_status rc = MCH_OK;
-    for (int l = 0; l < L && rc == MCH_OK; l++) {
-        snprintf(buf, sizeof buf, "blocks.%d.%s", l, name + 9);
-        mch_site site;
-        int layer;
-        rc = mch_hook_parse(buf, L, &site, &layer, err);
-        if (rc == MCH_OK) rc = add_point(c, site, layer, err);
-    }
+    mch_hook_point *pts = NULL;
+    size_t n = 0;
+    char *const names[1] = {(char *)name};
+    mch_status rc = mch_hooks_expand(names, 1, c->m->cfg.L, &pts, &n, err);
+    for (size_t i = 0; i < n && rc == MCH_OK; i++)
+        rc = add_point(c, pts[i].site, pts[i].layer, err);
+    free(pts);
     return rc;
 }
 

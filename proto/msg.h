@@ -102,16 +102,6 @@ size_t mch_heads_outside(const uint32_t *pairs, size_t n, uint32_t L, uint32_t N
 mch_status mch_list_split(const char *list, char ***items, size_t *n, mch_err *err);
 void mch_msg_strv_free(char **v, size_t n);
 
-/* Cache hooks: names as given ("blocks.*.X" stands for blocks.0.X .. blocks.{L-1}.X) to hook
- * points for a model of L layers, in order; *points malloc'd. Errors name the hook. */
-typedef struct {
-    mch_site site;
-    int layer;
-    char name[96]; /* the hook name, with the layer of a blocks.*. name filled in */
-} mch_hook_point;
-mch_status mch_hooks_expand(char *const *names, size_t n, int L, mch_hook_point **points,
-                            size_t *n_points, mch_err *err);
-
 /* ---- work units and results --------------------------------------------------------------- */
 
 /* One pair to patch; index is its position among the pairs of the input (the reduction order). */

@@ -155,50 +155,6 @@ size_t mch_heads_outside(const uint32_t *pairs, size_t n, uint32_t L, uint32_t N
     return 0;
 }
 
-/* One hook name (a blocks.*. name with its layer filled in) into a point. */
-static mch_status hook_point(const char *name, int star_layer, int L, mch_hook_point *pt,
-                             mch_err *err)
-{
-    int len = star_layer < 0 ? (int)strlen(name)
-                             : snprintf(NULL, 0, "blocks.%d.%s", star_layer, name + 9);
-    char *full = malloc((size_t)len + 1);
-    if (!full) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    if (star_layer < 0)
-        memcpy(full, name, (size_t)len + 1);
-    else
-        snprintf(full, (size_t)len + 1, "blocks.%d.%s", star_layer, name + 9);
-    mch_status rc = mch_hook_parse(full, L, &pt->site, &pt->layer, err);
-    if (!rc && (size_t)len >= sizeof pt->name) /* hook names are short; this one parsed */
-        rc = mch_fail(err, MCH_ERR_ARG, "hook '%s' is longer than %zu characters", full,
-                      sizeof pt->name - 1);
-    if (!rc) memcpy(pt->name, full, (size_t)len + 1);
-    free(full);
-    return rc;
-}
-
-mch_status mch_hooks_expand(char *const *names, size_t n, int L, mch_hook_point **points,
-                            size_t *n_points, mch_err *err)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) total += strncmp(names[i], "blocks.*.", 9) ? 1 : (size_t)L;
-    mch_hook_point *pts = calloc(total + 1, sizeof *pts);
-    if (!pts) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    size_t k = 0;
-    mch_status rc = MCH_OK;
-    for (size_t i = 0; i < n && !rc; i++) {
-        int star = !strncmp(names[i], "blocks.*.", 9);
-        for (int l = 0; l < (star ? L : 1) && !rc; l++)
-            rc = hook_point(names[i], star ? l : -1, L, &pts[k++], err);
-    }
-    if (rc) {
-        free(pts);
-        return rc;
-    }
-    *points = pts;
-    *n_points = k;
-    return MCH_OK;
-}
-
 /* ---- the spec and its generated form ------------------------------------------------------ */
 
 /* Every string field: its place in the plain struct and in the generated one. */

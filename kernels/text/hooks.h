@@ -36,4 +36,14 @@ const char *mch_hook_name(mch_site site, int layer, char *buf, size_t len);
 /* Floats one sequence of T tokens holds at a site. */
 size_t mch_site_floats(const mch_config *cfg, mch_site site, int T);
 
+/* Cache hooks: names as given ("blocks.*.X" stands for blocks.0.X .. blocks.{L-1}.X) to hook
+ * points for a model of L layers, in order; *points malloc'd. Errors name the hook. */
+typedef struct {
+    mch_site site;
+    int layer;
+    char name[96]; /* the hook name, with the layer of a blocks.*. name filled in */
+} mch_hook_point;
+mch_status mch_hooks_expand(char *const *names, size_t n, int L, mch_hook_point **points,
+                            size_t *n_points, mch_err *err);
+
 #endif
