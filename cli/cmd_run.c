@@ -45,6 +45,11 @@ static void run_usage(FILE *f)
             "  --sweep LIST         heads, blocks, head-pos (comma-separated; default heads)\n"
             "  --heads L.H,...      heads for head-pos\n"
             "  --min-delta D        skip pairs whose score changes less (default 1e-3)\n"
+            "  --direction D        patch the pairs whose score moved with the axiom, against it,\n"
+            "                       or any (default any; the others are skipped and counted)\n"
+            "  --bootstrap B        Poisson bootstrap replicates for the intervals (default 200;\n"
+            "                       0: none)\n"
+            "  --ci LEVEL           level of the percentile intervals (default 0.95)\n"
             "  --pooling cls|mean   bi-encoder pooling (default cls)\n"
             "  --cache HOOKS        store these activations of both runs (TransformerLens names,\n"
             "                       * for every layer: blocks.*.attn.hook_pattern,...)\n"
@@ -161,19 +166,21 @@ static int apply_job_file(mch_opts *p, const char *path, cJSON **json)
 static int parse_run_args(run_cli *c, int argc, char **argv, cJSON **job_json)
 {
     mch_run_opts *o = &c->o;
-    mch_opt run[8 + 6];
+    mch_opt run[9 + 8];
     mch_source_opt_table src;
     mch_source_opt_table_init(&src, &o->src);
-    static const char *const names[] = {"model", "out",   "site",        "sweep",
-                                        "heads", "cache", "cache-dtype", "pooling"};
-    const char **const dst[] = {&o->model, &o->out,   &o->site,        &o->sweep,
-                                &o->heads, &o->cache, &o->cache_dtype, &o->pooling};
-    mch_opt *t = mch_opts_strings(run, names, dst, 8);
+    static const char *const names[] = {"model", "out",         "site",    "sweep",    "heads",
+                                        "cache", "cache-dtype", "pooling", "direction"};
+    const char **const dst[] = {&o->model, &o->out,         &o->site,    &o->sweep,    &o->heads,
+                                &o->cache, &o->cache_dtype, &o->pooling, &o->direction};
+    mch_opt *t = mch_opts_strings(run, names, dst, 9);
     const mch_opt others[] = {{"min-delta", 0, MCH_OPT_FN, NULL, 0, 0, min_delta_opt, 1},
                               {"resume", 0, MCH_OPT_FLAG, &o->resume, 0, 0, NULL, 0},
                               {"threads", 0, MCH_OPT_INT, &o->threads, 1, 1024, NULL, 0},
                               {"scratch-mb", 0, MCH_OPT_INT, &o->scratch_mb, 1, 1 << 20, NULL, 0},
                               {"unit-size", 0, MCH_OPT_INT, &o->unit_size, 1, 1 << 16, NULL, 0},
+                              MCH_OPT_ROW_INT("bootstrap", &o->bootstrap, 0, MCH_BOOTSTRAP_MAX),
+                              MCH_OPT_ROW_DOUBLE("ci", &o->ci, 0.5, 0.9999),
                               {0}};
     memcpy(t, others, sizeof others);
     const mch_opt *const tabs[] = {run, src.opt, NULL};
@@ -229,6 +236,7 @@ static int coordinator(int argc, char **argv, int size)
     signal(SIGUSR1, on_signal);
     signal(SIGINT, on_signal);
     run_cli c = {0};
+    c.o.bootstrap = -1;
     cJSON *job_file = NULL;
     int status = parse_run_args(&c, argc, argv, &job_file);
     char *job = NULL, *job_compact = NULL;

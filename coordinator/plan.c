@@ -124,6 +124,16 @@ mch_status mch_plan_spec(const mch_run_opts *o, const mch_model_meta *m, mch_job
     s->min_delta = o->min_delta > 0 ? o->min_delta : 1e-3;
     s->seed = so->seed;
     s->stem = so->stem;
+    s->bootstrap = (uint32_t)(o->bootstrap < 0 ? MCH_BOOTSTRAP_DEFAULT : o->bootstrap);
+    s->ci_level = o->ci > 0 ? o->ci : MCH_CI_DEFAULT;
+    s->select_k = o->select_k;
+    s->select_per_grade = o->per_grade;
+    if (mch_direction_parse(o->direction) < -1)
+        return mch_fail(err, MCH_ERR_ARG, "--direction: unknown '%s' (any, with, against)",
+                        o->direction);
+    if (!mch_msg_str(&s->direction, o->direction ? o->direction : "any") ||
+        !mch_msg_str(&s->select, o->select ? o->select : ""))
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if ((rc = plan_sweeps(o, cfg, s, err))) return rc;
     return plan_cache(o, cfg, s, err);
 }

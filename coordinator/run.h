@@ -17,6 +17,12 @@ typedef struct {
     const char *sweep, *heads; /* NULL: "heads"; L.H list for head-pos */
     const char *cache, *cache_dtype, *pooling;
     double min_delta;                           /* 0: 1e-3 */
+    int bootstrap;                              /* replicates B (-1: 200; 0: none) */
+    double ci;                                  /* interval level (0: 0.95) */
+    const char *direction;                      /* any (NULL), with, against */
+    const char *select;                         /* NULL: every pair; "top-delta" */
+    uint64_t select_k;                          /* top-delta: K */
+    int per_grade;                              /* top-delta: K per relevance grade */
     int resume, threads, scratch_mb, unit_size; /* 0: defaults (1, 256 MB, adaptive) */
     mch_source_opts src;
     const char *job_json;              /* the options as given: OUT/job.json */

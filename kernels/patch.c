@@ -733,6 +733,12 @@ mch_status mch_patch_run(mch_patcher *p, const mch_patch_pair *pair, mch_patch_r
                  "score change %.3g is below min_delta %.3g", delta, p->o.min_delta);
         return MCH_OK;
     }
+    if (p->o.direction && (delta > 0) != (p->o.direction > 0)) {
+        res->skipped = 1;
+        snprintf(res->skip_reason, sizeof res->skip_reason,
+                 "score change %.3g is not in the direction selected", delta);
+        return MCH_OK;
+    }
     if (p->o.save_patterns) {
         size_t TT = (size_t)p->T * p->T;
         for (int k = 0; k < p->o.n_heads; k++) {

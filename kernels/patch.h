@@ -39,6 +39,7 @@ typedef struct {
     size_t scratch_bytes; /* budget for batched patches (default 256 MiB) */
     mch_pooling pooling;  /* bi-encoder pooling */
     int keep_patterns;    /* keep every layer's attention pattern (mch_patcher_activation) */
+    int direction;        /* +1: patch only pairs whose score rose, -1: fell, 0: any */
 } mch_patch_opts;
 
 typedef struct {

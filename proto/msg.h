@@ -57,6 +57,12 @@ typedef struct {
     char **cache_hooks; /* (n_cache_hooks) hook names as given, blocks.*.X allowed */
     size_t n_cache_hooks;
     char *cache_dtype, *inputs, *software_version;
+    uint32_t bootstrap;   /* Poisson bootstrap replicates B (0: none) */
+    double ci_level;      /* level of the percentile intervals, in (0, 1) when bootstrap > 0 */
+    char *direction;      /* pairs patched: "any" ("" too), "with" or "against" the axiom */
+    char *select;         /* "" (every pair) or "top-delta" */
+    uint64_t select_k;    /* top-delta: the K pairs with the largest score change */
+    int select_per_grade; /* top-delta: K pairs per relevance grade */
 } mch_job_spec;
 
 void mch_job_spec_deinit(mch_job_spec *s);
@@ -73,7 +79,8 @@ mch_status mch_job_spec_unpack(mch_job_spec *s, const uint8_t *buf, size_t len, 
 int mch_msg_str(char **dst, const char *src);
 
 /* The one comparison of job specs. SAME_JOB (a resume): every field; SAME_MAP (a merge): the
- * fields a map's numbers depend on (not the model path, inputs, seed, cache or version). */
+ * fields a map's numbers depend on (not the model path, inputs, cache, selection or version;
+ * the seed only when a bootstrap is on, since it draws the replicates' weights). */
 typedef enum { MCH_SPEC_SAME_JOB, MCH_SPEC_SAME_MAP } mch_spec_scope;
 typedef struct {
     const char *field;   /* "model sha256", "max_len", "sweeps", ... */
@@ -91,6 +98,12 @@ mch_status mch_sweeps_parse(const char *list, unsigned *bits, mch_err *err);
 size_t mch_sweeps_names(unsigned bits, const char *names[3]);
 /* The bits of a spec's sweep names (unknown names count as none; unpack refuses them). */
 unsigned mch_sweeps_bits(char *const *names, size_t n);
+
+/* Directions: "any" (or "" or NULL) 0, "with" 1, "against" -1; anything else -2. */
+int mch_direction_parse(const char *s);
+#define MCH_BOOTSTRAP_MAX 100000
+#define MCH_BOOTSTRAP_DEFAULT 200
+#define MCH_CI_DEFAULT 0.95
 
 /* Heads: "L.H,L.H,..." to (*n, 2) layer, head pairs (malloc'd). */
 mch_status mch_heads_parse(const char *list, uint32_t **pairs, size_t *n, mch_err *err);

@@ -3,6 +3,7 @@
  * freeing and the conversion to and from the generated type, so a new field is added once. */
 #include "msg_pb.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,14 @@ static mch_status strv_copy(char ***dst, char *const *src, size_t n, mch_err *er
     if (!v) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     *dst = v;
     return MCH_OK;
+}
+
+int mch_direction_parse(const char *s)
+{
+    if (!s || !*s || !strcmp(s, "any")) return 0;
+    if (!strcmp(s, "with")) return 1;
+    if (!strcmp(s, "against")) return -1;
+    return -2;
 }
 
 /* ---- sweeps, heads, hooks ----------------------------------------------------------------- */
@@ -167,7 +176,7 @@ static const struct {
     }
     F(format),       F(model_path),   F(model_sha256),     F(vocab_hash), F(arch),
     F(architecture), F(perturbation), F(position),         F(filler),     F(pooling),
-    F(cache_dtype),  F(inputs),       F(software_version),
+    F(cache_dtype),  F(inputs),       F(software_version), F(direction),  F(select),
 #undef F
 };
 enum { N_STR_FIELDS = sizeof str_fields / sizeof str_fields[0] };
@@ -228,6 +237,8 @@ void msg_spec_to_pb(const mch_job_spec *s, Mechir__JobSpec *m)
     m->max_len = s->max_len, m->max_query_len = s->max_query_len;
     m->min_delta = s->min_delta;
     m->seed = s->seed;
+    m->bootstrap = s->bootstrap, m->ci_level = s->ci_level;
+    m->select_k = s->select_k, m->select_per_grade = s->select_per_grade != 0;
     m->n_sweeps = s->n_sweeps, m->sweeps = s->sweeps;
     m->n_head_list = 2 * s->n_head_pos, m->head_list = s->head_pos;
     m->n_cache_hooks = s->n_cache_hooks, m->cache_hooks = s->cache_hooks;
@@ -245,6 +256,8 @@ mch_status msg_spec_from_pb(mch_job_spec *s, const Mechir__JobSpec *m, mch_err *
     s->max_len = m->max_len, s->max_query_len = m->max_query_len;
     s->min_delta = m->min_delta;
     s->seed = m->seed;
+    s->bootstrap = m->bootstrap, s->ci_level = m->ci_level;
+    s->select_k = m->select_k, s->select_per_grade = m->select_per_grade;
     if (!rc)
         rc = copy_rest(s, m->head_list, m->n_head_list / 2, m->sweeps, m->n_sweeps, m->cache_hooks,
                        m->n_cache_hooks, err);
@@ -265,6 +278,19 @@ int msg_spec_check(const Mechir__JobSpec *m, char *why, size_t len)
             return snprintf(why, len, "spec: unknown sweep '%.60s'", m->sweeps[i]), 1;
     if (mch_heads_outside(m->head_list, K, m->layers, m->heads))
         return snprintf(why, len, "spec: head outside the model"), 1;
+    if (m->bootstrap > MCH_BOOTSTRAP_MAX)
+        return snprintf(why, len, "spec: bootstrap %lu is above %d", (unsigned long)m->bootstrap,
+                        MCH_BOOTSTRAP_MAX),
+               1;
+    if (m->bootstrap && !(m->ci_level > 0 && m->ci_level < 1))
+        return snprintf(why, len, "spec: ci_level %g is not in (0, 1)", m->ci_level), 1;
+    if (!(m->min_delta >= 0) || !isfinite(m->min_delta))
+        return snprintf(why, len, "spec: min_delta %g is not a finite number >= 0", m->min_delta),
+               1;
+    if (mch_direction_parse(m->direction) < -1)
+        return snprintf(why, len, "spec: unknown direction '%.40s'", m->direction), 1;
+    if (*msg_s(m->select) && strcmp(m->select, "top-delta"))
+        return snprintf(why, len, "spec: unknown selection '%.40s'", m->select), 1;
     return 0;
 }
 
@@ -337,6 +363,12 @@ static const struct {
     D("max_query_len", K_U32, max_query_len, 0, 0),
     D("min_delta", K_DBL, min_delta, 0, 0),
     D("seed", K_U64, seed, 1, 0),
+    D("bootstrap", K_U32, bootstrap, 0, 0),
+    D("ci level", K_DBL, ci_level, 0, 0),
+    D("direction", K_STR, direction, 0, 0),
+    D("selection", K_STR, select, 1, 0),
+    D("selection k", K_U64, select_k, 1, 0),
+    D("per grade", K_INT, select_per_grade, 1, 0),
     D("sweeps", K_LIST, sweeps, 0, 1),
     D("head-pos heads", K_HEADS, head_pos, 0, 1),
     D("cache hooks", K_QLIST, cache_hooks, 1, 1),
@@ -425,7 +457,9 @@ int mch_job_spec_diff(const mch_job_spec *a, const mch_job_spec *b, mch_spec_sco
 {
     memset(d, 0, sizeof *d);
     for (int i = 0; i < (int)(sizeof diff_fields / sizeof diff_fields[0]); i++) {
-        if ((scope == MCH_SPEC_SAME_MAP && diff_fields[i].job_only) || field_equal(a, b, i))
+        int seed_counts = diff_fields[i].off == offsetof(mch_job_spec, seed) && a->bootstrap;
+        if ((scope == MCH_SPEC_SAME_MAP && diff_fields[i].job_only && !seed_counts) ||
+            field_equal(a, b, i))
             continue;
         d->field = diff_fields[i].name;
         d->plural = diff_fields[i].plural;

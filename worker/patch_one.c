@@ -278,6 +278,7 @@ mch_status mch_patch_one_run(const mch_patch_one_opts *o, const mch_model *m, cJ
                          o->naive,
                          (size_t)(o->scratch_mb ? o->scratch_mb : 256) << 20,
                          o->pooling,
+                         0,
                          0};
     if (!rc) rc = mch_patcher_create(&p, m, &po, ids.T, err);
     if (!rc)

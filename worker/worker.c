@@ -9,6 +9,7 @@
 
 #include "act_store.h"
 #include "patch.h"
+#include "perturb.h"
 #include "progress.h"
 
 struct mch_worker {
@@ -32,6 +33,15 @@ void mch_worker_free(mch_worker *w)
     free(w->heads);
     free(w->cache);
     free(w);
+}
+
+/* The sign of the score change patched: the spec's direction times the axiom's expectation. */
+static int axiom_direction(const mch_job_spec *spec)
+{
+    mch_perturb_kind k = MCH_PERTURB_TFC1;
+    int d = mch_direction_parse(spec->direction);
+    if (spec->perturbation) mch_perturb_parse(spec->perturbation, &k);
+    return d < -1 ? 0 : d * mch_perturb_axiom_sign(k);
 }
 
 mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const char *out_dir,
@@ -69,7 +79,8 @@ mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const c
                          (size_t)(scratch_mb > 0 ? scratch_mb : 256) << 20,
                          spec->pooling && !strcmp(spec->pooling, "mean") ? MCH_POOL_MEAN
                                                                          : MCH_POOL_CLS,
-                         patterns};
+                         patterns,
+                         axiom_direction(spec)};
     if ((rc = mch_patcher_create(&w->p, w->m, &po, (int)spec->max_len, err))) goto fail;
     if (w->n_cache) {
         mch_store_dtype dt = MCH_STORE_F32;

@@ -61,6 +61,11 @@ const char *mch_perturb_name(mch_perturb_kind k)
     return perturb_names[k];
 }
 
+int mch_perturb_axiom_sign(mch_perturb_kind k)
+{
+    return k == MCH_PERTURB_LNC1 ? -1 : 1;
+}
+
 int mch_perturb_parse(const char *s, mch_perturb_kind *k)
 {
     for (int i = 0; i < 4; i++)

@@ -33,6 +33,9 @@ typedef enum {
 } mch_perturb_kind;
 const char *mch_perturb_name(mch_perturb_kind k);
 int mch_perturb_parse(const char *s, mch_perturb_kind *k); /* 1 when known */
+/* The sign of the score change the axiom expects: +1 for the injections of a query term (tfc1,
+ * tdc, inject: the score should rise), -1 for lnc1 (it should not rise). */
+int mch_perturb_axiom_sign(mch_perturb_kind k);
 
 typedef enum {
     MCH_ROLE_CLS,
