@@ -9,14 +9,21 @@
 #include "jsonout.h"
 #include "perturb.h"
 
-mch_status mch_cmap_acc_init(mch_cmap_acc *a, int L, int NH, int K, mch_err *err)
+mch_status mch_cmap_acc_init(mch_cmap_acc *a, const mch_job_spec *spec, mch_err *err)
 {
     memset(a, 0, sizeof *a);
-    a->L = L, a->NH = NH, a->K = K, a->R = MCH_ROLE_COUNT;
-    mch_status rc = mch_stats_init(&a->heads, (size_t)L * NH, err);
-    if (!rc) rc = mch_stats_init(&a->blocks, (size_t)3 * L * a->R, err);
-    if (!rc) rc = mch_stats_init(&a->hpz, (size_t)K * a->R, err);
-    if (!rc) rc = mch_stats_init(&a->hpp, (size_t)K * a->R, err);
+    mch_perturb_kind k = MCH_PERTURB_TFC1;
+    if (spec->perturbation) mch_perturb_parse(spec->perturbation, &k);
+    a->L = (int)spec->layers, a->NH = (int)spec->heads, a->K = (int)spec->n_head_pos;
+    a->R = MCH_ROLE_COUNT;
+    a->B = spec->bootstrap, a->seed = spec->seed, a->axiom = mch_perturb_axiom_sign(k);
+    size_t L = spec->layers, R = MCH_ROLE_COUNT;
+    mch_status rc = mch_est_init(&a->heads, L * spec->heads, a->B, err);
+    if (!rc) rc = mch_est_init(&a->blocks, 3 * L * R, a->B, err);
+    if (!rc) rc = mch_est_init(&a->hpz, spec->n_head_pos * R, a->B, err);
+    if (!rc) rc = mch_est_init(&a->hpp, spec->n_head_pos * R, a->B, err);
+    if (!rc && !(a->w = malloc((size_t)a->B + 1)))
+        rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if (rc) mch_cmap_acc_deinit(a);
     return rc;
 }
@@ -24,34 +31,55 @@ mch_status mch_cmap_acc_init(mch_cmap_acc *a, int L, int NH, int K, mch_err *err
 void mch_cmap_acc_deinit(mch_cmap_acc *a)
 {
     if (!a) return;
-    mch_stats_deinit(&a->heads);
-    mch_stats_deinit(&a->blocks);
-    mch_stats_deinit(&a->hpz);
-    mch_stats_deinit(&a->hpp);
+    mch_est_deinit(&a->heads);
+    mch_est_deinit(&a->blocks);
+    mch_est_deinit(&a->hpz);
+    mch_est_deinit(&a->hpp);
     for (int i = 0; i < a->n_strata; i++) {
-        mch_stats_deinit(&a->strata[i].heads);
-        mch_stats_deinit(&a->strata[i].blocks);
+        mch_est_deinit(&a->strata[i].heads);
+        mch_est_deinit(&a->strata[i].blocks);
     }
     free(a->strata);
     free(a->pair_ids);
+    free(a->w);
     memset(a, 0, sizeof *a);
 }
 
-/* Per-role means of one (T)-row of values into the stats cells base*R + role. */
-static void add_by_role(mch_stats *s, size_t base, const float *x, const uint8_t *roles, size_t T,
-                        int R)
+/* One pair's values being added: its baseline score, quantized score change and weights. */
+typedef struct {
+    double base;
+    int64_t qden;
+    const uint8_t *w;
+} pair_ctx;
+
+/* Adds a cell's effect and raw patched score; 1 when the score is beyond the exact sums. */
+static int add_cell(mch_est *e, size_t cell, double effect, double patched, const pair_ctx *c)
 {
-    double sum[MCH_ROLE_COUNT] = {0};
-    int cnt[MCH_ROLE_COUNT] = {0};
-    for (size_t t = 0; t < T; t++) {
-        sum[roles[t]] += x[t];
-        cnt[roles[t]]++;
-    }
-    for (int r = 0; r < R; r++)
-        if (cnt[r]) mch_stats_add(s, base * R + r, sum[r] / cnt[r]);
+    int64_t q;
+    if (mch_xsum_quantize(patched - c->base, &q)) return 1;
+    mch_est_add(e, cell, effect, q, c->qden, c->w);
+    return 0;
 }
 
-static mch_acc_stratum *stratum(mch_cmap_acc *a, int kind, int key)
+/* Per-role means of one (T)-row of effects x and patched scores y into the cells base*R +
+ * role; 1 when a score is beyond the exact sums. */
+static int add_by_role(mch_est *e, size_t base, const float *x, const float *y,
+                       const uint8_t *roles, size_t T, int R, const pair_ctx *c)
+{
+    double sx[MCH_ROLE_COUNT] = {0}, sy[MCH_ROLE_COUNT] = {0};
+    int cnt[MCH_ROLE_COUNT] = {0};
+    for (size_t t = 0; t < T; t++) {
+        sx[roles[t]] += x[t];
+        sy[roles[t]] += y[t];
+        cnt[roles[t]]++;
+    }
+    int bad = 0;
+    for (int r = 0; r < R; r++)
+        if (cnt[r]) bad |= add_cell(e, base * R + r, sx[r] / cnt[r], sy[r] / cnt[r], c);
+    return bad;
+}
+
+static mch_acc_stratum *stratum(mch_cmap_acc *a, int kind, long long key)
 {
     for (int i = 0; i < a->n_strata; i++)
         if (a->strata[i].kind == kind && a->strata[i].key == key) return &a->strata[i];
@@ -61,23 +89,45 @@ static mch_acc_stratum *stratum(mch_cmap_acc *a, int kind, int key)
     mch_acc_stratum *n = &s[a->n_strata];
     memset(n, 0, sizeof *n);
     n->kind = kind, n->key = key;
-    if (mch_stats_init(&n->heads, a->heads.cells, NULL) ||
-        mch_stats_init(&n->blocks, a->blocks.cells, NULL)) {
-        mch_stats_deinit(&n->heads);
+    if (mch_est_init(&n->heads, a->heads.cells, a->B, NULL) ||
+        mch_est_init(&n->blocks, a->blocks.cells, a->B, NULL)) {
+        mch_est_deinit(&n->heads);
         return NULL;
     }
     a->n_strata++;
     return n;
 }
 
-static void add_maps(mch_cmap_acc *a, mch_stats *heads, mch_stats *blocks, const mch_pair_result *r)
+static int add_maps(mch_cmap_acc *a, mch_est *heads, mch_est *blocks, const mch_pair_result *r,
+                    const pair_ctx *c)
 {
     const mch_pair_input *p = &r->pair;
     size_t T = p->T;
-    for (size_t i = 0; i < r->n_heads; i++) mch_stats_add(heads, i, r->heads[i]);
+    int bad = 0;
+    for (size_t i = 0; i < r->n_heads; i++)
+        bad |= add_cell(heads, i, r->heads[i], r->heads_scores[i], c);
     if (r->n_blocks)
         for (size_t cl = 0; cl < 3 * (size_t)a->L; cl++)
-            add_by_role(blocks, cl, r->blocks + cl * T, p->roles, T, a->R);
+            bad |= add_by_role(blocks, cl, r->blocks + cl * T, r->blocks_scores + cl * T,
+                               p->roles, T, a->R, c);
+    return bad;
+}
+
+static int add_head_pos(mch_cmap_acc *a, const mch_pair_result *r, const pair_ctx *c)
+{
+    const mch_pair_input *p = &r->pair;
+    size_t T = p->T;
+    int bad = 0;
+    for (int k = 0; k < a->K; k++) {
+        size_t o = (size_t)k * T;
+        if (r->n_head_pos_z)
+            bad |= add_by_role(&a->hpz, (size_t)k, r->head_pos_z + o, r->head_pos_z_scores + o,
+                               p->roles, T, a->R, c);
+        if (r->n_head_pos_pattern)
+            bad |= add_by_role(&a->hpp, (size_t)k, r->head_pos_pattern + o,
+                               r->head_pos_pattern_scores + o, p->roles, T, a->R, c);
+    }
+    return bad;
 }
 
 /* Doubles the room for pair ids; 1 when out of memory. */
@@ -87,6 +137,14 @@ static int grow_ids(mch_cmap_acc *a)
     uint64_t *ids = realloc(a->pair_ids, cap * sizeof *ids);
     if (ids) a->pair_ids = ids, a->cap_ids = cap;
     return !ids;
+}
+
+/* Counts a pair that was scored by the direction of its score change. */
+static void count_direction(mch_cmap_acc *a, const mch_pair_result *r)
+{
+    double d = (r->score_perturbed - r->score_baseline) * a->axiom;
+    a->with += d > 0;
+    a->against += d < 0;
 }
 
 mch_status mch_cmap_acc_add(mch_cmap_acc *a, const mch_pair_result *r, mch_err *err)
@@ -104,49 +162,65 @@ mch_status mch_cmap_acc_add(mch_cmap_acc *a, const mch_pair_result *r, mch_err *
         a->failed++;
         return MCH_OK;
     }
+    count_direction(a, r);
     if (r->skip_reason) {
         a->skipped++;
         return MCH_OK;
     }
     a->used++;
-    size_t T = p->T;
-    add_maps(a, &a->heads, &a->blocks, r);
-    for (int k = 0; k < a->K; k++) {
-        if (r->n_head_pos_z)
-            add_by_role(&a->hpz, (size_t)k, r->head_pos_z + (size_t)k * T, p->roles, T, a->R);
-        if (r->n_head_pos_pattern)
-            add_by_role(&a->hpp, (size_t)k, r->head_pos_pattern + (size_t)k * T, p->roles, T, a->R);
-    }
-    int keys[2][2] = {{0, p->relevance}, {1, p->rank >= 1 ? (p->rank - 1) / 10 : -1}};
-    for (int i = 0; i < 2; i++) {
+    double delta = r->score_perturbed - r->score_baseline;
+    pair_ctx c = {r->score_baseline, 0, a->w};
+    mch_bootstrap_weights(a->seed, p->pair_id, a->B, a->w);
+    int bad = mch_xsum_quantize(delta, &c.qden);
+    if (!bad) bad = add_maps(a, &a->heads, &a->blocks, r, &c) | add_head_pos(a, r, &c);
+    long long keys[3][2] = {{0, p->relevance},
+                            {1, p->rank >= 1 ? (p->rank - 1) / 10 : -1},
+                            {2, delta * a->axiom > 0 ? 1 : 0}};
+    for (int i = 0; !bad && i < 3; i++) {
         if (keys[i][1] < 0) continue;
-        mch_acc_stratum *s = stratum(a, keys[i][0], keys[i][1]);
+        mch_acc_stratum *s = stratum(a, (int)keys[i][0], keys[i][1]);
         if (!s) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
         s->pairs++;
-        add_maps(a, &s->heads, &s->blocks, r);
+        bad = add_maps(a, &s->heads, &s->blocks, r, &c);
     }
+    if (bad)
+        return mch_fail(err, MCH_ERR_SHAPE,
+                        "pair %016llx: a score change of %g or more is beyond the exact sums "
+                        "(|patched - baseline| < %g)",
+                        (unsigned long long)p->pair_id, MCH_XSUM_MAX, MCH_XSUM_MAX);
     return MCH_OK;
 }
 
 mch_status mch_cmap_acc_finish(mch_cmap_acc *a, const mch_job_spec *spec, const char *const *sites,
-                               size_t n_sites, mch_cmap *out, mch_err *err)
+                               const char *const *provenance, size_t n_sites, mch_cmap *out,
+                               mch_err *err)
 {
     memset(out, 0, sizeof *out);
     mch_status rc = mch_job_spec_copy(&out->spec, spec, err);
     if (!rc && (!(out->strata = calloc((size_t)a->n_strata + 1, sizeof *out->strata)) ||
-                !(out->sites = calloc(n_sites + 1, sizeof *out->sites))))
+                !(out->sites = calloc(n_sites + 1, sizeof *out->sites)) ||
+                !(out->provenance = calloc(n_sites + 1, sizeof *out->provenance))))
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !rc && i < n_sites; i++, out->n_sites++)
         if (!mch_msg_str(&out->sites[i], sites[i]))
             rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; !rc && provenance && i < n_sites; i++, out->n_provenance++) {
+        size_t n = strlen(sites[i]) + strlen(provenance[i]) + 2;
+        if (!(out->provenance[i] = malloc(n)))
+            rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+        else
+            snprintf(out->provenance[i], n, "%s\t%s", sites[i], provenance[i]);
+    }
     for (int i = 0; !rc && i < a->n_strata; i++) {
         mch_acc_stratum *s = &a->strata[i];
         mch_cmap_stratum *o = &out->strata[out->n_strata];
-        char name[48];
+        char name[64];
         if (s->kind == 0)
-            snprintf(name, sizeof name, "relevance=%d", s->key);
+            snprintf(name, sizeof name, "relevance=%lld", s->key);
+        else if (s->kind == 1)
+            snprintf(name, sizeof name, "rank=%lld-%lld", 10 * s->key + 1, 10 * s->key + 10);
         else
-            snprintf(name, sizeof name, "rank=%d-%d", 10 * s->key + 1, 10 * s->key + 10);
+            snprintf(name, sizeof name, "direction=%s", s->key ? "with" : "against");
         if (!mch_msg_str(&o->name, name)) {
             rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
             break;
@@ -163,6 +237,7 @@ mch_status mch_cmap_acc_finish(mch_cmap_acc *a, const mch_job_spec *spec, const 
     }
     out->pairs_total = a->total, out->pairs_used = a->used;
     out->pairs_skipped = a->skipped, out->pairs_failed = a->failed;
+    out->pairs_with = a->with, out->pairs_against = a->against;
     out->heads = a->heads, out->blocks = a->blocks, out->hpz = a->hpz, out->hpp = a->hpp;
     out->pair_ids = a->pair_ids, out->n_pair_ids = a->n_ids;
     memset(&a->heads, 0, sizeof a->heads);
@@ -212,6 +287,20 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Sorts v and frees repeated strings. */
+static void sort_unique(char **v, size_t *n)
+{
+    if (*n) qsort(v, *n, sizeof *v, cmp_str);
+    size_t u = 0;
+    for (size_t i = 0; i < *n; i++) {
+        if (u && !strcmp(v[u - 1], v[i]))
+            free(v[i]);
+        else
+            v[u++] = v[i];
+    }
+    *n = u;
+}
+
 void mch_cmap_canonicalize(mch_cmap *m)
 {
     if (m->n_strata) qsort(m->strata, m->n_strata, sizeof *m->strata, cmp_stratum);
@@ -220,15 +309,8 @@ void mch_cmap_canonicalize(mch_cmap *m)
     for (size_t i = 0; i < m->n_pair_ids; i++)
         if (!u || m->pair_ids[u - 1] != m->pair_ids[i]) m->pair_ids[u++] = m->pair_ids[i];
     m->n_pair_ids = u;
-    if (m->n_sites) qsort(m->sites, m->n_sites, sizeof *m->sites, cmp_str);
-    u = 0;
-    for (size_t i = 0; i < m->n_sites; i++) {
-        if (u && !strcmp(m->sites[u - 1], m->sites[i]))
-            free(m->sites[i]);
-        else
-            m->sites[u++] = m->sites[i];
-    }
-    m->n_sites = u;
+    sort_unique(m->sites, &m->n_sites);
+    sort_unique(m->provenance, &m->n_provenance);
 }
 
 /* ---- files -------------------------------------------------------------------------------- */
@@ -259,22 +341,65 @@ mch_status mch_cmap_load(mch_cmap *m, const char *path, mch_err *err)
 
 /* ---- JSON ---------------------------------------------------------------------------------- */
 
-/* One statistic of cell i: 0 mean, 1 std, 2 n. */
-static void json_cell(FILE *f, const mch_stats *s, size_t i, int k)
+/* The statistics of a circuit.json block, in key order. */
+enum { J_ROM, J_CI_LOW, J_CI_HIGH, J_NUM, J_DEN, J_MEAN, J_STD, J_N, J_KEYS };
+static const char *const json_keys[J_KEYS] = {
+    "ratio_of_means", "ci_low", "ci_high", "sum_patched_minus_baseline",
+    "sum_perturbed_minus_baseline", "mean", "std", "n"};
+
+static void json_num_or_null(FILE *f, double x)
 {
-    if (k == 0)
-        s->n[i] ? mch_json_number(f, s->mean[i]) : (void)fputs("null", f);
-    else if (k == 1)
-        s->n[i] >= 2 ? mch_json_number(f, mch_stats_std(s, i)) : (void)fputs("null", f);
-    else
-        fprintf(f, "%llu", (unsigned long long)s->n[i]);
+    isfinite(x) ? mch_json_number(f, x) : (void)fputs("null", f);
 }
 
-static void json_stats_block(FILE *f, const mch_stats *s, size_t rows, size_t cols, size_t planes)
+/* Statistic k of cell i; ci holds the cell's interval (NAN: none). */
+static void json_cell(FILE *f, const mch_est *e, size_t i, int k, const double ci[2])
 {
-    const char *keys[3] = {"mean", "std", "n"};
-    for (int k = 0; k < 3; k++) {
-        fprintf(f, "%s\"%s\":", k ? "," : "", keys[k]);
+    const mch_stats *s = &e->mor;
+    size_t r0 = i * ((size_t)e->B + 1);
+    switch (k) {
+    case J_ROM:
+        json_num_or_null(f, mch_est_ratio(e, i, 0));
+        return;
+    case J_CI_LOW:
+    case J_CI_HIGH:
+        json_num_or_null(f, ci[k - J_CI_LOW]);
+        return;
+    case J_NUM:
+        mch_json_number(f, mch_xsum_value(e->num[r0]));
+        return;
+    case J_DEN:
+        mch_json_number(f, mch_xsum_value(e->den[r0]));
+        return;
+    case J_MEAN:
+        json_num_or_null(f, s->n[i] ? s->mean[i] : NAN);
+        return;
+    case J_STD:
+        json_num_or_null(f, mch_stats_std(s, i));
+        return;
+    default:
+        fprintf(f, "%llu", (unsigned long long)s->n[i]);
+    }
+}
+
+/* Every cell's interval (2 per cell; NAN: none) at level, malloc'd; NULL when out of memory. */
+static double *intervals(const mch_est *e, double level)
+{
+    double *ci = malloc((2 * e->cells + 1) * sizeof *ci),
+           *scratch = malloc(((size_t)e->B + 1) * sizeof *scratch);
+    for (size_t i = 0; ci && scratch && i < e->cells; i++)
+        if (!e->B || mch_est_interval(e, i, level, scratch, &ci[2 * i], &ci[2 * i + 1]))
+            ci[2 * i] = ci[2 * i + 1] = NAN;
+    free(scratch);
+    return ci;
+}
+
+static void json_stats_block(FILE *f, const mch_est *e, double level, size_t rows, size_t cols,
+                             size_t planes)
+{
+    double *ci = intervals(e, level);
+    for (int k = 0; k < J_KEYS; k++) {
+        fprintf(f, "%s\"%s\":", k ? "," : "", json_keys[k]);
         if (planes > 1) putc('[', f);
         for (size_t p = 0; p < planes; p++) {
             if (p) putc(',', f);
@@ -283,8 +408,10 @@ static void json_stats_block(FILE *f, const mch_stats *s, size_t rows, size_t co
                 if (r) putc(',', f);
                 putc('[', f);
                 for (size_t c = 0; c < cols; c++) {
+                    size_t i = (p * rows + r) * cols + c;
+                    const double none[2] = {NAN, NAN};
                     if (c) putc(',', f);
-                    json_cell(f, s, (p * rows + r) * cols + c, k);
+                    json_cell(f, e, i, k, ci ? ci + 2 * i : none);
                 }
                 putc(']', f);
             }
@@ -292,6 +419,7 @@ static void json_stats_block(FILE *f, const mch_stats *s, size_t rows, size_t co
         }
         if (planes > 1) putc(']', f);
     }
+    free(ci);
 }
 
 static void json_string_list(FILE *f, char *const *x, size_t n)
@@ -337,7 +465,11 @@ static void json_spec(FILE *f, const mch_job_spec *s)
     fprintf(f, ",\"seed\":%llu,\"max_len\":%u,\"max_query_len\":%u,\"min_delta\":",
             (unsigned long long)s->seed, s->max_len, s->max_query_len);
     mch_json_number(f, s->min_delta);
-    fprintf(f, ",\"stem\":%s},\"sweeps\":", s->stem ? "true" : "false");
+    fprintf(f, ",\"stem\":%s},\"direction\":", s->stem ? "true" : "false");
+    mch_json_string(f, *s->direction ? s->direction : "any");
+    fprintf(f, ",\"bootstrap\":{\"replicates\":%lu,\"level\":", (unsigned long)s->bootstrap);
+    mch_json_number(f, s->ci_level);
+    fprintf(f, ",\"seed\":%llu},\"sweeps\":", (unsigned long long)s->seed);
     json_string_list(f, s->sweeps, s->n_sweeps);
     fputs(",\"software_version\":", f);
     mch_json_string(f, s->software_version);
@@ -347,18 +479,22 @@ void mch_cmap_write_json(const mch_cmap *m, FILE *f)
 {
     const mch_job_spec *s = &m->spec;
     size_t L = s->layers, NH = s->heads, R = MCH_ROLE_COUNT, K = s->n_head_pos;
+    double lv = s->ci_level;
     json_spec(f, s);
-    fprintf(f, ",\"pairs\":{\"total\":%llu,\"used\":%llu,\"skipped\":%llu,\"failed\":%llu}",
+    fprintf(f,
+            ",\"pairs\":{\"total\":%llu,\"used\":%llu,\"skipped\":%llu,\"failed\":%llu,"
+            "\"with_axiom\":%llu,\"against_axiom\":%llu}",
             (unsigned long long)m->pairs_total, (unsigned long long)m->pairs_used,
-            (unsigned long long)m->pairs_skipped, (unsigned long long)m->pairs_failed);
+            (unsigned long long)m->pairs_skipped, (unsigned long long)m->pairs_failed,
+            (unsigned long long)m->pairs_with, (unsigned long long)m->pairs_against);
     fputs(",\"heads\":{", f);
-    json_stats_block(f, &m->heads, L, NH, 1);
+    json_stats_block(f, &m->heads, lv, L, NH, 1);
     fputs(
         "},\"blocks_by_role\":{\"components\":[\"resid_pre\",\"attn_out\",\"mlp_out\"],\"roles\":",
         f);
     json_roles(f);
     putc(',', f);
-    json_stats_block(f, &m->blocks, L, R, 3);
+    json_stats_block(f, &m->blocks, lv, L, R, 3);
     putc('}', f);
     if (K) {
         fputs(",\"head_pos\":{\"heads\":[", f);
@@ -367,9 +503,9 @@ void mch_cmap_write_json(const mch_cmap *m, FILE *f)
         fputs("],\"roles\":", f);
         json_roles(f);
         fputs(",\"z\":{", f);
-        json_stats_block(f, &m->hpz, K, R, 1);
+        json_stats_block(f, &m->hpz, lv, K, R, 1);
         fputs("},\"pattern\":{", f);
-        json_stats_block(f, &m->hpp, K, R, 1);
+        json_stats_block(f, &m->hpp, lv, K, R, 1);
         fputs("}}", f);
     }
     fputs(",\"strata\":{", f);
@@ -378,12 +514,14 @@ void mch_cmap_write_json(const mch_cmap *m, FILE *f)
         if (i) putc(',', f);
         mch_json_string(f, st->name);
         fprintf(f, ":{\"pairs\":%llu,\"heads\":{", (unsigned long long)st->pairs);
-        json_stats_block(f, &st->heads, L, NH, 1);
+        json_stats_block(f, &st->heads, lv, L, NH, 1);
         fputs("},\"blocks_by_role\":{", f);
-        json_stats_block(f, &st->blocks, L, R, 3);
+        json_stats_block(f, &st->blocks, lv, L, R, 3);
         fputs("}}", f);
     }
     fputs("},\"sites\":", f);
     json_string_list(f, m->sites, m->n_sites);
+    fputs(",\"provenance\":", f);
+    json_string_list(f, m->provenance, m->n_provenance);
     fputs("}\n", f);
 }

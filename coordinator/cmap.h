@@ -11,36 +11,44 @@
 #include "msg.h"
 
 typedef struct {
-    int kind; /* 0: relevance grade, 1: rank bucket */
-    int key;  /* grade, or bucket b for ranks 10b+1 .. 10b+10 */
+    int kind;      /* 0: relevance grade, 1: rank bucket, 2: direction */
+    long long key; /* grade; bucket b for ranks 10b+1 .. 10b+10; 1 with the axiom, 0 against */
     uint64_t pairs;
-    mch_stats heads, blocks;
+    mch_est heads, blocks;
 } mch_acc_stratum;
 
 /* The reduction so far. */
 typedef struct {
     int L, NH, K, R;
-    uint64_t total, used, skipped, failed;
-    mch_stats heads;  /* (L, NH) */
-    mch_stats blocks; /* (3, L, R) */
-    mch_stats hpz;    /* (K, R) */
-    mch_stats hpp;    /* (K, R) */
+    uint32_t B;    /* bootstrap replicates */
+    uint64_t seed; /* of the bootstrap weights */
+    int axiom;     /* the sign of the score change the perturbation's axiom expects */
+    uint64_t total, used, skipped, failed, with, against;
+    mch_est heads;  /* (L, NH) */
+    mch_est blocks; /* (3, L, R) */
+    mch_est hpz;    /* (K, R) */
+    mch_est hpp;    /* (K, R) */
     mch_acc_stratum *strata;
     int n_strata;
     uint64_t *pair_ids; /* in the order added */
     size_t n_ids, cap_ids;
+    uint8_t *w; /* (B + 1) bootstrap weights of the pair being added */
 } mch_cmap_acc;
 
-mch_status mch_cmap_acc_init(mch_cmap_acc *a, int L, int NH, int K, mch_err *err);
+/* Sized from the spec: layers, heads, head-pos heads, bootstrap replicates, seed, perturbation. */
+mch_status mch_cmap_acc_init(mch_cmap_acc *a, const mch_job_spec *spec, mch_err *err);
 void mch_cmap_acc_deinit(mch_cmap_acc *a); /* accepts NULL */
 
-/* Adds one pair's result, checked with mch_pair_result_check (call in pair order). */
+/* Adds one pair's result, checked with mch_pair_result_check (call in pair order). Strata:
+ * relevance grade, rank bucket and direction of the score change. */
 mch_status mch_cmap_acc_add(mch_cmap_acc *a, const mch_pair_result *r, mch_err *err);
 
-/* Moves the statistics into out (zeroed) with a copy of spec and of the sites, in canonical
- * order; a is left empty (deinit it still). */
+/* Moves the statistics into out (zeroed) with a copy of spec, of the sites and of their
+ * provenance (provenance[i] describes sites[i]'s BLAS; NULL: none), in canonical order; a is
+ * left empty (deinit it still). */
 mch_status mch_cmap_acc_finish(mch_cmap_acc *a, const mch_job_spec *spec, const char *const *sites,
-                               size_t n_sites, mch_cmap *out, mch_err *err);
+                               const char *const *provenance, size_t n_sites, mch_cmap *out,
+                               mch_err *err);
 
 /* The canonical order: strata by mch_stratum_cmp, pair ids and sites sorted and unique. */
 void mch_cmap_canonicalize(mch_cmap *m);

@@ -95,13 +95,13 @@ static mch_status merge_strata(const mch_cmap_input *in, int n, mch_cmap *out, m
                 if (!mch_msg_str(&o->name, st->name))
                     return mch_fail(err, MCH_ERR_NOMEM, "out of memory merging maps");
                 out->n_strata++;
-                rc = mch_stats_init(&o->heads, st->heads.cells, err);
-                if (!rc) rc = mch_stats_init(&o->blocks, st->blocks.cells, err);
+                rc = mch_est_init(&o->heads, st->heads.cells, st->heads.B, err);
+                if (!rc) rc = mch_est_init(&o->blocks, st->blocks.cells, st->blocks.B, err);
             }
             if (rc) break;
             o->pairs += st->pairs;
-            mch_stats_fold(&o->heads, &st->heads);
-            mch_stats_fold(&o->blocks, &st->blocks);
+            mch_est_fold(&o->heads, &st->heads);
+            mch_est_fold(&o->blocks, &st->blocks);
         }
     return rc;
 }
@@ -110,19 +110,22 @@ static mch_status merge_strata(const mch_cmap_input *in, int n, mch_cmap *out, m
 static mch_status merge_alloc(const mch_cmap_input *in, int n, mch_cmap *out, mch_err *err)
 {
     const mch_cmap *m0 = in[0].m;
-    size_t ids = 0, strata = 0, sites = 0;
+    size_t ids = 0, strata = 0, sites = 0, prov = 0;
     for (int i = 0; i < n; i++) {
         ids += in[i].m->n_pair_ids;
         strata += in[i].m->n_strata;
         sites += in[i].m->n_sites;
+        prov += in[i].m->n_provenance;
     }
-    mch_status rc = mch_stats_init(&out->heads, m0->heads.cells, err);
-    if (!rc) rc = mch_stats_init(&out->blocks, m0->blocks.cells, err);
-    if (!rc) rc = mch_stats_init(&out->hpz, m0->hpz.cells, err);
-    if (!rc) rc = mch_stats_init(&out->hpp, m0->hpp.cells, err);
+    uint32_t B = m0->spec.bootstrap;
+    mch_status rc = mch_est_init(&out->heads, m0->heads.cells, B, err);
+    if (!rc) rc = mch_est_init(&out->blocks, m0->blocks.cells, B, err);
+    if (!rc) rc = mch_est_init(&out->hpz, m0->hpz.cells, B, err);
+    if (!rc) rc = mch_est_init(&out->hpp, m0->hpp.cells, B, err);
     if (!rc && (!(out->pair_ids = malloc((ids + 1) * sizeof *out->pair_ids)) ||
                 !(out->strata = calloc(strata + 1, sizeof *out->strata)) ||
-                !(out->sites = calloc(sites + 1, sizeof *out->sites))))
+                !(out->sites = calloc(sites + 1, sizeof *out->sites)) ||
+                !(out->provenance = calloc(prov + 1, sizeof *out->provenance))))
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory merging maps");
     return rc;
 }
@@ -138,12 +141,16 @@ mch_status mch_cmap_merge(mch_cmap_input *in, int n, mch_cmap *out, mch_err *err
         goto done;
     for (int i = 0; i < n && !rc; i++) {
         const mch_cmap *x = in[i].m;
-        mch_stats_fold(&out->heads, &x->heads);
-        mch_stats_fold(&out->blocks, &x->blocks);
-        mch_stats_fold(&out->hpz, &x->hpz);
-        mch_stats_fold(&out->hpp, &x->hpp);
+        mch_est_fold(&out->heads, &x->heads);
+        mch_est_fold(&out->blocks, &x->blocks);
+        mch_est_fold(&out->hpz, &x->hpz);
+        mch_est_fold(&out->hpp, &x->hpp);
         out->pairs_total += x->pairs_total, out->pairs_used += x->pairs_used;
         out->pairs_skipped += x->pairs_skipped, out->pairs_failed += x->pairs_failed;
+        out->pairs_with += x->pairs_with, out->pairs_against += x->pairs_against;
+        for (size_t j = 0; j < x->n_provenance && !rc; j++, out->n_provenance++)
+            if (!mch_msg_str(&out->provenance[out->n_provenance], x->provenance[j]))
+                rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory merging maps");
         if (x->n_pair_ids)
             memcpy(out->pair_ids + out->n_pair_ids, x->pair_ids,
                    x->n_pair_ids * sizeof *x->pair_ids);

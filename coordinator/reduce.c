@@ -25,29 +25,38 @@ static void float_rows(FILE *f, const float *x, size_t rows, size_t cols)
     putc(']', f);
 }
 
-static void pair_maps(FILE *f, const mch_pair_result *r, const mch_job_spec *s)
+/* The maps of a pair: effects under key, raw patched scores under key_scores. */
+static void pair_maps_of(FILE *f, const mch_pair_result *r, const mch_job_spec *s, int scores)
 {
     size_t T = r->pair.T, L = s->layers, NH = s->heads, K = s->n_head_pos;
+    const char *sfx = scores ? "_scores" : "";
     if (r->n_heads) {
-        fputs(",\"heads\":", f);
-        float_rows(f, r->heads, L, NH);
+        fprintf(f, ",\"heads%s\":", sfx);
+        float_rows(f, scores ? r->heads_scores : r->heads, L, NH);
     }
     if (r->n_blocks) {
         static const char *names[3] = {"resid_pre", "attn_out", "mlp_out"};
-        fputs(",\"blocks\":{", f);
+        const float *x = scores ? r->blocks_scores : r->blocks;
+        fprintf(f, ",\"blocks%s\":{", sfx);
         for (size_t k = 0; k < 3; k++) {
             fprintf(f, "%s\"%s\":", k ? "," : "", names[k]);
-            float_rows(f, r->blocks + k * L * T, L, T);
+            float_rows(f, x + k * L * T, L, T);
         }
         putc('}', f);
     }
     if (r->n_head_pos_z) {
-        fputs(",\"head_pos\":{\"z\":", f);
-        float_rows(f, r->head_pos_z, K, T);
+        fprintf(f, ",\"head_pos%s\":{\"z\":", sfx);
+        float_rows(f, scores ? r->head_pos_z_scores : r->head_pos_z, K, T);
         fputs(",\"pattern\":", f);
-        float_rows(f, r->head_pos_pattern, K, T);
+        float_rows(f, scores ? r->head_pos_pattern_scores : r->head_pos_pattern, K, T);
         putc('}', f);
     }
+}
+
+static void pair_maps(FILE *f, const mch_pair_result *r, const mch_job_spec *s)
+{
+    pair_maps_of(f, r, s, 0);
+    pair_maps_of(f, r, s, 1);
 }
 
 static void write_pair_line(FILE *f, const mch_pair_result *r, const mch_job_spec *s)
@@ -155,7 +164,7 @@ static mch_status read_records(mch_journal *j, FILE *f, FILE *pf, const mch_job_
 }
 
 mch_status mch_reduce(const char *out, const mch_job_spec *spec, uint64_t expected,
-                      const char *site, mch_cmap *map, mch_err *err)
+                      const char *site, const char *blas, mch_cmap *map, mch_err *err)
 {
     memset(map, 0, sizeof *map);
     char *jpath = mch_path_join(out, "journal.bin"), *ppath = mch_path_join(out, "pairs.jsonl");
@@ -173,14 +182,13 @@ mch_status mch_reduce(const char *out, const mch_job_spec *spec, uint64_t expect
     if (!rc && mch_outfile_open(&pf, ppath) != 0)
         rc = mch_fail(err, MCH_ERR_IO, "%s: %s", ppath, strerror(errno));
     else if (!rc)
-        rc = mch_cmap_acc_init(&acc, (int)spec->layers, (int)spec->heads, (int)spec->n_head_pos,
-                               err);
+        rc = mch_cmap_acc_init(&acc, spec, err);
     if (!rc) rc = read_records(&j, f, pf.f, spec, expected, &acc, err);
     if (pf.f && rc) mch_outfile_abort(&pf);
     if (pf.f && !rc && mch_outfile_commit(&pf) != 0)
         rc = mch_fail(err, MCH_ERR_IO, "%s: %s", ppath, strerror(errno));
-    const char *sites[1] = {site ? site : ""};
-    if (!rc) rc = mch_cmap_acc_finish(&acc, &ms, sites, 1, map, err);
+    const char *sites[1] = {site ? site : ""}, *prov[1] = {blas};
+    if (!rc) rc = mch_cmap_acc_finish(&acc, &ms, sites, blas ? prov : NULL, 1, map, err);
     if (f) fclose(f);
     if (j.path) mch_journal_close(&j);
     mch_cmap_acc_deinit(&acc);
@@ -260,34 +268,49 @@ mch_status mch_reduce_write_run_json(const char *out, const mch_cmap *map, const
 }
 
 typedef struct {
-    double mean;
+    double value;
     size_t cell;
 } ranked;
 
-/* By mean effect, largest first; equal means by cell. */
+/* By value, largest first (NAN last); equal values by cell. */
 static int cmp_ranked(const void *a, const void *b)
 {
     const ranked *x = a, *y = b;
-    if (x->mean != y->mean) return x->mean > y->mean ? -1 : 1;
+    int nx = isnan(x->value), ny = isnan(y->value);
+    if (nx != ny) return nx - ny;
+    if (!nx && x->value != y->value) return x->value > y->value ? -1 : 1;
     return x->cell < y->cell ? -1 : x->cell > y->cell;
 }
 
 mch_status mch_print_top_heads(const mch_cmap *map, int k, FILE *f, mch_err *err)
 {
-    const mch_stats *h = &map->heads;
+    const mch_est *h = &map->heads;
     size_t n = h->cells, NH = map->spec.heads;
-    if (!n || !map->pairs_used || !h->n[0]) return MCH_OK;
+    if (!n || !map->pairs_used || !h->mor.n[0]) return MCH_OK;
     ranked *order = malloc(n * sizeof *order);
-    if (!order) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) order[i] = (ranked){h->mean[i], i};
+    double *scratch = malloc(((size_t)h->B + 1) * sizeof *scratch);
+    if (!order || !scratch) {
+        free(order);
+        free(scratch);
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) order[i] = (ranked){mch_est_ratio(h, i, 0), i};
     qsort(order, n, sizeof *order, cmp_ranked);
-    fprintf(f, "top heads by mean effect (patched - baseline) / (perturbed - baseline):\n");
+    fprintf(f, "top heads by ratio of means sum(patched - baseline) / sum(perturbed - baseline)");
+    if (h->B)
+        fprintf(f, ", %g%% bootstrap interval (%lu replicates)", 100 * map->spec.ci_level,
+                (unsigned long)h->B);
+    fputs(":\n", f);
     for (size_t r = 0; r < (size_t)k && r < n; r++) {
         size_t i = order[r].cell;
-        double sd = h->n[i] > 1 ? mch_stats_std(h, i) : 0;
-        fprintf(f, "  %zu. head %zu.%zu  mean %+.4f  std %.4f  n %llu\n", r + 1, i / NH, i % NH,
-                h->mean[i], sd, (unsigned long long)h->n[i]);
+        double lo, hi, sd = h->mor.n[i] > 1 ? mch_stats_std(&h->mor, i) : 0;
+        fprintf(f, "  %zu. head %zu.%zu  %+.4f", r + 1, i / NH, i % NH, order[r].value);
+        if (h->B && !mch_est_interval(h, i, map->spec.ci_level, scratch, &lo, &hi))
+            fprintf(f, " [%+.4f, %+.4f]", lo, hi);
+        fprintf(f, "  mean of ratios %+.4f (std %.4f, n %llu)\n", h->mor.mean[i], sd,
+                (unsigned long long)h->mor.n[i]);
     }
     free(order);
+    free(scratch);
     return MCH_OK;
 }

@@ -13,9 +13,9 @@
 
 /* Reads OUT/journal.bin (expected pairs, each index once; a pair redone after a crash counts
  * once) into OUT/pairs.jsonl and *map (zeroed; the spec as a map records it: no inputs or cache
- * options; sites: site). */
+ * options; sites: site, with blas as its provenance when not NULL). */
 mch_status mch_reduce(const char *out, const mch_job_spec *spec, uint64_t expected,
-                      const char *site, mch_cmap *map, mch_err *err);
+                      const char *site, const char *blas, mch_cmap *map, mch_err *err);
 
 /* Writes OUT/circuit.cmap, then validates what was written and prints it as OUT/circuit.json. */
 mch_status mch_reduce_write_maps(const char *out, const mch_cmap *map, mch_err *err);
@@ -35,7 +35,8 @@ typedef struct {
 mch_status mch_reduce_write_run_json(const char *out, const mch_cmap *map, const mch_run_record *r,
                                      mch_err *err);
 
-/* Prints the k heads with the largest mean effect (nothing without a heads map). */
+/* Prints the k heads with the largest ratio of means, with their intervals and mean of ratios
+ * (nothing without a heads map). */
 mch_status mch_print_top_heads(const mch_cmap *map, int k, FILE *f, mch_err *err);
 
 #endif

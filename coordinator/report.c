@@ -189,9 +189,9 @@ static void heads_svg(FILE *f, const void *ctx)
     int w = 100 + NH * 56 + 40, h = 120 + L * 28 + 70;
     int tw = 80 + 9 * (int)strlen(title);
     if (w < tw) w = tw;
-    double mx = max_abs(&m->heads);
+    double mx = max_abs(&m->heads.mor);
     svg_begin(f, w, h);
-    panel(f, 60, 70, title, &m->heads, 0, L, NH, NULL, "head", mx, "heads");
+    panel(f, 60, 70, title, &m->heads.mor, 0, L, NH, NULL, "head", mx, "heads");
     legend(f, 60, 70 + L * 28 + 44, mx);
     fputs("</svg>\n", f);
 }
@@ -204,13 +204,13 @@ static void blocks_svg(FILE *f, const void *ctx)
     const char *roles[MCH_ROLE_COUNT];
     for (int r = 0; r < R; r++) roles[r] = mch_role_name((mch_role)r);
     int pw = R * 56 + 90;
-    double mx = max_abs(&m->blocks);
+    double mx = max_abs(&m->blocks.mor);
     svg_begin(f, 40 + 3 * pw, 120 + L * 28 + 80);
     if (m->blocks.cells && m->pairs_used)
         for (int c = 0; c < 3; c++) {
             char title[160];
             snprintf(title, sizeof title, "blocks.*.hook_%s by token role", comp[c]);
-            panel(f, 60 + c * pw, 70, title, &m->blocks, (size_t)c * L * R, L, R, roles, "role", mx,
+            panel(f, 60 + c * pw, 70, title, &m->blocks.mor, (size_t)c * L * R, L, R, roles, "role", mx,
                   comp[c]);
         }
     else
@@ -233,7 +233,7 @@ static component *components(const mch_cmap *m, size_t *n)
             snprintf(x->kind, sizeof x->kind, "head");
             snprintf(x->name, sizeof x->name, "head %zu.%zu", l, h);
             x->layer = (int)l, x->index = (int)h, x->component = "attn.hook_z";
-            stat_of(&m->heads, l * NH + h, x);
+            stat_of(&m->heads.mor, l * NH + h, x);
             if (x->n) k++;
         }
     for (size_t ci = 0; ci < 3 && m->blocks.cells; ci++)
@@ -244,7 +244,7 @@ static component *components(const mch_cmap *m, size_t *n)
                 snprintf(x->name, sizeof x->name, "%s layer %zu %s", comp[ci], l,
                          mch_role_name((mch_role)r));
                 x->layer = (int)l, x->index = (int)r, x->component = comp[ci];
-                stat_of(&m->blocks, (ci * L + l) * R + r, x);
+                stat_of(&m->blocks.mor, (ci * L + l) * R + r, x);
                 if (x->n) k++;
             }
     *n = k;

@@ -14,6 +14,7 @@
 typedef struct {
     const char *model, *out;   /* required */
     const char *site;          /* provenance in the map (NULL: "") */
+    const char *blas;          /* provenance: mch_blas_describe of this build (NULL: none) */
     const char *sweep, *heads; /* NULL: "heads"; L.H list for head-pos */
     const char *cache, *cache_dtype, *pooling;
     double min_delta;                           /* 0: 1e-3 */

@@ -6,6 +6,7 @@
 #include "ops.h"
 
 #include <cblas.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -315,4 +316,10 @@ void mch_add_forward(float *out, const float *a, const float *b, size_t n)
 void mch_set_threads(int n)
 {
     if (n > 0) openblas_set_num_threads(n);
+}
+
+void mch_blas_describe(char *buf, size_t len)
+{
+    const char *config = openblas_get_config(), *core = openblas_get_corename();
+    snprintf(buf, len, "%s; kernel %s", config ? config : "OpenBLAS", core ? core : "unknown");
 }

@@ -9,6 +9,11 @@
  * counts are policy: the program's entry sets them, never a kernel; cblas.h stays in kernels/. */
 void mch_set_threads(int n);
 
+/* The BLAS library as it runs here: its build configuration and version, and the kernel it chose
+ * for this CPU (OPENBLAS_CORETYPE can change it), e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY
+ * Haswell MAX_THREADS=64; kernel Haswell". Results can differ in the last bits between kernels. */
+void mch_blas_describe(char *buf, size_t len);
+
 /* out = inp @ weight^T + bias, as a HF nn.Linear (weight is (OC, C)).
  * inp is (N, C) with row stride ldi (>= C), out (N, OC) with row stride ldo (>= OC). */
 void mch_linear_forward(float *out, int ldo, const float *inp, int ldi, const float *weight,

@@ -212,30 +212,80 @@ void mch_stats_fold(mch_stats *a, const mch_stats *b);
 /* The sample standard deviation of cell i; NAN when n < 2. */
 double mch_stats_std(const mch_stats *s, size_t i);
 
-#define MCH_CMAP_FORMAT "mechir-circuit/1"
+/* Exact sums: a 128-bit two's complement integer (hi, lo) counting units of 2^-40, so sums of
+ * any number of values in any order or grouping are equal bit for bit. A value must be below
+ * 2^22 in magnitude (mch_xsum_quantize refuses it otherwise). */
+typedef struct {
+    int64_t hi;
+    uint64_t lo;
+} mch_xsum;
+#define MCH_XSUM_FRAC_BITS 40
+#define MCH_XSUM_MAX 4194304.0 /* 2^22 */
+/* v rounded to the nearest unit into *q; 1 when |v| >= MCH_XSUM_MAX or v is not finite. */
+int mch_xsum_quantize(double v, int64_t *q);
+void mch_xsum_add(mch_xsum *s, int64_t q, unsigned times); /* s += times * q */
+double mch_xsum_value(mch_xsum s);                         /* the sum, rounded to a double */
+
+/* The Poisson(1) weight of pair pair_id in bootstrap replicate b (1..B), a function of (seed,
+ * pair_id, b) alone (docs/STATISTICS.md gives the generator); 0..20. */
+unsigned mch_poisson_weight(uint64_t seed, uint64_t pair_id, uint32_t b);
+/* w[0] = 1 (the estimate itself), w[b] = mch_poisson_weight(seed, pair_id, b) for b = 1..B. */
+void mch_bootstrap_weights(uint64_t seed, uint64_t pair_id, uint32_t B, uint8_t *w);
+
+/* The estimates of a set of cells (components): the mean of ratios (Welford over the pairs'
+ * effects) and, per replicate b = 0..B, the exact sums of w_b (patched - baseline) and w_b
+ * (perturbed - baseline): replicate 0 (weights 1) gives the ratio of means, replicates 1..B the
+ * Poisson bootstrap. num and den are cell-major: index cell * (B + 1) + b. */
+typedef struct {
+    size_t cells;
+    uint32_t B;
+    mch_stats mor;
+    mch_xsum *num, *den;
+} mch_est;
+mch_status mch_est_init(mch_est *e, size_t cells, uint32_t B, mch_err *err); /* zeroed */
+void mch_est_deinit(mch_est *e);
+/* Adds one pair to a cell: its effect, its quantized patched - baseline and perturbed -
+ * baseline, and its weights w[0..B] (mch_bootstrap_weights). */
+void mch_est_add(mch_est *e, size_t cell, double effect, int64_t qnum, int64_t qden,
+                 const uint8_t *w);
+/* a += b, cell by cell (same cells and B). */
+void mch_est_fold(mch_est *a, const mch_est *b);
+/* Replicate b's ratio of sums (b = 0: the ratio of means); NAN when its denominator is 0. */
+double mch_est_ratio(const mch_est *e, size_t cell, uint32_t b);
+/* The percentile interval at level (numpy.percentile's linear rule at (1 - level) / 2 and
+ * (1 + level) / 2) of the finite replicate ratios 1..B; scratch holds B doubles. @return 0, or
+ * 1 when fewer than 2 replicates are finite (no interval). */
+int mch_est_interval(const mch_est *e, size_t cell, double level, double *scratch, double *lo,
+                     double *hi);
+
+#define MCH_CMAP_FORMAT "mechir-circuit/2"
 #define MCH_CMAP_MAX_BYTES ((size_t)1 << 30)
 
 typedef struct {
-    char *name; /* "relevance=1", "rank=1-10" */
+    char *name; /* "relevance=1", "rank=1-10", "direction=with" */
     uint64_t pairs;
-    mch_stats heads;  /* (L, NH) */
-    mch_stats blocks; /* (3, L, R) */
+    mch_est heads;  /* (L, NH) */
+    mch_est blocks; /* (3, L, R) */
 } mch_cmap_stratum;
 
-/* A circuit map. R = MCH_ROLE_COUNT token roles, named by mch_role_name in order. */
+/* A circuit map. R = MCH_ROLE_COUNT token roles, named by mch_role_name in order. Every mch_est
+ * has B = spec.bootstrap replicates. */
 typedef struct {
     mch_job_spec spec; /* what it was computed from (deterministic fields only) */
     uint64_t pairs_total, pairs_used, pairs_skipped, pairs_failed;
-    mch_stats heads;          /* (L, NH) */
-    mch_stats blocks;         /* (3, L, R): resid_pre, attn_out, mlp_out x layer x role */
-    mch_stats hpz;            /* (K, R) head-pos hook_z by role */
-    mch_stats hpp;            /* (K, R) head-pos hook_pattern by role */
-    mch_cmap_stratum *strata; /* (n_strata) */
+    uint64_t pairs_with, pairs_against; /* not failed, by the direction of the score change */
+    mch_est heads;                      /* (L, NH) */
+    mch_est blocks;                     /* (3, L, R): resid_pre, attn_out, mlp_out x layer x role */
+    mch_est hpz;                        /* (K, R) head-pos hook_z by role */
+    mch_est hpp;                        /* (K, R) head-pos hook_pattern by role */
+    mch_cmap_stratum *strata;           /* (n_strata) */
     size_t n_strata;
     uint64_t *pair_ids; /* (n_pair_ids) sorted, unique: the pairs covered (used or skipped) */
     size_t n_pair_ids;
     char **sites; /* (n_sites) sorted: provenance */
     size_t n_sites;
+    char **provenance; /* (n_provenance) sorted, unique: "SITE\tBLAS description" */
+    size_t n_provenance;
 } mch_cmap;
 void mch_cmap_deinit(mch_cmap *m);
 mch_status mch_cmap_pack(const mch_cmap *m, uint8_t **out, size_t *len, mch_err *err);

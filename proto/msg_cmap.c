@@ -1,6 +1,5 @@
-/* Welford statistics with Chan's parallel combination beside them, and the circuit map: packed
- * in the canonical form it is given, unpacked with every count and shape validated (a .cmap from
- * another site is untrusted). */
+/* The circuit map: packed in the canonical form it is given, unpacked with every count and shape
+ * validated (a .cmap from another site is untrusted). The statistics are msg_stats.c's. */
 #include "msg_pb.h"
 
 #include <math.h>
@@ -10,91 +9,61 @@
 
 #include "perturb.h"
 
-/* ---- statistics --------------------------------------------------------------------------- */
-
-mch_status mch_stats_init(mch_stats *s, size_t cells, mch_err *err)
-{
-    s->cells = cells;
-    s->n = calloc(cells + 1, sizeof *s->n);
-    s->mean = calloc(cells + 1, sizeof *s->mean);
-    s->m2 = calloc(cells + 1, sizeof *s->m2);
-    if (s->n && s->mean && s->m2) return MCH_OK;
-    mch_stats_deinit(s);
-    return mch_fail(err, MCH_ERR_NOMEM, "out of memory for %zu statistics cells", cells);
-}
-
-void mch_stats_deinit(mch_stats *s)
-{
-    if (!s) return;
-    free(s->n);
-    free(s->mean);
-    free(s->m2);
-    memset(s, 0, sizeof *s);
-}
-
-void mch_stats_add(mch_stats *s, size_t i, double x)
-{
-    s->n[i]++;
-    double d = x - s->mean[i];
-    s->mean[i] += d / (double)s->n[i];
-    s->m2[i] += d * (x - s->mean[i]);
-}
-
-void mch_stats_fold(mch_stats *a, const mch_stats *b)
-{
-    for (size_t i = 0; i < a->cells; i++) {
-        uint64_t nb = b->n[i];
-        if (!nb) continue;
-        if (!a->n[i]) {
-            a->n[i] = nb, a->mean[i] = b->mean[i], a->m2[i] = b->m2[i];
-            continue;
-        }
-        double na = (double)a->n[i], dn = (double)nb, tot = na + dn, d = b->mean[i] - a->mean[i];
-        a->mean[i] += d * dn / tot;
-        a->m2[i] += b->m2[i] + d * d * na * dn / tot;
-        a->n[i] += nb;
-    }
-}
-
-double mch_stats_std(const mch_stats *s, size_t i)
-{
-    return s->n[i] >= 2 ? sqrt(s->m2[i] / (double)(s->n[i] - 1)) : NAN;
-}
-
 /* ---- circuit maps ------------------------------------------------------------------------- */
 
 void mch_cmap_deinit(mch_cmap *m)
 {
     if (!m) return;
     mch_job_spec_deinit(&m->spec);
-    mch_stats *all[] = {&m->heads, &m->blocks, &m->hpz, &m->hpp};
-    for (int i = 0; i < 4; i++) mch_stats_deinit(all[i]);
+    mch_est *all[] = {&m->heads, &m->blocks, &m->hpz, &m->hpp};
+    for (int i = 0; i < 4; i++) mch_est_deinit(all[i]);
     for (size_t i = 0; i < m->n_strata; i++) {
         free(m->strata[i].name);
-        mch_stats_deinit(&m->strata[i].heads);
-        mch_stats_deinit(&m->strata[i].blocks);
+        mch_est_deinit(&m->strata[i].heads);
+        mch_est_deinit(&m->strata[i].blocks);
     }
     free(m->strata);
     free(m->pair_ids);
     mch_msg_strv_free(m->sites, m->n_sites);
+    mch_msg_strv_free(m->provenance, m->n_provenance);
     memset(m, 0, sizeof *m);
 }
 
-static Mechir__Stats *stats_to_pb(Mechir__Stats *m, const mch_stats *s)
+/* The packed form of an estimate: its arrays are split into limbs in buf (4 * n uint64). */
+typedef struct {
+    Mechir__Estimates e;
+    Mechir__Stats mor;
+} est_pb;
+
+static Mechir__Estimates *est_to_pb(est_pb *p, const mch_est *e, uint64_t *limbs)
 {
-    mechir__stats__init(m);
-    m->n_n = m->n_mean = m->n_m2 = s->cells;
-    m->n = s->n;
-    m->mean = s->mean;
-    m->m2 = s->m2;
-    return m;
+    mechir__estimates__init(&p->e);
+    mechir__stats__init(&p->mor);
+    const mch_stats *s = &e->mor;
+    p->mor.n_n = p->mor.n_mean = p->mor.n_m2 = s->cells;
+    p->mor.n = s->n, p->mor.mean = s->mean, p->mor.m2 = s->m2;
+    p->e.mean_of_ratios = &p->mor;
+    p->e.replicates = e->B;
+    size_t n = e->cells * ((size_t)e->B + 1);
+    uint64_t *nh = limbs, *nl = limbs + n, *dh = limbs + 2 * n, *dl = limbs + 3 * n;
+    for (size_t i = 0; i < n; i++) {
+        nh[i] = (uint64_t)e->num[i].hi, nl[i] = e->num[i].lo;
+        dh[i] = (uint64_t)e->den[i].hi, dl[i] = e->den[i].lo;
+    }
+    p->e.n_num_hi = p->e.n_num_lo = p->e.n_den_hi = p->e.n_den_lo = n;
+    p->e.num_hi = (int64_t *)nh, p->e.num_lo = nl, p->e.den_hi = (int64_t *)dh, p->e.den_lo = dl;
+    return &p->e;
+}
+
+static size_t est_limbs(const mch_est *e)
+{
+    return 4 * e->cells * ((size_t)e->B + 1);
 }
 
 mch_status mch_cmap_pack(const mch_cmap *m, uint8_t **out, size_t *len, mch_err *err)
 {
     Mechir__CircuitMap c;
     Mechir__JobSpec spec;
-    Mechir__Stats stats[4];
     char *roles[MCH_ROLE_COUNT];
     mechir__circuit_map__init(&c);
     msg_spec_to_pb(&m->spec, &spec);
@@ -102,23 +71,35 @@ mch_status mch_cmap_pack(const mch_cmap *m, uint8_t **out, size_t *len, mch_err 
     c.spec = &spec;
     c.pairs_total = m->pairs_total, c.pairs_used = m->pairs_used;
     c.pairs_skipped = m->pairs_skipped, c.pairs_failed = m->pairs_failed;
+    c.pairs_with = m->pairs_with, c.pairs_against = m->pairs_against;
     for (int r = 0; r < MCH_ROLE_COUNT; r++) roles[r] = (char *)mch_role_name((mch_role)r);
     c.n_roles = MCH_ROLE_COUNT;
     c.roles = roles;
-    c.heads = stats_to_pb(&stats[0], &m->heads);
-    c.blocks_by_role = stats_to_pb(&stats[1], &m->blocks);
-    c.head_pos_z_by_role = stats_to_pb(&stats[2], &m->hpz);
-    c.head_pos_pattern_by_role = stats_to_pb(&stats[3], &m->hpp);
-    size_t ns = m->n_strata;
+    size_t ns = m->n_strata, nlimbs = 0;
+    const mch_est *top[4] = {&m->heads, &m->blocks, &m->hpz, &m->hpp};
+    for (int i = 0; i < 4; i++) nlimbs += est_limbs(top[i]);
+    for (size_t i = 0; i < ns; i++)
+        nlimbs += est_limbs(&m->strata[i].heads) + est_limbs(&m->strata[i].blocks);
     Mechir__Stratum *st = calloc(ns + 1, sizeof *st), **stp = calloc(ns + 1, sizeof *stp);
-    Mechir__Stats *sts = calloc(2 * ns + 1, sizeof *sts);
-    mch_status rc = st && stp && sts ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    est_pb *ests = calloc(2 * ns + 4, sizeof *ests);
+    uint64_t *limbs = malloc((nlimbs + 1) * sizeof *limbs), *l = limbs;
+    mch_status rc =
+        st && stp && ests && limbs ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (!rc) {
+        Mechir__Estimates **dst[4] = {&c.heads, &c.blocks_by_role, &c.head_pos_z_by_role,
+                                      &c.head_pos_pattern_by_role};
+        for (int i = 0; i < 4; i++, l += est_limbs(top[i - 1]))
+            *dst[i] = est_to_pb(&ests[i], top[i], l);
+    }
     for (size_t i = 0; !rc && i < ns; i++) {
+        const mch_cmap_stratum *x = &m->strata[i];
         mechir__stratum__init(&st[i]);
-        st[i].name = msg_s(m->strata[i].name);
-        st[i].pairs = m->strata[i].pairs;
-        st[i].heads = stats_to_pb(&sts[2 * i], &m->strata[i].heads);
-        st[i].blocks_by_role = stats_to_pb(&sts[2 * i + 1], &m->strata[i].blocks);
+        st[i].name = msg_s(x->name);
+        st[i].pairs = x->pairs;
+        st[i].heads = est_to_pb(&ests[4 + 2 * i], &x->heads, l);
+        l += est_limbs(&x->heads);
+        st[i].blocks_by_role = est_to_pb(&ests[5 + 2 * i], &x->blocks, l);
+        l += est_limbs(&x->blocks);
         stp[i] = &st[i];
     }
     c.n_strata = ns;
@@ -127,10 +108,13 @@ mch_status mch_cmap_pack(const mch_cmap *m, uint8_t **out, size_t *len, mch_err 
     c.pair_ids = m->pair_ids;
     c.n_sites = m->n_sites;
     c.sites = m->sites;
+    c.n_provenance = m->n_provenance;
+    c.provenance = m->provenance;
     if (!rc) rc = msg_pack(&c.base, out, len, err);
     free(st);
     free(stp);
-    free(sts);
+    free(ests);
+    free(limbs);
     return rc;
 }
 
@@ -146,36 +130,56 @@ static int stats_ok(const Mechir__Stats *s, size_t cells, uint64_t max_n)
     return 1;
 }
 
+/* An estimates message of cells cells, B replicates and counts at most max_n. */
+static int est_ok(const Mechir__Estimates *e, size_t cells, uint32_t B, uint64_t max_n)
+{
+    if (!e) return cells == 0;
+    size_t n = cells * ((size_t)B + 1);
+    return e->replicates == B && stats_ok(e->mean_of_ratios, cells, max_n) && e->n_num_hi == n &&
+           e->n_num_lo == n && e->n_den_hi == n && e->n_den_lo == n;
+}
+
+static int est_unknown(const Mechir__Estimates *e)
+{
+    return e && (e->base.n_unknown_fields ||
+                 (e->mean_of_ratios && e->mean_of_ratios->base.n_unknown_fields));
+}
+
 /* The first problem of a decoded map, or NULL. why holds messages with numbers. */
 static const char *map_problem(const Mechir__CircuitMap *m, char *why, size_t len)
 {
     const Mechir__JobSpec *s = m->spec;
     size_t L = s ? s->layers : 0, NH = s ? s->heads : 0, R = m->n_roles;
     size_t K = s ? s->n_head_list / 2 : 0;
+    uint32_t B = s ? s->bootstrap : 0;
     int unknown = m->base.n_unknown_fields || (s && s->base.n_unknown_fields);
-    const Mechir__Stats *all[4] = {m->heads, m->blocks_by_role, m->head_pos_z_by_role,
-                                   m->head_pos_pattern_by_role};
-    for (int i = 0; i < 4; i++) unknown |= all[i] && all[i]->base.n_unknown_fields;
+    const Mechir__Estimates *all[4] = {m->heads, m->blocks_by_role, m->head_pos_z_by_role,
+                                       m->head_pos_pattern_by_role};
+    const size_t cells[4] = {L * NH, 3 * L * R, K * R, K * R};
+    static const char *const names[4] = {"heads", "blocks_by_role", "head_pos_z_by_role",
+                                         "head_pos_pattern_by_role"};
+    for (int i = 0; i < 4; i++) unknown |= est_unknown(all[i]);
     for (size_t i = 0; i < m->n_strata; i++) {
         const Mechir__Stratum *st = m->strata[i];
-        unknown |= st->base.n_unknown_fields || (st->heads && st->heads->base.n_unknown_fields) ||
-                   (st->blocks_by_role && st->blocks_by_role->base.n_unknown_fields);
+        unknown |= st->base.n_unknown_fields || est_unknown(st->heads) ||
+                   est_unknown(st->blocks_by_role);
     }
-    if (!m->format || strcmp(m->format, MCH_CMAP_FORMAT)) return "format is not mechir-circuit/1";
+    if (!m->format || strcmp(m->format, MCH_CMAP_FORMAT))
+        return "format is not " MCH_CMAP_FORMAT " (a map of another mechir version)";
     if (unknown) return "fields this version does not know (a newer mechir, or damage)";
     if (!s) return "no job spec";
     if (msg_spec_check(s, why, len)) return why;
     if (R != MCH_ROLE_COUNT) return "roles: unexpected number of roles";
     if (m->pairs_used + m->pairs_skipped + m->pairs_failed != m->pairs_total)
         return "pair counts: used + skipped + failed != total";
+    if (m->pairs_with + m->pairs_against > m->pairs_used + m->pairs_skipped)
+        return "pair counts: with + against the axiom > used + skipped";
     if (m->n_pair_ids != m->pairs_total) return "pair_ids: count differs from pairs_total";
-    if (!stats_ok(m->heads, L * NH, m->pairs_used)) return "heads: wrong shape or values";
-    if (!stats_ok(m->blocks_by_role, 3 * L * R, m->pairs_used))
-        return "blocks_by_role: wrong shape or values";
-    if (!stats_ok(m->head_pos_z_by_role, K * R, m->pairs_used))
-        return "head_pos_z_by_role: wrong shape or values";
-    if (!stats_ok(m->head_pos_pattern_by_role, K * R, m->pairs_used))
-        return "head_pos_pattern_by_role: wrong shape or values";
+    for (int i = 0; i < 4; i++)
+        if (!est_ok(all[i], cells[i], B, m->pairs_used)) {
+            snprintf(why, len, "%s: wrong shape or values", names[i]);
+            return why;
+        }
     for (size_t i = 0; i < m->n_roles; i++)
         if (!m->roles[i] || strcmp(m->roles[i], mch_role_name((mch_role)i)))
             return "roles: unknown role";
@@ -183,22 +187,37 @@ static const char *map_problem(const Mechir__CircuitMap *m, char *why, size_t le
         if (m->pair_ids[i] <= m->pair_ids[i - 1]) return "pair_ids: not sorted and unique";
     for (size_t i = 0; i < m->n_strata; i++) {
         const Mechir__Stratum *st = m->strata[i];
-        if (!st->name || !stats_ok(st->heads, L * NH, st->pairs) ||
-            !stats_ok(st->blocks_by_role, 3 * L * R, st->pairs) || st->pairs > m->pairs_used)
+        if (!st->name || !est_ok(st->heads, L * NH, B, st->pairs) ||
+            !est_ok(st->blocks_by_role, 3 * L * R, B, st->pairs) || st->pairs > m->pairs_used)
             return "strata: wrong shape or values";
     }
     return NULL;
 }
 
-/* Copies validated statistics (absent: zero cells). */
-static mch_status stats_from_pb(mch_stats *s, const Mechir__Stats *m, mch_err *err)
+/* Copies validated estimates (absent: zero cells). */
+static mch_status est_from_pb(mch_est *e, const Mechir__Estimates *m, mch_err *err)
 {
-    size_t cells = m ? m->n_n : 0;
-    mch_status rc = mch_stats_init(s, cells, err);
+    const Mechir__Stats *s = m ? m->mean_of_ratios : NULL;
+    size_t cells = s ? s->n_n : 0;
+    mch_status rc = mch_est_init(e, cells, m ? m->replicates : 0, err);
     if (rc || !cells) return rc;
-    memcpy(s->n, m->n, cells * sizeof *s->n);
-    memcpy(s->mean, m->mean, cells * sizeof *s->mean);
-    memcpy(s->m2, m->m2, cells * sizeof *s->m2);
+    memcpy(e->mor.n, s->n, cells * sizeof *s->n);
+    memcpy(e->mor.mean, s->mean, cells * sizeof *s->mean);
+    memcpy(e->mor.m2, s->m2, cells * sizeof *s->m2);
+    for (size_t i = 0; i < m->n_num_hi; i++) {
+        e->num[i] = (mch_xsum){m->num_hi[i], m->num_lo[i]};
+        e->den[i] = (mch_xsum){m->den_hi[i], m->den_lo[i]};
+    }
+    return MCH_OK;
+}
+
+static mch_status strv_from_pb(char ***dst, size_t *n, char *const *src, size_t count,
+                               mch_err *err)
+{
+    if (!(*dst = calloc(count + 1, sizeof **dst)))
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < count; i++, (*n)++)
+        if (!mch_msg_str(&(*dst)[i], src[i])) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     return MCH_OK;
 }
 
@@ -208,10 +227,11 @@ static mch_status map_from_pb(mch_cmap *out, const Mechir__CircuitMap *m, mch_er
     mch_status rc = msg_spec_from_pb(&out->spec, m->spec, err);
     out->pairs_total = m->pairs_total, out->pairs_used = m->pairs_used;
     out->pairs_skipped = m->pairs_skipped, out->pairs_failed = m->pairs_failed;
-    if (!rc) rc = stats_from_pb(&out->heads, m->heads, err);
-    if (!rc) rc = stats_from_pb(&out->blocks, m->blocks_by_role, err);
-    if (!rc) rc = stats_from_pb(&out->hpz, m->head_pos_z_by_role, err);
-    if (!rc) rc = stats_from_pb(&out->hpp, m->head_pos_pattern_by_role, err);
+    out->pairs_with = m->pairs_with, out->pairs_against = m->pairs_against;
+    if (!rc) rc = est_from_pb(&out->heads, m->heads, err);
+    if (!rc) rc = est_from_pb(&out->blocks, m->blocks_by_role, err);
+    if (!rc) rc = est_from_pb(&out->hpz, m->head_pos_z_by_role, err);
+    if (!rc) rc = est_from_pb(&out->hpp, m->head_pos_pattern_by_role, err);
     if (!rc && !(out->strata = calloc(m->n_strata + 1, sizeof *out->strata)))
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !rc && i < m->n_strata; i++, out->n_strata++) {
@@ -219,19 +239,18 @@ static mch_status map_from_pb(mch_cmap *out, const Mechir__CircuitMap *m, mch_er
         st->pairs = m->strata[i]->pairs;
         if (!mch_msg_str(&st->name, m->strata[i]->name))
             rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-        if (!rc) rc = stats_from_pb(&st->heads, m->strata[i]->heads, err);
-        if (!rc) rc = stats_from_pb(&st->blocks, m->strata[i]->blocks_by_role, err);
+        if (!rc) rc = est_from_pb(&st->heads, m->strata[i]->heads, err);
+        if (!rc) rc = est_from_pb(&st->blocks, m->strata[i]->blocks_by_role, err);
     }
     if (!rc && !(out->pair_ids = malloc((m->n_pair_ids + 1) * sizeof *out->pair_ids)))
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if (!rc && m->n_pair_ids)
         memcpy(out->pair_ids, m->pair_ids, m->n_pair_ids * sizeof *out->pair_ids);
     if (!rc) out->n_pair_ids = m->n_pair_ids;
-    if (!rc && !(out->sites = calloc(m->n_sites + 1, sizeof *out->sites)))
-        rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; !rc && i < m->n_sites; i++, out->n_sites++)
-        if (!mch_msg_str(&out->sites[i], m->sites[i]))
-            rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (!rc) rc = strv_from_pb(&out->sites, &out->n_sites, m->sites, m->n_sites, err);
+    if (!rc)
+        rc = strv_from_pb(&out->provenance, &out->n_provenance, m->provenance, m->n_provenance,
+                          err);
     return rc;
 }
 

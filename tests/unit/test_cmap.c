@@ -1,7 +1,9 @@
-/* Circuit maps: Welford reduction against a two-pass reference; merging the maps of shards equals
- * the map of the whole (counts exactly, means and M2 within 1e-12 relative); merge order does not
- * change the bytes; incompatible and overlapping maps are refused with the field or an example;
- * untrusted bytes are validated before use. */
+/* Circuit maps: Welford reduction and ratio of means against a two-pass reference; the Poisson
+ * weights' distribution; merging the maps of shards equals the map of the whole (counts and the
+ * exact sums of the ratio of means and of every bootstrap replicate bit for bit, means and M2
+ * within 1e-12 relative); merge order does not change the bytes; incompatible and overlapping
+ * maps (and maps of another bootstrap seed) are refused with the field or an example; untrusted
+ * bytes are validated before use. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,6 +93,11 @@ static mch_job_spec spec_base(void)
     s.position = "end";
     s.filler = "a";
     s.pooling = "cls";
+    s.direction = "any";
+    s.select = "";
+    s.bootstrap = 50;
+    s.ci_level = 0.9;
+    s.seed = 7;
     return s;
 }
 
@@ -102,11 +109,11 @@ static mch_cmap *map_of(int mod, int rem, const mch_job_spec *spec, const char *
     mch_cmap_acc a;
     mch_cmap built;
     mch_err err = {0};
-    assert_int_equal(mch_cmap_acc_init(&a, L, NH, K, &err), MCH_OK);
+    assert_int_equal(mch_cmap_acc_init(&a, spec, &err), MCH_OK);
     for (int i = 0; i < NPAIRS; i++)
         if (i % mod == rem) assert_int_equal(mch_cmap_acc_add(&a, &pairs[i].r, &err), MCH_OK);
-    const char *sites[1] = {site};
-    assert_int_equal(mch_cmap_acc_finish(&a, spec, sites, 1, &built, &err), MCH_OK);
+    const char *sites[1] = {site}, *prov[1] = {"OpenBLAS test; kernel Test"};
+    assert_int_equal(mch_cmap_acc_finish(&a, spec, sites, prov, 1, &built, &err), MCH_OK);
     mch_cmap_acc_deinit(&a);
     uint8_t *b;
     size_t n;
@@ -127,9 +134,16 @@ static void free_map(mch_cmap *m)
     free(m);
 }
 
-static long cmp_stats(const char *what, const mch_stats *a, const mch_stats *b)
+static long cmp_stats(const char *what, const mch_est *ea, const mch_est *eb)
 {
-    long bad = 0;
+    const mch_stats *a = &ea->mor, *b = &eb->mor;
+    size_t nx = ea->cells * ((size_t)ea->B + 1);
+    assert_int_equal(ea->B, eb->B);
+    assert_int_equal(ea->cells, eb->cells);
+    /* exact sums: bit for bit, whatever the grouping */
+    long bad = memcmp(ea->num, eb->num, nx * sizeof *ea->num) != 0;
+    bad += memcmp(ea->den, eb->den, nx * sizeof *ea->den) != 0;
+    if (bad) fprintf(stderr, "%s: exact sums differ\n", what);
     assert_int_equal(a->cells, b->cells);
     for (size_t i = 0; i < a->cells; i++) {
         double tm = 1e-12 * fmax(1.0, fabs(b->mean[i])), t2 = 1e-12 * fmax(1.0, fabs(b->m2[i]));
@@ -149,6 +163,16 @@ static int used(int i)
     return !pairs[i].r.skip_reason && !pairs[i].r.error;
 }
 
+/* Whether replicate b of cell c holds the sums num and den of n values: each value was rounded to
+ * 2^-40 (error 2^-41 at most), nothing else. */
+static int sums_match(const mch_est *e, size_t c, uint32_t b, double num, double den, int n)
+{
+    size_t i = c * ((size_t)e->B + 1) + b;
+    double tol = n * ldexp(1, -41) * 1.0001;
+    return fabs(mch_xsum_value(e->num[i]) - num) <= tol + 1e-15 * fabs(num) &&
+           fabs(mch_xsum_value(e->den[i]) - den) <= tol + 1e-15 * fabs(den);
+}
+
 static void test_welford_matches_two_pass_reference(void **s)
 {
     (void)s;
@@ -162,8 +186,17 @@ static void test_welford_matches_two_pass_reference(void **s)
         double mean = sum / n, ss = 0;
         for (int i = 0; i < NPAIRS; i++)
             if (used(i)) ss += (pairs[i].heads[c] - mean) * (pairs[i].heads[c] - mean);
-        bad += m->heads.n[c] != (uint64_t)n || fabs(m->heads.mean[c] - mean) > 1e-12 ||
-               fabs(m->heads.m2[c] - ss) > 1e-12 * fmax(1, ss);
+        const mch_stats *w = &m->heads.mor;
+        bad += w->n[c] != (uint64_t)n || fabs(w->mean[c] - mean) > 1e-12 ||
+               fabs(w->m2[c] - ss) > 1e-12 * fmax(1, ss);
+        /* ratio of means: sum(patched - baseline) / sum(perturbed - baseline), two passes */
+        double num = 0, den = 0;
+        for (int i = 0; i < NPAIRS; i++)
+            if (used(i)) {
+                num += (double)pairs[i].heads[c] - pairs[i].r.score_baseline;
+                den += pairs[i].r.score_perturbed - pairs[i].r.score_baseline;
+            }
+        bad += !sums_match(&m->heads, (size_t)c, 0, num, den, (int)n);
         checked++;
     }
     assert_int_equal(checked, L * NH);
@@ -309,10 +342,107 @@ static void test_untrusted_maps_are_validated(void **s)
     expect_refused(m, "head outside the model");
     m->spec.head_pos[0] = 1;
     /* A negative M2. */
-    m->hpz.m2[0] = -1;
+    m->hpz.mor.m2[0] = -1;
     expect_refused(m, "head_pos_z_by_role");
     free_map(m);
     free(bytes);
+}
+
+static void test_exact_sums(void **s)
+{
+    (void)s;
+    int64_t q;
+    mch_xsum x = {0, 0};
+    assert_int_equal(mch_xsum_quantize(-5.25, &q), 0);
+    mch_xsum_add(&x, q, 1);
+    assert_true(mch_xsum_value(x) == -5.25); /* a negative sum keeps its low bits */
+    assert_int_equal(mch_xsum_quantize(0.125, &q), 0);
+    mch_xsum_add(&x, q, 3);
+    assert_true(mch_xsum_value(x) == -4.875);
+    /* 2^22 values of 2^21 - 1: beyond 64 bits, still exact */
+    mch_xsum big = {0, 0};
+    assert_int_equal(mch_xsum_quantize(2097151.0, &q), 0);
+    for (int i = 0; i < 4; i++) mch_xsum_add(&big, q, 1u << 20);
+    assert_true(mch_xsum_value(big) == 2097151.0 * 4194304.0);
+    assert_int_equal(big.hi, 2097151 >> 2); /* 2097151 * 2^22 * 2^40 = 2097151 * 2^62 */
+    assert_int_equal(mch_xsum_quantize(4194304.0, &q), 1);
+    assert_int_equal(mch_xsum_quantize(-4194304.5, &q), 1);
+    assert_int_equal(mch_xsum_quantize(NAN, &q), 1);
+    /* sums of values in any order are equal bit for bit (doubles are not) */
+    mch_xsum f = {0, 0}, r = {0, 0};
+    double v[64];
+    for (int i = 0; i < 64; i++) v[i] = (rnd() - 0.5) * (i % 2 ? 1e-6 : 3e3);
+    for (int i = 0; i < 64; i++) {
+        assert_int_equal(mch_xsum_quantize(v[i], &q), 0);
+        mch_xsum_add(&f, q, 1);
+        assert_int_equal(mch_xsum_quantize(v[63 - i], &q), 0);
+        mch_xsum_add(&r, q, 1);
+    }
+    assert_memory_equal(&f, &r, sizeof f);
+}
+
+/* Poisson(1): mean 1, variance 1, P(0) = P(1) = 1/e, P(2) = 1/(2e); from (seed, pair, b) only. */
+static void test_poisson_weights(void **s)
+{
+    (void)s;
+    const int N = 400000;
+    double sum = 0, sq = 0, c[4] = {0};
+    for (int i = 0; i < N; i++) {
+        unsigned w = mch_poisson_weight(42, 0x9e37ULL * (uint64_t)i, 1 + (uint32_t)(i % 200));
+        sum += w, sq += (double)w * w;
+        if (w < 4) c[w]++;
+    }
+    double mean = sum / N, var = sq / N - mean * mean, e1 = exp(-1.0);
+    assert_true(fabs(mean - 1) < 0.01);
+    assert_true(fabs(var - 1) < 0.02);
+    assert_true(fabs(c[0] / N - e1) < 0.003);
+    assert_true(fabs(c[1] / N - e1) < 0.003);
+    assert_true(fabs(c[2] / N - e1 / 2) < 0.003);
+    assert_true(fabs(c[3] / N - e1 / 6) < 0.002);
+    int differ = 0;
+    for (uint32_t b = 1; b <= 64; b++)
+        differ += mch_poisson_weight(42, 5, b) != mch_poisson_weight(43, 5, b);
+    assert_true(differ > 20); /* the seed matters */
+    assert_int_equal(mch_poisson_weight(42, 5, 9), mch_poisson_weight(42, 5, 9));
+}
+
+/* Every replicate's sums equal a two-pass weighted sum; maps of another seed do not merge. */
+static void test_bootstrap_replicates(void **s)
+{
+    (void)s;
+    mch_job_spec spec = spec_base(), other = spec_base();
+    mch_cmap *m = map_of(1, 0, &spec, "", NULL, NULL);
+    long bad = 0, checked = 0;
+    for (uint32_t b = 1; b <= spec.bootstrap; b++)
+        for (int c = 0; c < L * NH; c += 5) {
+            double num = 0, den = 0;
+            int n = 0;
+            for (int i = 0; i < NPAIRS; i++)
+                if (used(i)) {
+                    unsigned w = mch_poisson_weight(spec.seed, pairs[i].r.pair.pair_id, b);
+                    num += w * ((double)pairs[i].heads[c] - pairs[i].r.score_baseline);
+                    den += w * (pairs[i].r.score_perturbed - pairs[i].r.score_baseline);
+                    n += (int)w;
+                }
+            bad += !sums_match(&m->heads, (size_t)c, b, num, den, n);
+            checked++;
+        }
+    assert_true(checked > 100);
+    assert_int_equal(bad, 0);
+    double scratch[64], lo, hi;
+    assert_int_equal(mch_est_interval(&m->heads, 0, spec.ci_level, scratch, &lo, &hi), 0);
+    double r0 = mch_est_ratio(&m->heads, 0, 0);
+    assert_true(lo < r0 && r0 < hi);
+    other.seed = 8;
+    mch_cmap *a = map_of(2, 0, &spec, "", NULL, NULL), *o = map_of(2, 1, &other, "", NULL, NULL);
+    mch_cmap_input in[2] = {{a, "A.cmap"}, {o, "B.cmap"}};
+    mch_cmap out;
+    mch_err err = {0};
+    assert_int_equal(mch_cmap_merge(in, 2, &out, &err), MCH_ERR_ARG);
+    assert_non_null(strstr(err.msg, "seed differs: 7 vs 8"));
+    free_map(m);
+    free_map(a);
+    free_map(o);
 }
 
 int main(void)
@@ -323,6 +453,9 @@ int main(void)
         cmocka_unit_test(test_merged_shards_equal_the_whole),
         cmocka_unit_test(test_incompatible_and_overlapping_maps_are_refused),
         cmocka_unit_test(test_untrusted_maps_are_validated),
+        cmocka_unit_test(test_exact_sums),
+        cmocka_unit_test(test_poisson_weights),
+        cmocka_unit_test(test_bootstrap_replicates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

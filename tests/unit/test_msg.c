@@ -83,6 +83,8 @@ static mch_job_spec spec_full(void)
     s.head_pos = head_pos, s.n_head_pos = 2;
     s.cache_hooks = hooks2, s.n_cache_hooks = 2;
     s.cache_dtype = "bf16", s.inputs = "input=x.tsv", s.software_version = "9.9.9";
+    s.bootstrap = 3, s.ci_level = 0.8, s.direction = "against", s.select = "top-delta";
+    s.select_k = 1ULL << 33, s.select_per_grade = 1;
     return s;
 }
 
@@ -91,11 +93,11 @@ static void assert_spec_equal(const mch_job_spec *a, const mch_job_spec *b)
     const char *const sa[] = {
         a->format,       a->model_path,   a->model_sha256,    a->vocab_hash, a->arch,
         a->architecture, a->perturbation, a->position,        a->filler,     a->pooling,
-        a->cache_dtype,  a->inputs,       a->software_version};
+        a->cache_dtype,  a->inputs,       a->software_version, a->direction,  a->select};
     const char *const sb[] = {
         b->format,       b->model_path,   b->model_sha256,    b->vocab_hash, b->arch,
         b->architecture, b->perturbation, b->position,        b->filler,     b->pooling,
-        b->cache_dtype,  b->inputs,       b->software_version};
+        b->cache_dtype,  b->inputs,       b->software_version, b->direction,  b->select};
     for (size_t i = 0; i < sizeof sa / sizeof sa[0]; i++) assert_string_equal(sa[i], sb[i]);
     assert_int_equal(a->layers, b->layers);
     assert_int_equal(a->heads, b->heads);
@@ -104,6 +106,10 @@ static void assert_spec_equal(const mch_job_spec *a, const mch_job_spec *b)
     assert_int_equal(a->max_len, b->max_len);
     assert_int_equal(a->max_query_len, b->max_query_len);
     assert_true(a->min_delta == b->min_delta);
+    assert_int_equal(a->bootstrap, b->bootstrap);
+    assert_true(a->ci_level == b->ci_level);
+    assert_int_equal(a->select_k, b->select_k);
+    assert_int_equal(a->select_per_grade, b->select_per_grade);
     assert_int_equal(a->seed, b->seed);
     assert_int_equal(a->n_sweeps, b->n_sweeps);
     for (size_t i = 0; i < a->n_sweeps; i++) assert_string_equal(a->sweeps[i], b->sweeps[i]);
@@ -290,20 +296,24 @@ static void build_map(mch_cmap *m)
     memset(m, 0, sizeof *m);
     assert_int_equal(mch_job_spec_copy(&m->spec, &s, &err), MCH_OK);
     m->pairs_total = 5, m->pairs_used = 3, m->pairs_skipped = 1, m->pairs_failed = 1;
+    m->pairs_with = 3, m->pairs_against = 1;
     size_t R = MCH_ROLE_COUNT, cells[4] = {12, 3 * 3 * R, 2 * R, 2 * R};
-    mch_stats *all[4] = {&m->heads, &m->blocks, &m->hpz, &m->hpp};
+    mch_est *all[4] = {&m->heads, &m->blocks, &m->hpz, &m->hpp};
+    const uint8_t w[4] = {1, 0, 2, 5};
     for (int k = 0; k < 4; k++) {
-        assert_int_equal(mch_stats_init(all[k], cells[k], &err), MCH_OK);
+        assert_int_equal(mch_est_init(all[k], cells[k], 3, &err), MCH_OK);
         for (size_t i = 0; i < cells[k]; i += 2)
-            for (int x = 0; x < 3; x++) mch_stats_add(all[k], i, 0.5 * x - (double)i / 7);
+            for (int x = 0; x < 3; x++)
+                mch_est_add(all[k], i, 0.5 * x - (double)i / 7, -(int64_t)i * 1000003 + x,
+                            (int64_t)x << 45, w);
     }
     m->n_strata = 1;
     m->strata = calloc(1, sizeof *m->strata);
     m->strata[0].name = strdup("relevance=2");
     m->strata[0].pairs = 1;
-    assert_int_equal(mch_stats_init(&m->strata[0].heads, 12, &err), MCH_OK);
-    assert_int_equal(mch_stats_init(&m->strata[0].blocks, 3 * 3 * R, &err), MCH_OK);
-    mch_stats_add(&m->strata[0].heads, 3, -0.25);
+    assert_int_equal(mch_est_init(&m->strata[0].heads, 12, 3, &err), MCH_OK);
+    assert_int_equal(mch_est_init(&m->strata[0].blocks, 3 * 3 * R, 3, &err), MCH_OK);
+    mch_est_add(&m->strata[0].heads, 3, -0.25, -7, 9, w);
     m->n_pair_ids = 5;
     m->pair_ids = malloc(5 * sizeof *m->pair_ids);
     for (int i = 0; i < 5; i++) m->pair_ids[i] = 1000 + 17 * (uint64_t)i;
@@ -311,10 +321,19 @@ static void build_map(mch_cmap *m)
     m->sites = calloc(2, sizeof *m->sites);
     m->sites[0] = strdup("lab-a");
     m->sites[1] = strdup("lab-b");
+    m->n_provenance = 1;
+    m->provenance = calloc(1, sizeof *m->provenance);
+    m->provenance[0] = strdup("lab-a\tOpenBLAS 0.3.21; kernel Haswell");
 }
 
-static void assert_stats_equal(const mch_stats *a, const mch_stats *b)
+static void assert_stats_equal(const mch_est *e, const mch_est *f)
 {
+    const mch_stats *a = &e->mor, *b = &f->mor;
+    size_t n = e->cells * ((size_t)e->B + 1);
+    assert_int_equal(e->B, f->B);
+    assert_int_equal(e->cells, f->cells);
+    assert_memory_equal(e->num, f->num, n * sizeof *e->num);
+    assert_memory_equal(e->den, f->den, n * sizeof *e->den);
     assert_int_equal(a->cells, b->cells);
     assert_memory_equal(a->n, b->n, a->cells * sizeof *a->n);
     assert_memory_equal(a->mean, b->mean, a->cells * sizeof *a->mean);
@@ -349,12 +368,20 @@ static void test_cmap_roundtrip_preserves_every_field(void **st)
     assert_memory_equal(m.pair_ids, back.pair_ids, 5 * sizeof *m.pair_ids);
     assert_int_equal(back.n_sites, 2);
     assert_string_equal(back.sites[1], "lab-b");
+    assert_int_equal(back.n_provenance, 1);
+    assert_string_equal(back.provenance[0], "lab-a\tOpenBLAS 0.3.21; kernel Haswell");
+    assert_int_equal(back.pairs_with, 3);
+    assert_int_equal(back.pairs_against, 1);
     /* Welford against the values added: cell 0 holds 0, 0.5, 1. */
-    assert_int_equal(back.heads.n[0], 3);
-    assert_true(fabs(back.heads.mean[0] - 0.5) < 1e-15);
-    assert_true(fabs(back.heads.m2[0] - 0.5) < 1e-15);
-    assert_true(fabs(mch_stats_std(&back.heads, 0) - 0.5) < 1e-15);
-    assert_true(isnan(mch_stats_std(&back.strata[0].heads, 3))); /* n 1 */
+    assert_int_equal(back.heads.mor.n[0], 3);
+    assert_true(fabs(back.heads.mor.mean[0] - 0.5) < 1e-15);
+    assert_true(fabs(back.heads.mor.m2[0] - 0.5) < 1e-15);
+    assert_true(fabs(mch_stats_std(&back.heads.mor, 0) - 0.5) < 1e-15);
+    assert_true(isnan(mch_stats_std(&back.strata[0].heads.mor, 3))); /* n 1 */
+    /* Exact sums: cell 2 of blocks got -2000006 + x for x = 0, 1, 2 with weights 1, 0, 2, 5 */
+    assert_true(mch_xsum_value(back.blocks.num[2 * 4 + 3]) == ldexp(5 * (3 - 6000018.0), -40));
+    assert_true(mch_xsum_value(back.blocks.den[2 * 4 + 2]) == ldexp(2.0 * (3LL << 45), -40));
+    assert_true(isnan(mch_est_ratio(&back.blocks, 2, 1))); /* weight 0: no denominator */
     mch_cmap_deinit(&back);
     mch_cmap_deinit(&m);
     free(bytes);
@@ -509,7 +536,11 @@ static void test_spec_diff_names_the_first_differing_field(void **st)
     assert_int_equal(mch_job_spec_diff(&a, &b, MCH_SPEC_SAME_JOB, &d), 0);
     b.seed = 2;
     expect_diff(&a, &b, MCH_SPEC_SAME_JOB, "seed", "1099511627776", "2");
+    /* with a bootstrap the seed draws the replicates: maps of two seeds do not merge */
+    expect_diff(&a, &b, MCH_SPEC_SAME_MAP, "seed", "1099511627776", "2");
+    a.bootstrap = b.bootstrap = 0;
     assert_int_equal(mch_job_spec_diff(&a, &b, MCH_SPEC_SAME_MAP, &d), 0); /* seeds may differ */
+    a.bootstrap = b.bootstrap = 3;
     b.max_len = 32; /* reported before the seed */
     expect_diff(&a, &b, MCH_SPEC_SAME_JOB, "max_len", "96", "32");
     expect_diff(&a, &b, MCH_SPEC_SAME_MAP, "max_len", "96", "32");
