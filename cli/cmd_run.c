@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "fsutil.h"
 #include "log.h"
+#include "ops.h"
 #include "opts.h"
 #include "rank.h"
 #include "run.h"
@@ -250,6 +251,9 @@ static int coordinator(int argc, char **argv, int size)
     } else {
         local_worker lw = {NULL, c.o.threads ? c.o.threads : 1, c.o.scratch_mb};
         mch_local_runner local = {&lw, local_open, local_run, local_close};
+        char blas[256];
+        mch_blas_describe(blas, sizeof blas);
+        c.o.blas = blas;
         c.o.job_json = job;
         c.o.job_compact = job_compact;
         c.o.stop = &stop_requested;

@@ -38,6 +38,14 @@ void mch_json_number(FILE *f, double v)
         fputs("null", f);
 }
 
+void mch_json_double(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.17g", v);
+    else
+        fputs("null", f);
+}
+
 void mch_json_float_array(FILE *f, const float *x, int n)
 {
     putc('[', f);

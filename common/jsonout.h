@@ -13,5 +13,7 @@ void mch_json_int_array(FILE *f, const int32_t *x, int n);
 /* Writes numbers with 9 significant digits; non-finite values as null. */
 void mch_json_float_array(FILE *f, const float *x, int n);
 void mch_json_number(FILE *f, double v);
+/* A double with every digit it needs to read back the same (%.17g); null when not finite. */
+void mch_json_double(FILE *f, double v);
 
 #endif

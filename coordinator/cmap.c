@@ -347,11 +347,6 @@ static const char *const json_keys[J_KEYS] = {
     "ratio_of_means", "ci_low", "ci_high", "sum_patched_minus_baseline",
     "sum_perturbed_minus_baseline", "mean", "std", "n"};
 
-static void json_num_or_null(FILE *f, double x)
-{
-    isfinite(x) ? mch_json_number(f, x) : (void)fputs("null", f);
-}
-
 /* Statistic k of cell i; ci holds the cell's interval (NAN: none). */
 static void json_cell(FILE *f, const mch_est *e, size_t i, int k, const double ci[2])
 {
@@ -359,23 +354,23 @@ static void json_cell(FILE *f, const mch_est *e, size_t i, int k, const double c
     size_t r0 = i * ((size_t)e->B + 1);
     switch (k) {
     case J_ROM:
-        json_num_or_null(f, mch_est_ratio(e, i, 0));
+        mch_json_double(f, mch_est_ratio(e, i, 0));
         return;
     case J_CI_LOW:
     case J_CI_HIGH:
-        json_num_or_null(f, ci[k - J_CI_LOW]);
+        mch_json_double(f, ci[k - J_CI_LOW]);
         return;
     case J_NUM:
-        mch_json_number(f, mch_xsum_value(e->num[r0]));
+        mch_json_double(f, mch_xsum_value(e->num[r0]));
         return;
     case J_DEN:
-        mch_json_number(f, mch_xsum_value(e->den[r0]));
+        mch_json_double(f, mch_xsum_value(e->den[r0]));
         return;
     case J_MEAN:
-        json_num_or_null(f, s->n[i] ? s->mean[i] : NAN);
+        mch_json_double(f, s->n[i] ? s->mean[i] : NAN);
         return;
     case J_STD:
-        json_num_or_null(f, mch_stats_std(s, i));
+        mch_json_double(f, mch_stats_std(s, i));
         return;
     default:
         fprintf(f, "%llu", (unsigned long long)s->n[i]);
@@ -464,11 +459,11 @@ static void json_spec(FILE *f, const mch_job_spec *s)
     json_strings(f, pert, 4);
     fprintf(f, ",\"seed\":%llu,\"max_len\":%u,\"max_query_len\":%u,\"min_delta\":",
             (unsigned long long)s->seed, s->max_len, s->max_query_len);
-    mch_json_number(f, s->min_delta);
+    mch_json_double(f, s->min_delta);
     fprintf(f, ",\"stem\":%s},\"direction\":", s->stem ? "true" : "false");
     mch_json_string(f, *s->direction ? s->direction : "any");
     fprintf(f, ",\"bootstrap\":{\"replicates\":%lu,\"level\":", (unsigned long)s->bootstrap);
-    mch_json_number(f, s->ci_level);
+    mch_json_double(f, s->ci_level);
     fprintf(f, ",\"seed\":%llu},\"sweeps\":", (unsigned long long)s->seed);
     json_string_list(f, s->sweeps, s->n_sweeps);
     fputs(",\"software_version\":", f);

@@ -74,9 +74,9 @@ static void write_pair_line(FILE *f, const mch_pair_result *r, const mch_job_spe
     if (p->relevance >= 0) fprintf(f, ",\"relevance\":%d", p->relevance);
     if (p->rank >= 0) fprintf(f, ",\"rank\":%d", p->rank);
     fputs(",\"score_baseline\":", f);
-    mch_json_number(f, r->score_baseline);
+    mch_json_double(f, r->score_baseline);
     fputs(",\"score_perturbed\":", f);
-    mch_json_number(f, r->score_perturbed);
+    mch_json_double(f, r->score_perturbed);
     if (r->skip_reason) {
         fputs(",\"skipped\":", f);
         mch_json_string(f, r->skip_reason);
