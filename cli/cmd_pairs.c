@@ -29,7 +29,8 @@ static void pairs_usage(FILE *f)
             "\n"
             "  --model DIR          model directory (vocab.txt and config.json are used)\n"
             "  -o, --out FILE       output JSONL (default stdout; a file is written atomically)\n"
-            "  --skips FILE         the full skip report (default: a summary on stderr)\n"
+            "  --skips FILE         the full skip report (default: the first 20 bad lines of\n"
+            "                       each kind on stderr)\n"
             "  -h, --help           this text\n"
             "\n%s",
             mch_source_help);
@@ -91,7 +92,8 @@ static int write_pairs(const pairs_cli *a, mch_pair_source *src, mch_outfile *of
     return rc;
 }
 
-/* The summary line, and the skip report into a->skips or (when anything was skipped) stderr. */
+/* The summary line, and the skip report into a->skips or, capped at MCH_BAD_LINES_SHOWN lines of
+ * each kind, stderr (when anything was skipped). */
 static int report(const pairs_cli *a, const mch_pair_source *src)
 {
     const mch_skip_report *rep = mch_pair_source_report(src);
@@ -101,9 +103,12 @@ static int report(const pairs_cli *a, const mch_pair_source *src)
                  rep->units, rep->produced, rep->skipped, rep->skipped - perturb, perturb,
                  rep->table_skipped);
     if (!a->skips) {
-        if ((rep->skipped || rep->table_skipped) && mch_log_threshold >= MCH_LOG_INFO) {
-            mch_log_info("mechir pairs: the skip report (--skips FILE for all of it):");
-            mch_pair_source_print_report(src, stderr);
+        if ((rep->skipped || rep->table_skipped) && mch_log_threshold >= MCH_LOG_WARN) {
+            mch_log_info("mechir pairs: bad lines, the first %d of each kind (--skips FILE for "
+                         "all of them):",
+                         MCH_BAD_LINES_SHOWN);
+            mch_pair_source_print_bad_input(src, MCH_BAD_LINES_SHOWN, stderr);
+            mch_pair_source_print_unperturbable(src, MCH_BAD_LINES_SHOWN, stderr);
         }
         return 0;
     }

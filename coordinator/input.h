@@ -86,6 +86,11 @@ const mch_skip_report *mch_input_report(const mch_input *in);
 /* Writes the report as text: counts, then one `file:line: reason` per kept entry. */
 void mch_skip_report_print(const mch_skip_report *r, FILE *f);
 
+/* Writes one `file:line: reason` line for each of the first max entries of e[0..n) (max < 0:
+ * all n), then `... and N more WHAT` (`... and N more` when what is NULL) when total, the count
+ * of every bad line whether kept in e or not, exceeds the lines written: N = total - written. */
+void mch_skip_print(const mch_skip *e, long n, long total, long max, const char *what, FILE *f);
+
 void mch_input_close(mch_input *in); /* accepts NULL */
 
 /* Reading lines of plain or .zst files (used by the readers, and by --df and --stopwords). */

@@ -166,14 +166,19 @@ const mch_skip_report *mch_input_report(const mch_input *in)
     return &in->rep;
 }
 
+void mch_skip_print(const mch_skip *e, long n, long total, long max, const char *what, FILE *f)
+{
+    long shown = max >= 0 && max < n ? max : n;
+    for (long i = 0; i < shown; i++) fprintf(f, "%s:%ld: %s\n", e[i].file, e[i].line, e[i].reason);
+    if (total > shown)
+        fprintf(f, "... and %ld more%s%s\n", total - shown, what ? " " : "", what ? what : "");
+}
+
 void mch_skip_report_print(const mch_skip_report *r, FILE *f)
 {
     fprintf(f, "units %ld, produced %ld, skipped %ld, bad table lines %ld\n", r->units, r->produced,
             r->skipped, r->table_skipped);
-    for (long i = 0; i < r->n_entries; i++)
-        fprintf(f, "%s:%ld: %s\n", r->entries[i].file, r->entries[i].line, r->entries[i].reason);
-    long more = r->skipped + r->table_skipped - r->n_entries;
-    if (more > 0) fprintf(f, "... and %ld more\n", more);
+    mch_skip_print(r->entries, r->n_entries, r->skipped + r->table_skipped, -1, NULL, f);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -239,6 +239,19 @@ const mch_skip_report *mch_pair_source_report(const mch_pair_source *cs)
     return m;
 }
 
+void mch_pair_source_print_bad_input(const mch_pair_source *s, long max, FILE *f)
+{
+    const mch_skip_report *in = mch_input_report(s->in);
+    mch_skip_print(in->entries, in->n_entries, in->skipped + in->table_skipped, max,
+                   "bad input lines", f);
+}
+
+void mch_pair_source_print_unperturbable(const mch_pair_source *s, long max, FILE *f)
+{
+    mch_skip_print(s->report.entries, s->report.n_entries, s->perturb_skips, max,
+                   "records that could not be perturbed", f);
+}
+
 void mch_pair_source_print_report(const mch_pair_source *s, FILE *f)
 {
     const mch_skip_report *r = mch_pair_source_report(s);
@@ -247,18 +260,8 @@ void mch_pair_source_print_report(const mch_pair_source *s, FILE *f)
         "units %ld, produced %ld, skipped %ld (input %ld, perturbation %ld), bad table lines %ld\n",
         r->units, r->produced, r->skipped, r->skipped - s->perturb_skips, s->perturb_skips,
         r->table_skipped);
-    const mch_skip_report *in = mch_input_report(s->in);
-    for (long i = 0; i < in->n_entries; i++)
-        fprintf(f, "%s:%ld: %s\n", in->entries[i].file, in->entries[i].line, in->entries[i].reason);
-    if (in->skipped + in->table_skipped > in->n_entries)
-        fprintf(f, "... and %ld more input lines\n",
-                in->skipped + in->table_skipped - in->n_entries);
-    for (long i = 0; i < s->report.n_entries; i++)
-        fprintf(f, "%s:%ld: %s\n", s->report.entries[i].file, s->report.entries[i].line,
-                s->report.entries[i].reason);
-    if (s->perturb_skips > s->report.n_entries)
-        fprintf(f, "... and %ld more pairs that could not be perturbed\n",
-                s->perturb_skips - s->report.n_entries);
+    mch_pair_source_print_bad_input(s, -1, f);
+    mch_pair_source_print_unperturbable(s, -1, f);
 }
 
 long mch_pair_source_perturb_skips(const mch_pair_source *s)

@@ -43,6 +43,18 @@ long mch_pair_source_perturb_skips(const mch_pair_source *s);
 /* Counts, then every kept `file:line: reason` (input skips, bad table lines, perturbation skips).
  */
 void mch_pair_source_print_report(const mch_pair_source *s, FILE *f);
+
+/* Bad lines `mechir run` and `mechir pairs` name on stderr, of each kind below; the rest are
+ * counted in one trailing line, so a file of millions of bad lines prints a screenful. */
+#define MCH_BAD_LINES_SHOWN 20
+
+/* One `file:line: reason` per bad input line (skipped units and bad table lines, in the order
+ * read), at most max of them (max < 0: every kept one), then `... and N more bad input lines`
+ * for the rest. */
+void mch_pair_source_print_bad_input(const mch_pair_source *s, long max, FILE *f);
+/* The same for the records that could not be perturbed (the file:line of the unit that gave
+ * the record), then `... and N more records that could not be perturbed`. */
+void mch_pair_source_print_unperturbable(const mch_pair_source *s, long max, FILE *f);
 const mch_perturb_opts *mch_pair_source_perturb_opts(const mch_pair_source *s);
 
 void mch_pair_source_close(mch_pair_source *s); /* accepts NULL */

@@ -238,14 +238,14 @@ mch_status mch_plan_count(const mch_run_opts *o, const mch_model_meta *m, size_t
     }
     if (!rc) {
         const mch_skip_report *rep = mch_pair_source_report(counter);
-        char first[200] = "";
-        if (rep->skipped)
-            snprintf(first, sizeof first, " (first: %s)",
-                     rep->n_entries ? rep->entries[0].reason : "bad input lines");
-        mch_log_info("mechir run: %ld input units, %llu records, %ld bad input lines%s; %llu "
+        long bad = rep->skipped + rep->table_skipped;
+        mch_log_info("mechir run: %ld input units, %llu records, %ld bad input line%s; %llu "
                      "already done; %d rank%s",
-                     rep->units, (unsigned long long)*total, rep->skipped, first,
+                     rep->units, (unsigned long long)*total, bad, bad == 1 ? "" : "s",
                      (unsigned long long)journaled, size, size == 1 ? "" : "s");
+        /* Named here, before any work; the pass that builds the pairs reads them again. */
+        if (bad && mch_log_threshold >= MCH_LOG_WARN)
+            mch_pair_source_print_bad_input(counter, MCH_BAD_LINES_SHOWN, stderr);
     }
     mch_pair_source_close(counter);
     return rc;

@@ -34,7 +34,8 @@ mch_status mch_plan_journal(const mch_run_opts *o, const mch_job_spec *spec, con
 mch_status mch_plan_write_job(const mch_run_opts *o, mch_err *err);
 
 /* Counts the input records (the progress total; bad input shows up before any work) and logs
- * the input summary with the journaled count and the ranks. */
+ * the input summary with the journaled count and the ranks, then the first MCH_BAD_LINES_SHOWN
+ * bad input lines as `file:line: reason` (warn). */
 mch_status mch_plan_count(const mch_run_opts *o, const mch_model_meta *m, size_t journaled,
                           int size, uint64_t *total, mch_err *err);
 

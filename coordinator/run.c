@@ -73,19 +73,35 @@ static mch_status prepare(run_state *s, mch_err *err)
     return rc;
 }
 
+/* Names the records that could not be perturbed; refuses a run without a single pair (every
+ * line bad, every record unperturbable, or no input) before any map is written. */
+static mch_status check_usable(run_state *s, mch_err *err)
+{
+    mch_pair_source *src = s->units.src;
+    long not_perturbed = mch_pair_source_perturb_skips(src);
+    if (not_perturbed) {
+        mch_log_warn("mechir run: %ld record%s could not be perturbed:", not_perturbed,
+                     not_perturbed == 1 ? "" : "s");
+        if (mch_log_threshold >= MCH_LOG_WARN)
+            mch_pair_source_print_unperturbable(src, MCH_BAD_LINES_SHOWN, stderr);
+    }
+    if (s->units.next_index) return MCH_OK;
+    const mch_source_opts *so = &s->o->src;
+    const char *input = so->input ? so->input : so->run ? so->run : so->qrels;
+    const mch_skip_report *rep = mch_pair_source_report(src);
+    long bad = rep->skipped - not_perturbed + rep->table_skipped;
+    return mch_fail(err, MCH_ERR_FORMAT,
+                    "no usable pair in %s (%ld bad line%s, %ld record%s could not be perturbed)",
+                    input, bad, bad == 1 ? "" : "s", not_perturbed, not_perturbed == 1 ? "" : "s");
+}
+
 /* After every unit: the outputs from the journal. */
 static mch_status finish(run_state *s, double t0, time_t started, mch_err *err)
 {
     const mch_run_opts *o = s->o;
     /* Every record was streamed: next_index is the exact number of pairs. */
-    long not_perturbed = mch_pair_source_perturb_skips(s->units.src);
-    if (not_perturbed) {
-        const mch_skip_report *pr = mch_pair_source_report(s->units.src);
-        mch_log_warn("mechir run: %ld record%s could not be perturbed (first: %s)", not_perturbed,
-                     not_perturbed == 1 ? "" : "s",
-                     pr->n_entries ? pr->entries[0].reason : "see mechir pairs --skips");
-    }
-    mch_status rc = mch_reduce(o->out, &s->spec, s->units.next_index, o->site, o->blas, &s->map, err);
+    mch_status rc = check_usable(s, err);
+    if (!rc) rc = mch_reduce(o->out, &s->spec, s->units.next_index, o->site, o->blas, &s->map, err);
     if (!rc) rc = mch_reduce_write_maps(o->out, &s->map, err);
     mch_run_record rec = {s->size,        s->hosts,          s->d.done,
                           s->d.n_units,   s->d.busy_s,       mch_now_s() - t0,

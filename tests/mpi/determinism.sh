@@ -2,8 +2,8 @@
 # `mechir run` gives the same bytes whatever the number of ranks: one process (no mpirun),
 # mpirun -np 2 and -np 4 write identical circuit.cmap, circuit.json, pairs.jsonl and stdout, and
 # run.json records the rank count; a JOB.json holding the same options gives the same map, and
-# OUT/job.json continues the finished run with nothing left to do; an input without pairs gives
-# the same empty map with 1 and 2 ranks.
+# OUT/job.json continues the finished run with nothing left to do; an input without pairs is
+# refused (exit 1, no map) with 1 and 2 ranks.
 # usage: determinism.sh PATH/TO/mechir REPO_ROOT PAIRS
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -59,9 +59,16 @@ ok "mechir run OUT/job.json --resume: all $PAIRS pairs already done, same circui
 echo "== no pairs at all: one process and mpirun -np 2 =="
 : >empty.tsv
 EMPTY="--model $ROOT/examples/demo-ce --input $TMP/empty.tsv --sweep heads,blocks --max-len 64"
-expect_ok 120 e1 "$MECHIR" run $EMPTY --out e1
-expect_ok 120 e2 "$MPIRUN" -np 2 "$MECHIR" run $EMPTY --out e2
-same_file e1/circuit.cmap e2/circuit.cmap "circuit.cmap of no pairs, 1 rank vs 2"
-[ ! -s e1/pairs.jsonl ] || fail "e1/pairs.jsonl is not empty"
-ok "an input without pairs gives the same empty circuit.cmap with 1 and 2 ranks"
+# Nothing to patch is an error (exit 1, one message naming the input, no map), and mpirun ends
+# with every rank, not waiting on a worker.
+want="mechir run: no usable pair in $TMP/empty.tsv (0 bad lines, 0 records could not be perturbed)"
+run_fg 120 e1 "$MECHIR" run $EMPTY --out e1
+[ $rc -eq 1 ] || { show e1.err; fail "one process: exit status $rc, want 1"; }
+run_fg 120 e2 "$MPIRUN" -np 2 "$MECHIR" run $EMPTY --out e2
+[ $rc -ne 0 ] || { show e2.err; fail "mpirun -np 2: exit status 0, want non-zero"; }
+for n in 1 2; do
+    grep -qxF "$want" e$n.err || { show e$n.err; fail "e$n.err lacks '$want'"; }
+    [ ! -e e$n/circuit.cmap ] && [ ! -e e$n/circuit.json ] || fail "e$n: a circuit map was written"
+done
+ok "an input without pairs: exit 1, 'no usable pair', no circuit map, with 1 and 2 ranks"
 echo "PASS: determinism"
