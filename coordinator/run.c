@@ -85,7 +85,8 @@ static mch_status finish(run_state *s, double t0, time_t started, mch_err *err)
                      not_perturbed == 1 ? "" : "s",
                      pr->n_entries ? pr->entries[0].reason : "see mechir pairs --skips");
     }
-    mch_status rc = mch_reduce(o->out, &s->spec, s->units.next_index, o->site, &s->map, err);
+    mch_status rc =
+        mch_reduce(o->out, &s->spec, s->units.next_index, o->site, o->pairs_format, &s->map, err);
     if (!rc) rc = mch_reduce_write_maps(o->out, &s->map, err);
     mch_run_record rec = {s->size,        s->hosts,          s->d.done,
                           s->d.n_units,   s->d.busy_s,       mch_now_s() - t0,
