@@ -21,7 +21,7 @@
 # hundred syscalls), and its timestamps split run.json's seconds into setup (start to the first
 # input open), count (the coordinator's first pass over the input, which counts the pairs),
 # dispatch (the second pass: build pairs, send units, journal results, up to the journal being
-# reopened for the reduction) and reduce (circuit maps, pairs.jsonl, run.json). The dispatch
+# reopened for the reduction) and reduce (circuit maps, pairs.jsonl.zst, run.json). The dispatch
 # rate is pairs / dispatch seconds.
 # Exit 0 after printing the table; 2 on a setup error or a failed run.
 set -eu

@@ -37,9 +37,10 @@ static void run_usage(FILE *f)
             "\n"
             "Corpus-scale circuit discovery: builds perturbed pairs from the input, patches each\n"
             "pair with the chosen sweeps, and reduces the effects into circuit maps. Outputs in\n"
-            "--out: circuit.cmap (protobuf), circuit.json, pairs.jsonl, run.json, job.json,\n"
-            "journal.bin (resume), cache/ (with --cache). A JOB.json holds the same options as\n"
-            "keys without the dashes ({\"model\": \"DIR\", \"sweep\": \"heads,blocks\", ...}).\n"
+            "--out: circuit.cmap (protobuf), circuit.json, pairs.jsonl.zst (a JSON line a pair,\n"
+            "a zstd frame per 64 pairs: zstd -dc reads it), run.json, job.json, journal.bin\n"
+            "(resume), cache/ (with --cache). A JOB.json holds the same options as keys without\n"
+            "the dashes ({\"model\": \"DIR\", \"sweep\": \"heads,blocks\", ...}).\n"
             "\n"
             "  --model DIR          Hugging Face model directory (same path on every node)\n"
             "  --out DIR            output directory\n"
@@ -56,7 +57,9 @@ static void run_usage(FILE *f)
             "                       * for every layer: blocks.*.attn.hook_pattern,...)\n"
             "  --cache-dtype T      f32 (lossless, default), bf16 or fp16\n"
             "  --site NAME          site name recorded in the map's provenance\n"
-            "  --resume             continue an interrupted run in --out\n"
+            "  --pairs-format F     zst (default: pairs.jsonl.zst) or jsonl (plain pairs.jsonl)\n"
+            "  --resume             continue an interrupted run in --out (the outputs are rebuilt\n"
+            "                       from the journal, so --pairs-format may change)\n"
             "  --threads N          BLAS threads per rank (default 1)\n"
             "  --scratch-mb N       patching scratch memory per rank (default 256)\n"
             "  --unit-size N        pairs per work unit (default: adaptive)\n"
@@ -97,6 +100,14 @@ static int min_delta_opt(void *user, const char *opt, const char *val)
     }
     ((run_cli *)user)->o.min_delta = v;
     return 0;
+}
+
+static int pairs_format_opt(void *user, const char *opt, const char *val)
+{
+    (void)opt;
+    if (mch_pairs_format_parse(val, &((run_cli *)user)->o.pairs_format) == 0) return 0;
+    mch_log_error("mechir run: --pairs-format takes zst or jsonl, got '%s'", val);
+    return -1;
 }
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer; NULL with errno on failure. */
@@ -167,7 +178,7 @@ static int apply_job_file(mch_opts *p, const char *path, cJSON **json)
 static int parse_run_args(run_cli *c, int argc, char **argv, cJSON **job_json)
 {
     mch_run_opts *o = &c->o;
-    mch_opt run[9 + 8];
+    mch_opt run[9 + 9];
     mch_source_opt_table src;
     mch_source_opt_table_init(&src, &o->src);
     static const char *const names[] = {"model", "out",         "site",    "sweep",    "heads",
@@ -176,6 +187,7 @@ static int parse_run_args(run_cli *c, int argc, char **argv, cJSON **job_json)
                                 &o->cache, &o->cache_dtype, &o->pooling, &o->direction};
     mch_opt *t = mch_opts_strings(run, names, dst, 9);
     const mch_opt others[] = {{"min-delta", 0, MCH_OPT_FN, NULL, 0, 0, min_delta_opt, 1},
+                              MCH_OPT_ROW_FN("pairs-format", pairs_format_opt, 1),
                               {"resume", 0, MCH_OPT_FLAG, &o->resume, 0, 0, NULL, 0},
                               {"threads", 0, MCH_OPT_INT, &o->threads, 1, 1024, NULL, 0},
                               {"scratch-mb", 0, MCH_OPT_INT, &o->scratch_mb, 1, 1 << 20, NULL, 0},

@@ -10,6 +10,7 @@
 #include "fsutil.h"
 #include "journal.h"
 #include "jsonout.h"
+#include "pairs_writer.h"
 #include "perturb.h"
 
 /* ---- pairs.jsonl -------------------------------------------------------------------------- */
@@ -164,29 +165,27 @@ static mch_status read_records(mch_journal *j, FILE *f, FILE *pf, const mch_job_
 }
 
 mch_status mch_reduce(const char *out, const mch_job_spec *spec, uint64_t expected,
-                      const char *site, const char *blas, mch_cmap *map, mch_err *err)
+                      const char *site, const char *blas, mch_pairs_format pairs_format,
+                      mch_cmap *map, mch_err *err)
 {
     memset(map, 0, sizeof *map);
-    char *jpath = mch_path_join(out, "journal.bin"), *ppath = mch_path_join(out, "pairs.jsonl");
+    char *jpath = mch_path_join(out, "journal.bin");
     mch_job_spec ms = {0};
     mch_journal j = {0};
     mch_cmap_acc acc = {0};
     FILE *f = NULL;
-    mch_outfile pf = {0};
-    mch_status rc = jpath && ppath ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    mch_pairs_writer *pw = NULL;
+    mch_status rc = jpath ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if (!rc) rc = map_spec(spec, &ms, err);
     if (!rc) rc = mch_journal_open(&j, jpath, 0, mch_pair_result_index, err);
     if (!rc && j.n_recs) qsort(j.recs, j.n_recs, sizeof *j.recs, cmp_rec);
     if (!rc && !(f = fopen(jpath, "rb")))
         rc = mch_fail(err, MCH_ERR_IO, "%s: %s", jpath, strerror(errno));
-    if (!rc && mch_outfile_open(&pf, ppath) != 0)
-        rc = mch_fail(err, MCH_ERR_IO, "%s: %s", ppath, strerror(errno));
-    else if (!rc)
-        rc = mch_cmap_acc_init(&acc, spec, err);
-    if (!rc) rc = read_records(&j, f, pf.f, spec, expected, &acc, err);
-    if (pf.f && rc) mch_outfile_abort(&pf);
-    if (pf.f && !rc && mch_outfile_commit(&pf) != 0)
-        rc = mch_fail(err, MCH_ERR_IO, "%s: %s", ppath, strerror(errno));
+    if (!rc) rc = mch_pairs_writer_open(&pw, out, pairs_format, err);
+    if (!rc) rc = mch_cmap_acc_init(&acc, spec, err);
+    if (!rc) rc = read_records(&j, f, mch_pairs_writer_file(pw), spec, expected, &acc, err);
+    if (pw && rc) mch_pairs_writer_abort(pw);
+    if (pw && !rc) rc = mch_pairs_writer_commit(pw, err);
     const char *sites[1] = {site ? site : ""}, *prov[1] = {blas};
     if (!rc) rc = mch_cmap_acc_finish(&acc, &ms, sites, blas ? prov : NULL, 1, map, err);
     if (f) fclose(f);
@@ -194,7 +193,6 @@ mch_status mch_reduce(const char *out, const mch_job_spec *spec, uint64_t expect
     mch_cmap_acc_deinit(&acc);
     mch_job_spec_deinit(&ms);
     free(jpath);
-    free(ppath);
     return rc;
 }
 

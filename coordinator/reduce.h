@@ -1,6 +1,6 @@
 /* The outputs of a run, all from the journal: it is read in pair order (the pair's index in the
- * input, not arrival order) into pairs.jsonl and the circuit map, so the outputs are the same for
- * any number of ranks, arrival order and interruptions. circuit.cmap and circuit.json from the
+ * input, not arrival order) into pairs.jsonl[.zst] and the circuit map, so the outputs are the same
+ * for any number of ranks, arrival order and interruptions. circuit.cmap and circuit.json from the
  * map, run.json, and the top heads. */
 #ifndef MCH_REDUCE_H
 #define MCH_REDUCE_H
@@ -10,12 +10,15 @@
 #include <time.h>
 
 #include "msg.h"
+#include "pairs_writer.h"
 
 /* Reads OUT/journal.bin (expected pairs, each index once; a pair redone after a crash counts
- * once) into OUT/pairs.jsonl and *map (zeroed; the spec as a map records it: no inputs or cache
+ * once) into OUT/pairs.jsonl.zst or OUT/pairs.jsonl (pairs_format; the other one is removed,
+ * see pairs_writer.h) and *map (zeroed; the spec as a map records it: no inputs or cache
  * options; sites: site, with blas as its provenance when not NULL). */
 mch_status mch_reduce(const char *out, const mch_job_spec *spec, uint64_t expected,
-                      const char *site, const char *blas, mch_cmap *map, mch_err *err);
+                      const char *site, const char *blas, mch_pairs_format pairs_format,
+                      mch_cmap *map, mch_err *err);
 
 /* Writes OUT/circuit.cmap, then validates what was written and prints it as OUT/circuit.json. */
 mch_status mch_reduce_write_maps(const char *out, const mch_cmap *map, mch_err *err);

@@ -101,7 +101,9 @@ static mch_status finish(run_state *s, double t0, time_t started, mch_err *err)
     const mch_run_opts *o = s->o;
     /* Every record was streamed: next_index is the exact number of pairs. */
     mch_status rc = check_usable(s, err);
-    if (!rc) rc = mch_reduce(o->out, &s->spec, s->units.next_index, o->site, o->blas, &s->map, err);
+    if (!rc)
+        rc = mch_reduce(o->out, &s->spec, s->units.next_index, o->site, o->blas, o->pairs_format,
+                        &s->map, err);
     if (!rc) rc = mch_reduce_write_maps(o->out, &s->map, err);
     mch_run_record rec = {s->size,        s->hosts,          s->d.done,
                           s->d.n_units,   s->d.busy_s,       mch_now_s() - t0,

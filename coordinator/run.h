@@ -10,6 +10,7 @@
 
 #include "dispatch.h"
 #include "pairs_source.h"
+#include "pairs_writer.h"
 
 typedef struct {
     const char *model, *out;   /* required */
@@ -25,6 +26,7 @@ typedef struct {
     uint64_t select_k;                          /* top-delta: K */
     int per_grade;                              /* top-delta: K per relevance grade */
     int resume, threads, scratch_mb, unit_size; /* 0: defaults (1, 256 MB, adaptive) */
+    mch_pairs_format pairs_format;              /* OUT/pairs.jsonl.zst (default) or .jsonl */
     mch_source_opts src;
     const char *job_json;              /* the options as given: OUT/job.json */
     const char *job_compact;           /* the same on one line, for run.json */

@@ -4,16 +4,17 @@
   run_golden.py inputs FIXTURE DIR      writes DIR/start.tsv and DIR/end.tsv: the fixture's
                                         cases as `inject` input (qid = "c<case>"), one file
                                         per --position
-  run_golden.py check FIXTURE RUN_DIR... checks each run's pairs.jsonl (token ids, scores,
+  run_golden.py check FIXTURE RUN_DIR... checks each run's pairs.jsonl[.zst] (token ids, scores,
                                         per-pair heads and blocks effects) and circuit.json
                                         (heads mean/std/n, blocks_by_role means) against the
                                         fixture; prints one line per check, exits 1 on failure
 
-Standard library only.
+Standard library and the zstd CLI (for pairs.jsonl.zst) only.
 """
 import json
 import math
 import os
+import subprocess
 import sys
 
 COMPONENTS = ("resid_pre", "attn_out", "mlp_out")
@@ -99,12 +100,26 @@ def mean(xs):
     return sum(xs) / len(xs)
 
 
+def read_pairs(run_dir):
+    """OUT/pairs.jsonl.zst (through the zstd CLI) or OUT/pairs.jsonl, as text; never both."""
+    zst, plain = os.path.join(run_dir, "pairs.jsonl.zst"), os.path.join(run_dir, "pairs.jsonl")
+    if os.path.exists(zst) and os.path.exists(plain):
+        fail("%s holds both pairs.jsonl.zst and pairs.jsonl" % run_dir)
+    if os.path.exists(plain):
+        with open(plain, encoding="utf-8") as f:
+            return f.read()
+    r = subprocess.run(["zstd", "-dcq", zst], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        fail("zstd -dc %s: %s" % (zst, r.stderr.decode(errors="replace").strip()))
+        return ""
+    return r.stdout.decode("utf-8")
+
+
 def check_run(fx, run_dir):
     cases = fx["cases"]
-    with open(os.path.join(run_dir, "pairs.jsonl"), encoding="utf-8") as f:
-        pairs = [json.loads(line) for line in f if line.strip()]
+    pairs = [json.loads(line) for line in read_pairs(run_dir).splitlines() if line.strip()]
     if not pairs:
-        fail("%s/pairs.jsonl has no pairs" % run_dir)
+        fail("%s has no pairs" % run_dir)
         return
     used = []  # (fixture case, pair line)
     for p in pairs:

@@ -2,9 +2,11 @@
 # `mechir run` against the golden patching fixture (tests/data/patching/demo-tfc1.json, an
 # independent float64 reference): the fixture's cases, built as `--perturb inject` input with the
 # fixture's term, position and max_len, must come out with the fixture's token ids, both scores,
-# per-pair heads and blocks effects (pairs.jsonl), and circuit.json's heads mean/std/n and
+# per-pair heads and blocks effects (pairs.jsonl.zst; pairs.jsonl for the end position, which
+# runs with --pairs-format jsonl), and circuit.json's heads mean/std/n and
 # blocks_by_role means computed from the fixture's per-case maps. One process per position.
-# Needs python3 (standard library only) for the JSON; run_golden.py does the checks.
+# Needs python3 (standard library only) for the JSON and the zstd CLI; run_golden.py does the
+# checks.
 # usage: test_run_golden.sh PATH/TO/mechir REPO_ROOT
 set -u
 if [ $# -ne 2 ]; then
@@ -27,7 +29,7 @@ trap 'exit 1' HUP INT TERM
 for pos in start end; do
     OPENBLAS_NUM_THREADS=1 "$MECHIR" run --model "$ROOT/examples/demo-ce" --input "$T/$pos.tsv" \
         --perturb inject --position $pos --max-len 64 --sweep heads,blocks --out "$T/$pos" \
-        >"$T/$pos.out" 2>"$T/$pos.err"
+        $([ $pos = end ] && echo --pairs-format jsonl) >"$T/$pos.out" 2>"$T/$pos.err"
     rc=$?
     if [ $rc -ne 0 ]; then
         sed 's/^/    | /' "$T/$pos.err"

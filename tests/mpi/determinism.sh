@@ -1,6 +1,7 @@
 #!/bin/sh
 # `mechir run` gives the same bytes whatever the number of ranks: one process (no mpirun),
-# mpirun -np 2 and -np 4 write identical circuit.cmap, circuit.json, pairs.jsonl and stdout, and
+# mpirun -np 2 and -np 4 write identical circuit.cmap, circuit.json, pairs.jsonl.zst (the
+# compressed bytes too) and stdout, and
 # run.json records the rank count; a JOB.json holding the same options gives the same map, and
 # OUT/job.json continues the finished run with nothing left to do; an input without pairs is
 # refused (exit 1, no map) with 1 and 2 ranks.
@@ -17,13 +18,13 @@ expect_ok 600 o4 "$MPIRUN" -np 4 --oversubscribe "$MECHIR" run $JOB --out o4
 for n in 2 4; do
     same_file o1/circuit.cmap o$n/circuit.cmap "circuit.cmap, 1 rank vs $n"
     same_file o1/circuit.json o$n/circuit.json "circuit.json, 1 rank vs $n"
-    same_file o1/pairs.jsonl o$n/pairs.jsonl "pairs.jsonl, 1 rank vs $n"
+    same_file o1/pairs.jsonl.zst o$n/pairs.jsonl.zst "pairs.jsonl.zst, 1 rank vs $n"
     same_file o1.out o$n.out "stdout (top heads), 1 rank vs $n"
-    ok "1 rank and $n ranks: circuit.cmap, circuit.json, pairs.jsonl and stdout identical"
+    ok "1 rank and $n ranks: circuit.cmap, circuit.json, pairs.jsonl.zst and stdout identical"
 done
-lines=$(wc -l <o1/pairs.jsonl)
-[ "$lines" -eq "$PAIRS" ] || fail "pairs.jsonl has $lines lines, want $PAIRS"
-ok "pairs.jsonl has one line per pair ($PAIRS)"
+lines=$(zstd -dcq o1/pairs.jsonl.zst | wc -l)
+[ "$lines" -eq "$PAIRS" ] || fail "pairs.jsonl.zst has $lines lines, want $PAIRS"
+ok "pairs.jsonl.zst has one line per pair ($PAIRS)"
 for n in 1 2 4; do
     got=$(grep -o '"ranks":[0-9]*' o$n/run.json | head -n 1)
     [ "$got" = "\"ranks\":$n" ] || { show o$n/run.json; fail "o$n/run.json: $got, want \"ranks\":$n"; }

@@ -1,7 +1,8 @@
 # Shared setup and helpers of the mpi tests (sourced, POSIX sh). Each test calls
 # mpi_setup "$@" first: it checks the arguments and mpirun, sets the Open MPI and sanitizer
 # environment, makes $TMP (removed at exit) and $INPUT (the first $PAIRS pairs of the demo data).
-# Needs only a POSIX shell, coreutils, grep, sed, awk and cmp; processes are found through /proc.
+# Needs only a POSIX shell, coreutils, grep, sed, awk, cmp and the zstd CLI (pairs.jsonl.zst);
+# processes are found through /proc.
 
 mpi_setup() {
     if [ $# -ne 3 ]; then

@@ -5,12 +5,13 @@
 # pair index decoded from its protobuf), the first resume must add exactly the missing pairs (no
 # pair journaled twice: the journal ends with one record per input line, indices 0..PAIRS-1),
 # and pairs.jsonl must hold every pair once. heads only and one pair a unit, so many units.
+# --pairs-format jsonl throughout: the plain per-pair output through interruptions and resumes.
 # usage: resume_twice.sh PATH/TO/mechir REPO_ROOT PAIRS
 set -u
 . "$(dirname "$0")/lib.sh"
 mpi_setup "$@"
 cd "$TMP" || exit 1
-J="--model $ROOT/examples/demo-ce --input $INPUT --sweep heads --max-len 64 --unit-size 1"
+J="--model $ROOT/examples/demo-ce --input $INPUT --sweep heads --max-len 64 --unit-size 1 --pairs-format jsonl"
 
 # journal_indices FILE: the pair index of every complete record of a journal, one a line, in
 # file order (see coordinator/journal.h: "MCHJOUR1", u32 spec length, spec, u64 checksum; then
