@@ -17,11 +17,12 @@ mch_status mch_cmap_acc_init(mch_cmap_acc *a, const mch_job_spec *spec, mch_err 
     a->L = (int)spec->layers, a->NH = (int)spec->heads, a->K = (int)spec->n_head_pos;
     a->R = MCH_ROLE_COUNT;
     a->B = spec->bootstrap, a->seed = spec->seed, a->axiom = mch_perturb_axiom_sign(k);
-    size_t L = spec->layers, R = MCH_ROLE_COUNT;
-    mch_status rc = mch_est_init(&a->heads, L * spec->heads, a->B, err);
-    if (!rc) rc = mch_est_init(&a->blocks, 3 * L * R, a->B, err);
-    if (!rc) rc = mch_est_init(&a->hpz, spec->n_head_pos * R, a->B, err);
-    if (!rc) rc = mch_est_init(&a->hpp, spec->n_head_pos * R, a->B, err);
+    size_t cells[4];
+    mch_cmap_cells(spec, cells);
+    mch_status rc = mch_est_init(&a->heads, cells[0], a->B, err);
+    if (!rc) rc = mch_est_init(&a->blocks, cells[1], a->B, err);
+    if (!rc) rc = mch_est_init(&a->hpz, cells[2], a->B, err);
+    if (!rc) rc = mch_est_init(&a->hpp, cells[3], a->B, err);
     if (!rc && !(a->w = malloc((size_t)a->B + 1)))
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if (rc) mch_cmap_acc_deinit(a);
@@ -108,8 +109,8 @@ static int add_maps(mch_cmap_acc *a, mch_est *heads, mch_est *blocks, const mch_
         bad |= add_cell(heads, i, r->heads[i], r->heads_scores[i], c);
     if (r->n_blocks)
         for (size_t cl = 0; cl < 3 * (size_t)a->L; cl++)
-            bad |= add_by_role(blocks, cl, r->blocks + cl * T, r->blocks_scores + cl * T,
-                               p->roles, T, a->R, c);
+            bad |= add_by_role(blocks, cl, r->blocks + cl * T, r->blocks_scores + cl * T, p->roles,
+                               T, a->R, c);
     return bad;
 }
 
@@ -343,15 +344,24 @@ mch_status mch_cmap_load(mch_cmap *m, const char *path, mch_err *err)
 
 /* The statistics of a circuit.json block, in key order. */
 enum { J_ROM, J_CI_LOW, J_CI_HIGH, J_NUM, J_DEN, J_MEAN, J_STD, J_N, J_KEYS };
-static const char *const json_keys[J_KEYS] = {
-    "ratio_of_means", "ci_low", "ci_high", "sum_patched_minus_baseline",
-    "sum_perturbed_minus_baseline", "mean", "std", "n"};
+static const char *const json_keys[J_KEYS] = {"ratio_of_means",
+                                              "ci_low",
+                                              "ci_high",
+                                              "sum_patched_minus_baseline",
+                                              "sum_perturbed_minus_baseline",
+                                              "mean",
+                                              "std",
+                                              "n"};
 
 /* Statistic k of cell i; ci holds the cell's interval (NAN: none). */
 static void json_cell(FILE *f, const mch_est *e, size_t i, int k, const double ci[2])
 {
     const mch_stats *s = &e->mor;
     size_t r0 = i * ((size_t)e->B + 1);
+    if (i >= e->cells) { /* a sweep that did not run */
+        fputs(k == J_N ? "0" : "null", f);
+        return;
+    }
     switch (k) {
     case J_ROM:
         mch_json_double(f, mch_est_ratio(e, i, 0));
@@ -406,7 +416,7 @@ static void json_stats_block(FILE *f, const mch_est *e, double level, size_t row
                     size_t i = (p * rows + r) * cols + c;
                     const double none[2] = {NAN, NAN};
                     if (c) putc(',', f);
-                    json_cell(f, e, i, k, ci ? ci + 2 * i : none);
+                    json_cell(f, e, i, k, ci && i < e->cells ? ci + 2 * i : none);
                 }
                 putc(']', f);
             }

@@ -287,6 +287,9 @@ typedef struct {
     char **provenance; /* (n_provenance) sorted, unique: "SITE\tBLAS description" */
     size_t n_provenance;
 } mch_cmap;
+/* The cells of a map's heads, blocks, hpz and hpp for a spec: those of a sweep that does not run
+ * are 0. */
+void mch_cmap_cells(const mch_job_spec *spec, size_t cells[4]);
 void mch_cmap_deinit(mch_cmap *m);
 mch_status mch_cmap_pack(const mch_cmap *m, uint8_t **out, size_t *len, mch_err *err);
 /* Unpacks an untrusted map and validates it before use: format, layer and head counts, every

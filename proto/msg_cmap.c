@@ -11,6 +11,21 @@
 
 /* ---- circuit maps ------------------------------------------------------------------------- */
 
+/* The cells of each estimate for a model of L layers and NH heads, K head-pos heads, sweeps. */
+static void cells_of(size_t L, size_t NH, size_t K, unsigned sweeps, size_t cells[4])
+{
+    size_t R = MCH_ROLE_COUNT;
+    cells[0] = sweeps & MCH_SWEEP_HEADS ? L * NH : 0;
+    cells[1] = sweeps & MCH_SWEEP_BLOCKS ? 3 * L * R : 0;
+    cells[2] = cells[3] = sweeps & MCH_SWEEP_HEAD_POS ? K * R : 0;
+}
+
+void mch_cmap_cells(const mch_job_spec *spec, size_t cells[4])
+{
+    cells_of(spec->layers, spec->heads, spec->n_head_pos,
+             mch_sweeps_bits(spec->sweeps, spec->n_sweeps), cells);
+}
+
 void mch_cmap_deinit(mch_cmap *m)
 {
     if (!m) return;
@@ -155,14 +170,15 @@ static const char *map_problem(const Mechir__CircuitMap *m, char *why, size_t le
     int unknown = m->base.n_unknown_fields || (s && s->base.n_unknown_fields);
     const Mechir__Estimates *all[4] = {m->heads, m->blocks_by_role, m->head_pos_z_by_role,
                                        m->head_pos_pattern_by_role};
-    const size_t cells[4] = {L * NH, 3 * L * R, K * R, K * R};
+    size_t cells[4];
+    cells_of(L, NH, K, s ? mch_sweeps_bits(s->sweeps, s->n_sweeps) : 0, cells);
     static const char *const names[4] = {"heads", "blocks_by_role", "head_pos_z_by_role",
                                          "head_pos_pattern_by_role"};
     for (int i = 0; i < 4; i++) unknown |= est_unknown(all[i]);
     for (size_t i = 0; i < m->n_strata; i++) {
         const Mechir__Stratum *st = m->strata[i];
-        unknown |= st->base.n_unknown_fields || est_unknown(st->heads) ||
-                   est_unknown(st->blocks_by_role);
+        unknown |=
+            st->base.n_unknown_fields || est_unknown(st->heads) || est_unknown(st->blocks_by_role);
     }
     if (!m->format || strcmp(m->format, MCH_CMAP_FORMAT))
         return "format is not " MCH_CMAP_FORMAT " (a map of another mechir version)";
@@ -187,8 +203,8 @@ static const char *map_problem(const Mechir__CircuitMap *m, char *why, size_t le
         if (m->pair_ids[i] <= m->pair_ids[i - 1]) return "pair_ids: not sorted and unique";
     for (size_t i = 0; i < m->n_strata; i++) {
         const Mechir__Stratum *st = m->strata[i];
-        if (!st->name || !est_ok(st->heads, L * NH, B, st->pairs) ||
-            !est_ok(st->blocks_by_role, 3 * L * R, B, st->pairs) || st->pairs > m->pairs_used)
+        if (!st->name || !est_ok(st->heads, cells[0], B, st->pairs) ||
+            !est_ok(st->blocks_by_role, cells[1], B, st->pairs) || st->pairs > m->pairs_used)
             return "strata: wrong shape or values";
     }
     return NULL;
@@ -211,8 +227,7 @@ static mch_status est_from_pb(mch_est *e, const Mechir__Estimates *m, mch_err *e
     return MCH_OK;
 }
 
-static mch_status strv_from_pb(char ***dst, size_t *n, char *const *src, size_t count,
-                               mch_err *err)
+static mch_status strv_from_pb(char ***dst, size_t *n, char *const *src, size_t count, mch_err *err)
 {
     if (!(*dst = calloc(count + 1, sizeof **dst)))
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
@@ -249,8 +264,8 @@ static mch_status map_from_pb(mch_cmap *out, const Mechir__CircuitMap *m, mch_er
     if (!rc) out->n_pair_ids = m->n_pair_ids;
     if (!rc) rc = strv_from_pb(&out->sites, &out->n_sites, m->sites, m->n_sites, err);
     if (!rc)
-        rc = strv_from_pb(&out->provenance, &out->n_provenance, m->provenance, m->n_provenance,
-                          err);
+        rc =
+            strv_from_pb(&out->provenance, &out->n_provenance, m->provenance, m->n_provenance, err);
     return rc;
 }
 

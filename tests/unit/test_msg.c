@@ -91,12 +91,12 @@ static mch_job_spec spec_full(void)
 static void assert_spec_equal(const mch_job_spec *a, const mch_job_spec *b)
 {
     const char *const sa[] = {
-        a->format,       a->model_path,   a->model_sha256,    a->vocab_hash, a->arch,
-        a->architecture, a->perturbation, a->position,        a->filler,     a->pooling,
+        a->format,       a->model_path,   a->model_sha256,     a->vocab_hash, a->arch,
+        a->architecture, a->perturbation, a->position,         a->filler,     a->pooling,
         a->cache_dtype,  a->inputs,       a->software_version, a->direction,  a->select};
     const char *const sb[] = {
-        b->format,       b->model_path,   b->model_sha256,    b->vocab_hash, b->arch,
-        b->architecture, b->perturbation, b->position,        b->filler,     b->pooling,
+        b->format,       b->model_path,   b->model_sha256,     b->vocab_hash, b->arch,
+        b->architecture, b->perturbation, b->position,         b->filler,     b->pooling,
         b->cache_dtype,  b->inputs,       b->software_version, b->direction,  b->select};
     for (size_t i = 0; i < sizeof sa / sizeof sa[0]; i++) assert_string_equal(sa[i], sb[i]);
     assert_int_equal(a->layers, b->layers);
