@@ -250,6 +250,14 @@ static void test_roles_follow_whole_words(void **s)
                  {"is", "doc_other"}, {"fast", "doc_match"}, {",", "doc_other"},
                  {"faster", "doc_other"}, {"compression", "doc_match"}, {"the", "injected"},
                  {"[SEP]", "sep"});
+    /* A word the vocabulary cannot spell is one [UNK] piece and spells no word: injecting the
+     * snowman marks no occurrence, neither of itself nor of the (also [UNK]) snowman emoji. */
+    EXPECT_ROLES(p, "zstd \xe2\x98\x83", "zstd \xe2\x98\x83 tool \xe2\x9b\x84", "\xe2\x98\x83",
+                 {"[CLS]", "cls"}, {"z", "query_other"}, {"##st", "query_other"},
+                 {"##d", "query_other"}, {"[UNK]", "query_other"}, {"[SEP]", "sep"},
+                 {"z", "doc_match"}, {"##st", "doc_match"}, {"##d", "doc_match"},
+                 {"[UNK]", "doc_other"}, {"tool", "doc_other"}, {"[UNK]", "doc_other"},
+                 {"[UNK]", "injected"}, {"[SEP]", "sep"});
     /* Without stemming "runs" is not "running"; with it, it is. */
     EXPECT_ROLES(p, "running", "he runs", "x", {"[CLS]", "cls"}, {"running", "query_other"},
                  {"[SEP]", "sep"}, {"he", "doc_other"}, {"runs", "doc_other"}, {"x", "injected"},
