@@ -284,6 +284,11 @@ static void test_injected_query_term_splits_query_and_document_roles(void **s)
                  {"fast", "query_term"}, {"compression", "query_other"}, {"[SEP]", "sep"},
                  {"compression", "doc_match"}, {"is", "doc_other"}, {"fast", "doc_term"},
                  {"fast", "injected"}, {"[SEP]", "sep"});
+    /* The term role goes by spelling, not by query-term status: an injected stopword is
+     * query_term where the query holds it, and never doc_match. */
+    EXPECT_ROLES(p, "the cat", "the dog", "the", {"[CLS]", "cls"}, {"the", "query_term"},
+                 {"cat", "query_other"}, {"[SEP]", "sep"}, {"the", "doc_term"},
+                 {"dog", "doc_other"}, {"the", "injected"}, {"[SEP]", "sep"});
     mch_perturber_free(p);
 }
 
