@@ -76,8 +76,8 @@ int mch_perturb_parse(const char *s, mch_perturb_kind *k)
     return 0;
 }
 
-static const char *const role_names[MCH_ROLE_COUNT] = {"cls",      "sep",       "query",
-                                                       "injected", "doc_match", "doc_other"};
+static const char *const role_names[MCH_ROLE_COUNT] = {
+    "cls", "sep", "query_term", "query_other", "injected", "doc_term", "doc_match", "doc_other"};
 
 const char *mch_role_name(mch_role r)
 {
@@ -323,8 +323,13 @@ struct mch_perturber {
     int n_terms;
     mch_ids q, d, t;
     int32_t *ids_b, *ids_p, *types, *qids;
-    uint8_t *roles, *doc_roles;
+    uint8_t *roles, *doc_roles, *query_roles;
     char word[1024];
+    /* the injected term's words (spelled from its wordpieces) and, with stemming, their stems;
+     * n_tw 0 when a word of the term cannot be spelled (then it has no occurrences) */
+    int n_tw;
+    char tw[1024], tws[1024];
+    size_t tw_off[128], tw_len[128], tws_off[128], tws_len[128];
 };
 
 void mch_perturber_free(mch_perturber *p)
@@ -345,6 +350,7 @@ void mch_perturber_free(mch_perturber *p)
     free(p->qids);
     free(p->roles);
     free(p->doc_roles);
+    free(p->query_roles);
     free(p);
 }
 
@@ -415,7 +421,8 @@ mch_status mch_perturber_create(mch_perturber **out, const mch_vocab *v, const m
     if (!rc &&
         !((p->terms = mch_strmap_create()) && (p->stems = mch_strmap_create()) &&
           (p->ids_b = malloc(T * 4)) && (p->ids_p = malloc(T * 4)) && (p->types = malloc(T * 4)) &&
-          (p->qids = malloc(T * 4)) && (p->roles = malloc(T)) && (p->doc_roles = malloc(T))))
+          (p->qids = malloc(T * 4)) && (p->roles = malloc(T)) && (p->doc_roles = malloc(T)) &&
+          (p->query_roles = malloc(T))))
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if (!rc) {
         mch_ids f = {0};
@@ -573,35 +580,110 @@ static mch_status choose_term(mch_perturber *p, const char *term, uint64_t *rng,
     return MCH_OK;
 }
 
-/* Roles of the document tokens d (doc_match / doc_other by whole words). */
-static void doc_roles(mch_perturber *p, const int32_t *d, int n)
+/* ---- token roles (see perturb.h) ------------------------------------------------------------ */
+
+/* The end of the word that starts at piece i of ids[0..n): the next piece that is not a "##"
+ * continuation, or n. */
+static int word_end(const mch_vocab *v, const int32_t *ids, int i, int n)
 {
-    int i = 0;
-    while (i < n) {
-        int j = i + 1;
-        const char *tok = mch_vocab_token(p->v, d[i]);
-        size_t wl = 0;
-        int ok = tok != NULL;
-        if (ok) {
-            size_t tl = strlen(tok);
-            if (tl < sizeof p->word)
-                memcpy(p->word, tok, tl), wl = tl;
-            else
-                ok = 0;
+    int j = i + 1;
+    for (; j < n; j++) {
+        const char *c = mch_vocab_token(v, ids[j]);
+        if (!c || strncmp(c, "##", 2) != 0) break;
+    }
+    return j;
+}
+
+/* Spells the word of pieces ids[i..j) into buf (the first piece as it is, the continuations
+ * without their "##"). Returns 0 when it does not fit cap bytes or holds an unknown piece: an
+ * [UNK] spells no word, so it matches nothing. */
+static int spell(const mch_vocab *v, const int32_t *ids, int i, int j, char *buf, size_t cap,
+                 size_t *len)
+{
+    size_t wl = 0;
+    for (int k = i; k < j; k++) {
+        const char *c = mch_vocab_token(v, ids[k]);
+        if (!c || ids[k] == mch_vocab_unk(v)) return 0;
+        if (k > i) c += 2;
+        size_t cl = strlen(c);
+        if (wl + cl >= cap) return 0;
+        memcpy(buf + wl, c, cl);
+        wl += cl;
+    }
+    buf[wl] = 0;
+    *len = wl;
+    return 1;
+}
+
+/* Splits the term's wordpieces p->t into words and keeps their spellings (and stems). */
+static void term_words(mch_perturber *p)
+{
+    const int32_t *ids = p->t.ids;
+    int n = (int)p->t.n;
+    size_t off = 0, soff = 0;
+    p->n_tw = 0;
+    for (int i = 0; i < n;) {
+        int j = word_end(p->v, ids, i, n);
+        size_t wl, sl;
+        int k = p->n_tw;
+        if (k == 128 || !spell(p->v, ids, i, j, p->tw + off, sizeof p->tw - off, &wl)) {
+            p->n_tw = 0;
+            return;
         }
-        for (; j < n; j++) {
-            const char *c = mch_vocab_token(p->v, d[j]);
-            if (!c || strncmp(c, "##", 2) != 0) break;
-            size_t cl = strlen(c) - 2;
-            if (ok && wl + cl < sizeof p->word)
-                memcpy(p->word + wl, c + 2, cl), wl += cl;
-            else
-                ok = 0;
+        p->tw_off[k] = off, p->tw_len[k] = wl;
+        off += wl + 1;
+        if (p->stemmer) {
+            const char *st = stem_of(p, p->tw + p->tw_off[k], wl, &sl);
+            if (soff + sl >= sizeof p->tws) {
+                p->n_tw = 0;
+                return;
+            }
+            memcpy(p->tws + soff, st, sl);
+            p->tws_off[k] = soff, p->tws_len[k] = sl;
+            soff += sl;
         }
-        int match = ok && is_query_term(p, p->word, wl);
-        for (int k = i; k < j; k++)
-            p->doc_roles[k] = match ? MCH_ROLE_DOC_MATCH : MCH_ROLE_DOC_OTHER;
+        p->n_tw++;
         i = j;
+    }
+}
+
+/* 1 when the word of pieces ids[i..j) is the term's k-th word: the same spelling or, with
+ * stemming, the same stem. */
+static int is_term_word(mch_perturber *p, const int32_t *ids, int i, int j, int k)
+{
+    char w[sizeof p->word];
+    size_t wl, sl;
+    if (!spell(p->v, ids, i, j, w, sizeof w, &wl)) return 0;
+    if (wl == p->tw_len[k] && !memcmp(w, p->tw + p->tw_off[k], wl)) return 1;
+    if (!p->stemmer) return 0;
+    const char *st = stem_of(p, w, wl, &sl);
+    return sl == p->tws_len[k] && !memcmp(st, p->tws + p->tws_off[k], sl);
+}
+
+/* Roles of the pieces ids[0..n) of the query or the document (before injection, cut to the
+ * window): every piece of a run of words spelling the term's words in order gets role_term;
+ * other pieces get role_match when match_terms is set and their word is a query term, else
+ * role_other. */
+static void segment_roles(mch_perturber *p, const int32_t *ids, int n, uint8_t *roles,
+                          uint8_t role_term, int match_terms, uint8_t role_match,
+                          uint8_t role_other)
+{
+    for (int i = 0; i < n;) {
+        int j = word_end(p->v, ids, i, n);
+        size_t wl;
+        int match = match_terms && spell(p->v, ids, i, j, p->word, sizeof p->word, &wl) &&
+                    is_query_term(p, p->word, wl);
+        memset(roles + i, match ? role_match : role_other, (size_t)(j - i));
+        i = j;
+    }
+    for (int i = 0; p->n_tw && i < n; i = word_end(p->v, ids, i, n)) {
+        int e = i, k = 0;
+        for (; k < p->n_tw && e < n; k++) {
+            int j = word_end(p->v, ids, e, n);
+            if (!is_term_word(p, ids, e, j, k)) break;
+            e = j;
+        }
+        if (k == p->n_tw) memset(roles + i, role_term, (size_t)(e - i));
     }
 }
 
@@ -638,6 +720,12 @@ mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, con
     int pos = p->o.pos == MCH_POS_START ? 0 : p->o.pos == MCH_POS_END ? nd : p->o.pos_index;
     if (pos > nd) pos = nd;
     int32_t cls = mch_vocab_cls(v), sep = mch_vocab_sep(v);
+    term_words(p);
+    if (!p->o.bi)
+        segment_roles(p, p->q.ids, nq, p->query_roles, MCH_ROLE_QUERY_TERM, 0, MCH_ROLE_QUERY_OTHER,
+                      MCH_ROLE_QUERY_OTHER);
+    segment_roles(p, p->d.ids, nd, p->doc_roles, MCH_ROLE_DOC_TERM, 1, MCH_ROLE_DOC_MATCH,
+                  MCH_ROLE_DOC_OTHER);
     int T = 0;
     p->ids_b[T] = p->ids_p[T] = cls;
     p->types[T] = 0;
@@ -646,14 +734,13 @@ mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, con
         for (int i = 0; i < nq; i++) {
             p->ids_b[T] = p->ids_p[T] = p->q.ids[i];
             p->types[T] = 0;
-            p->roles[T++] = MCH_ROLE_QUERY;
+            p->roles[T++] = p->query_roles[i];
         }
         p->ids_b[T] = p->ids_p[T] = sep;
         p->types[T] = 0;
         p->roles[T++] = MCH_ROLE_SEP;
     }
     int32_t seg = p->o.bi ? 0 : 1;
-    doc_roles(p, p->d.ids, nd);
     for (int i = 0; i <= nd; i++) {
         if (i == pos)
             for (int k = 0; k < nt; k++) {

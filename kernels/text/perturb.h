@@ -37,16 +37,25 @@ int mch_perturb_parse(const char *s, mch_perturb_kind *k); /* 1 when known */
  * tdc, inject: the score should rise), -1 for lnc1 (it should not rise). */
 int mch_perturb_axiom_sign(mch_perturb_kind k);
 
+/* Token roles as Chen, Merullo and Eickhoff (SIGIR 2024) group positions. Words are the
+ * wordpiece groups of the window (a piece and its "##" continuations), spelled by joining the
+ * pieces; the injected term's words come from its own wordpieces. A query or document word is
+ * an occurrence of the term when a run of consecutive words spells the term's words in order
+ * (each equal, or with stemming the same stem); every piece of such a run gets the term role.
+ * Document words are those of the document before injection, cut by truncation to the pieces
+ * inside the window. The same roles hold for the baseline and the perturbed input. */
 typedef enum {
     MCH_ROLE_CLS,
     MCH_ROLE_SEP,
-    MCH_ROLE_QUERY,
-    MCH_ROLE_INJECTED,
-    MCH_ROLE_DOC_MATCH,
+    MCH_ROLE_QUERY_TERM,  /* query pieces of an occurrence of the injected term */
+    MCH_ROLE_QUERY_OTHER, /* the other query pieces */
+    MCH_ROLE_INJECTED,    /* the inserted pieces (fillers in the baseline) */
+    MCH_ROLE_DOC_TERM,    /* document pieces of an occurrence of the injected term */
+    MCH_ROLE_DOC_MATCH,   /* other document pieces whose word is a query term */
     MCH_ROLE_DOC_OTHER,
     MCH_ROLE_COUNT
 } mch_role;
-const char *mch_role_name(mch_role r);
+const char *mch_role_name(mch_role r); /* "cls", "sep", "query_term", ...; "?" when unknown */
 
 /* Document frequencies: word -> number of documents containing it, and N documents. */
 typedef struct mch_df mch_df;

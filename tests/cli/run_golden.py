@@ -4,26 +4,37 @@
   run_golden.py inputs FIXTURE DIR      writes DIR/start.tsv and DIR/end.tsv: the fixture's
                                         cases as `inject` input (qid = "c<case>"), one file
                                         per --position
-  run_golden.py check FIXTURE RUN_DIR... checks each run's pairs.jsonl[.zst] (token ids, scores,
-                                        per-pair heads and blocks effects) and circuit.json
-                                        (heads mean/std/n, blocks_by_role means) against the
-                                        fixture; prints one line per check, exits 1 on failure
+  run_golden.py check FIXTURE VOCAB RUN_DIR...
+                                        checks each run's pairs.jsonl[.zst] (token ids, scores,
+                                        per-pair heads and blocks effects, every token role)
+                                        and circuit.json (heads mean/std/n, blocks_by_role
+                                        means) against the fixture; the roles are computed
+                                        here from the ids, VOCAB (the model's vocab.txt) and
+                                        the query text by the rule of docs/PERTURBATIONS.md;
+                                        prints one line per check, exits 1 on failure
 
 Standard library and the zstd CLI (for pairs.jsonl.zst) only.
 """
 import json
 import math
 import os
+import re
 import subprocess
 import sys
+import unicodedata
 
 COMPONENTS = ("resid_pre", "attn_out", "mlp_out")
 RAW_ATOL = RAW_RTOL = 1e-5  # the fixture's tolerance for raw scores
 EFFECT_ATOL = 1e-4  # the fixture's tolerance for effects (|perturbed - baseline| >= 0.05)
 CLS, SEP = 101, 102  # bert-base-uncased ids (the demo model's vocab.txt)
 
+ROLES = ("cls", "sep", "query_term", "query_other", "injected", "doc_term", "doc_match",
+         "doc_other")  # Chen, Merullo and Eickhoff (SIGIR 2024), in the program's order
+
 failures = 0
 checked = set()  # fixture cases whose pair was found with the fixture's ids
+roles_seen = set()  # the roles of the checked pairs
+vocab = []  # wordpiece of each id
 
 
 def fail(msg):
@@ -78,21 +89,76 @@ def cmd_inputs(fixture, out_dir):
             f.writelines(lines)
 
 
-def roles_simple(ids_b, ids_p):
-    """The roles that follow from the ids alone: cls, sep, query, injected (else None)."""
-    first_sep = ids_b.index(SEP)
+# Stopwords of three or more letters that can occur in the fixture's queries (the C side uses
+# NLTK's English list plus "also", "via", "etc"); a query word wrongly left out of this set
+# would show as a doc_match the program does not give, never as a silent pass.
+STOPWORDS = {"the", "and", "for", "with", "from", "into", "that", "this", "its", "are", "was",
+             "were", "been", "has", "have", "had", "but", "not", "can", "will", "via", "also",
+             "etc", "about", "over", "under", "than", "then", "each", "all", "any", "some",
+             "such", "only", "own", "same", "very", "just", "more", "most", "other"}
+
+
+def query_terms(query):
+    """Query terms from the query text, as docs/PERTURBATIONS.md states the rule: lowercased,
+    accents stripped, split at whitespace and punctuation, minus stopwords and words shorter
+    than 3 characters."""
+    text = "".join(ch for ch in unicodedata.normalize("NFD", query.lower())
+                   if unicodedata.category(ch) != "Mn")
+    return {w for w in re.findall(r"[^\W_]+", text) if len(w) >= 3 and w not in STOPWORDS}
+
+
+def words(toks):
+    """[(start, end, spelling)] of a list of wordpieces: a piece and its ## continuations."""
     out = []
-    for t, (b, p) in enumerate(zip(ids_b, ids_p)):
-        if t == 0 and b == CLS:
-            out.append("cls")
-        elif b == SEP and p == SEP:
-            out.append("sep")
-        elif t < first_sep:
-            out.append("query")
-        elif b != p:
-            out.append("injected")
+    for i, t in enumerate(toks):
+        if t.startswith("##") and out:
+            s, _, w = out[-1]
+            out[-1] = (s, i + 1, w + t[2:])
         else:
-            out.append(None)
+            out.append((i, i + 1, t))
+    return out
+
+
+def term_runs(ws, term_ws):
+    """Indices of the pieces inside runs of words that spell the term's words in order."""
+    hit = set()
+    m = len(term_ws)
+    for k in range(len(ws) - m + 1):
+        if m and all(ws[k + j][2] == term_ws[j] for j in range(m)):
+            hit.update(range(ws[k][0], ws[k + m - 1][1]))
+    return hit
+
+
+def roles_expected(vocab, query, ids_b, ids_p):
+    """Every position's role computed from the ids, the vocabulary and the query text by the rule
+    of docs/PERTURBATIONS.md (cross-encoder, no stemming): cls, sep, query_term / query_other,
+    injected (where the inputs differ), doc_term / doc_match / doc_other, words judged on the
+    pieces inside the window and the document's words taken without the injected pieces."""
+    T = len(ids_b)
+    first_sep = ids_b.index(SEP)
+    assert ids_b[0] == CLS and ids_b[-1] == SEP and ids_p[-1] == SEP
+    injected = [t for t in range(T) if ids_b[t] != ids_p[t]]
+    assert injected == list(range(injected[0], injected[-1] + 1)), "injected pieces in one run"
+    tok = [vocab[i] for i in ids_p]
+    assert "[UNK]" not in tok, "the rule gives [UNK] no word; the fixture has none"
+    term_ws = [w for _, _, w in words([tok[t] for t in injected])]
+    out = [None] * T
+    out[0], out[first_sep], out[T - 1] = "cls", "sep", "sep"
+    for t in injected:
+        out[t] = "injected"
+    q = list(range(1, first_sep))
+    qw = words([tok[t] for t in q])
+    hit = term_runs(qw, term_ws)
+    for k, t in enumerate(q):
+        out[t] = "query_term" if k in hit else "query_other"
+    d = [t for t in range(first_sep + 1, T - 1) if out[t] is None]
+    dw = words([tok[t] for t in d])
+    hit = term_runs(dw, term_ws)
+    terms = query_terms(query)
+    for s, e, w in dw:
+        for k in range(s, e):
+            out[d[k]] = "doc_term" if k in hit else "doc_match" if w in terms else "doc_other"
+    assert None not in out
     return out
 
 
@@ -139,18 +205,19 @@ def check_run(fx, run_dir):
         for comp in COMPONENTS:
             good &= compare("%s blocks.%s" % (name, comp), (p.get("blocks") or {}).get(comp),
                             c["blocks"][comp], EFFECT_ATOL)
-        # Roles: those that follow from the ids are checked, the rest (doc_match or
-        # doc_other) must be document roles.
+        # Roles: every position's role computed here from the ids, the vocabulary and the
+        # query text (roles_expected), not taken from the program.
+        want = roles_expected(vocab, c["query"], c["ids_baseline"], c["ids_perturbed"])
         roles = p.get("roles", [])
-        want = roles_simple(c["ids_baseline"], c["ids_perturbed"])
-        if len(roles) != len(want) or any(
-                (w is not None and r != w) or (w is None and r not in ("doc_match", "doc_other"))
-                for r, w in zip(roles, want)):
-            fail("%s: roles %s do not follow from the ids" % (name, roles))
+        if roles != want:
+            bad = [(t, r, w) for t, (r, w) in enumerate(zip(roles, want)) if r != w][:5]
+            fail("%s: roles differ from the rule (%d positions vs %d; first (position, got, "
+                 "want): %s)" % (name, len(roles), len(want), bad))
             good = False
+        roles_seen.update(want)
         if good:
-            ok("%s: ids, both scores, heads and blocks effects equal the fixture's" % name)
-        used.append((c, p))
+            ok("%s: ids, roles, both scores, heads and blocks effects equal the fixture's" % name)
+        used.append((c, want))
 
     with open(os.path.join(run_dir, "circuit.json"), encoding="utf-8") as f:
         cj = json.load(f)
@@ -172,7 +239,7 @@ def check_run(fx, run_dir):
         ok("%s: circuit.json heads mean, std and n over %d pairs equal the fixture's" % (run_dir, n))
 
     # blocks_by_role: per pair the mean over the positions of a role, then the mean over the
-    # pairs that have it; effects from the fixture, roles from pairs.jsonl (checked above).
+    # pairs that have it; effects from the fixture, roles from roles_expected.
     bb = cj["blocks_by_role"]
     role_names = bb["roles"]
     good = True
@@ -180,8 +247,8 @@ def check_run(fx, run_dir):
         for l in range(L):
             for ri, role in enumerate(role_names):
                 per_pair = []
-                for c, p in used:
-                    xs = [c["blocks"][comp][l][t] for t, r in enumerate(p["roles"]) if r == role]
+                for c, roles in used:
+                    xs = [c["blocks"][comp][l][t] for t, r in enumerate(roles) if r == role]
                     if xs:
                         per_pair.append(mean(xs))
                 got_n = bb["n"][ci][l][ri]
@@ -199,14 +266,21 @@ def check_run(fx, run_dir):
         ok("%s: circuit.json blocks_by_role means equal the fixture's, role by role" % run_dir)
 
 
-def cmd_check(fixture, run_dirs):
+def cmd_check(fixture, vocab_path, run_dirs):
     fx = load_fixture(fixture)
+    with open(vocab_path, encoding="utf-8") as f:
+        vocab.extend(line.rstrip("\n") for line in f)
     for d in run_dirs:
         check_run(fx, d)
     if len(checked) != len(fx["cases"]) or not checked:
         fail("%d of the fixture's %d cases were checked" % (len(checked), len(fx["cases"])))
     else:
         ok("all %d fixture cases checked" % len(checked))
+    # The by-role checks mean something only if the cases give every role.
+    if roles_seen != set(ROLES):
+        fail("the fixture's pairs give the roles %s, not all of %s" % (sorted(roles_seen), ROLES))
+    else:
+        ok("the fixture's pairs give all %d roles" % len(ROLES))
     return 1 if failures else 0
 
 
@@ -214,8 +288,8 @@ def main(argv):
     if len(argv) == 4 and argv[1] == "inputs":
         cmd_inputs(argv[2], argv[3])
         return 0
-    if len(argv) >= 4 and argv[1] == "check":
-        return cmd_check(argv[2], argv[3:])
+    if len(argv) >= 5 and argv[1] == "check":
+        return cmd_check(argv[2], argv[3], argv[4:])
     sys.stderr.write(__doc__)
     return 2
 

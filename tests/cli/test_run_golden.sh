@@ -2,11 +2,12 @@
 # `mechir run` against the golden patching fixture (tests/data/patching/demo-tfc1.json, an
 # independent float64 reference): the fixture's cases, built as `--perturb inject` input with the
 # fixture's term, position and max_len, must come out with the fixture's token ids, both scores,
-# per-pair heads and blocks effects (pairs.jsonl.zst; pairs.jsonl for the end position, which
-# runs with --pairs-format jsonl), and circuit.json's heads mean/std/n and
-# blocks_by_role means computed from the fixture's per-case maps. One process per position.
-# Needs python3 (standard library only) for the JSON and the zstd CLI; run_golden.py does the
-# checks.
+# per-pair heads and blocks effects (pairs.jsonl.zst; pairs.jsonl for the end position, which runs with
+# --pairs-format jsonl), every position's token role as run_golden.py
+# computes it from the ids, the vocabulary and the query (the rule of docs/PERTURBATIONS.md),
+# and circuit.json's heads mean/std/n and blocks_by_role means computed from the fixture's
+# per-case maps and those roles. One process per position.
+# Needs python3 (standard library only) for the JSON and the zstd CLI; run_golden.py does the checks.
 # usage: test_run_golden.sh PATH/TO/mechir REPO_ROOT
 set -u
 if [ $# -ne 2 ]; then
@@ -37,7 +38,8 @@ for pos in start end; do
         exit 1
     fi
 done
-"$PY" "$ROOT/tests/cli/run_golden.py" check "$FIXTURE" "$T/start" "$T/end" || {
+"$PY" "$ROOT/tests/cli/run_golden.py" check "$FIXTURE" "$ROOT/examples/demo-ce/vocab.txt" \
+    "$T/start" "$T/end" || {
     echo "FAIL: mechir run differs from the golden patching fixture"
     exit 1
 }

@@ -49,7 +49,8 @@ static void make_pairs(void)
         in->T = (size_t)T;
         in->ids_baseline = in->ids_perturbed = in->token_types = p->ids;
         for (int t = 0; t < T; t++)
-            p->roles[t] = (uint8_t)(t == 0 ? MCH_ROLE_CLS : 1 + (int)(rnd() * 5));
+            p->roles[t] =
+                (uint8_t)(t == 0 ? MCH_ROLE_CLS : 1 + (int)(rnd() * (MCH_ROLE_COUNT - 1)));
         in->roles = p->roles;
         in->relevance = i % 3 == 0 ? 1 : i % 3 == 1 ? 0 : -1;
         in->rank = 1 + i % 25;

@@ -62,8 +62,8 @@ static void pb_pair(pbuf *p, uint64_t index, size_t T, const uint8_t *roles, siz
     pb_bytes(p, 7, roles, roles_len);
 }
 
-static const uint8_t roles6[6] = {MCH_ROLE_CLS, MCH_ROLE_QUERY,     MCH_ROLE_QUERY,
-                                  MCH_ROLE_SEP, MCH_ROLE_DOC_OTHER, MCH_ROLE_SEP};
+static const uint8_t roles6[6] = {MCH_ROLE_CLS, MCH_ROLE_QUERY_TERM, MCH_ROLE_QUERY_OTHER,
+                                  MCH_ROLE_SEP, MCH_ROLE_DOC_OTHER,  MCH_ROLE_SEP};
 
 /* ---- fixtures ----------------------------------------------------------------------------- */
 
@@ -439,15 +439,16 @@ static void test_bad_shapes_are_refused_naming_the_field(void **st)
     pb_bytes(&nopair, 6, f3, sizeof f3);
     pb_bytes(&nopair, 7, f3, sizeof f3);
     expect_refused(PAIR_RESULT, &nopair, "result without its pair", NULL);
-    /* A unit whose pair has 6 ids but 5 roles, and one with a role out of range. */
-    uint8_t bad_roles[6] = {0, 2, 2, 1, 9, 1};
+    /* A unit whose pair has 6 ids but 5 roles, and one with a role out of range (the first
+     * value past the last role, MCH_ROLE_DOC_OTHER = 7). */
+    uint8_t bad_roles[6] = {0, 2, 3, 1, MCH_ROLE_COUNT, 1};
     const struct {
         const uint8_t *roles;
         size_t n;
         const char *what;
     } cases[] = {{roles6, 5,
                   "pair arrays of different lengths (ids 6, perturbed 6, token types 6, roles 5)"},
-                 {bad_roles, 6, "role 9 out of range"}};
+                 {bad_roles, 6, "role 8 out of range"}};
     for (int c = 0; c < 2; c++) {
         pbuf p = {.n = 0}, u = {.n = 0};
         pb_pair(&p, 0, 6, cases[c].roles, cases[c].n);

@@ -1,6 +1,8 @@
 /* Perturbations: the fixture pairs' exact ids reproduced from their texts (cross-encoder and
  * bi-encoder), pair ids, shard-independent seeds, query terms, tfc1/tdc/lnc1/inject choices,
- * positions, token roles (with and without stemming), skips, and the df file. */
+ * positions, token roles (every position written by hand: query and document occurrences of
+ * the injected term, multi-wordpiece and two-word terms, lnc1, stemming, truncation), skips,
+ * and the df file. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -189,33 +191,228 @@ static void test_a_shard_picks_the_same_terms_as_the_whole(void **s)
     mch_perturber_free(p);
 }
 
+/* One expected position: the perturbed input's wordpiece and the role, both written by hand
+ * from the vocabulary (bert-base-uncased) and the rule in perturb.h. */
+typedef struct {
+    const char *tok, *role;
+} want_pos;
+
+/* Builds the pair of (query, doc, term) and asserts every position's wordpiece and role, and
+ * that the two inputs differ exactly at the injected positions, where the baseline holds the
+ * filler: one role array serves both inputs. */
+static void expect_roles(mch_perturber *p, const char *query, const char *doc, const char *term,
+                         const want_pos *want, int n)
+{
+    mch_pair pr;
+    mch_err err = {0};
+    assert_int_equal(mch_perturb(p, "q", query, "d", doc, term, &pr, &err), MCH_OK);
+    assert_string_equal(pr.skip, "");
+    int32_t filler = mch_vocab_lookup(vocab, "a", 1);
+    for (int t = 0; t < n && t < pr.T; t++) {
+        const char *tok = mch_vocab_token(vocab, pr.ids_perturbed[t]);
+        const char *role = mch_role_name(pr.roles[t]);
+        if (strcmp(tok, want[t].tok) || strcmp(role, want[t].role))
+            fail_msg("position %d: got %s/%s, want %s/%s (query '%s', doc '%s')", t, tok, role,
+                     want[t].tok, want[t].role, query, doc);
+        int injected = !strcmp(want[t].role, "injected");
+        assert_int_equal(pr.ids_baseline[t] != pr.ids_perturbed[t], injected);
+        if (injected) assert_int_equal(pr.ids_baseline[t], filler);
+    }
+    assert_int_equal(pr.T, n);
+}
+
+#define EXPECT_ROLES(p, q, d, term, ...)                                                           \
+    do {                                                                                           \
+        const want_pos w_[] = {__VA_ARGS__};                                                       \
+        expect_roles(p, q, d, term, w_, (int)(sizeof w_ / sizeof w_[0]));                          \
+    } while (0)
+
+static void test_role_names_are_the_eight_of_chen_et_al_in_order(void **s)
+{
+    (void)s;
+    const char *want[] = {"cls",      "sep",      "query_term", "query_other",
+                          "injected", "doc_term", "doc_match",  "doc_other"};
+    assert_int_equal(MCH_ROLE_COUNT, 8);
+    for (int r = 0; r < 8; r++) assert_string_equal(mch_role_name((mch_role)r), want[r]);
+    assert_string_equal(mch_role_name(MCH_ROLE_COUNT), "?");
+}
+
 static void test_roles_follow_whole_words(void **s)
 {
     (void)s;
     mch_perturber *p = make(MCH_PERTURB_INJECT, NULL, 0, 1);
-    mch_pair pr;
-    mch_err err = {0};
-    /* [CLS] fast z ##st ##d compression [SEP] z ##st ##d is fast , faster compression [the]
-     * [SEP]: "zstd" matches as a whole word of three pieces; "faster" is not "fast". */
-    assert_int_equal(mch_perturb(p, "q", "fast zstd compression", "d",
-                                 "Zstd is fast, faster compression", "the", &pr, &err),
-                     MCH_OK);
-    const char *want[] = {"cls",       "query",     "query",     "query",     "query",
-                          "query",     "sep",       "doc_match", "doc_match", "doc_match",
-                          "doc_other", "doc_match", "doc_other", "doc_other", "doc_match",
-                          "injected",  "sep"};
-    assert_int_equal(pr.T, (int)(sizeof want / sizeof want[0]));
-    for (int t = 0; t < pr.T; t++) assert_string_equal(mch_role_name(pr.roles[t]), want[t]);
+    /* "zstd" matches as a whole word of three pieces; "faster" is not "fast"; the injected
+     * "the" is no query word, so no query_term and no doc_term. */
+    EXPECT_ROLES(p, "fast zstd compression", "Zstd is fast, faster compression", "the",
+                 {"[CLS]", "cls"}, {"fast", "query_other"}, {"z", "query_other"},
+                 {"##st", "query_other"}, {"##d", "query_other"}, {"compression", "query_other"},
+                 {"[SEP]", "sep"}, {"z", "doc_match"}, {"##st", "doc_match"}, {"##d", "doc_match"},
+                 {"is", "doc_other"}, {"fast", "doc_match"}, {",", "doc_other"},
+                 {"faster", "doc_other"}, {"compression", "doc_match"}, {"the", "injected"},
+                 {"[SEP]", "sep"});
+    /* A word the vocabulary cannot spell is one [UNK] piece and spells no word: injecting the
+     * snowman marks no occurrence, neither of itself nor of the (also [UNK]) snowman emoji. */
+    EXPECT_ROLES(p, "zstd \xe2\x98\x83", "zstd \xe2\x98\x83 tool \xe2\x9b\x84", "\xe2\x98\x83",
+                 {"[CLS]", "cls"}, {"z", "query_other"}, {"##st", "query_other"},
+                 {"##d", "query_other"}, {"[UNK]", "query_other"}, {"[SEP]", "sep"},
+                 {"z", "doc_match"}, {"##st", "doc_match"}, {"##d", "doc_match"},
+                 {"[UNK]", "doc_other"}, {"tool", "doc_other"}, {"[UNK]", "doc_other"},
+                 {"[UNK]", "injected"}, {"[SEP]", "sep"});
+    /* Without stemming "runs" is not "running"; with it, it is. */
+    EXPECT_ROLES(p, "running", "he runs", "x", {"[CLS]", "cls"}, {"running", "query_other"},
+                 {"[SEP]", "sep"}, {"he", "doc_other"}, {"runs", "doc_other"}, {"x", "injected"},
+                 {"[SEP]", "sep"});
     mch_perturber_free(p);
-    /* With stemming, "faster" does not stem to "fast" but "compressing" matches "compression"
-     * only if their stems agree; "runs" matches "running". */
     p = make(MCH_PERTURB_INJECT, NULL, 1, 1);
-    assert_int_equal(mch_perturb(p, "q", "running", "d", "he runs", "x", &pr, &err), MCH_OK);
-    assert_string_equal(mch_role_name(pr.roles[4]), "doc_match"); /* runs */
+    EXPECT_ROLES(p, "running", "he runs", "x", {"[CLS]", "cls"}, {"running", "query_other"},
+                 {"[SEP]", "sep"}, {"he", "doc_other"}, {"runs", "doc_match"}, {"x", "injected"},
+                 {"[SEP]", "sep"});
     mch_perturber_free(p);
-    p = make(MCH_PERTURB_INJECT, NULL, 0, 1);
-    assert_int_equal(mch_perturb(p, "q", "running", "d", "he runs", "x", &pr, &err), MCH_OK);
-    assert_string_equal(mch_role_name(pr.roles[4]), "doc_other");
+}
+
+static void test_injected_query_term_splits_query_and_document_roles(void **s)
+{
+    (void)s;
+    mch_perturber *p = make(MCH_PERTURB_INJECT, NULL, 0, 1);
+    /* Two query terms; the injected one also occurs in the document. */
+    EXPECT_ROLES(p, "fast compression", "compression is fast", "compression", {"[CLS]", "cls"},
+                 {"fast", "query_other"}, {"compression", "query_term"}, {"[SEP]", "sep"},
+                 {"compression", "doc_term"}, {"is", "doc_other"}, {"fast", "doc_match"},
+                 {"compression", "injected"}, {"[SEP]", "sep"});
+    /* The same record injecting the other term swaps the roles of the two words. */
+    EXPECT_ROLES(p, "fast compression", "compression is fast", "fast", {"[CLS]", "cls"},
+                 {"fast", "query_term"}, {"compression", "query_other"}, {"[SEP]", "sep"},
+                 {"compression", "doc_match"}, {"is", "doc_other"}, {"fast", "doc_term"},
+                 {"fast", "injected"}, {"[SEP]", "sep"});
+    /* The term role goes by spelling, not by query-term status: an injected stopword is
+     * query_term where the query holds it, and never doc_match. */
+    EXPECT_ROLES(p, "the cat", "the dog", "the", {"[CLS]", "cls"}, {"the", "query_term"},
+                 {"cat", "query_other"}, {"[SEP]", "sep"}, {"the", "doc_term"},
+                 {"dog", "doc_other"}, {"the", "injected"}, {"[SEP]", "sep"});
+    mch_perturber_free(p);
+}
+
+static void test_multi_wordpiece_term_matches_only_as_a_whole_word(void **s)
+{
+    (void)s;
+    mch_perturber *p = make(MCH_PERTURB_INJECT, NULL, 0, 1);
+    /* zstd = z ##st ##d: every piece of a word spelling "zstd" is the term, whatever its case
+     * or the punctuation around it; "zst" (a prefix) and "zstdx" (a longer word) are not. */
+    EXPECT_ROLES(p, "zstd compression", "Zstd and zstd-like zst tools: zstdx, ZSTD", "zstd",
+                 {"[CLS]", "cls"}, {"z", "query_term"}, {"##st", "query_term"},
+                 {"##d", "query_term"}, {"compression", "query_other"}, {"[SEP]", "sep"},
+                 {"z", "doc_term"}, {"##st", "doc_term"}, {"##d", "doc_term"}, {"and", "doc_other"},
+                 {"z", "doc_term"}, {"##st", "doc_term"}, {"##d", "doc_term"}, {"-", "doc_other"},
+                 {"like", "doc_other"}, {"z", "doc_other"}, {"##st", "doc_other"},
+                 {"tools", "doc_other"}, {":", "doc_other"}, {"z", "doc_other"},
+                 {"##st", "doc_other"}, {"##d", "doc_other"}, {"##x", "doc_other"},
+                 {",", "doc_other"}, {"z", "doc_term"}, {"##st", "doc_term"}, {"##d", "doc_term"},
+                 {"z", "injected"}, {"##st", "injected"}, {"##d", "injected"}, {"[SEP]", "sep"});
+    /* A term of two words is one occurrence only where both follow each other in order; the
+     * words alone elsewhere are query-term matches. */
+    EXPECT_ROLES(p, "zstd compression", "zstd compression and compression zstd", "zstd compression",
+                 {"[CLS]", "cls"}, {"z", "query_term"}, {"##st", "query_term"},
+                 {"##d", "query_term"}, {"compression", "query_term"}, {"[SEP]", "sep"},
+                 {"z", "doc_term"}, {"##st", "doc_term"}, {"##d", "doc_term"},
+                 {"compression", "doc_term"}, {"and", "doc_other"}, {"compression", "doc_match"},
+                 {"z", "doc_match"}, {"##st", "doc_match"}, {"##d", "doc_match"}, {"z", "injected"},
+                 {"##st", "injected"}, {"##d", "injected"}, {"compression", "injected"},
+                 {"[SEP]", "sep"});
+    mch_perturber_free(p);
+    /* Injected inside a word (position 1 of z ##st ##d): the document's words are those before
+     * injection, so the three pieces around the inserted ones stay the term. */
+    mch_perturb_opts o = {0};
+    o.kind = MCH_PERTURB_INJECT;
+    o.pos = MCH_POS_INDEX;
+    o.pos_index = 1;
+    o.max_len = 64;
+    mch_err err = {0};
+    assert_int_equal(mch_perturber_create(&p, vocab, &o, &err), MCH_OK);
+    EXPECT_ROLES(p, "zstd", "zstd tool", "zstd", {"[CLS]", "cls"}, {"z", "query_term"},
+                 {"##st", "query_term"}, {"##d", "query_term"}, {"[SEP]", "sep"}, {"z", "doc_term"},
+                 {"z", "injected"}, {"##st", "injected"}, {"##d", "injected"}, {"##st", "doc_term"},
+                 {"##d", "doc_term"}, {"tool", "doc_other"}, {"[SEP]", "sep"});
+    mch_perturber_free(p);
+}
+
+static void test_query_term_twice_in_the_query_and_stemmed_forms(void **s)
+{
+    (void)s;
+    /* tfc1 on a query with one term ("for", "a", "of" are stopwords or short): both
+     * occurrences of "library" are the term; "libraries" is another query term. */
+    mch_perturber *p = make(MCH_PERTURB_TFC1, NULL, 0, 1);
+    EXPECT_ROLES(p, "library for a library of libraries", "libraries and library", NULL,
+                 {"[CLS]", "cls"}, {"library", "query_term"}, {"for", "query_other"},
+                 {"a", "query_other"}, {"library", "query_term"}, {"of", "query_other"},
+                 {"libraries", "query_other"}, {"[SEP]", "sep"}, {"libraries", "doc_match"},
+                 {"and", "doc_other"}, {"library", "doc_term"}, {"library", "injected"},
+                 {"[SEP]", "sep"});
+    mch_perturber_free(p);
+    /* With stemming "libraries" and "library" share the stem "librari": both are the term. */
+    p = make(MCH_PERTURB_INJECT, NULL, 1, 1);
+    EXPECT_ROLES(p, "library for a library of libraries", "libraries and library", "library",
+                 {"[CLS]", "cls"}, {"library", "query_term"}, {"for", "query_other"},
+                 {"a", "query_other"}, {"library", "query_term"}, {"of", "query_other"},
+                 {"libraries", "query_term"}, {"[SEP]", "sep"}, {"libraries", "doc_term"},
+                 {"and", "doc_other"}, {"library", "doc_term"}, {"library", "injected"},
+                 {"[SEP]", "sep"});
+    mch_perturber_free(p);
+}
+
+static void test_lnc1_non_query_word_has_no_query_term_but_document_occurrences(void **s)
+{
+    (void)s;
+    mch_df *df = mch_df_create();
+    mch_err err = {0};
+    /* Only "zebra" has df >= 2 outside the query ("quagga" has df 1). */
+    const char *docs[] = {"tool zebra", "zebra library", "quagga compression"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(mch_df_add_doc(df, docs[i], strlen(docs[i]), &err), MCH_OK);
+    mch_perturber *p = make(MCH_PERTURB_LNC1, df, 0, 3);
+    EXPECT_ROLES(p, "tool library compression", "Zebra tool, zebra library", NULL, {"[CLS]", "cls"},
+                 {"tool", "query_other"}, {"library", "query_other"},
+                 {"compression", "query_other"}, {"[SEP]", "sep"}, {"zebra", "doc_term"},
+                 {"tool", "doc_match"}, {",", "doc_other"}, {"zebra", "doc_term"},
+                 {"library", "doc_match"}, {"zebra", "injected"}, {"[SEP]", "sep"});
+    mch_perturber_free(p);
+    mch_df_free(df);
+}
+
+static void test_roles_at_truncation_judge_the_pieces_inside_the_window(void **s)
+{
+    (void)s;
+    mch_perturb_opts o = {0};
+    o.kind = MCH_PERTURB_INJECT;
+    o.pos = MCH_POS_END;
+    o.max_len = 17; /* 1 + 4 query + 1 + 7 document + 3 term + 1 */
+    mch_perturber *p = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_perturber_create(&p, vocab, &o, &err), MCH_OK);
+    /* The document is cut after the "z" of its second "zstd": that lone piece is no term. */
+    EXPECT_ROLES(p, "zstd compression", "the zstd tool uses zstd compression", "zstd",
+                 {"[CLS]", "cls"}, {"z", "query_term"}, {"##st", "query_term"},
+                 {"##d", "query_term"}, {"compression", "query_other"}, {"[SEP]", "sep"},
+                 {"the", "doc_other"}, {"z", "doc_term"}, {"##st", "doc_term"}, {"##d", "doc_term"},
+                 {"tool", "doc_other"}, {"uses", "doc_other"}, {"z", "doc_other"},
+                 {"z", "injected"}, {"##st", "injected"}, {"##d", "injected"}, {"[SEP]", "sep"});
+    mch_perturber_free(p);
+    /* The query cut to two pieces: "z ##st" spells "zst", not the term. */
+    o.max_len = 64;
+    o.max_query_len = 2;
+    assert_int_equal(mch_perturber_create(&p, vocab, &o, &err), MCH_OK);
+    EXPECT_ROLES(p, "zstd compression", "zstd", "zstd", {"[CLS]", "cls"}, {"z", "query_other"},
+                 {"##st", "query_other"}, {"[SEP]", "sep"}, {"z", "doc_term"}, {"##st", "doc_term"},
+                 {"##d", "doc_term"}, {"z", "injected"}, {"##st", "injected"}, {"##d", "injected"},
+                 {"[SEP]", "sep"});
+    mch_perturber_free(p);
+    /* Bi-encoder: the pair is the document side only. */
+    o.max_query_len = 0;
+    o.bi = 1;
+    assert_int_equal(mch_perturber_create(&p, vocab, &o, &err), MCH_OK);
+    EXPECT_ROLES(p, "zstd compression", "zstd compression tool", "zstd", {"[CLS]", "cls"},
+                 {"z", "doc_term"}, {"##st", "doc_term"}, {"##d", "doc_term"},
+                 {"compression", "doc_match"}, {"tool", "doc_other"}, {"z", "injected"},
+                 {"##st", "injected"}, {"##d", "injected"}, {"[SEP]", "sep"});
     mch_perturber_free(p);
 }
 
@@ -335,7 +532,13 @@ int main(void)
         cmocka_unit_test(test_pair_id_is_fnv1a_of_qid_and_docno),
         cmocka_unit_test(test_query_terms_drop_stopwords_short_words_and_punctuation),
         cmocka_unit_test(test_a_shard_picks_the_same_terms_as_the_whole),
+        cmocka_unit_test(test_role_names_are_the_eight_of_chen_et_al_in_order),
         cmocka_unit_test(test_roles_follow_whole_words),
+        cmocka_unit_test(test_injected_query_term_splits_query_and_document_roles),
+        cmocka_unit_test(test_multi_wordpiece_term_matches_only_as_a_whole_word),
+        cmocka_unit_test(test_query_term_twice_in_the_query_and_stemmed_forms),
+        cmocka_unit_test(test_lnc1_non_query_word_has_no_query_term_but_document_occurrences),
+        cmocka_unit_test(test_roles_at_truncation_judge_the_pieces_inside_the_window),
         cmocka_unit_test(test_tdc_picks_the_rarest_query_term_and_lnc1_a_non_query_word),
         cmocka_unit_test(test_positions_and_skips),
     };
