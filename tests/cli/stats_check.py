@@ -7,6 +7,11 @@ direction). Optionally (--width) compares the interval widths of the heads with 
 nonparametric bootstrap that resamples pairs (numpy).
 
 usage: stats_check.py OUT [--width]   (exit 0: every check passed; prints what it checked)
+       stats_check.py --same A.json B.json
+                      two circuit.json forms of the same pairs (a merge of shards and the
+                      whole run): counts and the exact estimates (ratio of means, its sums,
+                      the intervals, n) identical, mean and std of the mean of ratios (Welford
+                      and Chan's combination) within 1e-12 relative
 """
 import json
 import os
@@ -224,7 +229,51 @@ def width_check(cj, used, L, NH, level):
     return len(ratios) > 0 and bool(np.all(np.abs(ratios - 1) <= 0.25))
 
 
+EXACT = ("ratio_of_means", "ci_low", "ci_high", "sum_patched_minus_baseline",
+         "sum_perturbed_minus_baseline", "n")
+
+
+def flat(x):
+    return [v for y in x for v in flat(y)] if isinstance(x, list) else [x]
+
+
+def same(path_a, path_b):
+    with open(path_a, encoding="utf-8") as f:
+        a = json.load(f)
+    with open(path_b, encoding="utf-8") as f:
+        b = json.load(f)
+
+    def blocks(m):
+        out = {"heads": m["heads"], "blocks": m["blocks_by_role"]}
+        for name, st in m["strata"].items():
+            out[name + " heads"], out[name + " blocks"] = st["heads"], st["blocks_by_role"]
+        return out
+    ba, bb = blocks(a), blocks(b)
+    bad = []
+    if sorted(ba) != sorted(bb):
+        bad.append(f"blocks {sorted(ba)} vs {sorted(bb)}")
+    if a["pairs"] != b["pairs"]:
+        bad.append(f"pairs {a['pairs']} vs {b['pairs']}")
+    n = 0
+    for k in set(ba) & set(bb):
+        for key in EXACT:
+            n += 1
+            if ba[k][key] != bb[k][key]:
+                bad.append(f"{k} {key} differs")
+        for key in ("mean", "std"):
+            for x, y in zip(flat(ba[k][key]), flat(bb[k][key])):
+                n += 1
+                if (x is None) != (y is None) or (x is not None and abs(x - y) > 1e-12 * max(1, abs(y))):
+                    bad.append(f"{k} {key}: {x} vs {y}")
+    for line in bad[:10]:
+        print("FAIL -", line)
+    print(f"{n} arrays and values compared over {len(ba)} blocks, {len(bad)} differ")
+    return n > 0 and not bad
+
+
 def main():
+    if sys.argv[1] == "--same":
+        sys.exit(0 if same(sys.argv[2], sys.argv[3]) else 1)
     out = sys.argv[1]
     with open(os.path.join(out, "circuit.json"), encoding="utf-8") as f:
         cj = json.load(f)

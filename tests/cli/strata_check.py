@@ -75,7 +75,17 @@ def cmd_check(input_jsonl, maps):
             fail("%s: %s of %s pairs used, want all %d input records" % (
                 path, pairs["used"], pairs["total"], n))
             continue
-        strata = top["strata"]
+        # Direction strata (which pairs moved with the axiom needs the scores: stats_check.py
+        # checks their members) come last, against before with, and hold every used pair once.
+        direction = [(name, dict(body)["pairs"]) for name, body in top["strata"]
+                     if name.startswith("direction=")]
+        strata = [(name, body) for name, body in top["strata"] if not name.startswith("direction=")]
+        if [d for d, _ in direction] != sorted(d for d, _ in direction) or \
+                top["strata"][-len(direction):] != [x for x in top["strata"] if x[0] in dict(direction)] \
+                or sum(c for _, c in direction) != n:
+            fail("%s: direction strata %s do not come last or do not hold the %d pairs" % (
+                path, direction, n))
+            continue
         got_names = [name for name, _ in strata]
         if got_names != [name for name, _ in want]:
             fail("%s: strata in the order %s, want %s" % (path, got_names, [w for w, _ in want]))
