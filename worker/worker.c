@@ -54,7 +54,7 @@ mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const c
     w->sweeps = mch_sweeps_bits(spec->sweeps, spec->n_sweeps);
     if (threads > 0) openblas_set_num_threads(threads);
     mch_status rc = MCH_OK;
-    int scoring = spec->select && *spec->select; /* the first pass needs the model */
+    int scoring = spec->select && *spec->select;          /* the first pass needs the model */
     if (!w->sweeps && !spec->n_cache_hooks && !scoring) { /* the no-op sweep: no model needed */
         *out = w;
         return MCH_OK;
@@ -222,8 +222,10 @@ mch_status mch_worker_run_unit(mch_worker *w, const mch_work_unit *u, mch_unit_r
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     mch_status rc = MCH_OK;
     if (u->mode == MCH_UNIT_SCORE && !w->p)
-        return mch_fail(err, MCH_ERR_PROTO, "work unit %llu asks for scores in a job without "
-                        "--select", (unsigned long long)u->unit_id);
+        return mch_fail(err, MCH_ERR_PROTO,
+                        "work unit %llu asks for scores in a job without "
+                        "--select",
+                        (unsigned long long)u->unit_id);
     for (size_t i = 0; i < u->n_pairs && !rc; i++) {
         res->n_results = i + 1;
         rc = run_pair(w, &u->pairs[i], u->mode == MCH_UNIT_SCORE, &res->results[i], err);
