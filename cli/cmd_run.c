@@ -39,8 +39,9 @@ static void run_usage(FILE *f)
             "pair with the chosen sweeps, and reduces the effects into circuit maps. Outputs in\n"
             "--out: circuit.cmap (protobuf), circuit.json, pairs.jsonl.zst (a JSON line a pair,\n"
             "a zstd frame per 64 pairs: zstd -dc reads it), run.json, job.json, journal.bin\n"
-            "(resume), cache/ (with --cache). A JOB.json holds the same options as keys without\n"
-            "the dashes ({\"model\": \"DIR\", \"sweep\": \"heads,blocks\", ...}).\n"
+            "(resume), cache/ (with --cache), scores.bin and selection.json (with --select). A\n"
+            "JOB.json holds the same options as keys without the dashes ({\"model\": \"DIR\",\n"
+            "\"sweep\": \"heads,blocks\", \"select\": \"top-delta 2000\", ...}).\n"
             "\n"
             "  --model DIR          Hugging Face model directory (same path on every node)\n"
             "  --out DIR            output directory\n"
@@ -52,6 +53,12 @@ static void run_usage(FILE *f)
             "  --bootstrap B        Poisson bootstrap replicates for the intervals (default 200;\n"
             "                       0: none)\n"
             "  --ci LEVEL           level of the percentile intervals (default 0.95)\n"
+            "  --select top-delta K score every pair first (two forwards, no patching), then\n"
+            "                       patch only the K pairs with the largest score change\n"
+            "                       perturbed - baseline (signed; ties by pair id); scores.bin\n"
+            "                       journals the first pass, selection.json records the choice\n"
+            "  --per-grade          with --select: K pairs per relevance grade (pairs without a\n"
+            "                       grade form their own group)\n"
             "  --pooling cls|mean   bi-encoder pooling (default cls)\n"
             "  --cache HOOKS        store these activations of both runs (TransformerLens names,\n"
             "                       * for every layer: blocks.*.attn.hook_pattern,...)\n"
@@ -108,6 +115,28 @@ static int pairs_format_opt(void *user, const char *opt, const char *val)
     if (mch_pairs_format_parse(val, &((run_cli *)user)->o.pairs_format) == 0) return 0;
     mch_log_error("mechir run: --pairs-format takes zst or jsonl, got '%s'", val);
     return -1;
+}
+
+/* --select top-delta K (two argv words, or one value "top-delta K" in a job file). */
+static int select_opt(void *user, const char *opt, const char *val)
+{
+    mch_run_opts *o = &((run_cli *)user)->o;
+    const char *k = val + strlen("top-delta");
+    if (strncmp(val, "top-delta", strlen("top-delta")) || *k != ' ') {
+        mch_log_error("mechir run: %s takes top-delta K, got '%s'", opt, val);
+        return -1;
+    }
+    while (*k == ' ') k++;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(k, &end, 10);
+    if (*k < '0' || *k > '9' || errno || *end || v < 1) {
+        mch_log_error("mechir run: %s top-delta needs an integer K >= 1, got '%s'", opt, k);
+        return -1;
+    }
+    o->select = "top-delta";
+    o->select_k = v;
+    return 0;
 }
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer; NULL with errno on failure. */
@@ -178,7 +207,7 @@ static int apply_job_file(mch_opts *p, const char *path, cJSON **json)
 static int parse_run_args(run_cli *c, int argc, char **argv, cJSON **job_json)
 {
     mch_run_opts *o = &c->o;
-    mch_opt run[9 + 9];
+    mch_opt run[9 + 11];
     mch_source_opt_table src;
     mch_source_opt_table_init(&src, &o->src);
     static const char *const names[] = {"model", "out",         "site",    "sweep",    "heads",
@@ -194,6 +223,8 @@ static int parse_run_args(run_cli *c, int argc, char **argv, cJSON **job_json)
                               {"unit-size", 0, MCH_OPT_INT, &o->unit_size, 1, 1 << 16, NULL, 0},
                               MCH_OPT_ROW_INT("bootstrap", &o->bootstrap, 0, MCH_BOOTSTRAP_MAX),
                               MCH_OPT_ROW_DOUBLE("ci", &o->ci, 0.5, 0.9999),
+                              MCH_OPT_ROW_FN("select", select_opt, 2),
+                              MCH_OPT_ROW_FLAG("per-grade", &o->per_grade),
                               {0}};
     memcpy(t, others, sizeof others);
     const mch_opt *const tabs[] = {run, src.opt, NULL};
@@ -210,10 +241,15 @@ static int parse_run_args(run_cli *c, int argc, char **argv, cJSON **job_json)
         mch_log_error("mechir run: --model and --out are required (see --help)");
         return 2;
     }
+    if (o->per_grade && !o->select) {
+        mch_log_error("mechir run: --per-grade needs --select top-delta K");
+        return 2;
+    }
     return -1;
 }
 
-/* ---- the local runner: the worker's functions, for a one-process run ------------------------ */
+/* ---- the local runner: the worker's functions, for a one-process run ------------------------
+ */
 
 typedef struct {
     mch_worker *w;
@@ -239,7 +275,8 @@ static void local_close(void *ctx)
     l->w = NULL;
 }
 
-/* ---- the command -------------------------------------------------------------------------- */
+/* ---- the command --------------------------------------------------------------------------
+ */
 
 /* Rank 0. Returns the exit status. */
 static int coordinator(int argc, char **argv, int size)

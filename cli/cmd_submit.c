@@ -84,8 +84,9 @@ static int parse_submit_opts(mch_submit_opts *o, const char **sched, int argc, c
 
 /* What submit must know of the run options: the source options through the shared parser (so
  * values are checked the way `mechir run` checks them), --out, --model, --threads; every other
- * --option is taken to have a value, except the run's flags. 0, or 2 after a message. */
-static int scan_run_opts(mch_submit_run *r, int n, char **run)
+ * --option is taken to have a value, except the run's flags (--resume, --per-grade) and --select
+ * (two words: top-delta K; *has_select set). 0, or 2 after a message. */
+static int scan_run_opts(mch_submit_run *r, int n, char **run, int *has_select)
 {
     mch_source_opt_table t;
     mch_source_opt_table_init(&t, &r->src);
@@ -113,6 +114,14 @@ static int scan_run_opts(mch_submit_run *r, int n, char **run)
             if (!strcmp(a, "--df")) r->df_given = 1;
         } else if (!strcmp(a, "--resume")) {
             r->has_resume = 1;
+        } else if (!strcmp(a, "--per-grade")) {
+            continue; /* the run's other flag */
+        } else if (!strcmp(a, "--select") && i + 2 < n && !strchr(run[i + 1], ' ')) {
+            *has_select = 1;
+            i += 2; /* top-delta K: two words, checked by the run */
+        } else if (!strcmp(a, "--select")) {
+            *has_select = 1;
+            i++;
         } else if (strncmp(a, "--", 2) || !strcmp(a, "--")) {
             mch_log_error("mechir submit: run option '%s' is not an option (see mechir run --help)",
                           a);
@@ -159,7 +168,15 @@ static int read_args(mch_submit_opts *o, int argc, char **argv, int dashes)
         mch_log_error("mechir submit: %s", err.msg);
         return 2;
     }
-    return scan_run_opts(&o->run, argc - dashes - 1, argv + dashes + 1);
+    int has_select = 0;
+    rc = scan_run_opts(&o->run, argc - dashes - 1, argv + dashes + 1, &has_select);
+    if (!rc && has_select && o->shards > 1) {
+        /* Each shard would choose its own top K: the merged map would not be the top K. */
+        mch_log_error("mechir submit: --shards cannot split a run with --select (each shard "
+                      "would select its own top K)");
+        return 2;
+    }
+    return rc;
 }
 
 int mch_cmd_submit(int argc, char **argv)

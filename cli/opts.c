@@ -133,6 +133,7 @@ static int one_option(mch_opts *o, int argc, char **argv, int *i, int quiet)
     char opt[96];
     snprintf(opt, sizeof opt, "--%s", p->name);
     const char *val = NULL;
+    char joined[512];
     if (takes_value(p)) {
         if (eq)
             val = eq + 1;
@@ -141,6 +142,19 @@ static int one_option(mch_opts *o, int argc, char **argv, int *i, int quiet)
         else {
             mch_log_error("mechir %s: %s needs a value", o->cmd, a);
             return 2;
+        }
+        if (p->kind == MCH_OPT_FN && p->fn_takes_value == 2 && !strchr(val, ' ')) {
+            /* The second word of a two-word value. */
+            if (eq || *i + 1 >= argc) {
+                mch_log_error("mechir %s: %s needs two values, got only '%s'", o->cmd, opt, val);
+                return 2;
+            }
+            int n = snprintf(joined, sizeof joined, "%s %s", val, argv[++*i]);
+            if (n < 0 || (size_t)n >= sizeof joined) {
+                mch_log_error("mechir %s: %s: value too long", o->cmd, opt);
+                return 2;
+            }
+            val = joined;
         }
     } else if (eq) {
         mch_log_error("mechir %s: %s takes no value", o->cmd, opt);

@@ -24,7 +24,10 @@ typedef struct {
     void *dst;
     double lo, hi; /* range of INT and DOUBLE values (inclusive); both 0: any for DOUBLE */
     int (*fn)(void *user, const char *opt, const char *val); /* MCH_OPT_FN (val NULL for flags) */
-    int fn_takes_value;                                      /* MCH_OPT_FN: 1 when it has one */
+    /* MCH_OPT_FN: how many argv words its value takes (0, 1 or 2). Two words reach fn (and the
+     * seen callback, hence job.json) joined by one space, "top-delta 20"; so does one word that
+     * already holds a space (a job file's value, --opt="a b", a quoted "a b"). */
+    int fn_takes_value;
 } mch_opt;
 
 /* Table rows (complete initializers, so -Wextra stays quiet). */

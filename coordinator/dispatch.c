@@ -40,6 +40,11 @@ static mch_status take_results(mch_dispatch *d, mch_work_unit *u, mch_unit_resul
     for (size_t i = 0; i < u->n_pairs; i++) {
         mch_pair_result *r = &res->results[i];
         char why[160];
+        if (u->mode == MCH_UNIT_SCORE && (r->n_heads || r->n_blocks || r->n_head_pos_z ||
+                                          r->n_head_pos_pattern || r->skip_reason))
+            return mch_fail(err, MCH_ERR_PROTO,
+                            "rank %u answered a score unit with maps or a skip for pair #%llu",
+                            res->rank, (unsigned long long)r->pair.index);
         if (r->pair.index != u->pairs[i].index)
             return mch_fail(err, MCH_ERR_PROTO, "rank %u answered for pair #%llu instead of #%llu",
                             res->rank, (unsigned long long)r->pair.index,
@@ -87,10 +92,17 @@ static void progress(mch_dispatch *d, int ranks_working)
     mch_progress_update(&d->prog, (long)d->done, extra);
 }
 
-mch_status mch_dispatch_local(mch_dispatch *d, const mch_local_runner *r, const char *out_dir,
-                              int attempt, mch_err *err)
+void mch_dispatch_init(mch_dispatch *d)
 {
-    mch_status rc = r->open(r->ctx, d->spec, out_dir, attempt, err);
+    memset(d, 0, sizeof *d);
+    d->alive = -1;
+}
+
+mch_status mch_dispatch_local(mch_dispatch *d, const mch_local_runner *r, const char *out_dir,
+                              int attempt, int keep_open, mch_err *err)
+{
+    mch_status rc = d->runner_open ? MCH_OK : r->open(r->ctx, d->spec, out_dir, attempt, err);
+    d->runner_open = 1; /* closed below, also after a failed open */
     while (!rc && !*d->stop) {
         mch_work_unit *u;
         if ((rc = mch_units_next(d->units, &u, err)) || !u) break;
@@ -102,7 +114,10 @@ mch_status mch_dispatch_local(mch_dispatch *d, const mch_local_runner *r, const 
         mch_unit_free(u);
         progress(d, 1);
     }
-    r->close(r->ctx);
+    if (rc || !keep_open || *d->stop) {
+        r->close(r->ctx);
+        d->runner_open = 0;
+    }
     if (!rc) rc = journal_sync_maybe(d, 1, err);
     return rc;
 }
@@ -248,8 +263,9 @@ static void on_error(mpi_loop *l, int src, int count)
     drop_unit(l, src);
 }
 
-/* The answer to a worker: its next unit (1), or stop (0). */
-static int reply(mpi_loop *l, int src)
+/* The answer to a worker: its next unit (1), stop (0), or none yet (2: parked until the next
+ * pass, when keep is set and nothing went wrong). */
+static int reply(mpi_loop *l, int src, int keep)
 {
     mch_work_unit *u = NULL;
     mch_err e = {0};
@@ -267,26 +283,59 @@ static int reply(mpi_loop *l, int src)
         u = NULL;
         fail_loop(l, rc, "%s", e.msg);
     }
+    int parked = 0;
     if (u) {
         MPI_Send(out, (int)n, MPI_BYTE, src, MCH_TAG_UNIT, MPI_COMM_WORLD);
         free(out);
         l->inflight[src] = u;
         l->working++;
+    } else if (keep && !l->fatal[0] && !*l->d->stop) {
+        l->d->parked[l->d->n_parked++] = src;
+        parked = 1;
     } else {
         MPI_Send(NULL, 0, MPI_BYTE, src, MCH_TAG_STOP, MPI_COMM_WORLD);
     }
     /* The journal's fsync, after the worker already has its next unit. */
     if ((rc = journal_sync_maybe(l->d, 0, &e))) fail_loop(l, rc, "%s", e.msg);
-    return u != NULL;
+    return u ? 1 : parked ? 2 : 0;
 }
 
-mch_status mch_dispatch_mpi(mch_dispatch *d, int size, mch_err *err)
+/* Stops every parked worker. */
+static void release_parked(mch_dispatch *d)
+{
+    for (int i = 0; i < d->n_parked; i++)
+        MPI_Send(NULL, 0, MPI_BYTE, d->parked[i], MCH_TAG_STOP, MPI_COMM_WORLD);
+    d->alive -= d->n_parked;
+    d->n_parked = 0;
+}
+
+void mch_dispatch_end(mch_dispatch *d, const mch_local_runner *r)
+{
+    if (d->n_parked) release_parked(d);
+    if (d->runner_open && r) r->close(r->ctx);
+    d->runner_open = 0;
+    free(d->parked);
+    d->parked = NULL;
+}
+
+mch_status mch_dispatch_mpi(mch_dispatch *d, int size, int keep_workers, mch_err *err)
 {
     mpi_loop l = {d, calloc((size_t)size, sizeof(mch_work_unit *)), NULL, 0, 0, MCH_OK, ""};
-    if (!l.inflight) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    int alive = size - 1;
+    if (!d->parked) d->parked = calloc((size_t)size, sizeof *d->parked);
+    if (!l.inflight || !d->parked) {
+        free(l.inflight);
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    }
+    if (d->alive < 0) d->alive = size - 1;
+    /* The workers parked by the previous pass asked for a unit: they get this pass's. */
+    int waiting = d->n_parked;
+    d->n_parked = 0;
+    for (int i = 0; i < waiting; i++) {
+        int src = d->parked[i];
+        if (!reply(&l, src, keep_workers)) d->alive--;
+    }
     long idle_us = 50;
-    while (alive > 0) {
+    while (d->alive > d->n_parked) {
         int flag = 0, count = 0;
         MPI_Status st;
         MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
@@ -302,8 +351,9 @@ mch_status mch_dispatch_mpi(mch_dispatch *d, int size, mch_err *err)
             on_result(&l, src, count);
         else if (tag == MCH_TAG_ERROR)
             on_error(&l, src, count);
-        if (!reply(&l, src)) alive--;
+        if (!reply(&l, src, keep_workers)) d->alive--;
     }
+    if (!keep_workers || l.fatal[0] || *d->stop) release_parked(d);
     mch_err e = {0};
     mch_status rc = journal_sync_maybe(d, 1, &e);
     if (rc) fail_loop(&l, rc, "%s", e.msg);

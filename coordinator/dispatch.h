@@ -36,6 +36,11 @@ typedef struct {
     double busy_s;   /* seconds the workers reported */
     double synced_s; /* when the journal was last fsynced */
     long errors_reported;
+    /* Kept between the calls of a run of two passes (--select): */
+    int runner_open; /* the local runner is open */
+    int alive;       /* worker ranks not yet stopped (-1: the first MPI call sets it) */
+    int *parked;     /* (n_parked) ranks waiting for a unit of the next pass */
+    int n_parked;
 } mch_dispatch;
 
 /* MPI for the whole process (any rank): init and rank/size; finalize. */
@@ -51,12 +56,22 @@ mch_status mch_dispatch_start(int size, const uint8_t *spec, size_t spec_len, co
 /* Before mch_dispatch_start: tells waiting worker ranks that the job will not start. */
 void mch_dispatch_cancel(int size);
 
-/* Runs every unit through the local runner. */
+/* Zeroes d for a run (alive -1); the caller then sets spec, journal, units and stop. */
+void mch_dispatch_init(mch_dispatch *d);
+
+/* Runs every unit of d->units through the local runner (opened on the first call). With
+ * keep_open (a first pass) the runner stays open for a next call with other units and another
+ * journal; otherwise, after an error or a stop it is closed. */
 mch_status mch_dispatch_local(mch_dispatch *d, const mch_local_runner *r, const char *out_dir,
-                              int attempt, mch_err *err);
+                              int attempt, int keep_open, mch_err *err);
 /* Rank 0 with size - 1 workers: a unit to each worker that asks, until none is left or a stop
- * was asked for; then every worker is stopped. Polls with MPI_Iprobe and sleeps in between (50
- * us doubling to 2 ms), so the coordinator does not take a core from the workers. */
-mch_status mch_dispatch_mpi(mch_dispatch *d, int size, mch_err *err);
+ * was asked for; then every worker is stopped, or with keep_workers (a first pass, no stop, no
+ * error) left waiting for the units of the next call. Polls with MPI_Iprobe and sleeps in
+ * between (50 us doubling to 2 ms), so the coordinator does not take a core from the workers. */
+mch_status mch_dispatch_mpi(mch_dispatch *d, int size, int keep_workers, mch_err *err);
+
+/* Whatever a run ends with (also after an error between passes): stops the workers still
+ * waiting, closes the local runner (r may be NULL when none was given), frees d's lists. */
+void mch_dispatch_end(mch_dispatch *d, const mch_local_runner *r);
 
 #endif

@@ -131,6 +131,12 @@ mch_status mch_plan_spec(const mch_run_opts *o, const mch_model_meta *m, mch_job
     if (mch_direction_parse(o->direction) < -1)
         return mch_fail(err, MCH_ERR_ARG, "--direction: unknown '%s' (any, with, against)",
                         o->direction);
+    if (o->select && strcmp(o->select, "top-delta"))
+        return mch_fail(err, MCH_ERR_ARG, "--select: unknown '%s' (top-delta K)", o->select);
+    if (o->select && !o->select_k)
+        return mch_fail(err, MCH_ERR_ARG, "--select top-delta needs K >= 1");
+    if (!o->select && (o->select_k || o->per_grade))
+        return mch_fail(err, MCH_ERR_ARG, "--per-grade needs --select top-delta K");
     if (!mch_msg_str(&s->direction, o->direction ? o->direction : "any") ||
         !mch_msg_str(&s->select, o->select ? o->select : ""))
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
@@ -194,12 +200,13 @@ static mch_status done_map(const mch_journal *j, mch_plan_resume *r, mch_err *er
     return MCH_OK;
 }
 
-mch_status mch_plan_journal(const mch_run_opts *o, const mch_job_spec *spec, const uint8_t *bytes,
-                            size_t len, int size, mch_journal *j, mch_plan_resume *r, mch_err *err)
+mch_status mch_plan_journal(const mch_run_opts *o, const char *name, const mch_job_spec *spec,
+                            const uint8_t *bytes, size_t len, int size, mch_journal *j,
+                            mch_plan_resume *r, mch_err *err)
 {
     memset(r, 0, sizeof *r);
     memset(j, 0, sizeof *j);
-    char *path = mch_path_join(o->out, "journal.bin");
+    char *path = mch_path_join(o->out, name);
     if (!path) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     mch_status rc;
     if (o->resume && access(path, F_OK) == 0) {

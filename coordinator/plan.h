@@ -24,11 +24,12 @@ typedef struct {
     int resumed;
 } mch_plan_resume;
 
-/* Creates OUT/journal.bin for the packed spec, or with o->resume and an existing journal opens
- * it for appending after checking that it is the same job (a refusal names the first differing
- * field: "seed: 1 in the journal, 2 now"). */
-mch_status mch_plan_journal(const mch_run_opts *o, const mch_job_spec *spec, const uint8_t *bytes,
-                            size_t len, int size, mch_journal *j, mch_plan_resume *r, mch_err *err);
+/* Creates OUT/NAME (journal.bin; scores.bin for the scores of --select) for the packed spec, or
+ * with o->resume and an existing journal opens it for appending after checking that it is the
+ * same job (a refusal names the first differing field: "seed: 1 in the journal, 2 now"). */
+mch_status mch_plan_journal(const mch_run_opts *o, const char *name, const mch_job_spec *spec,
+                            const uint8_t *bytes, size_t len, int size, mch_journal *j,
+                            mch_plan_resume *r, mch_err *err);
 
 /* Writes o->job_json to OUT/job.json (so `mechir run OUT/job.json --resume` continues). */
 mch_status mch_plan_write_job(const mch_run_opts *o, mch_err *err);

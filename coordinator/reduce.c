@@ -119,9 +119,11 @@ static mch_status map_spec(const mch_job_spec *spec, mch_job_spec *out, mch_err 
     return MCH_OK;
 }
 
-/* Every record in pair order into the accumulator and pairs.jsonl (pf). */
+/* Every record in pair order into the accumulator and pairs.jsonl (pf); the records must be
+ * those of the expected pairs (indices, or 0..expected-1 when NULL). */
 static mch_status read_records(mch_journal *j, FILE *f, FILE *pf, const mch_job_spec *spec,
-                               uint64_t expected, mch_cmap_acc *acc, mch_err *err)
+                               const uint64_t *indices, uint64_t expected, mch_cmap_acc *acc,
+                               mch_err *err)
 {
     uint8_t *buf = NULL;
     size_t cap = 0;
@@ -130,9 +132,14 @@ static mch_status read_records(mch_journal *j, FILE *f, FILE *pf, const mch_job_
     for (size_t i = 0; !rc && i < j->n_recs; i++) {
         const mch_journal_rec *r = &j->recs[i];
         if (i && r->index == j->recs[i - 1].index) continue; /* a pair redone after a crash */
-        if (r->index != next) {
-            rc = mch_fail(err, MCH_ERR_FORMAT, "%s: pair #%llu is missing", j->path,
-                          (unsigned long long)next);
+        uint64_t want = !indices ? next : next < expected ? indices[next] : UINT64_MAX;
+        if (r->index != want) {
+            if (want != UINT64_MAX && r->index > want)
+                rc = mch_fail(err, MCH_ERR_FORMAT, "%s: pair #%llu is missing", j->path,
+                              (unsigned long long)want);
+            else
+                rc = mch_fail(err, MCH_ERR_FORMAT, "%s: pair #%llu was not expected", j->path,
+                              (unsigned long long)r->index);
             break;
         }
         next++;
@@ -164,9 +171,9 @@ static mch_status read_records(mch_journal *j, FILE *f, FILE *pf, const mch_job_
     return rc;
 }
 
-mch_status mch_reduce(const char *out, const mch_job_spec *spec, uint64_t expected,
-                      const char *site, const char *blas, mch_pairs_format pairs_format,
-                      mch_cmap *map, mch_err *err)
+mch_status mch_reduce(const char *out, const mch_job_spec *spec, const uint64_t *indices,
+                      uint64_t n_expected, const char *site, const char *blas,
+                      mch_pairs_format pairs_format, mch_cmap *map, mch_err *err)
 {
     memset(map, 0, sizeof *map);
     char *jpath = mch_path_join(out, "journal.bin");
@@ -183,7 +190,8 @@ mch_status mch_reduce(const char *out, const mch_job_spec *spec, uint64_t expect
         rc = mch_fail(err, MCH_ERR_IO, "%s: %s", jpath, strerror(errno));
     if (!rc) rc = mch_pairs_writer_open(&pw, out, pairs_format, err);
     if (!rc) rc = mch_cmap_acc_init(&acc, spec, err);
-    if (!rc) rc = read_records(&j, f, mch_pairs_writer_file(pw), spec, expected, &acc, err);
+    if (!rc)
+        rc = read_records(&j, f, mch_pairs_writer_file(pw), spec, indices, n_expected, &acc, err);
     if (pw && rc) mch_pairs_writer_abort(pw);
     if (pw && !rc) rc = mch_pairs_writer_commit(pw, err);
     const char *sites[1] = {site ? site : ""}, *prov[1] = {blas};
@@ -255,6 +263,7 @@ static void run_json(FILE *f, const void *ctx)
     mch_json_string(f, r->inputs);
     fputs(",\"job\":", f);
     fputs(r->job ? r->job : "{}", f);
+    if (r->selection) fprintf(f, ",\"selection\":%s", r->selection);
     fputs("}\n", f);
 }
 

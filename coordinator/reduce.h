@@ -12,13 +12,15 @@
 #include "msg.h"
 #include "pairs_writer.h"
 
-/* Reads OUT/journal.bin (expected pairs, each index once; a pair redone after a crash counts
- * once) into OUT/pairs.jsonl.zst or OUT/pairs.jsonl (pairs_format; the other one is removed,
- * see pairs_writer.h) and *map (zeroed; the spec as a map records it: no inputs or cache
- * options; sites: site, with blas as its provenance when not NULL). */
-mch_status mch_reduce(const char *out, const mch_job_spec *spec, uint64_t expected,
-                      const char *site, const char *blas, mch_pairs_format pairs_format,
-                      mch_cmap *map, mch_err *err);
+/* Reads OUT/journal.bin (the expected pairs, each index once; a pair redone after a crash
+ * counts once) into OUT/pairs.jsonl.zst or OUT/pairs.jsonl (pairs_format; the other one is
+ * removed, see pairs_writer.h) and *map (zeroed; the spec as a map records it: no inputs or
+ * cache options; sites: site, with blas as its provenance when not NULL). The expected pairs are
+ * indices (n_expected, sorted ascending: the pairs a selection chose), or with indices NULL every
+ * index 0..n_expected-1. */
+mch_status mch_reduce(const char *out, const mch_job_spec *spec, const uint64_t *indices,
+                      uint64_t n_expected, const char *site, const char *blas,
+                      mch_pairs_format pairs_format, mch_cmap *map, mch_err *err);
 
 /* Writes OUT/circuit.cmap, then validates what was written and prints it as OUT/circuit.json. */
 mch_status mch_reduce_write_maps(const char *out, const mch_cmap *map, mch_err *err);
@@ -33,7 +35,8 @@ typedef struct {
     time_t started;
     int resumed;
     const char *model_sha256, *inputs;
-    const char *job; /* the options as given, one line of JSON */
+    const char *job;       /* the options as given, one line of JSON */
+    const char *selection; /* --select: a JSON object (see select.h), or NULL */
 } mch_run_record;
 mch_status mch_reduce_write_run_json(const char *out, const mch_cmap *map, const mch_run_record *r,
                                      mch_err *err);

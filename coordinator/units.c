@@ -104,6 +104,7 @@ mch_status mch_units_next(mch_unit_maker *um, mch_work_unit **out, mch_err *err)
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     }
     u->unit_id = um->next_unit_id++;
+    u->mode = um->mode;
     u->n_pairs = size;
     u->pairs = ps;
     memcpy(ps, um->window + um->pos_window, size * sizeof *ps); /* moved */

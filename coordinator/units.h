@@ -23,6 +23,7 @@ typedef struct {
     int unit_size;       /* 0: adaptive */
     double sec_per_pair; /* measured, for adaptive units */
     int exhausted;
+    uint32_t mode; /* of every unit made (mch_unit_mode; 0: patch) */
 } mch_unit_maker;
 
 /* Takes src (closed on deinit, also after an error here); done may be NULL. */

@@ -707,8 +707,8 @@ static mch_status sweep_head_pos(mch_patcher *p, const mch_patch_pair *pair, mch
     return MCH_OK;
 }
 
-mch_status mch_patch_run(mch_patcher *p, const mch_patch_pair *pair, mch_patch_result *res,
-                         mch_err *err)
+mch_status mch_patch_scores(mch_patcher *p, const mch_patch_pair *pair, mch_patch_result *res,
+                            mch_err *err)
 {
     res->skipped = 0;
     res->skip_reason[0] = 0;
@@ -726,6 +726,14 @@ mch_status mch_patch_run(mch_patcher *p, const mch_patch_pair *pair, mch_patch_r
         return rc;
     res->score_baseline = p->base.score;
     res->score_perturbed = p->pert.score;
+    return MCH_OK;
+}
+
+mch_status mch_patch_run(mch_patcher *p, const mch_patch_pair *pair, mch_patch_result *res,
+                         mch_err *err)
+{
+    mch_status rc = mch_patch_scores(p, pair, res, err);
+    if (rc) return rc;
     double delta = res->score_perturbed - res->score_baseline;
     if (!(fabs(delta) >= p->o.min_delta)) {
         res->skipped = 1;

@@ -82,6 +82,11 @@ void mch_patcher_free(mch_patcher *p); /* accepts NULL */
 mch_status mch_patch_run(mch_patcher *p, const mch_patch_pair *pair, mch_patch_result *res,
                          mch_err *err);
 
+/* Only the two full runs of mch_patch_run and both scores (no sweep, never skipped): the first
+ * pass of a run with --select. The activations of both runs are kept as after mch_patch_run. */
+mch_status mch_patch_scores(mch_patcher *p, const mch_patch_pair *pair, mch_patch_result *res,
+                            mch_err *err);
+
 /* One activation of the last pair's full runs (run 0 baseline, 1 perturbed), shaped as the site
  * says for T = the pair's tokens; NULL for a site that is not kept (hook_pattern without
  * keep_patterns, head-pos or save_patterns). hook_full_embed is blocks.0.hook_resid_pre. */

@@ -132,12 +132,17 @@ void mch_pair_input_deinit(mch_pair_input *p);
 /* A deep copy of src into dst (which owns nothing yet); NULL strings become "". */
 mch_status mch_pair_input_copy(mch_pair_input *dst, const mch_pair_input *src, mch_err *err);
 
+/* What a worker does with a unit's pairs: patch them with the spec's sweeps, or compute only
+ * both scores (the first pass of --select top-delta: two forwards a pair, no patch, no cache). */
+typedef enum { MCH_UNIT_PATCH = 0, MCH_UNIT_SCORE = 1, MCH_UNIT_MODES } mch_unit_mode;
+
 /* A unit of work, rank 0 to a worker. Packing fills a malloc'd buffer; unpacking refuses a
- * unit in which a pair's arrays differ in length or a role is unknown. */
+ * unit in which a pair's arrays differ in length, a role is unknown or the mode is unknown. */
 typedef struct {
     uint64_t unit_id;
     mch_pair_input *pairs; /* (n_pairs) */
     size_t n_pairs;
+    uint32_t mode; /* mch_unit_mode */
 } mch_work_unit;
 mch_status mch_work_unit_pack(const mch_work_unit *u, uint8_t **out, size_t *len, mch_err *err);
 mch_status mch_work_unit_unpack(mch_work_unit *u, const uint8_t *buf, size_t len, mch_err *err);

@@ -291,6 +291,8 @@ int msg_spec_check(const Mechir__JobSpec *m, char *why, size_t len)
         return snprintf(why, len, "spec: unknown direction '%.40s'", m->direction), 1;
     if (*msg_s(m->select) && strcmp(m->select, "top-delta"))
         return snprintf(why, len, "spec: unknown selection '%.40s'", m->select), 1;
+    if (*msg_s(m->select) && !m->select_k)
+        return snprintf(why, len, "spec: selection top-delta with K 0"), 1;
     return 0;
 }
 

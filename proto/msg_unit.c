@@ -216,6 +216,7 @@ mch_status mch_work_unit_pack(const mch_work_unit *u, uint8_t **out, size_t *len
     Mechir__WorkUnit m;
     mechir__work_unit__init(&m);
     m.unit_id = u->unit_id;
+    m.mode = u->mode;
     m.n_pairs = u->n_pairs;
     m.pairs = calloc(u->n_pairs + 1, sizeof *m.pairs);
     Mechir__PairInput *ps = calloc(u->n_pairs + 1, sizeof *ps);
@@ -235,6 +236,7 @@ static void unit_adopt(void *plain, const void *pb, void *elems, size_t n)
 {
     mch_work_unit *u = plain;
     u->unit_id = ((const Mechir__WorkUnit *)pb)->unit_id;
+    u->mode = ((const Mechir__WorkUnit *)pb)->mode;
     u->pairs = elems, u->n_pairs = n;
 }
 
@@ -249,7 +251,13 @@ mch_status mch_work_unit_unpack(mch_work_unit *u, const uint8_t *buf, size_t len
         LIST_MSG(mechir__work_unit__descriptor, Mechir__WorkUnit, "a work unit", "work unit %llu",
                  n_pairs, pairs, mch_pair_input, pair_check, pair_from_pb, unit_adopt, unit_deinit);
     memset(u, 0, sizeof *u);
-    return unpack_list(&unit, buf, len, u, err);
+    mch_status rc = unpack_list(&unit, buf, len, u, err);
+    if (!rc && u->mode >= MCH_UNIT_MODES) {
+        rc = mch_fail(err, MCH_ERR_PROTO, "work unit %llu: unknown mode %u (0 patch, 1 score)",
+                      (unsigned long long)u->unit_id, u->mode);
+        mch_work_unit_deinit(u);
+    }
+    return rc;
 }
 
 /* ---- pair results ------------------------------------------------------------------------- */

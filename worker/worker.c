@@ -54,7 +54,8 @@ mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const c
     w->sweeps = mch_sweeps_bits(spec->sweeps, spec->n_sweeps);
     if (threads > 0) openblas_set_num_threads(threads);
     mch_status rc = MCH_OK;
-    if (!w->sweeps && !spec->n_cache_hooks) { /* the no-op sweep: no model needed */
+    int scoring = spec->select && *spec->select;          /* the first pass needs the model */
+    if (!w->sweeps && !spec->n_cache_hooks && !scoring) { /* the no-op sweep: no model needed */
         *out = w;
         return MCH_OK;
     }
@@ -161,9 +162,10 @@ static int keep_maps(const mch_worker *w, const mch_patch_result *res, size_t nh
     return oom;
 }
 
-/* Patches one pair into r (zeroed by the caller; arrays allocated here). */
-static mch_status run_pair(mch_worker *w, const mch_pair_input *in, mch_pair_result *r,
-                           mch_err *err)
+/* Patches one pair into r (zeroed by the caller; arrays allocated here); in a score unit only
+ * both scores (no sweep, no skip, no cache). */
+static mch_status run_pair(mch_worker *w, const mch_pair_input *in, int score_only,
+                           mch_pair_result *r, mch_err *err)
 {
     r->pair.index = in->index;
     r->pair.pair_id = in->pair_id;
@@ -186,11 +188,15 @@ static mch_status run_pair(mch_worker *w, const mch_pair_input *in, mch_pair_res
     mch_patch_pair pair = {(int)T,          in->ids_baseline, in->ids_perturbed,
                            in->token_types, (int)in->Tq,      in->Tq ? in->query_ids : NULL};
     mch_err perr = {0};
-    mch_status rc = mch_patch_run(w->p, &pair, &res, &perr);
+    mch_status rc = score_only ? mch_patch_scores(w->p, &pair, &res, &perr)
+                               : mch_patch_run(w->p, &pair, &res, &perr);
     int oom = 0;
     if (rc) { /* this pair failed; the unit goes on */
         rc = MCH_OK;
         oom = !(r->error = strdup(perr.msg));
+    } else if (score_only) {
+        r->score_baseline = res.score_baseline;
+        r->score_perturbed = res.score_perturbed;
     } else {
         r->score_baseline = res.score_baseline;
         r->score_perturbed = res.score_perturbed;
@@ -215,9 +221,14 @@ mch_status mch_worker_run_unit(mch_worker *w, const mch_work_unit *u, mch_unit_r
     if (!(res->results = calloc(u->n_pairs + 1, sizeof *res->results)))
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     mch_status rc = MCH_OK;
+    if (u->mode == MCH_UNIT_SCORE && !w->p)
+        return mch_fail(err, MCH_ERR_PROTO,
+                        "work unit %llu asks for scores in a job without "
+                        "--select",
+                        (unsigned long long)u->unit_id);
     for (size_t i = 0; i < u->n_pairs && !rc; i++) {
         res->n_results = i + 1;
-        rc = run_pair(w, &u->pairs[i], &res->results[i], err);
+        rc = run_pair(w, &u->pairs[i], u->mode == MCH_UNIT_SCORE, &res->results[i], err);
     }
     if (!rc && w->store) rc = mch_store_writer_sync(w->store, err);
     res->seconds = mch_now_s() - t0;

@@ -18,7 +18,8 @@ void mch_worker_free(mch_worker *w); /* accepts NULL */
 /* Patches every pair of the unit into res (zeroed here; free with mch_unit_result_deinit, also
  * after an error). Each result's pair holds only the index and pair id. A pair that fails gets
  * its error message in its result; the unit goes on. Errors returned are the worker's own (out
- * of memory, cache I/O). */
+ * of memory, cache I/O). A unit of mode MCH_UNIT_SCORE gets both scores of each pair only (no
+ * sweep, no skip, nothing cached); it needs a spec with a selection (the model is loaded). */
 mch_status mch_worker_run_unit(mch_worker *w, const mch_work_unit *u, mch_unit_result *res,
                                mch_err *err);
 

@@ -188,7 +188,7 @@ static void test_work_unit_roundtrip_preserves_every_field(void **st)
     memcpy(roles, roles6, 6);
     mch_pair_input pairs[2];
     for (uint64_t i = 0; i < 2; i++) fill_pair(&pairs[i], ids, roles, q, i);
-    mch_work_unit u = {77, pairs, 2}, back;
+    mch_work_unit u = {77, pairs, 2, MCH_UNIT_SCORE}, back;
     uint8_t *bytes;
     size_t len;
     mch_err err = {0};
@@ -196,8 +196,17 @@ static void test_work_unit_roundtrip_preserves_every_field(void **st)
     if (mch_work_unit_unpack(&back, bytes, len, &err)) fail_msg("%s", err.msg);
     assert_int_equal(back.unit_id, 77);
     assert_int_equal(back.n_pairs, 2);
+    assert_int_equal(back.mode, MCH_UNIT_SCORE);
     for (int i = 0; i < 2; i++) assert_pair_equal(&pairs[i], &back.pairs[i]);
     mch_work_unit_deinit(&back);
+    free(bytes);
+    /* A mode this version does not know is refused, naming the unit and the mode. */
+    u.mode = 7;
+    assert_int_equal(mch_work_unit_pack(&u, &bytes, &len, &err), MCH_OK);
+    assert_int_equal(mch_work_unit_unpack(&back, bytes, len, &err), MCH_ERR_PROTO);
+    assert_non_null(strstr(err.msg, "work unit 77: unknown mode 7"));
+    assert_int_equal(back.n_pairs, 0);
+    assert_null(back.pairs);
     free(bytes);
 }
 

@@ -48,7 +48,7 @@ static void run_case(const char *dtype, double rel_bound)
         in[i].ids_baseline = b[i], in[i].ids_perturbed = p[i], in[i].token_types = t[i];
         in[i].roles = roles[i];
     }
-    mch_work_unit u = {0, in, 2};
+    mch_work_unit u = {0, in, 2, MCH_UNIT_PATCH};
     static char *sweeps[1] = {"heads"};
     char *hooks[2] = {"blocks.*.attn.hook_pattern", "hook_full_embed"};
     mch_job_spec spec = {0};
