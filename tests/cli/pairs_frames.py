@@ -8,8 +8,6 @@
       concatenation equals JSONL byte for byte; the line count is run.json's pairs.total; the
       lines' pair ids and qid/docno/term are `mechir pairs`'s (PAIRS_JSONL), in order, with
       index 0..n-1.
-  pairs_frames.py empty ZST
-      one frame that decompresses to nothing.
   pairs_frames.py truncate ZST OUT
       writes ZST cut in the middle of its last frame to OUT.
 """
@@ -114,12 +112,6 @@ def check(zst, jsonl, run_json, pairs_jsonl):
 def main(argv):
     if len(argv) == 6 and argv[1] == "check":
         check(*argv[2:])
-    elif len(argv) == 3 and argv[1] == "empty":
-        data = open(argv[2], "rb").read()
-        fr = frames(data, argv[2])
-        if len(fr) != 1 or unzstd(data, argv[2]) != b"":
-            fail("%s: %d frames, want one empty frame" % (argv[2], len(fr)))
-        print("ok: %s is one empty zstd frame (%d bytes)" % (argv[2], len(data)))
     elif len(argv) == 4 and argv[1] == "truncate":
         data = open(argv[2], "rb").read()
         a, b = frames(data, argv[2])[-1]
