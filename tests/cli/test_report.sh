@@ -2,10 +2,11 @@
 # `mechir report` against the run's own circuit.json (python3, stdlib only): every heatmap cell
 # of heads.svg, blocks.svg, head_pos.svg and strata.svg has a <title> whose ratio of means,
 # bootstrap interval (ci_low, ci_high) and n, and whose mean of ratios, std and n, print as the
-# map's values do with 6 significant digits; components.csv and .json hold every component with
-# pairs (heads, blocks by role, head-pos cells) with the map's values to 17 digits and the normal
-# interval mean +- z std / sqrt(n) with z from Python's NormalDist; top.txt ranks by the ratio of
-# means; index.html shows the with/against counts, the provenance and the strata escaped; a map
+# map's values do with 6 significant digits, and shows its value (text, colour's sign);
+# components.csv and .json hold every component with pairs (heads, blocks by role, head-pos
+# cells) with the map's values to 17 digits and the normal interval mean +- z std / sqrt(n) at
+# the map's level (0.9), z from Python's NormalDist; top.txt ranks by the ratio of means;
+# index.html shows the with/against counts, the provenance and the strata, a site escaped; a map
 # without bootstrap has no intervals; every SVG renders with rsvg-convert to a PNG that is not
 # one flat colour; --format json prints circuit.json; a bad map is refused.
 set -u
@@ -27,7 +28,7 @@ done
 
 head -8 "$ROOT/examples/demo-200.tsv" > "$T/in.tsv"
 "$MECHIR" run --model "$ROOT/examples/demo-ce" --input "$T/in.tsv" --sweep heads,blocks,head-pos \
-    --heads 1.1,2.3 --max-len 64 --site 'lab<b>&"x' --out "$T/run" > /dev/null 2>&1
+    --heads 1.1,2.3 --ci 0.9 --max-len 64 --site 'lab<b>&"x' --out "$T/run" > /dev/null 2>&1
 check "a small run for the report (heads, blocks, head-pos 1.1,2.3)" test -s "$T/run/circuit.cmap"
 "$MECHIR" report "$T/run/circuit.cmap" -o "$T/rep" --top 7 2> /dev/null
 check "report exits 0" test $? -eq 0
@@ -63,18 +64,32 @@ ROM = re.compile(r"^(.*?)(layer \d+|head \d+\.\d+) (head \d+|role \w+): ratio of
 MOR = re.compile(r"^(.*?)(layer \d+|head \d+\.\d+) (head \d+|role \w+): mean of ratios (\S+) "
                  r"std (\S+) n (\d+)$")
 
+CELL = re.compile(r'<rect class="cell"[^>]* fill="#(..)(..)(..)"[^>]*><title>([^<]*)</title></rect>\n'
+                  r'(?:<text[^>]*>([^<]*)</text>)?')
+look = {}  # (svg row, key) -> (red, blue, text in the cell)
+
 def cells(svg):
     """Titles of an SVG: {(prefix, row, col): (rom, lo, hi, n)} and {...: (mean, std, n)}."""
     rom, mor = {}, {}
-    for t in titles(svg):
-        a, b = ROM.match(t), MOR.match(t)
+    found = CELL.findall(open(rep + "/" + svg).read())
+    if len(found) != len(titles(svg)):
+        check(svg + ": every title is a cell's", False, "%d vs %d" % (len(found), len(titles(svg))))
+    for r, g, b, t, text in found:
+        a, c = ROM.match(t), MOR.match(t)
         if a:
             rom[a.group(1, 2, 3)] = a.group(4, 5, 6, 7)
-        elif b:
-            mor[b.group(1, 2, 3)] = b.group(4, 5, 6)
+            look[("rom", a.group(1, 2, 3))] = (int(r, 16), int(b, 16), text)
+        elif c:
+            mor[c.group(1, 2, 3)] = c.group(4, 5, 6)
+            look[("mor", c.group(1, 2, 3))] = (int(r, 16), int(b, 16), text)
         else:
             check(svg + ": title is of a known form", False, repr(t))
     return rom, mor
+
+def shown(row, key, v):
+    """Whether a cell shows v: its text is %.2f of v, its colour red (v > 0) or blue (v < 0)."""
+    red, blue, text = look[(row, key)]
+    return text == "%.2f" % v and (red >= blue if v > 0 else blue >= red)
 
 def at(blk, k, idx):
     """blk[k][idx[0]][idx[1]]..."""
@@ -97,6 +112,10 @@ def compare(what, blk, idx, rom, mor, key):
         bad.append("%s %s: title %s, map %s" % (what, key, rom[key], want_rom))
     if tuple(mor[key]) != want_mor:
         bad.append("%s %s: title %s, map %s" % (what, key, mor[key], want_mor))
+    for row, k in (("rom", "ratio_of_means"), ("mor", "mean")):
+        if at_(k) is not None and not shown(row, key, at_(k)):
+            bad.append("%s %s: the %s cell shows %s, map %.17g" % (what, key, row, look[(row, key)],
+                                                                  at_(k)))
     return bad
 
 L, NH = m["model"]["layers"], m["model"]["heads"]
@@ -115,7 +134,7 @@ for l in range(L):
     for h in range(NH):
         bad += compare("heads", m["heads"], (l, h), rom, mor, ("", "layer %d" % l, "head %d" % h))
 check("heads.svg: every title's ratio of means, ci_low, ci_high, n and mean of ratios, std, n "
-      "print as circuit.json's heads", not bad, "; ".join(bad[:3]))
+      "print as circuit.json's heads; each cell's text and colour show its value", not bad, "; ".join(bad[:3]))
 
 # blocks.svg
 bb = m["blocks_by_role"]
