@@ -12,14 +12,24 @@
 
 static void report_usage(FILE *f)
 {
-    fprintf(f, "usage: mechir report MAP.cmap -o DIR [--top K]\n"
-               "       mechir report MAP.cmap --format json\n"
-               "\n"
-               "Writes DIR/heads.svg and DIR/blocks.svg (heatmaps, diverging colours centred on\n"
-               "0; hover a cell for its value and n), DIR/components.csv and .json (every\n"
-               "component: mean, std, n, 95%% confidence interval), DIR/top.txt (the K largest\n"
-               "mean effects, default 10) and DIR/index.html. --format json prints the map as\n"
-               "circuit.json to stdout (any map, merged or not).\n");
+    fprintf(f,
+            "usage: mechir report MAP.cmap -o DIR [--top K]\n"
+            "       mechir report MAP.cmap --format json\n"
+            "\n"
+            "Writes into DIR:\n"
+            "  heads.svg, blocks.svg, head_pos.svg  heatmaps (diverging colours centred on 0):\n"
+            "      first row the ratio of means sum(patched - baseline) / sum(perturbed -\n"
+            "      baseline), hover a cell for its value, bootstrap interval and n; second row\n"
+            "      the mean of ratios (the mean of the pairs' effects), with std and n\n"
+            "  strata.svg         the heads of each stratum, both rows\n"
+            "  components.csv, components.json  every component with pairs (heads, blocks by\n"
+            "      role, head-pos cells): ratio of means with its bootstrap percentile interval,\n"
+            "      mean of ratios with std, n and the normal interval mean +- z std / sqrt(n) at\n"
+            "      the map's level, and both sums\n"
+            "  top.txt            the K components with the largest ratio of means (default 10)\n"
+            "  index.html         provenance, pair counts, the heatmaps, a table per kind of\n"
+            "      stratum and the top table\n"
+            "--format json prints the map as circuit.json to stdout (any map, merged or not).\n");
 }
 
 /* Writes what was asked for; @return the exit status. */
@@ -40,8 +50,8 @@ static int report(const char *map, const char *out, const char *format, int top)
         mch_log_error("mechir report: %s", err.msg);
         status = 1;
     } else if (out) {
-        mch_log_info("mechir report: %s/index.html, heads.svg, blocks.svg, components.csv, "
-                     "components.json, top.txt",
+        mch_log_info("mechir report: %s/index.html, heads.svg, blocks.svg, head_pos.svg, "
+                     "strata.svg, components.csv, components.json, top.txt",
                      out);
     }
     mch_cmap_deinit(&m);

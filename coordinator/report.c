@@ -1,7 +1,7 @@
-/* The report of a circuit map (see report.h): SVG heatmaps of the heads map (layers x heads) and
- * of the blocks-by-role map (one panel per component), every component's statistics as CSV and
- * JSON, the top components, and an index.html showing them together. Each file is written
- * atomically from the validated map alone. */
+/* The report of a circuit map (see report.h). The components and their estimates are computed
+ * once from the map; each file is then written atomically by one function of them. Every text
+ * that reaches HTML or SVG goes through esc(), whether or not it comes from the map, so no string
+ * of a map (architecture, paths, perturbation, sites, provenance, strata) can inject markup. */
 #include "report.h"
 
 #include <errno.h>
@@ -14,24 +14,223 @@
 #include "fsutil.h"
 #include "jsonout.h"
 #include "perturb.h"
+#include "utf8.h"
 
+/* ---- text ----------------------------------------------------------------------------------- */
+
+/* Writes s as XML/HTML text or attribute content: < > & " ' as entities; control characters (not
+ * allowed in XML 1.0) and bytes that are not UTF-8 as '?'. */
+static void esc(FILE *f, const char *s)
+{
+    size_t n = strlen(s), bad = 0;
+    for (size_t i = 0; i < n;) {
+        size_t ok = mch_utf8_valid(s + i, n - i, &bad) ? n - i : bad;
+        for (size_t j = i; j < i + ok; j++) {
+            unsigned char c = (unsigned char)s[j];
+            if (c == '<')
+                fputs("&lt;", f);
+            else if (c == '>')
+                fputs("&gt;", f);
+            else if (c == '&')
+                fputs("&amp;", f);
+            else if (c == '"')
+                fputs("&quot;", f);
+            else if (c == '\'')
+                fputs("&#39;", f);
+            else
+                putc(c < 0x20 && c != '\t' && c != '\n' ? '?' : c, f);
+        }
+        i += ok;
+        if (i < n) putc('?', f), i++;
+    }
+}
+
+/* v with 6 significant digits, or "none" when not finite. */
+static void num6(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.6g", v);
+    else
+        fputs("none", f);
+}
+
+/* ---- components ------------------------------------------------------------------------------ */
+
+typedef enum { K_HEAD, K_BLOCK, K_HEAD_POS } kind;
+static const char *const kind_names[] = {"head", "block", "head_pos"};
+static const char *const block_names[3] = {"resid_pre", "attn_out", "mlp_out"};
+
+/* One component (a cell of a map) and both of its estimates. */
 typedef struct {
-    char kind[16];    /* head | block */
-    char name[64];    /* "head 2.3" | "attn_out layer 1 doc_match" */
-    int layer, index; /* head, or role */
-    const char *component;
-    double mean, std, lo, hi;
+    kind kind;
+    const char *component;      /* attn.hook_z, resid_pre, attn_out, mlp_out, attn.hook_pattern */
+    int layer, head, role;      /* head -1 for blocks, role -1 for heads */
+    double rom, rom_lo, rom_hi; /* ratio of means, bootstrap percentile interval (NAN: none) */
+    double num, den;            /* Σ(patched − baseline), Σ(perturbed − baseline) */
+    double mean, std, mor_lo, mor_hi; /* mean of ratios, mean ± z·std/√n (NAN when n < 2) */
     unsigned long long n;
 } component;
 
-static void stat_of(const mch_stats *s, size_t i, component *c)
+/* How intervals are computed: the map's level, z = Φ⁻¹((1 + level) / 2), B + 1 doubles. */
+typedef struct {
+    double level, z;
+    double *scratch;
+} est_ctx;
+
+/* Φ⁻¹(p) by bisection on erfc: exact to a double's last bits, and simple enough to trust. */
+static double normal_quantile(double p)
 {
-    c->n = s->n[i];
-    c->mean = s->mean[i];
-    c->std = mch_stats_std(s, i);
-    double half = c->n >= 2 ? 1.96 * c->std / sqrt((double)c->n) : NAN;
-    c->lo = c->mean - half;
-    c->hi = c->mean + half;
+    double lo = -40, hi = 40;
+    for (int i = 0; i < 200; i++) {
+        double mid = (lo + hi) / 2;
+        if (0.5 * erfc(-mid / sqrt(2.0)) < p)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return (lo + hi) / 2;
+}
+
+static void fill(component *c, const mch_est *e, size_t i, const est_ctx *x)
+{
+    size_t r0 = i * ((size_t)e->B + 1);
+    c->n = e->mor.n[i];
+    c->rom = c->n ? mch_est_ratio(e, i, 0) : NAN;
+    if (!c->n || !e->B || mch_est_interval(e, i, x->level, x->scratch, &c->rom_lo, &c->rom_hi))
+        c->rom_lo = c->rom_hi = NAN;
+    c->num = mch_xsum_value(e->num[r0]);
+    c->den = mch_xsum_value(e->den[r0]);
+    c->mean = c->n ? e->mor.mean[i] : NAN;
+    c->std = mch_stats_std(&e->mor, i);
+    double half = c->n >= 2 ? x->z * c->std / sqrt((double)c->n) : NAN;
+    c->mor_lo = c->mean - half;
+    c->mor_hi = c->mean + half;
+}
+
+/* "head 1.2", "attn_out layer 1 doc_match", "head-pos hook_z head 1.1 doc_match". */
+static void comp_name(const component *c, char *buf, size_t len)
+{
+    if (c->kind == K_HEAD)
+        snprintf(buf, len, "head %d.%d", c->layer, c->head);
+    else if (c->kind == K_BLOCK)
+        snprintf(buf, len, "%s layer %d %s", c->component, c->layer,
+                 mch_role_name((mch_role)c->role));
+    else
+        snprintf(buf, len, "head-pos %s head %d.%d %s",
+                 strcmp(c->component, "attn.hook_z") ? "hook_pattern" : "hook_z", c->layer, c->head,
+                 mch_role_name((mch_role)c->role));
+}
+
+/* The components with pairs of a set of maps, in the map's order, and ranked. */
+typedef struct {
+    component *c;           /* (n) */
+    const component **rank; /* (n) by ratio of means, largest first, NAN last */
+    size_t n;
+} comp_set;
+
+static void set_add(comp_set *s, kind k, const char *comp, const mch_est *e, size_t i, int layer,
+                    int head, int role, const est_ctx *x)
+{
+    if (!e->mor.n[i]) return;
+    component *c = &s->c[s->n++];
+    c->kind = k, c->component = comp;
+    c->layer = layer, c->head = head, c->role = role;
+    fill(c, e, i, x);
+}
+
+/* By ratio of means, largest first, NAN last; ties in the map's order. */
+static int cmp_rom(const void *a, const void *b)
+{
+    const component *x = *(const component *const *)a, *y = *(const component *const *)b;
+    int nx = isnan(x->rom), ny = isnan(y->rom);
+    if (nx != ny) return nx - ny;
+    if (!nx && x->rom != y->rom) return x->rom > y->rom ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+/* Heads (L, NH), blocks (3, L, R) and head-pos z and pattern (K, R) of spec; hpz and hpp may be
+ * NULL (strata). */
+static mch_status set_build(comp_set *s, const mch_job_spec *spec, const mch_est *heads,
+                            const mch_est *blocks, const mch_est *hpz, const mch_est *hpp,
+                            const est_ctx *x, mch_err *err)
+{
+    size_t NH = spec->heads, L = spec->layers, R = MCH_ROLE_COUNT;
+    size_t cap = heads->cells + blocks->cells + (hpz ? hpz->cells + hpp->cells : 0) + 1;
+    memset(s, 0, sizeof *s);
+    s->c = calloc(cap, sizeof *s->c);
+    s->rank = calloc(cap, sizeof *s->rank);
+    if (!s->c || !s->rank) {
+        free(s->c), free(s->rank);
+        memset(s, 0, sizeof *s);
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory for %zu components", cap);
+    }
+    for (size_t i = 0; i < heads->cells; i++)
+        set_add(s, K_HEAD, "attn.hook_z", heads, i, (int)(i / NH), (int)(i % NH), -1, x);
+    for (size_t i = 0; i < blocks->cells; i++)
+        set_add(s, K_BLOCK, block_names[i / (L * R)], blocks, i, (int)(i / R % L), -1, (int)(i % R),
+                x);
+    const mch_est *hp[2] = {hpz, hpp};
+    static const char *const hp_names[2] = {"attn.hook_z", "attn.hook_pattern"};
+    for (int z = 0; z < 2 && hpz; z++)
+        for (size_t i = 0; i < hp[z]->cells && i / R < spec->n_head_pos; i++)
+            set_add(s, K_HEAD_POS, hp_names[z], hp[z], i, (int)spec->head_pos[2 * (i / R)],
+                    (int)spec->head_pos[2 * (i / R) + 1], (int)(i % R), x);
+    for (size_t i = 0; i < s->n; i++) s->rank[i] = &s->c[i];
+    qsort(s->rank, s->n, sizeof *s->rank, cmp_rom);
+    return MCH_OK;
+}
+
+static void set_free(comp_set *s)
+{
+    free(s->c);
+    free(s->rank);
+}
+
+/* What the files are written from. */
+typedef struct {
+    const mch_cmap *m;
+    est_ctx x;
+    comp_set all;     /* heads, blocks, head-pos */
+    comp_set *strata; /* (m->n_strata) heads and blocks of each stratum */
+    int top;
+} report;
+
+/* ---- SVG heatmaps ---------------------------------------------------------------------------- */
+
+enum {
+    CW = 56,
+    CH = 28,
+    LEFT = 80,
+    PANEL_TOP = 36,
+    PANEL_BOTTOM = 48,
+    LEGEND = 50,
+    ROW_TITLE = 34
+};
+typedef enum { ROM, MOR } estimate;
+
+/* A heatmap panel: rows x cols cells of e from cell base. Rows are layers, or the heads of
+ * row_heads ((rows, 2) layer, head); columns are heads, or token roles. */
+typedef struct {
+    const mch_est *e;
+    size_t base;
+    int rows, cols, col_roles;
+    const uint32_t *row_heads;
+    char title[160]; /* may hold a string of the map */
+    char prefix[96]; /* of every cell's title: "", "attn_out ", "relevance=1 " */
+} panel;
+
+/* A row of panels on one colour scale (one legend), per_line panels a line. */
+typedef struct {
+    char title[320]; /* may hold a string of the map */
+    estimate k;
+    const panel *p;
+    int np, per_line;
+} fig_row;
+
+static double value(const mch_est *e, size_t i, estimate k)
+{
+    if (!e->mor.n[i]) return NAN;
+    return k == ROM ? mch_est_ratio(e, i, 0) : e->mor.mean[i];
 }
 
 /* Diverging colour for v in [-max, max]: blue - white - red. */
@@ -53,85 +252,127 @@ static void colour(double v, double max, char out[8])
     snprintf(out, 8, "#%02x%02x%02x", r, g, b);
 }
 
-static void xml_text(FILE *f, const char *s)
+static int panel_w(const panel *p)
 {
-    for (; *s; s++) {
-        if (*s == '<')
-            fputs("&lt;", f);
-        else if (*s == '>')
-            fputs("&gt;", f);
-        else if (*s == '&')
-            fputs("&amp;", f);
-        else if (*s == '"')
-            fputs("&quot;", f);
-        else
-            putc(*s, f);
-    }
+    return LEFT + p->cols * CW + 30;
 }
 
-/* One heatmap panel at (x0, y0): rows x cols cells of stats s starting at cell base. */
-static void panel(FILE *f, int x0, int y0, const char *title, const mch_stats *s, size_t base,
-                  int rows, int cols, const char *const *col_names, const char *col_label,
-                  double max, const char *what)
+static int panel_h(const panel *p)
 {
-    const int cw = 56, ch = 28;
-    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"14\" font-weight=\"bold\">", x0, y0 - 28);
-    xml_text(f, title);
+    return PANEL_TOP + p->rows * CH + PANEL_BOTTOM;
+}
+
+static int row_lines(const fig_row *r)
+{
+    return (r->np + r->per_line - 1) / r->per_line;
+}
+
+static int row_h(const fig_row *r)
+{
+    return ROW_TITLE + (r->np ? row_lines(r) * panel_h(&r->p[0]) : 0) + LEGEND;
+}
+
+static int row_w(const fig_row *r)
+{
+    int n = r->np < r->per_line ? r->np : r->per_line, w = r->np ? n * panel_w(&r->p[0]) : 0;
+    int tw = 20 + 7 * (int)strlen(r->title);
+    return w > tw ? w : tw;
+}
+
+static void text_at(FILE *f, int x, int y, int size, const char *attrs, const char *s)
+{
+    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"%d\"%s>", x, y, size, attrs);
+    esc(f, s);
     fputs("</text>\n", f);
-    for (int r = 0; r < rows; r++) {
-        fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"end\">%d</text>\n",
-                x0 - 6, y0 + r * ch + ch / 2 + 4, r);
-        for (int c = 0; c < cols; c++) {
-            size_t i = base + (size_t)r * cols + c;
+}
+
+/* A cell's <title>: "PREFIXlayer 1 head 0: ratio of means 0.2231 [0.1923, 0.2505] n 199" or
+ * "...: mean of ratios 0.21 std 0.05 n 199". */
+static void cell_title(FILE *f, const panel *p, int r, int c, size_t i, estimate k,
+                       const est_ctx *x)
+{
+    const mch_est *e = p->e;
+    fputs("<title>", f);
+    esc(f, p->prefix);
+    if (p->row_heads)
+        fprintf(f, "head %u.%u ", p->row_heads[2 * r], p->row_heads[2 * r + 1]);
+    else
+        fprintf(f, "layer %d ", r);
+    if (p->col_roles) {
+        fputs("role ", f);
+        esc(f, mch_role_name((mch_role)c));
+    } else {
+        fprintf(f, "head %d", c);
+    }
+    double lo, hi;
+    if (k == ROM) {
+        fputs(": ratio of means ", f);
+        num6(f, value(e, i, ROM));
+        if (e->mor.n[i] && e->B && !mch_est_interval(e, i, x->level, x->scratch, &lo, &hi)) {
+            fputs(" [", f);
+            num6(f, lo);
+            fputs(", ", f);
+            num6(f, hi);
+            putc(']', f);
+        }
+    } else {
+        fputs(": mean of ratios ", f);
+        num6(f, value(e, i, MOR));
+        fputs(" std ", f);
+        num6(f, mch_stats_std(&e->mor, i));
+    }
+    fprintf(f, " n %llu</title>", (unsigned long long)e->mor.n[i]);
+}
+
+/* One panel with its grid's top left corner at (x0, y0). */
+static void draw_panel(FILE *f, const panel *p, int x0, int y0, estimate k, double max,
+                       const est_ctx *x)
+{
+    char buf[32];
+    text_at(f, x0 - LEFT + 20, y0 - 12, 12, " font-weight=\"bold\"", p->title);
+    for (int r = 0; r < p->rows; r++) {
+        if (p->row_heads)
+            snprintf(buf, sizeof buf, "%u.%u", p->row_heads[2 * r], p->row_heads[2 * r + 1]);
+        else
+            snprintf(buf, sizeof buf, "%d", r);
+        text_at(f, x0 - 6, y0 + r * CH + CH / 2 + 4, 11, " text-anchor=\"end\"", buf);
+        for (int c = 0; c < p->cols; c++) {
+            size_t i = p->base + (size_t)r * p->cols + c;
+            double v = value(p->e, i, k);
             char fill[8] = "#cccccc";
-            if (s->n[i]) colour(s->mean[i], max, fill);
+            if (isfinite(v)) colour(v, max, fill);
             fprintf(f,
-                    "<rect class=\"cell\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" "
-                    "stroke=\"#ffffff\">",
-                    x0 + c * cw, y0 + r * ch, cw, ch, fill);
-            fprintf(f, "<title>layer %d %s ", r, col_label);
-            if (col_names)
-                xml_text(f, col_names[c]);
-            else
-                fprintf(f, "%d", c);
-            fputs(": mean ", f);
-            if (s->n[i])
-                fprintf(f, "%.6g", s->mean[i]);
-            else
-                fputs("none", f);
-            fprintf(f, " n %llu</title></rect>\n", (unsigned long long)s->n[i]);
-            if (s->n[i])
+                    "<rect class=\"cell\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
+                    "fill=\"%s\" stroke=\"#ffffff\">",
+                    x0 + c * CW, y0 + r * CH, CW, CH, fill);
+            cell_title(f, p, r, c, i, k, x);
+            fputs("</rect>\n", f);
+            if (isfinite(v))
                 fprintf(f,
                         "<text x=\"%d\" y=\"%d\" font-size=\"9\" text-anchor=\"middle\" "
                         "pointer-events=\"none\">%.2f</text>\n",
-                        x0 + c * cw + cw / 2, y0 + r * ch + ch / 2 + 3, s->mean[i]);
+                        x0 + c * CW + CW / 2, y0 + r * CH + CH / 2 + 3, v);
         }
     }
-    for (int c = 0; c < cols; c++) {
-        fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">",
-                x0 + c * cw + cw / 2, y0 + rows * ch + 14);
-        if (col_names)
-            xml_text(f, col_names[c]);
+    for (int c = 0; c < p->cols; c++) {
+        if (p->col_roles)
+            snprintf(buf, sizeof buf, "%s", mch_role_name((mch_role)c));
         else
-            fprintf(f, "%d", c);
-        fputs("</text>\n", f);
+            snprintf(buf, sizeof buf, "%d", c);
+        text_at(f, x0 + c * CW + CW / 2, y0 + p->rows * CH + 14, p->col_roles ? 9 : 10,
+                " text-anchor=\"middle\"", buf);
     }
-    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">%s</text>\n",
-            x0 + cols * cw / 2, y0 + rows * ch + 30, col_label);
-    fprintf(f,
-            "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\" "
-            "transform=\"rotate(-90 %d %d)\">layer</text>\n",
-            x0 - 26, y0 + rows * ch / 2, x0 - 26, y0 + rows * ch / 2);
-    (void)what;
+    text_at(f, x0 + p->cols * CW / 2, y0 + p->rows * CH + 32, 11, " text-anchor=\"middle\"",
+            p->col_roles ? "token role" : "head");
+    int ym = y0 + p->rows * CH / 2;
+    char attrs[96];
+    snprintf(attrs, sizeof attrs, " text-anchor=\"middle\" transform=\"rotate(-90 %d %d)\"",
+             x0 - 50, ym);
+    text_at(f, x0 - 50, ym, 11, attrs, p->row_heads ? "head" : "layer");
 }
 
-static void legend(FILE *f, int x, int y, double max)
+static void legend(FILE *f, int x, int y, double max, estimate k)
 {
-    fputs("<defs><linearGradient id=\"div\" x1=\"0\" x2=\"1\"><stop offset=\"0\" "
-          "stop-color=\"#2166ac\"/>"
-          "<stop offset=\"0.5\" stop-color=\"#ffffff\"/><stop offset=\"1\" "
-          "stop-color=\"#b2182b\"/></linearGradient></defs>\n",
-          f);
     fprintf(f,
             "<rect x=\"%d\" y=\"%d\" width=\"200\" height=\"12\" fill=\"url(#div)\" "
             "stroke=\"#888888\"/>\n",
@@ -142,243 +383,494 @@ static void legend(FILE *f, int x, int y, double max)
             x + 100, y + 26);
     fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">%.3g</text>\n",
             x + 200, y + 26, max);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\">mean effect (grey: no pairs)</text>\n",
-            x + 210, y + 10);
+    text_at(f, x + 210, y + 10, 10, "",
+            k == ROM ? "ratio of means (grey: no pairs)" : "mean of ratios (grey: no pairs)");
 }
 
-static double max_abs(const mch_stats *s)
+/* The largest |value| of a row's cells (1 when none), its colour scale's end. */
+static double row_max(const fig_row *r)
 {
     double m = 0;
-    for (size_t i = 0; i < s->cells; i++)
-        if (s->n[i] && fabs(s->mean[i]) > m) m = fabs(s->mean[i]);
+    for (int j = 0; j < r->np; j++) {
+        const panel *p = &r->p[j];
+        for (size_t i = p->base; i < p->base + (size_t)p->rows * p->cols; i++) {
+            double v = value(p->e, i, r->k);
+            if (isfinite(v) && fabs(v) > m) m = fabs(v);
+        }
+    }
     return m > 0 ? m : 1;
 }
 
-static int cmp_mean_desc(const void *a, const void *b)
+/* An SVG of rows of panels, or of the message none when there is no row. */
+static void figure(FILE *f, const fig_row *rows, int nr, const char *none, const est_ctx *x)
 {
-    const component *x = a, *y = b;
-    if (x->mean != y->mean) return x->mean < y->mean ? 1 : -1;
-    return strcmp(x->name, y->name);
-}
-
-/* What the files are written from. */
-typedef struct {
-    const mch_cmap *m;
-    component *c; /* every component with pairs; sorted by mean before top.txt */
-    size_t n;
-    int top;
-} report;
-
-static void svg_begin(FILE *f, int w, int h)
-{
+    int w = 420, h = 60;
+    if (nr) w = 0, h = 10;
+    for (int i = 0; i < nr; i++) {
+        if (row_w(&rows[i]) > w) w = row_w(&rows[i]);
+        h += row_h(&rows[i]);
+    }
     fprintf(f,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d "
-            "%d\" font-family=\"sans-serif\">\n",
+            "%d\" font-family=\"sans-serif\">\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n"
+            "<defs><linearGradient id=\"div\" x1=\"0\" x2=\"1\"><stop offset=\"0\" "
+            "stop-color=\"#2166ac\"/><stop offset=\"0.5\" stop-color=\"#ffffff\"/><stop "
+            "offset=\"1\" stop-color=\"#b2182b\"/></linearGradient></defs>\n",
             w, h, w, h);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
+    if (!nr) text_at(f, 20, 36, 14, "", none);
+    int y = 0;
+    for (int i = 0; i < nr; i++) {
+        const fig_row *r = &rows[i];
+        double max = row_max(r);
+        text_at(f, 20, y + 24, 14, " font-weight=\"bold\"", r->title);
+        int yp = y + ROW_TITLE;
+        for (int j = 0; j < r->np; j++) {
+            int line = j / r->per_line, col = j % r->per_line;
+            draw_panel(f, &r->p[j], col * panel_w(&r->p[j]) + LEFT,
+                       yp + line * panel_h(&r->p[j]) + PANEL_TOP, r->k, max, x);
+        }
+        legend(f, LEFT, y + row_h(r) - LEGEND + 8, max, r->k);
+        y += row_h(r);
+    }
+    fputs("</svg>\n", f);
+}
+
+/* The titles of a figure's two rows: the ratio of means (with the interval used) and the mean
+ * of ratios, of what (e.g. "heads (blocks.L.attn.hook_z)"). */
+static void row_titles(const report *rep, const char *what, fig_row rows[2])
+{
+    const mch_cmap *m = rep->m;
+    char ci[64] = "no bootstrap: no interval";
+    if (m->spec.bootstrap)
+        snprintf(ci, sizeof ci, "%g%% bootstrap interval in each cell's title", 100 * rep->x.level);
+    snprintf(rows[0].title, sizeof rows[0].title,
+             "%s: ratio of means Σ(patched − baseline) / Σ(perturbed − baseline); %s (%s, %llu "
+             "pairs)",
+             what, ci, m->spec.perturbation, (unsigned long long)m->pairs_used);
+    snprintf(rows[1].title, sizeof rows[1].title,
+             "%s: mean of ratios (the mean of the pairs' effects); std and n in each cell's title",
+             what);
+    rows[0].k = ROM, rows[1].k = MOR;
 }
 
 static void heads_svg(FILE *f, const void *ctx)
 {
-    const mch_cmap *m = ((const report *)ctx)->m;
-    const mch_job_spec *s = &m->spec;
-    int L = (int)s->layers, NH = (int)s->heads;
-    char title[160];
-    snprintf(title, sizeof title, "heads: mean effect of patching hook_z (%s, %llu pairs)",
-             s->perturbation, (unsigned long long)m->pairs_used);
-    int w = 100 + NH * 56 + 40, h = 120 + L * 28 + 70;
-    int tw = 80 + 9 * (int)strlen(title);
-    if (w < tw) w = tw;
-    double mx = max_abs(&m->heads.mor);
-    svg_begin(f, w, h);
-    panel(f, 60, 70, title, &m->heads.mor, 0, L, NH, NULL, "head", mx, "heads");
-    legend(f, 60, 70 + L * 28 + 44, mx);
-    fputs("</svg>\n", f);
+    const report *rep = ctx;
+    const mch_cmap *m = rep->m;
+    panel p = {&m->heads, 0,    (int)m->spec.layers,    (int)m->spec.heads,
+               0,         NULL, "blocks.L.attn.hook_z", ""};
+    fig_row rows[2];
+    row_titles(rep, "heads (blocks.L.attn.hook_z)", rows);
+    for (int i = 0; i < 2; i++) rows[i].p = &p, rows[i].np = 1, rows[i].per_line = 1;
+    figure(f, rows, m->heads.cells ? 2 : 0, "no heads sweep in this map", &rep->x);
 }
 
 static void blocks_svg(FILE *f, const void *ctx)
 {
-    const mch_cmap *m = ((const report *)ctx)->m;
-    int L = (int)m->spec.layers, R = MCH_ROLE_COUNT;
-    static const char *comp[3] = {"resid_pre", "attn_out", "mlp_out"};
-    const char *roles[MCH_ROLE_COUNT];
-    for (int r = 0; r < R; r++) roles[r] = mch_role_name((mch_role)r);
-    int pw = R * 56 + 90;
-    double mx = max_abs(&m->blocks.mor);
-    svg_begin(f, 40 + 3 * pw, 120 + L * 28 + 80);
-    if (m->blocks.cells && m->pairs_used)
-        for (int c = 0; c < 3; c++) {
-            char title[160];
-            snprintf(title, sizeof title, "blocks.*.hook_%s by token role", comp[c]);
-            panel(f, 60 + c * pw, 70, title, &m->blocks.mor, (size_t)c * L * R, L, R, roles, "role", mx,
-                  comp[c]);
-        }
-    else
-        fprintf(f, "<text x=\"20\" y=\"40\" font-size=\"14\">no blocks sweep in this map</text>\n");
-    legend(f, 60, 70 + L * 28 + 44, mx);
-    fputs("</svg>\n", f);
+    const report *rep = ctx;
+    const mch_cmap *m = rep->m;
+    int L = (int)m->spec.layers;
+    panel p[3];
+    for (int c = 0; c < 3; c++) {
+        p[c] =
+            (panel){&m->blocks, (size_t)c * L * MCH_ROLE_COUNT, L, MCH_ROLE_COUNT, 1, NULL, "", ""};
+        snprintf(p[c].title, sizeof p[c].title, "blocks.L.hook_%s", block_names[c]);
+        snprintf(p[c].prefix, sizeof p[c].prefix, "%s ", block_names[c]);
+    }
+    fig_row rows[2];
+    row_titles(rep, "blocks by token role", rows);
+    for (int i = 0; i < 2; i++) rows[i].p = p, rows[i].np = 3, rows[i].per_line = 3;
+    figure(f, rows, m->blocks.cells ? 2 : 0, "no blocks sweep in this map", &rep->x);
 }
 
-/* Every component (heads, then blocks by role) with its statistics. */
-static component *components(const mch_cmap *m, size_t *n)
+static void head_pos_svg(FILE *f, const void *ctx)
 {
-    const mch_job_spec *s = &m->spec;
-    size_t L = s->layers, NH = s->heads, R = MCH_ROLE_COUNT, k = 0;
-    component *c = calloc(L * NH + 3 * L * R + 1, sizeof *c);
-    if (!c) return NULL;
-    static const char *comp[3] = {"resid_pre", "attn_out", "mlp_out"};
-    for (size_t l = 0; l < L; l++)
-        for (size_t h = 0; h < NH; h++) {
-            component *x = &c[k];
-            snprintf(x->kind, sizeof x->kind, "head");
-            snprintf(x->name, sizeof x->name, "head %zu.%zu", l, h);
-            x->layer = (int)l, x->index = (int)h, x->component = "attn.hook_z";
-            stat_of(&m->heads.mor, l * NH + h, x);
-            if (x->n) k++;
-        }
-    for (size_t ci = 0; ci < 3 && m->blocks.cells; ci++)
-        for (size_t l = 0; l < L; l++)
-            for (size_t r = 0; r < R; r++) {
-                component *x = &c[k];
-                snprintf(x->kind, sizeof x->kind, "block");
-                snprintf(x->name, sizeof x->name, "%s layer %zu %s", comp[ci], l,
-                         mch_role_name((mch_role)r));
-                x->layer = (int)l, x->index = (int)r, x->component = comp[ci];
-                stat_of(&m->blocks.mor, (ci * L + l) * R + r, x);
-                if (x->n) k++;
-            }
-    *n = k;
-    return c;
+    const report *rep = ctx;
+    const mch_cmap *m = rep->m;
+    int K = (int)m->spec.n_head_pos, np = 0;
+    panel p[2];
+    const mch_est *e[2] = {&m->hpz, &m->hpp};
+    static const char *const hook[2] = {"hook_z", "hook_pattern"};
+    for (int z = 0; z < 2; z++) {
+        if (!e[z]->cells || !K) continue;
+        p[np] = (panel){e[z], 0, K, MCH_ROLE_COUNT, 1, m->spec.head_pos, "", ""};
+        snprintf(p[np].title, sizeof p[np].title, "blocks.L.attn.%s by token role", hook[z]);
+        snprintf(p[np].prefix, sizeof p[np].prefix, "%s ", hook[z]);
+        np++;
+    }
+    fig_row rows[2];
+    row_titles(rep, "head-pos", rows);
+    for (int i = 0; i < 2; i++) rows[i].p = p, rows[i].np = np, rows[i].per_line = 2;
+    figure(f, rows, np ? 2 : 0, "no head-pos sweep in this map", &rep->x);
 }
+
+static void strata_svg(FILE *f, const void *ctx)
+{
+    const report *rep = ctx;
+    const mch_cmap *m = rep->m;
+    size_t ns = m->heads.cells ? m->n_strata : 0;
+    panel *p = calloc(ns + 1, sizeof *p);
+    if (!p) ns = 0; /* the file then says there is nothing to show */
+    for (size_t i = 0; i < ns; i++) {
+        const mch_cmap_stratum *s = &m->strata[i];
+        p[i] = (panel){&s->heads, 0, (int)m->spec.layers, (int)m->spec.heads, 0, NULL, "", ""};
+        snprintf(p[i].title, sizeof p[i].title, "%s (%llu pair%s)", s->name,
+                 (unsigned long long)s->pairs, s->pairs == 1 ? "" : "s");
+        snprintf(p[i].prefix, sizeof p[i].prefix, "%s ", s->name);
+    }
+    fig_row rows[2];
+    row_titles(rep, "heads by stratum", rows);
+    for (int i = 0; i < 2; i++) rows[i].p = p, rows[i].np = (int)ns, rows[i].per_line = 4;
+    figure(f, rows, ns ? 2 : 0, "no strata of heads in this map", &rep->x);
+    free(p);
+}
+
+/* ---- tables ---------------------------------------------------------------------------------- */
 
 static void num_or_empty(FILE *f, double v)
 {
-    if (isfinite(v)) fprintf(f, "%.9g", v);
+    if (isfinite(v)) fprintf(f, "%.17g", v);
 }
 
-/* The head index, or the role name, of a component. */
-static const char *place(const component *x, char buf[16])
-{
-    if (strcmp(x->kind, "head")) return mch_role_name((mch_role)x->index);
-    snprintf(buf, 16, "%d", x->index);
-    return buf;
-}
-
-/* kind,component,layer,head_or_role,mean,std,n,ci95_low,ci95_high */
-static void csv_row(FILE *f, const component *x)
-{
-    char buf[16];
-    fprintf(f, "%s,%s,%d,%s,", x->kind, x->component, x->layer, place(x, buf));
-    const double v[4] = {x->mean, x->std, x->lo, x->hi};
-    for (int k = 0; k < 4; k++) {
-        num_or_empty(f, v[k]);
-        if (k == 1) fprintf(f, ",%llu", x->n);
-        putc(k == 3 ? '\n' : ',', f);
-    }
-}
+#define CSV_HEADER                                                                                 \
+    "kind,component,layer,head,role,ratio_of_means,rom_ci_low,rom_ci_high,mean_of_ratios,std,n,"   \
+    "mor_ci_low,mor_ci_high,sum_patched_minus_baseline,sum_perturbed_minus_baseline\n"
 
 static void components_csv(FILE *f, const void *ctx)
 {
-    const report *r = ctx;
-    fputs("kind,component,layer,head_or_role,mean,std,n,ci95_low,ci95_high\n", f);
-    for (size_t i = 0; i < r->n; i++) csv_row(f, &r->c[i]);
-}
-
-static void json_row(FILE *f, const component *x)
-{
-    char buf[16];
-    fprintf(f, "{\"kind\":\"%s\",\"component\":\"%s\",\"layer\":%d,", x->kind, x->component,
-            x->layer);
-    fprintf(f, strcmp(x->kind, "head") ? "\"role\":\"%s\"" : "\"head\":%s", place(x, buf));
-    fputs(",\"mean\":", f);
-    mch_json_number(f, x->mean);
-    fputs(",\"std\":", f);
-    mch_json_number(f, x->std);
-    fprintf(f, ",\"n\":%llu,\"ci95\":[", x->n);
-    mch_json_number(f, x->lo);
-    putc(',', f);
-    mch_json_number(f, x->hi);
-    fputs("]}", f);
+    const report *rep = ctx;
+    fputs(CSV_HEADER, f);
+    for (size_t i = 0; i < rep->all.n; i++) {
+        const component *c = &rep->all.c[i];
+        fprintf(f, "%s,%s,%d,", kind_names[c->kind], c->component, c->layer);
+        if (c->head >= 0) fprintf(f, "%d", c->head);
+        putc(',', f);
+        if (c->role >= 0) fputs(mch_role_name((mch_role)c->role), f);
+        const double v[10] = {c->rom, c->rom_lo, c->rom_hi, c->mean, c->std,
+                              NAN,    c->mor_lo, c->mor_hi, c->num,  c->den};
+        for (int k = 0; k < 10; k++) {
+            putc(',', f);
+            if (k == 5)
+                fprintf(f, "%llu", c->n);
+            else
+                num_or_empty(f, v[k]);
+        }
+        putc('\n', f);
+    }
 }
 
 static void components_json(FILE *f, const void *ctx)
 {
-    const report *r = ctx;
-    fputs("[", f);
-    for (size_t i = 0; i < r->n; i++) {
-        fputs(i ? ",\n" : "\n", f);
-        json_row(f, &r->c[i]);
+    const report *rep = ctx;
+    fprintf(f, "{\"format\":\"mechir-components/1\",\"level\":");
+    mch_json_double(f, rep->x.level);
+    fprintf(f, ",\"bootstrap\":%lu,\"z\":", (unsigned long)rep->m->spec.bootstrap);
+    mch_json_double(f, rep->x.z);
+    fputs(",\"rom_ci\":\"Poisson bootstrap percentile interval of the ratio of means (null "
+          "without bootstrap)\",\"mor_ci\":\"normal approximation mean +- z std / sqrt(n) of the "
+          "mean of ratios (null when n < 2)\",\"components\":[",
+          f);
+    static const char *const keys[10] = {"ratio_of_means",
+                                         "rom_ci_low",
+                                         "rom_ci_high",
+                                         "mean_of_ratios",
+                                         "std",
+                                         "n",
+                                         "mor_ci_low",
+                                         "mor_ci_high",
+                                         "sum_patched_minus_baseline",
+                                         "sum_perturbed_minus_baseline"};
+    for (size_t i = 0; i < rep->all.n; i++) {
+        const component *c = &rep->all.c[i];
+        fprintf(f,
+                "%s{\"kind\":\"%s\",\"component\":\"%s\",\"layer\":%d,\"head\":", i ? ",\n" : "\n",
+                kind_names[c->kind], c->component, c->layer);
+        if (c->head >= 0)
+            fprintf(f, "%d", c->head);
+        else
+            fputs("null", f);
+        fputs(",\"role\":", f);
+        if (c->role >= 0)
+            mch_json_string(f, mch_role_name((mch_role)c->role));
+        else
+            fputs("null", f);
+        const double v[10] = {c->rom, c->rom_lo, c->rom_hi, c->mean, c->std,
+                              NAN,    c->mor_lo, c->mor_hi, c->num,  c->den};
+        for (int k = 0; k < 10; k++) {
+            fprintf(f, ",\"%s\":", keys[k]);
+            if (k == 5)
+                fprintf(f, "%llu", c->n);
+            else
+                mch_json_double(f, v[k]);
+        }
+        putc('}', f);
     }
-    fputs("\n]\n", f);
+    fputs("\n]}\n", f);
+}
+
+/* "[+0.1923, +0.2505]" or "" when there is no interval. */
+static const char *interval(double lo, double hi, char buf[48])
+{
+    if (isfinite(lo) && isfinite(hi))
+        snprintf(buf, 48, "[%+.4f, %+.4f]", lo, hi);
+    else
+        buf[0] = 0;
+    return buf;
+}
+
+/* The sentence on both estimates and their intervals. */
+static void method_text(const report *rep, char *buf, size_t len)
+{
+    const mch_job_spec *s = &rep->m->spec;
+    char rom[96] = "no bootstrap, no interval";
+    if (s->bootstrap)
+        snprintf(rom, sizeof rom, "%g%% Poisson bootstrap percentile interval, %lu replicates",
+                 100 * rep->x.level, (unsigned long)s->bootstrap);
+    snprintf(buf, len,
+             "ratio of means sum(patched - baseline) / sum(perturbed - baseline) (%s); mean of "
+             "ratios (the mean of the pairs' effects) with mean +- %.4g std / sqrt(n) (%g%% normal "
+             "approximation)",
+             rom, rep->x.z, 100 * rep->x.level);
 }
 
 static void top_txt(FILE *f, const void *ctx)
 {
-    const report *r = ctx;
-    fprintf(f, "top %d components by mean effect (95%% CI = mean +- 1.96 std / sqrt(n))\n", r->top);
-    for (size_t i = 0; i < r->n && (int)i < r->top; i++)
-        fprintf(f, "%2zu. %-32s %+.4f  [%+.4f, %+.4f]  n %llu\n", i + 1, r->c[i].name, r->c[i].mean,
-                r->c[i].lo, r->c[i].hi, r->c[i].n);
+    const report *rep = ctx;
+    char method[400], name[80], a[48], b[48];
+    method_text(rep, method, sizeof method);
+    fprintf(f, "top %d of %zu components by ratio of means\n%s\n", rep->top, rep->all.n, method);
+    for (size_t i = 0; i < rep->all.n && (int)i < rep->top; i++) {
+        const component *c = rep->all.rank[i];
+        comp_name(c, name, sizeof name);
+        fprintf(f, "%2zu. %-40s %+.4f %-20s  mean of ratios %+.4f %-20s  n %llu\n", i + 1, name,
+                c->rom, interval(c->rom_lo, c->rom_hi, a), c->mean,
+                interval(c->mor_lo, c->mor_hi, b), c->n);
+    }
+}
+
+/* An HTML table cell holding text t; left: aligned left. */
+static void td(FILE *f, const char *t, int left)
+{
+    fputs(left ? "<td class=\"l\">" : "<td>", f);
+    esc(f, t);
+    fputs("</td>", f);
+}
+
+/* v as %+.4f (signed: 1) or %.4f, empty when not finite. */
+static void td_num(FILE *f, double v, int sign)
+{
+    char buf[32] = "";
+    if (isfinite(v)) snprintf(buf, sizeof buf, sign ? "%+.4f" : "%.4f", v);
+    td(f, buf, 0);
+}
+
+/* A header row: th holds the names separated by '|'. */
+static void tr_head(FILE *f, const char *th)
+{
+    fputs("<tr>", f);
+    for (const char *p = th; *p;) {
+        const char *e = strchr(p, '|');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        fprintf(f, "<th>%.*s</th>", (int)n, p);
+        p += n + (e != NULL);
+    }
+    fputs("</tr>\n", f);
+}
+
+static void kv_row(FILE *f, const char *key, const char *value)
+{
+    fprintf(f, "<tr><th class=\"l\">%s</th>", key);
+    td(f, value, 1);
+    fputs("</tr>\n", f);
+}
+
+static void header_html(FILE *f, const report *rep)
+{
+    const mch_cmap *m = rep->m;
+    const mch_job_spec *s = &m->spec;
+    char buf[1200], method[400];
+    fputs("<table>\n", f);
+    kv_row(f, "model", s->model_path);
+    snprintf(buf, sizeof buf, "%s (%s), %u layers, %u heads, hidden size %u", s->architecture,
+             s->arch, s->layers, s->heads, s->hidden);
+    kv_row(f, "architecture", buf);
+    snprintf(buf, sizeof buf, "%s, position %s, direction %s", s->perturbation, s->position,
+             *s->direction ? s->direction : "any");
+    kv_row(f, "perturbation", buf);
+    size_t o = 0;
+    for (size_t i = 0; i < s->n_sweeps && o < sizeof buf; i++)
+        o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s", i ? ", " : "", s->sweeps[i]);
+    if (!s->n_sweeps) snprintf(buf, sizeof buf, "none");
+    kv_row(f, "sweeps", buf);
+    snprintf(buf, sizeof buf, "%llu total, %llu used, %llu skipped, %llu failed",
+             (unsigned long long)m->pairs_total, (unsigned long long)m->pairs_used,
+             (unsigned long long)m->pairs_skipped, (unsigned long long)m->pairs_failed);
+    kv_row(f, "pairs", buf);
+    snprintf(buf, sizeof buf,
+             "%llu pairs moved with the axiom, %llu against (pairs not failed; skipped pairs "
+             "included)",
+             (unsigned long long)m->pairs_with, (unsigned long long)m->pairs_against);
+    kv_row(f, "score change", buf);
+    method_text(rep, method, sizeof method);
+    kv_row(f, "estimates", method);
+    kv_row(f, "software", s->software_version);
+    fputs("</table>\n<h3>Provenance</h3>\n<table>\n", f);
+    tr_head(f, "site|BLAS");
+    for (size_t i = 0; i < m->n_provenance; i++) {
+        const char *p = m->provenance[i], *tab = strchr(p, '\t');
+        snprintf(buf, sizeof buf, "%.*s", tab ? (int)(tab - p) : (int)strlen(p), p);
+        fputs("<tr>", f);
+        td(f, *buf ? buf : "(unnamed)", 1);
+        td(f, tab ? tab + 1 : "", 1);
+        fputs("</tr>\n", f);
+    }
+    for (size_t i = 0; i < m->n_sites && !m->n_provenance; i++) {
+        fputs("<tr>", f);
+        td(f, *m->sites[i] ? m->sites[i] : "(unnamed)", 1);
+        td(f, "", 1);
+        fputs("</tr>\n", f);
+    }
+    fputs("</table>\n", f);
+}
+
+/* A figure embedded as an object (so the cells' titles show on hover). */
+static void figure_html(FILE *f, const char *h2, const char *file, const char *note)
+{
+    fprintf(f, "<h2>%s</h2>\n<p>%s</p>\n<object type=\"image/svg+xml\" data=\"%s\">%s</object>\n",
+            h2, note, file, file);
+}
+
+enum { STRATUM_TOP = 5 };
+
+/* One table per kind of stratum (the text before '='; the map holds them in that order). */
+static void strata_html(FILE *f, const report *rep)
+{
+    const mch_cmap *m = rep->m;
+    char name[80], a[48], buf[200];
+    if (!m->n_strata) fputs("<p>No strata in this map.</p>\n", f);
+    for (size_t i = 0; i < m->n_strata; i++) {
+        const mch_cmap_stratum *s = &m->strata[i];
+        const char *eq = strchr(s->name, '=');
+        size_t kl = eq ? (size_t)(eq - s->name) : strlen(s->name);
+        const char *prev = i ? m->strata[i - 1].name : NULL;
+        const char *peq = prev ? strchr(prev, '=') : NULL;
+        size_t pl = prev ? (peq ? (size_t)(peq - prev) : strlen(prev)) : 0;
+        if (!prev || pl != kl || strncmp(prev, s->name, kl)) {
+            if (prev) fputs("</table>\n", f);
+            snprintf(buf, sizeof buf, "%.*s", (int)kl, s->name);
+            fputs("<h3>", f);
+            esc(f, buf);
+            fputs("</h3>\n<table>\n", f);
+            fprintf(f,
+                    "<tr><th>stratum</th><th>pairs</th><th colspan=\"4\">top %d components by "
+                    "ratio of means (interval, n)</th></tr>\n",
+                    STRATUM_TOP);
+        }
+        const comp_set *cs = &rep->strata[i];
+        size_t nt = cs->n < STRATUM_TOP ? cs->n : STRATUM_TOP;
+        fprintf(f, "<tr><td class=\"l\" rowspan=\"%zu\">", nt ? nt : 1);
+        esc(f, s->name);
+        fprintf(f, "</td><td rowspan=\"%zu\">%llu</td>", nt ? nt : 1, (unsigned long long)s->pairs);
+        if (!nt) fputs("<td colspan=\"4\">no components with pairs</td></tr>\n", f);
+        for (size_t j = 0; j < nt; j++) {
+            const component *c = cs->rank[j];
+            comp_name(c, name, sizeof name);
+            if (j) fputs("<tr>", f);
+            td(f, name, 1);
+            td_num(f, c->rom, 1);
+            td(f, interval(c->rom_lo, c->rom_hi, a), 0);
+            snprintf(buf, sizeof buf, "%llu", c->n);
+            td(f, buf, 0);
+            fputs("</tr>\n", f);
+        }
+    }
+    if (m->n_strata) fputs("</table>\n", f);
+}
+
+static void top_html(FILE *f, const report *rep)
+{
+    char name[80], a[48], buf[32];
+    fprintf(f, "<h2>Top %d components by ratio of means</h2>\n<table>\n", rep->top);
+    tr_head(f, "#|component|ratio of means|interval|mean of ratios|std|interval (normal)|n");
+    for (size_t i = 0; i < rep->all.n && (int)i < rep->top; i++) {
+        const component *c = rep->all.rank[i];
+        comp_name(c, name, sizeof name);
+        snprintf(buf, sizeof buf, "%zu", i + 1);
+        fputs("<tr>", f);
+        td(f, buf, 0);
+        td(f, name, 1);
+        td_num(f, c->rom, 1);
+        td(f, interval(c->rom_lo, c->rom_hi, a), 0);
+        td_num(f, c->mean, 1);
+        td_num(f, c->std, 0);
+        td(f, interval(c->mor_lo, c->mor_hi, a), 0);
+        snprintf(buf, sizeof buf, "%llu", c->n);
+        td(f, buf, 0);
+        fputs("</tr>\n", f);
+    }
+    fputs("</table>\n", f);
 }
 
 static void index_html(FILE *f, const void *ctx)
 {
-    const report *r = ctx;
-    const mch_cmap *m = r->m;
-    const mch_job_spec *s = &m->spec;
+    const report *rep = ctx;
     fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>mechir circuit map</title>\n"
-          "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}</style></head><body>\n",
+          "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
+          "margin-bottom:1em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+          ".l{text-align:left}</style></head><body>\n<h1>Circuit map</h1>\n",
           f);
-    fputs("<h1>Circuit map</h1>\n<p>model <code>", f);
-    xml_text(f, s->model_path);
-    fprintf(f, "</code> (%s, %u layers, %u heads), perturbation <b>", s->architecture, s->layers,
-            s->heads);
-    xml_text(f, s->perturbation);
-    fprintf(f, "</b>; pairs: %llu total, %llu used, %llu skipped, %llu failed; sites:",
-            (unsigned long long)m->pairs_total, (unsigned long long)m->pairs_used,
-            (unsigned long long)m->pairs_skipped, (unsigned long long)m->pairs_failed);
-    for (size_t i = 0; i < m->n_sites; i++) {
-        fputs(" ", f);
-        xml_text(f, *m->sites[i] ? m->sites[i] : "(unnamed)");
-    }
-    fputs(".</p>\n<h2>Heads</h2>\n<img src=\"heads.svg\" alt=\"heads heatmap\">\n"
-          "<h2>Blocks by token role</h2>\n<img src=\"blocks.svg\" alt=\"blocks heatmap\">\n",
-          f);
-    fprintf(f,
-            "<h2>Top %d components</h2>\n<table><tr><th>component</th><th>mean</th><th>95%% "
-            "CI</th><th>n</th></tr>\n",
-            r->top);
-    for (size_t i = 0; i < r->n && (int)i < r->top; i++)
-        fprintf(f,
-                "<tr><td style=\"text-align:left\">%s</td><td>%+.4f</td><td>[%+.4f, "
-                "%+.4f]</td><td>%llu</td></tr>\n",
-                r->c[i].name, r->c[i].mean, r->c[i].lo, r->c[i].hi, r->c[i].n);
-    fputs("</table>\n<p>Data: <a href=\"components.csv\">components.csv</a>, "
-          "<a href=\"components.json\">components.json</a>.</p>\n</body></html>\n",
+    header_html(f, rep);
+    const char *rows = "First row: the ratio of means (hover a cell for its value, interval and "
+                       "n); second row: the mean of ratios (value, std and n).";
+    figure_html(f, "Heads", "heads.svg", rows);
+    figure_html(f, "Blocks by token role", "blocks.svg", rows);
+    figure_html(f, "Head-pos: listed heads by token role", "head_pos.svg", rows);
+    fputs("<h2>Strata</h2>\n", f);
+    strata_html(f, rep);
+    figure_html(f, "Heads by stratum", "strata.svg", rows);
+    top_html(f, rep);
+    fputs("<p>Every component: <a href=\"components.csv\">components.csv</a>, "
+          "<a href=\"components.json\">components.json</a>; the map itself: "
+          "<code>mechir report MAP --format json</code>.</p>\n</body></html>\n",
           f);
 }
+
+/* ---- files ----------------------------------------------------------------------------------- */
 
 mch_status mch_report_write(const mch_cmap *m, const char *dir, int top, mch_err *err)
 {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return mch_fail(err, MCH_ERR_IO, "%s: %s", dir, strerror(errno));
-    report r = {m, NULL, 0, top};
-    if (!(r.c = components(m, &r.n))) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    report r = {.m = m, .top = top};
+    double lv = m->spec.ci_level;
+    r.x.level = lv > 0 && lv < 1 ? lv : MCH_CI_DEFAULT;
+    r.x.z = normal_quantile((1 + r.x.level) / 2);
+    r.x.scratch = malloc(((size_t)m->spec.bootstrap + 1) * sizeof *r.x.scratch);
+    r.strata = calloc(m->n_strata + 1, sizeof *r.strata);
+    mch_status rc = r.x.scratch && r.strata
+                        ? MCH_OK
+                        : mch_fail(err, MCH_ERR_NOMEM, "out of memory for the report");
+    if (!rc) rc = set_build(&r.all, &m->spec, &m->heads, &m->blocks, &m->hpz, &m->hpp, &r.x, err);
+    for (size_t i = 0; !rc && i < m->n_strata; i++)
+        rc = set_build(&r.strata[i], &m->spec, &m->strata[i].heads, &m->strata[i].blocks, NULL,
+                       NULL, &r.x, err);
     static const struct {
         const char *name;
         void (*fn)(FILE *, const void *);
     } files[] = {{"heads.svg", heads_svg},
                  {"blocks.svg", blocks_svg},
+                 {"head_pos.svg", head_pos_svg},
+                 {"strata.svg", strata_svg},
                  {"components.csv", components_csv},
                  {"components.json", components_json},
                  {"top.txt", top_txt},
                  {"index.html", index_html}};
-    mch_status rc = MCH_OK;
-    for (size_t i = 0; i < sizeof files / sizeof files[0] && !rc; i++) {
-        if (files[i].fn == top_txt) qsort(r.c, r.n, sizeof *r.c, cmp_mean_desc);
+    for (size_t i = 0; i < sizeof files / sizeof files[0] && !rc; i++)
         rc = mch_write_file_with(dir, files[i].name, files[i].fn, &r, err);
-    }
-    free(r.c);
+    set_free(&r.all);
+    for (size_t i = 0; r.strata && i < m->n_strata; i++) set_free(&r.strata[i]);
+    free(r.strata);
+    free(r.x.scratch);
     return rc;
 }

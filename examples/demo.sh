@@ -30,7 +30,8 @@ mpirun -np 3 build/mechir run --model examples/demo-ce --input examples/demo-200
   --perturb tfc1 --sweep heads,blocks --max-len 64 --seed 1 --out build/demo-run
 echo "took $(( $(date +%s) - start )) s; circuit map in build/demo-run/circuit.json"
 echo
-echo "== Report: heatmaps and the top components =="
+echo "== Report: heatmaps and the top components by ratio of means =="
 build/mechir report build/demo-run/circuit.cmap -o build/demo-report --top 8
 cat build/demo-report/top.txt
-echo "open build/demo-report/index.html for the heatmaps (heads.svg, blocks.svg)"
+echo "open build/demo-report/index.html for the heatmaps (heads.svg, blocks.svg, strata.svg:"
+echo "ratio of means with its bootstrap interval, then mean of ratios) and components.csv"
