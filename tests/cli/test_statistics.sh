@@ -74,6 +74,30 @@ done
 "$PY" "$CHECK" --same "$T/ab.json" "$T/np1/circuit.json" >"$T/merge.txt" 2>&1
 check "merge of two shards: exact estimates identical to the whole run ($(tail -1 "$T/merge.txt"))" \
     test $? -eq 0
+# --direction against: only pairs whose score fell are patched, the others skipped and counted.
+"$MECHIR" run --model "$ROOT/examples/demo-ce" --sweep heads --max-len 64 --seed 7 \
+    --direction against --input "$T/all.jsonl" --out "$T/against" >/dev/null 2>"$T/err" ||
+    die "mechir run --direction against: exit status $?"
+"$PY" - "$T/against" >"$T/dir.txt" 2>&1 <<'EOF'
+import json, os, subprocess, sys
+out = sys.argv[1]
+cj = json.load(open(os.path.join(out, "circuit.json")))
+text = subprocess.run(["zstd", "-dc", os.path.join(out, "pairs.jsonl.zst")], check=True,
+                      capture_output=True).stdout.decode()
+pairs = [json.loads(l) for l in text.splitlines()]
+used = [p for p in pairs if "skipped" not in p]
+fell = [p for p in pairs if p["score_perturbed"] - p["score_baseline"] <= -1e-3]
+assert cj["direction"] == "against", cj["direction"]
+assert used and sorted(p["pair_id"] for p in used) == sorted(p["pair_id"] for p in fell), \
+    (len(used), len(fell))
+assert cj["pairs"]["used"] == len(fell) and cj["pairs"]["skipped"] == len(pairs) - len(fell)
+assert all("direction" in p["skipped"] or "min_delta" in p["skipped"]
+           for p in pairs if "skipped" in p)
+print(f"{len(fell)} of {len(pairs)} pairs fell and were patched, the rest skipped")
+EOF
+check "--direction against patches exactly the pairs whose score fell ($(tail -1 "$T/dir.txt"))" \
+    grep -q "were patched" "$T/dir.txt"
+check "--direction against: every aggregate matches the recomputation" "$PY" "$CHECK" "$T/against"
 # The demo job (heads, 200 pairs): interval widths against numpy's resampling bootstrap.
 mpirun -np 3 "$MECHIR" run --model "$ROOT/examples/demo-ce" --input "$ROOT/examples/demo-200.tsv" \
     --sweep heads --max-len 64 --seed 1 --out "$T/demo" >/dev/null 2>"$T/err" ||
