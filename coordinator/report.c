@@ -407,7 +407,9 @@ static void figure(FILE *f, const fig_row *rows, int nr, const char *none, const
     int w = 420, h = 60;
     if (nr) w = 0, h = 10;
     for (int i = 0; i < nr; i++) {
+        int tw = 40 + 8 * (int)strlen(rows[i].title); /* the bold 14 px title fits */
         if (row_w(&rows[i]) > w) w = row_w(&rows[i]);
+        if (tw > w) w = tw;
         h += row_h(&rows[i]);
     }
     fprintf(f,
