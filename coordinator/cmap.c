@@ -192,27 +192,30 @@ mch_status mch_cmap_acc_add(mch_cmap_acc *a, const mch_pair_result *r, mch_err *
     return MCH_OK;
 }
 
-mch_status mch_cmap_acc_finish(mch_cmap_acc *a, const mch_job_spec *spec, const char *const *sites,
-                               const char *const *provenance, size_t n_sites, mch_cmap *out,
-                               mch_err *err)
+/* The sites and their provenance lines ("SITE<TAB>description") into out. */
+static mch_status finish_sites(const char *const *sites, const char *const *provenance,
+                               size_t n_sites, mch_cmap *out, mch_err *err)
 {
-    memset(out, 0, sizeof *out);
-    mch_status rc = mch_job_spec_copy(&out->spec, spec, err);
-    if (!rc && (!(out->strata = calloc((size_t)a->n_strata + 1, sizeof *out->strata)) ||
-                !(out->sites = calloc(n_sites + 1, sizeof *out->sites)) ||
-                !(out->provenance = calloc(n_sites + 1, sizeof *out->provenance))))
-        rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; !rc && i < n_sites; i++, out->n_sites++)
+    if (!(out->sites = calloc(n_sites + 1, sizeof *out->sites)) ||
+        !(out->provenance = calloc(n_sites + 1, sizeof *out->provenance)))
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n_sites; i++, out->n_sites++)
         if (!mch_msg_str(&out->sites[i], sites[i]))
-            rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; !rc && provenance && i < n_sites; i++, out->n_provenance++) {
+            return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; provenance && i < n_sites; i++, out->n_provenance++) {
         size_t n = strlen(sites[i]) + strlen(provenance[i]) + 2;
-        if (!(out->provenance[i] = malloc(n)))
-            rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-        else
-            snprintf(out->provenance[i], n, "%s\t%s", sites[i], provenance[i]);
+        if (!(out->provenance[i] = malloc(n))) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+        snprintf(out->provenance[i], n, "%s\t%s", sites[i], provenance[i]);
     }
-    for (int i = 0; !rc && i < a->n_strata; i++) {
+    return MCH_OK;
+}
+
+/* Moves the strata into out, named. */
+static mch_status finish_strata(mch_cmap_acc *a, mch_cmap *out, mch_err *err)
+{
+    if (!(out->strata = calloc((size_t)a->n_strata + 1, sizeof *out->strata)))
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < a->n_strata; i++) {
         mch_acc_stratum *s = &a->strata[i];
         mch_cmap_stratum *o = &out->strata[out->n_strata];
         char name[64];
@@ -222,16 +225,24 @@ mch_status mch_cmap_acc_finish(mch_cmap_acc *a, const mch_job_spec *spec, const 
             snprintf(name, sizeof name, "rank=%lld-%lld", 10 * s->key + 1, 10 * s->key + 10);
         else
             snprintf(name, sizeof name, "direction=%s", s->key ? "with" : "against");
-        if (!mch_msg_str(&o->name, name)) {
-            rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-            break;
-        }
+        if (!mch_msg_str(&o->name, name)) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
         o->pairs = s->pairs;
         o->heads = s->heads, o->blocks = s->blocks; /* moved */
         memset(&s->heads, 0, sizeof s->heads);
         memset(&s->blocks, 0, sizeof s->blocks);
         out->n_strata++;
     }
+    return MCH_OK;
+}
+
+mch_status mch_cmap_acc_finish(mch_cmap_acc *a, const mch_job_spec *spec, const char *const *sites,
+                               const char *const *provenance, size_t n_sites, mch_cmap *out,
+                               mch_err *err)
+{
+    memset(out, 0, sizeof *out);
+    mch_status rc = mch_job_spec_copy(&out->spec, spec, err);
+    if (!rc) rc = finish_sites(sites, provenance, n_sites, out, err);
+    if (!rc) rc = finish_strata(a, out, err);
     if (rc) {
         mch_cmap_deinit(out);
         return rc;
