@@ -160,8 +160,7 @@ static mch_status trec_collect(mch_input *in, mch_err *err)
 /* A line of a table (topics or docs). */
 typedef struct {
     const char *id, *text;
-    cJSON *json;  /* JSONL docs: the line's object (id and text may point into it); to be freed */
-    char num[32]; /* JSONL docs: an integer docno, printed */
+    cJSON *json; /* JSONL docs: the line's object (id and text may point into it); to be freed */
 } table_line;
 
 /* Parses s[0..len) in place: `id<TAB>text`, or a JSONL {"docno", "text"} object.
@@ -173,7 +172,7 @@ static int parse_table_line(char *s, size_t len, int jsonl, int is_docs, table_l
     if (mch_input_bad_text(s, len, why, cap)) return 0;
     if (jsonl) {
         if (!(t->json = mch_input_json_object(s, len, why, cap)) ||
-            !mch_input_json_id(t->json, "docno", t->num, sizeof t->num, &t->id, why, cap) ||
+            !mch_input_json_id(t->json, "docno", &t->id, why, cap) ||
             !mch_input_json_str(t->json, "text", 0, &t->text, why, cap))
             return 0;
     } else {
@@ -199,8 +198,7 @@ static int parse_table_line(char *s, size_t len, int jsonl, int is_docs, table_l
 static mch_status trec_table(mch_input *in, const char *path, int is_docs, mch_trec_ids *ids,
                              mch_err *err)
 {
-    int jsonl =
-        is_docs && (mch_ends_with(path, ".jsonl") || mch_ends_with(path, ".jsonl.zst"));
+    int jsonl = is_docs && (mch_ends_with(path, ".jsonl") || mch_ends_with(path, ".jsonl.zst"));
     mch_lines *l;
     mch_status st = mch_lines_open(&l, path, err);
     while (st == MCH_OK) {
