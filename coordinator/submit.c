@@ -732,7 +732,8 @@ static mch_status write_outputs(const submission *s, const mch_submit_result *re
     if (s->sharded) {
         const char *src = s->r->argv[s->at];
         long lo, hi;
-        if ((rc = mch_shard_split(src, s->kind, s->out_abs, s->base, s->o->shards, &lo, &hi, err)))
+        if ((rc = mch_shard_split(src, s->kind, s->out_abs, s->base, s->o->shards,
+                                  (size_t)s->r->src.max_line_bytes, &lo, &hi, err)))
             return rc;
         mch_log_info("mechir submit: split %s into %d shards of %ld to %ld lines: %s/shard-*/%s",
                      src, s->o->shards, lo, hi, s->out_abs, s->base);
