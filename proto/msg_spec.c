@@ -162,8 +162,8 @@ mch_status mch_heads_parse(const char *list, uint32_t **pairs, size_t *n, mch_er
     if (*p || !k) {
         free(v);
         return mch_fail(err, MCH_ERR_ARG,
-                        "--heads takes LAYER.HEAD pairs like 0.1,2.3 (numbers 0..%d), got '%s'",
-                        MCH_HEAD_NUMBER_MAX, list);
+                        "--heads takes LAYER.HEAD pairs like 0.1,2.3, got '%s' (each number 0..%d)",
+                        list, MCH_HEAD_NUMBER_MAX);
     }
     *pairs = v;
     *n = k / 2;

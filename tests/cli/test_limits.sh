@@ -103,7 +103,7 @@ for h in 4294967297.4294967298 0.4294967295 0.65536 +0.1 0.-0; do
         --out "$T/heads" >/dev/null 2>"$T/heads.err"
     rc=$?
     refused "--heads $h" 1 \
-        "mechir run: --heads takes LAYER.HEAD pairs like 0.1,2.3 (numbers 0..65535), got '$h'" \
+        "mechir run: --heads takes LAYER.HEAD pairs like 0.1,2.3, got '$h' (each number 0..65535)" \
         "$T/heads.err"
     check "--heads $h: no circuit map" nothing_in "$T/heads"
 done
