@@ -79,7 +79,7 @@ F=$T/ids.jsonl
     printf '{"qid": 9007199254740993, "query": "fast lossless compression", "docno": -12, '
     printf '"text": "Zstd is a fast compression algorithm."}\n'
     printf '{"qid": "q2", "query": "fast compression", "docno": "d2", "text": "fast\\u0000hidden"}\n'
-    printf '{"qid": "q3", "qid": "q4", "query": "fast compression", "docno": "d3", "text": "fast"}\n'
+    printf '{"qid": "q3", "query": "fast compression", "docno": "d3", "docno": "d4", "text": "fast"}\n'
     printf '{"qid": 1.0, "query": "fast compression", "docno": "d5", "text": "fast"}\n'
     printf '{"qid": "q6", "query": "fast compression", "docno": "d6", "text": "fast", "rank": 4294967297}\n'
 } >"$F"
@@ -90,7 +90,7 @@ check "JSONL ids: qid 9007199254740993 kept exactly" \
     grep -q '"qid":"9007199254740993","docno":"-12"' "$T/ids.jsonl.out"
 {
     printf '%s:2: "text" holds a NUL character (\\u0000)\n' "$F"
-    printf '%s:3: duplicate key "qid"\n' "$F"
+    printf '%s:3: duplicate key "docno"\n' "$F"
     printf '%s:4: "qid" is not a string or an integer\n' "$F"
     printf '%s:5: "rank" is not an integer\n' "$F"
 } >"$T/ids.want"
@@ -139,6 +139,14 @@ rc=$?
 refused "score, a line one byte longer" 1 \
     "mechir score: $T/edge.tsv:2: line longer than 50 bytes (--max-line-bytes)" "$T/edge61.err"
 check "score, a line one byte longer: nothing on stdout" test ! -s "$T/edge61.out"
+tr -d '\r' <"$T/edge.tsv" >"$T/edge-lf.tsv" # the same with \n line ends
+"$MECHIR" pairs --model "$MODEL" --input "$T/edge-lf.tsv" --max-len 32 --max-line-bytes 50 \
+    >"$T/edge-lf.out" 2>"$T/edge-lf.err"
+rc=$?
+check "pairs, LF line ends, a line one byte longer: exit 1" test "$rc" -eq 1
+check "pairs, LF line ends, a line one byte longer: the message" grep -qx \
+    "mechir pairs: $T/edge-lf.tsv:2: line longer than 50 bytes (--max-line-bytes)" "$T/edge-lf.err"
+check "pairs, LF line ends, a line one byte longer: nothing on stdout" test ! -s "$T/edge-lf.out"
 
 # ---- inputs read twice are regular files ----
 # A pipe (a redirected regular file would be opened afresh and is fine).
