@@ -165,30 +165,44 @@ static char *read_text(const char *path, size_t *len)
     return buf;
 }
 
-/* Applies the keys of a JOB.json (the long options without dashes); 0, or 2 after a message. */
+/* The 1-based line of byte at in text. */
+static long line_of(const char *text, size_t at)
+{
+    long line = 1;
+    for (size_t i = 0; i < at; i++) line += text[i] == '\n';
+    return line;
+}
+
+/* Applies the keys of a JOB.json (the long options without dashes); 0, or 2 after a message.
+ * A number is passed on as its exact text (mch_json_check), so the option parses it as it
+ * parses argv: a seed of 17 digits stays exact, 2.5 is not an integer. A string or key holding
+ * a NUL and a repeated key are refused with the file's line. */
 static int apply_job_file(mch_opts *p, const char *path, cJSON **json)
 {
-    size_t len = 0;
-    char *text = read_text(path, &len);
+    size_t len = 0, at = 0;
+    char *text = read_text(path, &len), why[160];
     int e = errno, was_read = text != NULL;
     cJSON *j = text ? mch_json_parse_exact(text, len) : NULL;
-    free(text);
     *json = j;
     if (!j || !cJSON_IsObject(j)) {
+        free(text);
         mch_log_error("mechir run: %s: %s", path,
                       was_read ? "not a JSON object of options" : strerror(e));
+        return 2;
+    }
+    int bad = mch_json_check(j, text, len, &at, why, sizeof why);
+    long line = bad ? line_of(text, at) : 0;
+    free(text);
+    if (bad) {
+        mch_log_error("mechir run: %s:%ld: %s", path, line, why);
         return 2;
     }
     const cJSON *it;
     cJSON_ArrayForEach(it, j)
     {
-        char num[64];
         const char *v = NULL;
-        if (cJSON_IsString(it)) {
+        if (cJSON_IsString(it) || cJSON_IsNumber(it)) {
             v = it->valuestring;
-        } else if (cJSON_IsNumber(it)) {
-            snprintf(num, sizeof num, "%.17g", it->valuedouble);
-            v = num;
         } else if (cJSON_IsFalse(it)) {
             continue;
         } else if (!cJSON_IsTrue(it)) {

@@ -35,6 +35,8 @@ static void score_usage(FILE *f)
            "                       empty qid, query, docno or text) is an error naming\n"
            "                       FILE:LINE, before anything is printed; a repeated\n"
            "                       (qid, docno) pair is scored again (docs/INPUTS.md)\n"
+           "  --max-line-bytes N   longest line of --input (default 67108864, 64 MiB); a longer\n"
+           "                       line is an error (FILE:LINE: line longer than N bytes)\n"
            "  --max-len N          tokens a sequence (default: max_position_embeddings)\n"
            "  --max-query-len N    cross-encoder query tokens (default 64)\n"
            "  --pooling cls|mean   bi-encoder pooling (default cls)\n"
@@ -46,8 +48,13 @@ static void score_usage(FILE *f)
 /* The rules of --input: the shared TSV reader's (coordinator/input.h, docs/INPUTS.md), strict
  * (the first bad line is the error), with exactly four columns, and a repeated (qid, docno) pair
  * scored again (one output line per input pair). */
-static const mch_input_opts score_tsv_opts = {
-    .strict = 1, .four_columns = 1, .allow_duplicates = 1};
+static mch_input_opts score_tsv_opts(uint64_t max_line_bytes)
+{
+    return (mch_input_opts){.strict = 1,
+                            .four_columns = 1,
+                            .allow_duplicates = 1,
+                            .max_line_bytes = (size_t)max_line_bytes};
+}
 
 typedef struct {
     char **fields; /* qid, query, docno, text of each pending pair; the qid starts its copy */
@@ -73,11 +80,11 @@ static int copy_pair(const mch_record *r, char **f)
 
 /* Pass 1: the whole file through the strict reader, so that a bad line is the error
  * ("mechir score: FILE:LINE: reason") before anything is printed. @return 0, or 1 on error. */
-static int validate_tsv(const char *path)
+static int validate_tsv(const char *path, const mch_input_opts *io)
 {
     mch_input *in = NULL;
     mch_err err = {0};
-    mch_status st = mch_input_open_tsv(&in, path, &score_tsv_opts, &err);
+    mch_status st = mch_input_open_tsv(&in, path, io, &err);
     while (st == MCH_OK) {
         const mch_record *r;
         st = mch_input_next(in, &r, &err);
@@ -111,16 +118,22 @@ static int flush(mch_scorer *sc, pending *p, float *scores)
 }
 
 /* Pass 2: scores the pairs in batches, printing each batch in input order. */
-static int score_tsv(mch_scorer *sc, const char *path)
+static int score_tsv(mch_scorer *sc, const char *path, uint64_t max_line_bytes)
 {
-    if (validate_tsv(path)) return 1;
+    mch_input_opts io = score_tsv_opts(max_line_bytes);
+    mch_err rerr = {0};
+    if (mch_input_need_regular(path, "mechir score (a check, then the scores)", &rerr)) {
+        mch_log_error("mechir score: %s", rerr.msg);
+        return 1;
+    }
+    if (validate_tsv(path, &io)) return 1;
     int bs = mch_scorer_batch_size(sc);
     pending p = {calloc((size_t)bs * 4, sizeof(char *)), 0};
     float *scores = calloc((size_t)bs, sizeof *scores);
     mch_input *in = NULL;
     mch_err err = {0};
     mch_status st = !p.fields || !scores ? mch_fail(&err, MCH_ERR_NOMEM, "out of memory")
-                                         : mch_input_open_tsv(&in, path, &score_tsv_opts, &err);
+                                         : mch_input_open_tsv(&in, path, &io, &err);
     int rc = 0;
     while (st == MCH_OK && !rc) {
         const mch_record *r;
@@ -187,6 +200,7 @@ int mch_cmd_score(int argc, char **argv)
     const char *model = NULL, *query = NULL, *doc = NULL, *input = NULL;
     mch_score_opts so = {0, 64, MCH_POOL_CLS, 32};
     int threads = 0;
+    uint64_t max_line_bytes = 0;
     const mch_opt tab[] = {
         MCH_OPT_ROW_STR("model", &model),
         MCH_OPT_ROW_STR("query", &query),
@@ -197,6 +211,7 @@ int mch_cmd_score(int argc, char **argv)
         MCH_OPT_ROW_INT("batch-size", &so.batch_size, 1, 256),
         MCH_OPT_ROW_INT("threads", &threads, 1, 1024),
         MCH_OPT_ROW_FN("pooling", set_pooling, 1),
+        MCH_OPT_ROW_U64("max-line-bytes", &max_line_bytes),
         MCH_OPT_ROW_END,
     };
     const mch_opt *tabs[] = {tab, NULL};
@@ -226,7 +241,7 @@ int mch_cmd_score(int argc, char **argv)
         mch_log_error("mechir score: %s", err.msg);
         rc = 1;
     } else {
-        rc = input ? score_tsv(sc, input) : score_one(sc, query, doc);
+        rc = input ? score_tsv(sc, input, max_line_bytes) : score_one(sc, query, doc);
     }
     mch_scorer_free(sc);
     mch_model_close(m);

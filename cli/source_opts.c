@@ -30,6 +30,7 @@ void mch_source_opt_table_init(mch_source_opt_table *t, mch_source_opts *o)
         {.name = "stopwords", .kind = MCH_OPT_STR, .dst = &o->stopwords},
         {.name = "df", .kind = MCH_OPT_STR, .dst = &o->df},
         {.name = "write-df", .kind = MCH_OPT_STR, .dst = &o->write_df},
+        {.name = "max-line-bytes", .kind = MCH_OPT_U64, .dst = &o->max_line_bytes},
         {.name = NULL},
     };
     _Static_assert(sizeof opt == sizeof t->opt, "MCH_SOURCE_OPT_COUNT is the table's length");

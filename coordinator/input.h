@@ -44,11 +44,12 @@ typedef struct {
 } mch_skip_report;
 
 typedef struct {
-    int strict;           /* the first bad line is an error */
-    int top_k;            /* TREC run: keep ranks 1..top_k of each query (0 = all) */
-    long report_cap;      /* skip entries kept in the report (default 1000) */
-    int four_columns;     /* TSV: exactly 4 columns; a 5th (term) column makes a bad line */
-    int allow_duplicates; /* TSV/JSONL: a repeated (qid, docno) pair is a unit like any other */
+    int strict;            /* the first bad line is an error */
+    int top_k;             /* TREC run: keep ranks 1..top_k of each query (0 = all) */
+    long report_cap;       /* skip entries kept in the report (default 1000) */
+    int four_columns;      /* TSV: exactly 4 columns; a 5th (term) column makes a bad line */
+    int allow_duplicates;  /* TSV/JSONL: a repeated (qid, docno) pair is a unit like any other */
+    size_t max_line_bytes; /* longest line of any file (0: MCH_LINE_BYTES_DEFAULT), see below */
 } mch_input_opts;
 
 typedef struct mch_input mch_input;
@@ -93,11 +94,22 @@ void mch_skip_print(const mch_skip *e, long n, long total, long max, const char 
 
 void mch_input_close(mch_input *in); /* accepts NULL */
 
-/* Reading lines of plain or .zst files (used by the readers, and by --df and --stopwords). */
+/* Reading lines of plain or .zst files (used by the readers, and by --df and --stopwords). A line
+ * longer than max_line_bytes (0: MCH_LINE_BYTES_DEFAULT; without its line end, decompressed) is
+ * the error MCH_ERR_FORMAT "FILE:LINE: line longer than N bytes (--max-line-bytes)", found
+ * before more than N bytes of it are held: /dev/zero or a zstd bomb of one line fail fast. Any
+ * file is read as a stream (FIFOs and /dev/stdin too), never whole. */
+#define MCH_LINE_BYTES_DEFAULT ((size_t)64 << 20)
+
+/* MCH_OK when path (a file read more than once) is a regular file; otherwise MCH_ERR_ARG
+ * "PATH: not a regular file; WHY reads it twice (save it to a file first)": a FIFO or
+ * /dev/stdin would be empty the second time. */
+mch_status mch_input_need_regular(const char *path, const char *why, mch_err *err);
 typedef struct mch_lines mch_lines;
-mch_status mch_lines_open(mch_lines **out, const char *path, mch_err *err);
+mch_status mch_lines_open(mch_lines **out, const char *path, size_t max_line_bytes, mch_err *err);
 /* The next line without its "\n" or "\r\n" (NUL-terminated; valid until the next call), its
- * length (a NUL byte inside makes strlen(line) < len), and 1-based number; *line NULL at end. */
+ * length (a NUL byte inside makes strlen(line) < len), and 1-based number; *line NULL at end.
+ * After an error the file is finished (later calls give *line NULL). */
 mch_status mch_lines_next(mch_lines *l, char **line, size_t *len, long *lineno, mch_err *err);
 void mch_lines_close(mch_lines *l); /* accepts NULL */
 

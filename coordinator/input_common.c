@@ -2,10 +2,12 @@
  * into the "FILE:LINE: reason" error), the record arena, duplicate (qid, docno) detection and
  * the line checks. Invariant: after a reader's first error the input is finished and every
  * later mch_input_next returns the same error. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <utf8proc.h>
 
 #include "input_internal.h"
@@ -262,7 +264,7 @@ mch_status mch_input_open_lines(mch_input **out, const char *path, const mch_inp
     mch_status st = mch_input_create(out, path, o, next, err);
     if (st == MCH_OK && !(*out)->o.allow_duplicates && !((*out)->pairs = mch_strmap_create()))
         st = mch_fail(err, MCH_ERR_NOMEM, "out of memory opening %s", path);
-    if (st == MCH_OK) st = mch_lines_open(&(*out)->lines, path, err);
+    if (st == MCH_OK) st = mch_lines_open(&(*out)->lines, path, (*out)->o.max_line_bytes, err);
     if (st != MCH_OK) {
         mch_input_close(*out);
         *out = NULL;
@@ -308,4 +310,16 @@ mch_status mch_input_next(mch_input *in, const mch_record **rec, mch_err *err)
         mch_fail(err, st, "%s", local.msg);
     }
     return st;
+}
+
+mch_status mch_input_need_regular(const char *path, const char *why, mch_err *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return mch_fail(err, MCH_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return mch_fail(err, MCH_ERR_ARG,
+                        "%s: not a regular file; %s reads it twice (save it to a file first)", path,
+                        why);
+    return MCH_OK;
 }

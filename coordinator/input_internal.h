@@ -66,7 +66,6 @@ struct mch_input {
     char *key;         /* scratch for pair keys */
     size_t key_cap;
     cJSON *json; /* JSONL: the current line's object (its strings back rec) */
-    char qid_num[32], docno_num[32];
     /* TREC */
     int has_run;
     char *topics, *docs, *qrels; /* paths */
@@ -125,9 +124,9 @@ int mch_input_split_tabs(char *s, char **f, int max);
 /* JSON fields (input_jsonl.c), shared with TREC's JSONL docs. Each returns 1, or 0 with why. */
 /* One JSON object from s[0..len), white space around it allowed; NULL with why. */
 cJSON *mch_input_json_object(const char *s, size_t len, char *why, size_t why_cap);
-/* An id field: a string, or an integer printed without decimals into num. */
-int mch_input_json_id(const cJSON *o, const char *name, char *num, size_t cap, const char **out,
-                      char *why, size_t why_cap);
+/* An id field: a string, or an integer kept as its exact text (no fraction or exponent). */
+int mch_input_json_id(const cJSON *o, const char *name, const char **out, char *why,
+                      size_t why_cap);
 /* A string field; an optional one may be missing or null (*out = NULL). */
 int mch_input_json_str(const cJSON *o, const char *name, int optional, const char **out, char *why,
                        size_t why_cap);

@@ -1,14 +1,16 @@
 /* The JSONL pairs reader: one object {"qid", "query", "docno", "text", "term"?, "relevance"?,
  * "rank"?} a line; and the JSON field helpers TREC's JSONL docs share. Records point into the
  * current line's cJSON object, which lives until the next line is read. */
+#include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "input_internal.h"
 
-/* An id field: a string or an integer (printed without decimals into num). */
-int mch_input_json_id(const cJSON *o, const char *name, char *num, size_t cap, const char **out,
-                      char *why, size_t why_cap)
+/* An id field: a string, or an integer kept as its exact text (9007199254740993 stays that, not
+ * the double 9007199254740992; mch_json_check put the text in valuestring). */
+int mch_input_json_id(const cJSON *o, const char *name, const char **out, char *why, size_t why_cap)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
     if (!v) {
@@ -19,11 +21,8 @@ int mch_input_json_id(const cJSON *o, const char *name, char *num, size_t cap, c
         *out = v->valuestring;
         return 1;
     }
-    double d = v->valuedouble;
-    if (cJSON_IsNumber(v) && d >= -9007199254740992.0 && d <= 9007199254740992.0 &&
-        (double)(long long)d == d) {
-        snprintf(num, cap, "%lld", (long long)d);
-        *out = num;
+    if (cJSON_IsNumber(v) && mch_json_int_text(v->valuestring)) {
+        *out = v->valuestring;
         return 1;
     }
     snprintf(why, why_cap, "\"%s\" is not a string or an integer", name);
@@ -49,22 +48,27 @@ int mch_input_json_str(const cJSON *o, const char *name, int optional, const cha
     return 1;
 }
 
-/* An optional integer field (-1 when missing or null). */
+/* An optional integer field (-1 when missing or null), read from its text: no fraction or
+ * exponent, within int. */
 static int json_int(const cJSON *o, const char *name, int *out, char *why, size_t why_cap)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
     *out = -1;
     if (!v || cJSON_IsNull(v)) return 1;
-    double d = v->valuedouble;
-    if (cJSON_IsNumber(v) && d >= INT_MIN && d <= INT_MAX && (double)(int)d == d) {
-        *out = (int)d;
-        return 1;
+    if (cJSON_IsNumber(v) && mch_json_int_text(v->valuestring)) {
+        errno = 0;
+        long long d = strtoll(v->valuestring, NULL, 10);
+        if (!errno && d >= INT_MIN && d <= INT_MAX) {
+            *out = (int)d;
+            return 1;
+        }
     }
     snprintf(why, why_cap, "\"%s\" is not an integer", name);
     return 0;
 }
 
-/* Parses one JSON object from s[0..len); NULL with why on error. */
+/* Parses one JSON object from s[0..len) and checks it (mch_json_check: no NUL in a string, no
+ * repeated key, numbers keep their text); NULL with why on error. */
 cJSON *mch_input_json_object(const char *s, size_t len, char *why, size_t why_cap)
 {
     const char *end = NULL;
@@ -86,6 +90,10 @@ cJSON *mch_input_json_object(const char *s, size_t len, char *why, size_t why_ca
         cJSON_Delete(o);
         return NULL;
     }
+    if (mch_json_check(o, s, len, NULL, why, why_cap)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
     return o;
 }
 
@@ -95,10 +103,9 @@ static int jsonl_fields(mch_input *in, const char *s, size_t len, mch_record *r,
 {
     if (mch_input_bad_text(s, len, why, cap)) return 0;
     const cJSON *o = in->json = mch_input_json_object(s, len, why, cap);
-    return o && mch_input_json_id(o, "qid", in->qid_num, sizeof in->qid_num, &r->qid, why, cap) &&
+    return o && mch_input_json_id(o, "qid", &r->qid, why, cap) &&
            mch_input_json_str(o, "query", 0, &r->query, why, cap) &&
-           mch_input_json_id(o, "docno", in->docno_num, sizeof in->docno_num, &r->docno, why,
-                             cap) &&
+           mch_input_json_id(o, "docno", &r->docno, why, cap) &&
            mch_input_json_str(o, "text", 0, &r->text, why, cap) &&
            mch_input_json_str(o, "term", 1, &r->term, why, cap) &&
            json_int(o, "relevance", &r->relevance, why, cap) &&

@@ -24,15 +24,18 @@ struct mch_lines {
     size_t buf_pos, buf_len, buf_cap;
     char *line; /* the current line, NUL-terminated */
     size_t line_len, line_cap;
+    size_t max_line_bytes; /* a longer line is an error */
     long lineno;
     int eof;
 };
 
-mch_status mch_lines_open(mch_lines **out, const char *path, mch_err *err)
+mch_status mch_lines_open(mch_lines **out, const char *path, size_t max_line_bytes, mch_err *err)
 {
     *out = NULL;
     mch_lines *l = calloc(1, sizeof *l);
     if (!l) return mch_fail(err, MCH_ERR_NOMEM, "out of memory opening %s", path);
+    l->max_line_bytes = max_line_bytes ? max_line_bytes : MCH_LINE_BYTES_DEFAULT;
+    if (l->max_line_bytes > SIZE_MAX / 4) l->max_line_bytes = SIZE_MAX / 4; /* no overflow below */
     l->path = strdup(path);
     int zst = mch_ends_with(path, ".zst");
     l->buf_cap = zst ? ZSTD_DStreamOutSize() : PLAIN_BUF_BYTES;
@@ -145,9 +148,18 @@ mch_status mch_lines_next(mch_lines *l, char **line, size_t *len, long *lineno, 
         size_t avail = l->buf_len - l->buf_pos;
         const char *nl = memchr(s, '\n', avail);
         size_t take = nl ? (size_t)(nl - s) : avail;
-        if (l->line_len + take + 1 < take || !lines_reserve(l, l->line_len + take + 1))
+        /* One byte more than the limit is allowed for a "\r" that the "\n" will drop. */
+        if (take > l->max_line_bytes + 1 - l->line_len) {
+            l->eof = 1;
+            return mch_fail(err, MCH_ERR_FORMAT,
+                            "%s:%ld: line longer than %zu bytes (--max-line-bytes)", l->path,
+                            l->lineno + 1, l->max_line_bytes);
+        }
+        if (!lines_reserve(l, l->line_len + take + 1)) {
+            l->eof = 1;
             return mch_fail(err, MCH_ERR_NOMEM, "%s: out of memory reading line %ld", l->path,
                             l->lineno + 1);
+        }
         memcpy(l->line + l->line_len, s, take);
         l->line_len += take;
         l->buf_pos += take + (nl ? 1 : 0);
@@ -155,6 +167,12 @@ mch_status mch_lines_next(mch_lines *l, char **line, size_t *len, long *lineno, 
         ended = nl != NULL;
     }
     if (ended && l->line_len > 0 && l->line[l->line_len - 1] == '\r') l->line_len--;
+    if (l->line_len > l->max_line_bytes) {
+        l->eof = 1;
+        return mch_fail(err, MCH_ERR_FORMAT,
+                        "%s:%ld: line longer than %zu bytes (--max-line-bytes)", l->path,
+                        l->lineno + 1, l->max_line_bytes);
+    }
     l->line[l->line_len] = '\0';
     l->lineno++;
     if (l->lineno == 1 && l->line_len >= 3 && memcmp(l->line, "\xEF\xBB\xBF", 3) == 0) {

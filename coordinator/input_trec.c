@@ -137,7 +137,7 @@ static pair_key make_pair_key(const mch_trec_ids *qids, const mch_trec_id *q,
 static mch_status trec_collect(mch_input *in, mch_err *err)
 {
     mch_lines *l;
-    mch_status st = mch_lines_open(&l, in->path, err);
+    mch_status st = mch_lines_open(&l, in->path, in->o.max_line_bytes, err);
     trec_line t;
     while (st == MCH_OK && (st = read_trec_line(l, in->has_run, &t, err)) == MCH_OK && t.ln.s) {
         if (!t.good) {
@@ -160,8 +160,7 @@ static mch_status trec_collect(mch_input *in, mch_err *err)
 /* A line of a table (topics or docs). */
 typedef struct {
     const char *id, *text;
-    cJSON *json;  /* JSONL docs: the line's object (id and text may point into it); to be freed */
-    char num[32]; /* JSONL docs: an integer docno, printed */
+    cJSON *json; /* JSONL docs: the line's object (id and text may point into it); to be freed */
 } table_line;
 
 /* Parses s[0..len) in place: `id<TAB>text`, or a JSONL {"docno", "text"} object.
@@ -173,7 +172,7 @@ static int parse_table_line(char *s, size_t len, int jsonl, int is_docs, table_l
     if (mch_input_bad_text(s, len, why, cap)) return 0;
     if (jsonl) {
         if (!(t->json = mch_input_json_object(s, len, why, cap)) ||
-            !mch_input_json_id(t->json, "docno", t->num, sizeof t->num, &t->id, why, cap) ||
+            !mch_input_json_id(t->json, "docno", &t->id, why, cap) ||
             !mch_input_json_str(t->json, "text", 0, &t->text, why, cap))
             return 0;
     } else {
@@ -199,10 +198,9 @@ static int parse_table_line(char *s, size_t len, int jsonl, int is_docs, table_l
 static mch_status trec_table(mch_input *in, const char *path, int is_docs, mch_trec_ids *ids,
                              mch_err *err)
 {
-    int jsonl =
-        is_docs && (mch_ends_with(path, ".jsonl") || mch_ends_with(path, ".jsonl.zst"));
+    int jsonl = is_docs && (mch_ends_with(path, ".jsonl") || mch_ends_with(path, ".jsonl.zst"));
     mch_lines *l;
-    mch_status st = mch_lines_open(&l, path, err);
+    mch_status st = mch_lines_open(&l, path, in->o.max_line_bytes, err);
     while (st == MCH_OK) {
         char why[MCH_INPUT_WHY_BYTES];
         mch_input_line ln;
@@ -250,7 +248,7 @@ static int grade_add(mch_input *in, pair_key key, long line, int grade, long *fi
 static mch_status trec_grades(mch_input *in, mch_err *err)
 {
     mch_lines *l;
-    mch_status st = mch_lines_open(&l, in->qrels, err);
+    mch_status st = mch_lines_open(&l, in->qrels, in->o.max_line_bytes, err);
     trec_line t;
     while (st == MCH_OK && (st = read_trec_line(l, 0, &t, err)) == MCH_OK && t.ln.s) {
         if (!t.good) {
@@ -292,7 +290,9 @@ mch_status mch_input_open_trec(mch_input **out, const char *run, const char *top
                         topics ? topics : "missing", docs ? docs : "missing", run ? run : "missing",
                         qrels ? qrels : "missing");
     mch_input *in;
-    mch_status st = mch_input_create(&in, run ? run : qrels, o, next_trec, err);
+    mch_status st = mch_input_need_regular(run ? run : qrels, "TREC mode", err);
+    if (st != MCH_OK) return st;
+    st = mch_input_create(&in, run ? run : qrels, o, next_trec, err);
     if (st != MCH_OK) return st;
     int nomem = 0;
     in->has_run = run != NULL;
@@ -309,7 +309,7 @@ mch_status mch_input_open_trec(mch_input **out, const char *run, const char *top
     if (st == MCH_OK) st = trec_table(in, in->topics, 0, &in->qids, err);
     if (st == MCH_OK) st = trec_table(in, in->docs, 1, &in->docnos, err);
     if (st == MCH_OK && run && qrels) st = trec_grades(in, err);
-    if (st == MCH_OK) st = mch_lines_open(&in->lines, in->path, err);
+    if (st == MCH_OK) st = mch_lines_open(&in->lines, in->path, in->o.max_line_bytes, err);
     if (st != MCH_OK) {
         mch_input_close(in);
         return st;

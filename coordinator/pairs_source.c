@@ -19,6 +19,8 @@ const char mch_source_help[] =
     "                       TREC run joined with topics and docs; without --run, each query of\n"
     "                       --qrels with its relevant documents\n"
     "  --strict             the first bad input line is fatal (default: report and skip)\n"
+    "  --max-line-bytes N   longest line of any input file (default 67108864, 64 MiB); a\n"
+    "                       longer line is an error (FILE:LINE: line longer than N bytes)\n"
     "perturbation:\n"
     "  --perturb KIND       tfc1 (default), tdc, lnc1, inject\n"
     "  --term TEXT          inject: the term when the input has no term column\n"
@@ -52,12 +54,16 @@ static mch_status df_pass(mch_pair_source *s, const mch_source_opts *o, mch_err 
     if (!seen) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if (o->input) {
         mch_input *in = NULL;
-        mch_input_opts io = {.strict = 0, .top_k = 0, .report_cap = 1};
+        mch_input_opts io = {
+            .strict = 0, .top_k = 0, .report_cap = 1, .max_line_bytes = o->max_line_bytes};
         int jsonl =
             o->format ? !strcmp(o->format, "jsonl")
                       : mch_ends_with(o->input, ".jsonl") || mch_ends_with(o->input, ".jsonl.zst");
-        rc = jsonl ? mch_input_open_jsonl(&in, o->input, &io, err)
-                   : mch_input_open_tsv(&in, o->input, &io, err);
+        /* This pass, then the pairs, read --input. */
+        rc = mch_input_need_regular(o->input, "the document-frequency pass", err);
+        if (!rc)
+            rc = jsonl ? mch_input_open_jsonl(&in, o->input, &io, err)
+                       : mch_input_open_tsv(&in, o->input, &io, err);
         const mch_record *r;
         while (!rc && !(rc = mch_input_next(in, &r, err)) && r) {
             int added;
@@ -71,7 +77,7 @@ static mch_status df_pass(mch_pair_source *s, const mch_source_opts *o, mch_err 
     } else {
         /* The whole document collection of --docs: TSV docno<TAB>text or JSONL. */
         mch_lines *l = NULL;
-        rc = mch_lines_open(&l, o->docs, err);
+        rc = mch_lines_open(&l, o->docs, o->max_line_bytes, err);
         char *line;
         size_t len;
         long lineno;
@@ -163,7 +169,10 @@ mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
         po->df = s->df;
     }
     if (!rc) rc = mch_perturber_create(&s->pert, m->vocab, po, err);
-    mch_input_opts io = {.strict = o->strict, .top_k = o->top_k, .report_cap = 1000};
+    mch_input_opts io = {.strict = o->strict,
+                         .top_k = o->top_k,
+                         .report_cap = 1000,
+                         .max_line_bytes = o->max_line_bytes};
     if (!rc && o->input) {
         int jsonl =
             o->format ? !strcmp(o->format, "jsonl")

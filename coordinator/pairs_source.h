@@ -17,6 +17,7 @@ typedef struct {
     const char *perturb, *term, *position, *filler, *stopwords, *df, *write_df;
     uint64_t seed;
     int max_len, max_query_len, stem;
+    uint64_t max_line_bytes; /* --max-line-bytes (0: MCH_LINE_BYTES_DEFAULT) */
 } mch_source_opts;
 
 /* The options' help text. */

@@ -77,6 +77,7 @@ static mch_status plan_cache(const mch_run_opts *o, const mch_config *cfg, mch_j
         size_t n_pts;
         mch_status rc = mch_list_split(o->cache, &s->cache_hooks, &s->n_cache_hooks, err);
         if (!rc) rc = mch_hooks_expand(s->cache_hooks, s->n_cache_hooks, cfg->L, &pts, &n_pts, err);
+        if (!rc) rc = mch_hooks_check_cacheable(pts, n_pts, err);
         free(pts);
         if (rc) return rc;
     }
@@ -236,6 +237,14 @@ mch_status mch_plan_count(const mch_run_opts *o, const mch_model_meta *m, size_t
                           int size, uint64_t *total, mch_err *err)
 {
     mch_pair_source *counter = NULL;
+    const mch_source_opts *so = &o->src;
+    const char *files[] = {so->input, so->run, so->topics, so->docs, so->qrels};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (files[i]) {
+            mch_status rc =
+                mch_input_need_regular(files[i], "mechir run (a count, then the pairs)", err);
+            if (rc) return rc;
+        }
     mch_status rc = mch_pair_source_open(&counter, &o->src, m, err);
     *total = 0;
     for (;;) {

@@ -153,10 +153,11 @@ static mch_status shards_open(shard_set *s, const char *dir, const char *base, i
 }
 
 /* Reads src line by line into the shards. */
-static mch_status shards_fill(shard_set *s, const char *src, mch_split_kind kind, mch_err *err)
+static mch_status shards_fill(shard_set *s, const char *src, mch_split_kind kind,
+                              size_t max_line_bytes, mch_err *err)
 {
     mch_lines *l = NULL;
-    mch_status rc = mch_lines_open(&l, src, err);
+    mch_status rc = mch_lines_open(&l, src, max_line_bytes, err);
     char *line;
     size_t len;
     long lineno;
@@ -192,12 +193,13 @@ static mch_status shards_commit(shard_set *s, const char *dir, const char *base,
 }
 
 mch_status mch_shard_split(const char *src, mch_split_kind kind, const char *dir, const char *base,
-                           int k, long *min_lines, long *max_lines, mch_err *err)
+                           int k, size_t max_line_bytes, long *min_lines, long *max_lines,
+                           mch_err *err)
 {
     shard_set s = {calloc((size_t)k, sizeof *s.f), k, NULL, NULL, 0};
     int opened = 0;
     mch_status rc = s.f ? shards_open(&s, dir, base, &opened, err) : MCH_ERR_NOMEM;
-    if (!rc) rc = shards_fill(&s, src, kind, err);
+    if (!rc) rc = shards_fill(&s, src, kind, max_line_bytes, err);
     if (!rc)
         rc = shards_commit(&s, dir, base, min_lines, max_lines, err);
     else

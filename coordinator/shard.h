@@ -28,7 +28,8 @@ int mch_shard_of_line(mch_split_kind kind, const char *line, size_t len, long li
  * the shards not yet renamed into place are removed, and err names the file. *min_lines and
  * *max_lines: the smallest and the largest shard, in lines. */
 mch_status mch_shard_split(const char *src, mch_split_kind kind, const char *dir, const char *base,
-                           int k, long *min_lines, long *max_lines, mch_err *err);
+                           int k, size_t max_line_bytes, long *min_lines, long *max_lines,
+                           mch_err *err);
 
 /* Counts the document frequencies of the whole input that src names (the --write-df pass of
  * `mechir pairs`, with the tokenizer of the model in model_dir, opened metadata-only) and writes

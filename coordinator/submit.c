@@ -228,10 +228,14 @@ static mch_status read_job_out(submission *s, mch_err *err)
     sbuf b = {0};
     if (sb_read_file(&b, path)) return mch_fail(err, MCH_ERR_ARG, "%s: %s", path, strerror(errno));
     cJSON *j = b.oom ? NULL : mch_json_parse_exact(sb_str(&b), b.n);
+    char why[160];
+    int bad = !cJSON_IsObject(j) || mch_json_check(j, sb_str(&b), b.n, NULL, why, sizeof why);
     free(b.s);
-    if (!cJSON_IsObject(j)) {
+    if (bad) {
+        mch_status rc = mch_fail(err, MCH_ERR_ARG, "%s: %s", path,
+                                 cJSON_IsObject(j) ? why : "not a JSON object of run options");
         cJSON_Delete(j);
-        return mch_fail(err, MCH_ERR_ARG, "%s: not a JSON object of run options", path);
+        return rc;
     }
     const cJSON *out = cJSON_GetObjectItemCaseSensitive(j, "out");
     if (cJSON_IsString(out) && !s->out) s->out = out->valuestring;
@@ -728,7 +732,8 @@ static mch_status write_outputs(const submission *s, const mch_submit_result *re
     if (s->sharded) {
         const char *src = s->r->argv[s->at];
         long lo, hi;
-        if ((rc = mch_shard_split(src, s->kind, s->out_abs, s->base, s->o->shards, &lo, &hi, err)))
+        if ((rc = mch_shard_split(src, s->kind, s->out_abs, s->base, s->o->shards,
+                                  (size_t)s->r->src.max_line_bytes, &lo, &hi, err)))
             return rc;
         mch_log_info("mechir submit: split %s into %d shards of %ld to %ld lines: %s/shard-*/%s",
                      src, s->o->shards, lo, hi, s->out_abs, s->base);

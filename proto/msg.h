@@ -105,7 +105,10 @@ int mch_direction_parse(const char *s);
 #define MCH_BOOTSTRAP_DEFAULT 200
 #define MCH_CI_DEFAULT 0.95
 
-/* Heads: "L.H,L.H,..." to (*n, 2) layer, head pairs (malloc'd). */
+/* Heads: "L.H,L.H,..." to (*n, 2) layer, head pairs (malloc'd). Each number is digits only
+ * (no sign, space or exponent) and at most MCH_HEAD_NUMBER_MAX, so it is never cut to 32 bits
+ * or to an int; the model's own bounds are checked later (mch_heads_outside). */
+#define MCH_HEAD_NUMBER_MAX 65535
 mch_status mch_heads_parse(const char *list, uint32_t **pairs, size_t *n, mch_err *err);
 /* @return the index + 1 of the first head outside a model of L layers and NH heads, or 0. */
 size_t mch_heads_outside(const uint32_t *pairs, size_t n, uint32_t L, uint32_t NH);

@@ -129,6 +129,19 @@ unsigned mch_sweeps_bits(char *const *names, size_t n)
     return b;
 }
 
+/* A layer or head number at p: digits only (no sign or space), at most MCH_HEAD_NUMBER_MAX;
+ * *end past it. @return 1, or 0. */
+static int head_number(const char *p, const char **end, uint32_t *out)
+{
+    uint64_t v = 0;
+    const char *q = p;
+    for (; *q >= '0' && *q <= '9'; q++)
+        if ((v = v * 10 + (uint64_t)(*q - '0')) > MCH_HEAD_NUMBER_MAX) return 0;
+    *end = q;
+    *out = (uint32_t)v;
+    return q != p;
+}
+
 mch_status mch_heads_parse(const char *list, uint32_t **pairs, size_t *n, mch_err *err)
 {
     size_t cap = 2;
@@ -138,19 +151,19 @@ mch_status mch_heads_parse(const char *list, uint32_t **pairs, size_t *n, mch_er
     size_t k = 0;
     const char *p = list;
     while (*p) {
-        char *dot, *end;
-        long l = strtol(p, &dot, 10);
-        if (dot == p || *dot != '.' || l < 0 || l > UINT32_MAX) break;
-        long h = strtol(dot + 1, &end, 10);
-        if (end == dot + 1 || (*end && *end != ',') || h < 0 || h > UINT32_MAX) break;
-        v[k++] = (uint32_t)l;
-        v[k++] = (uint32_t)h;
+        const char *dot, *end;
+        uint32_t l, h;
+        if (!head_number(p, &dot, &l) || *dot != '.') break;
+        if (!head_number(dot + 1, &end, &h) || (*end && *end != ',')) break;
+        v[k++] = l;
+        v[k++] = h;
         p = *end ? end + 1 : end;
     }
     if (*p || !k) {
         free(v);
-        return mch_fail(err, MCH_ERR_ARG, "--heads takes LAYER.HEAD pairs like 0.1,2.3, got '%s'",
-                        list);
+        return mch_fail(err, MCH_ERR_ARG,
+                        "--heads takes LAYER.HEAD pairs like 0.1,2.3, got '%s' (each number 0..%d)",
+                        list, MCH_HEAD_NUMBER_MAX);
     }
     *pairs = v;
     *n = k / 2;

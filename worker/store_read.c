@@ -78,10 +78,33 @@ static const char *intern_hook(mch_store *s, const char *hook)
     return copy;
 }
 
+/* Opens a cache file for reading only if it is a regular file: O_NONBLOCK, so that opening a
+ * FIFO named like one does not wait for a writer, then fstat. *fd, or an error naming path. */
+static mch_status open_regular(const char *path, int *fd, mch_err *err)
+{
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (*fd < 0) return mch_fail(err, MCH_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    int bad = fstat(*fd, &st) ? errno : 0;
+    if (bad || !S_ISREG(st.st_mode)) {
+        close(*fd);
+        *fd = -1;
+        return bad ? mch_fail(err, MCH_ERR_IO, "cannot stat %s: %s", path, strerror(bad))
+                   : mch_fail(err, MCH_ERR_FORMAT, "%s: not a regular file", path);
+    }
+    return MCH_OK;
+}
+
 static mch_status read_index(mch_store *s, const char *path, int file, mch_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mch_fail(err, MCH_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    int fd;
+    mch_status ost = open_regular(path, &fd, err);
+    if (ost) return ost;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return mch_fail(err, MCH_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    }
     unsigned char hdr[STORE_HDR_BYTES], want[STORE_HDR_BYTES], r[STORE_REC_BYTES];
     mch_store_header_encode(want, mch_store_idx_magic);
     size_t k = fread(hdr, 1, STORE_HDR_BYTES, f);
@@ -329,8 +352,9 @@ mch_status mch_store_read(const mch_store *s, const mch_store_entry *e, float *o
         (unsigned)e->dtype > MCH_STORE_F16 || e->stored_bytes < 1 ||
         e->offset > UINT64_MAX - STORE_REC_BYTES - e->stored_bytes)
         return mch_fail(err, MCH_ERR_ARG, "%s: entry out of range", what);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return mch_fail(err, MCH_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    int fd;
+    mch_status ost = open_regular(path, &fd, err);
+    if (ost) return ost;
     struct stat st;
     if (fstat(fd, &st)) {
         close(fd);

@@ -68,6 +68,7 @@ mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const c
     for (size_t i = 0; i < 2 * spec->n_head_pos; i++) w->heads[i] = (int)spec->head_pos[i];
     rc = mch_hooks_expand(spec->cache_hooks, spec->n_cache_hooks, w->m->cfg.L, &w->cache,
                           &w->n_cache, err);
+    if (!rc) rc = mch_hooks_check_cacheable(w->cache, w->n_cache, err);
     if (rc) goto fail;
     int patterns = 0;
     for (size_t i = 0; i < w->n_cache; i++) patterns |= w->cache[i].site == MCH_SITE_PATTERN;

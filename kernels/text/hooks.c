@@ -110,3 +110,20 @@ mch_status mch_hooks_expand(char *const *names, size_t n, int L, mch_hook_point 
     *n_points = k;
     return MCH_OK;
 }
+
+int mch_site_cacheable(mch_site site)
+{
+    return site >= 0 && site < MCH_SITE_COUNT && site != MCH_SITE_RESID_POST;
+}
+
+mch_status mch_hooks_check_cacheable(const mch_hook_point *pts, size_t n, mch_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!mch_site_cacheable(pts[i].site))
+            return mch_fail(err, MCH_ERR_ARG,
+                            "--cache: hook '%s' cannot be cached (the patcher does not keep it; "
+                            "hook_normalized_resid_post, hook_resid_mid and the attention hooks "
+                            "can be)",
+                            pts[i].name);
+    return MCH_OK;
+}

@@ -46,4 +46,12 @@ typedef struct {
 mch_status mch_hooks_expand(char *const *names, size_t n, int L, mch_hook_point **points,
                             size_t *n_points, mch_err *err);
 
+/* 1 when `mechir run --cache` can store the site: the patcher keeps its activation of both
+ * full runs (kernels/patch.c; test_patch holds the two lists together). hook_resid_post is the
+ * one it does not keep. */
+int mch_site_cacheable(mch_site site);
+/* MCH_OK, or MCH_ERR_ARG naming the first of pts[0..n) that cannot be cached: checked when a run
+ * is planned and when a worker opens, so such a hook fails at the start, not on a pair. */
+mch_status mch_hooks_check_cacheable(const mch_hook_point *pts, size_t n, mch_err *err);
+
 #endif

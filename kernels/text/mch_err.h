@@ -35,6 +35,22 @@ mch_status mch_fail(mch_err *err, mch_status code, const char *fmt, ...)
  */
 struct cJSON *mch_json_parse_exact(const char *text, size_t len);
 
+/* Checks the tree root that cJSON parsed from text[0..len) (white space may lead) for what cJSON
+ * would change without a word, and keeps numbers exact (json_check.c):
+ * - a string or key holding a NUL (\u0000 or a raw byte), which cJSON's strings would cut, is
+ *   refused: `"text" holds a NUL character (\u0000)` (the key of the nearest member);
+ * - an object with a repeated key, of which cJSON's lookups would see only the first, is refused:
+ *   `duplicate key "qid"`;
+ * - every number node gets its exact text in valuestring (cJSON leaves it NULL and frees it in
+ *   cJSON_Delete), so an integer above 2^53 or a decimal is read from its text, not a double.
+ * @return 0, or -1 with why set and *at (may be NULL) the 0-based byte offset of the fault. */
+int mch_json_check(struct cJSON *root, const char *text, size_t len, size_t *at, char *why,
+                   size_t why_cap);
+
+/* 1 when s is the text of a JSON integer: an optional '-' and digits only (no fraction or
+ * exponent). */
+int mch_json_int_text(const char *s);
+
 /* A short name for a status ("format", "I/O", ...). */
 const char *mch_status_name(mch_status code);
 

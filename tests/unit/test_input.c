@@ -209,7 +209,7 @@ static void read_all_lines(const char *path, long *n_out, char ***lines_out, siz
 {
     mch_lines *l;
     mch_err err = {0};
-    assert_int_equal(mch_lines_open(&l, path, &err), MCH_OK);
+    assert_int_equal(mch_lines_open(&l, path, 0, &err), MCH_OK);
     long n = 0, cap = 0;
     char **lines = NULL;
     size_t *lens = NULL;
@@ -350,7 +350,7 @@ static void test_lines_missing_file_is_io_error(void **state)
     mch_lines *l = (mch_lines *)1;
     mch_err err = {0};
     const char *p = at(fx, "absent.tsv");
-    assert_int_equal(mch_lines_open(&l, p, &err), MCH_ERR_IO);
+    assert_int_equal(mch_lines_open(&l, p, 0, &err), MCH_ERR_IO);
     assert_null(l);
     assert_non_null(strstr(err.msg, p));
     mch_input *in = (mch_input *)1;

@@ -206,7 +206,7 @@ static void test_pairs_zst_cut_inside_last_frame_is_refused(void **state)
     free(z);
     mch_lines *l = NULL;
     mch_err err = {0};
-    assert_int_equal(mch_lines_open(&l, at(fx, "cut.jsonl.zst"), &err), MCH_OK);
+    assert_int_equal(mch_lines_open(&l, at(fx, "cut.jsonl.zst"), 0, &err), MCH_OK);
     char *line;
     size_t len;
     long lineno = 0, n = 0;
