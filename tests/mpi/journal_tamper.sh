@@ -80,6 +80,15 @@ case_nan_effect() { tampered nan_effect nan-effect "non-finite heads value 0 (ef
 case_inf_score() { tampered inf_score inf-score "non-finite score"; }
 case_nan_score() { tampered nan_score nan-score-skipped "non-finite score"; }
 
+case_index_mismatch() {
+    fresh index_mismatch
+    # The header says the pair of the first record: the pair at MID would count as done twice.
+    first=$(awk 'NR == 1 { print $3 }' ref.list)
+    want=$(awk -v k="$MID" '$1 == k { print $3 }' ref.list)
+    off=$($TOOL header-index index_mismatch/journal.bin "$MID" "$first") || fail "index_mismatch: journal_tool.py"
+    fatal index_mismatch "index_mismatch/journal.bin: record at offset $off: pair #$want in a record of pair #$first"
+}
+
 case_length_flip() {
     fresh length_flip
     # +1 MiB: the record would reach past the end of the file, where a torn tail ends.
@@ -135,10 +144,10 @@ case_stale_tmp() {
 }
 
 failed=0
-for c in index_max role_ff roles_longer ids_longer heads1 nan_effect inf_score nan_score \
-    length_flip last_payload_flip old_format torn_tail duplicate stale_tmp; do
+for c in index_max index_mismatch role_ff roles_longer ids_longer heads1 nan_effect inf_score \
+    nan_score length_flip last_payload_flip old_format torn_tail duplicate stale_tmp; do
     echo "== $c =="
     (case_$c) || failed=$((failed + 1))
 done
-[ "$failed" -eq 0 ] || fail "$failed of 14 cases failed"
+[ "$failed" -eq 0 ] || fail "$failed of 15 cases failed"
 echo "PASS: journal_tamper"

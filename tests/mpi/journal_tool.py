@@ -12,6 +12,8 @@ usage: journal_tool.py COMMAND JOURNAL [ARGS]
   edit K ACTION          rewrites record K's payload (checksums recomputed); prints its offset.
                          ACTION: index-max, role-ff, roles-longer, ids-longer-failed,
                          heads1-skipped, nan-effect, inf-score, nan-score-skipped
+  header-index K N       sets record K's header index to N (format 2; checksums recomputed, the
+                         payload's own index unchanged); prints its offset
   flip-length K BIT      flips bit BIT of record K's length field (checksums untouched)
   flip-payload K         flips one bit in the middle of record K's payload (checksums untouched)
   dup K                  appends a copy of record K
@@ -241,6 +243,12 @@ def main(argv):
         j.recs[k][1] = edit(j.recs[k][1], action)
         if action == "index-max":
             j.recs[k][0] = 2**64 - 1
+        j.write()
+        print(j.offset(k))
+        return
+    if cmd == "header-index":
+        k = int(args[0])
+        j.recs[k][0] = int(args[1])
         j.write()
         print(j.offset(k))
         return
