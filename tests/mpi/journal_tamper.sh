@@ -4,7 +4,8 @@
 # into a fresh OUT, changes the journal with journal_tool.py (which recomputes the checksums with
 # its own FNV-1a, so only mechir's record checks can refuse the record) and resumes.
 #   fatal cases: exit 1, one line on stderr naming OUT/journal.bin, the record's offset (as the
-#     tool computed it) and the reason; no circuit.cmap, circuit.json or pairs output;
+#     tool computed it) and the reason; no circuit.cmap, circuit.json or pairs output; a
+#     tampered record is refused before any pair is computed (the journal is left unchanged);
 #   fine cases (a torn tail, a record journaled twice, stale temp files): exit 0, "N already
 #     done" equal to the distinct pair indices the tool counts, and circuit.cmap, circuit.json
 #     and pairs.jsonl.zst byte for byte those of the clean run.
@@ -45,11 +46,15 @@ fatal() {
     ok "$1: exit 1, $(cat "$1.err")"
 }
 
-# tampered CASE ACTION WANT: record MID rewritten by ACTION with valid checksums.
+# tampered CASE ACTION WANT: record MID rewritten by ACTION with valid checksums, the last
+# record dropped (so the resume has a pair to compute): refused before any work, so the journal
+# is left as it was.
 tampered() {
     fresh "$1"
     off=$($TOOL edit "$1/journal.bin" "$MID" "$2") || fail "$1: journal_tool.py edit $2"
+    $TOOL keep "$1/journal.bin" "$LAST" && cp "$1/journal.bin" "$1.before" || fail "$1: journal_tool.py keep"
     fatal "$1" "$1/journal.bin: record at offset $off: $3"
+    same_file "$1.before" "$1/journal.bin" "$1: the journal after the refused resume"
 }
 
 # same_outputs CASE: the clean run's outputs.
