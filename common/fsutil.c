@@ -2,11 +2,15 @@
  * atomic writes, mkdir -p, suffix tests. */
 #include "fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "log.h"
 
 int mch_outfile_open(mch_outfile *o, const char *path)
 {
@@ -69,6 +73,53 @@ int mch_outfile_commit(mch_outfile *o)
     o->path = o->tmp = NULL;
     errno = e;
     return -1;
+}
+
+/* The PID of NAME.tmp.PID for one of names (the pattern mch_outfile_open makes), or 0. */
+static long stale_pid(const char *file, const char *const *names, size_t n)
+{
+    const char *tmp = strstr(file, ".tmp.");
+    for (; tmp; tmp = strstr(tmp + 1, ".tmp.")) {
+        const char *digits = tmp + 5;
+        size_t nd = strspn(digits, "0123456789");
+        if (!nd || nd > 9 || digits[nd] || *digits == '0') continue;
+        for (size_t i = 0; i < n; i++)
+            if (strlen(names[i]) == (size_t)(tmp - file) && !strncmp(file, names[i], tmp - file))
+                return strtol(digits, NULL, 10);
+    }
+    return 0;
+}
+
+int mch_outfile_remove_stale(const char *dir, const char *const *names, size_t n, int *removed)
+{
+    if (removed) *removed = 0;
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int bad = 0, e = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        long pid = stale_pid(de->d_name, names, n);
+        if (!pid || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno == EPERM) continue; /* its writer still runs */
+        char *path = mch_path_join(dir, de->d_name);
+        struct stat sb;
+        if (!path) {
+            bad = 1, e = ENOMEM;
+            break;
+        }
+        if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+            if (unlink(path) == 0) {
+                mch_log_info("removed %s (the temp file of process %ld, which is gone)", path, pid);
+                if (removed) ++*removed;
+            } else if (errno != ENOENT) {
+                bad = 1, e = errno;
+            }
+        }
+        free(path);
+    }
+    closedir(d);
+    errno = e;
+    return bad ? -1 : 0;
 }
 
 void mch_outfile_abort(mch_outfile *o)

@@ -20,6 +20,12 @@ int mch_outfile_commit(mch_outfile *o);
 /* Removes the temp file without renaming (after an error). */
 void mch_outfile_abort(mch_outfile *o);
 
+/* Removes DIR/NAME.tmp.PID for each NAME of names (n of them): the temp files mch_outfile_open
+ * makes, left when a process was killed before its rename. PID is decimal; a file whose PID is
+ * a live process on this host (or is ours) is kept, and nothing else is touched (logged at info,
+ * one line a file). *removed (may be NULL) counts the files removed. 0, or -1 with errno. */
+int mch_outfile_remove_stale(const char *dir, const char *const *names, size_t n, int *removed);
+
 /* Writes bytes to path atomically (as mch_outfile). */
 mch_status mch_write_file_atomic(const char *path, const void *data, size_t len, mch_err *err);
 

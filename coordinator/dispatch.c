@@ -40,11 +40,6 @@ static mch_status take_results(mch_dispatch *d, mch_work_unit *u, mch_unit_resul
     for (size_t i = 0; i < u->n_pairs; i++) {
         mch_pair_result *r = &res->results[i];
         char why[160];
-        if (u->mode == MCH_UNIT_SCORE && (r->n_heads || r->n_blocks || r->n_head_pos_z ||
-                                          r->n_head_pos_pattern || r->skip_reason))
-            return mch_fail(err, MCH_ERR_PROTO,
-                            "rank %u answered a score unit with maps or a skip for pair #%llu",
-                            res->rank, (unsigned long long)r->pair.index);
         if (r->pair.index != u->pairs[i].index)
             return mch_fail(err, MCH_ERR_PROTO, "rank %u answered for pair #%llu instead of #%llu",
                             res->rank, (unsigned long long)r->pair.index,
@@ -52,8 +47,8 @@ static mch_status take_results(mch_dispatch *d, mch_work_unit *u, mch_unit_resul
         mch_pair_input_deinit(&r->pair);
         r->pair = u->pairs[i];
         memset(&u->pairs[i], 0, sizeof u->pairs[i]);
-        if (mch_pair_result_check(r, (int)spec->layers, (int)spec->heads, (int)spec->n_head_pos,
-                                  why, sizeof why))
+        /* The checks a journal record passes when it is read back (journal.h). */
+        if (mch_journal_check_result(r, spec, u->mode, why, sizeof why))
             return mch_fail(err, MCH_ERR_PROTO,
                             "rank %u sent a malformed result for pair %016llx: %s", res->rank,
                             (unsigned long long)r->pair.pair_id, why);
@@ -64,7 +59,7 @@ static mch_status take_results(mch_dispatch *d, mch_work_unit *u, mch_unit_resul
         uint8_t *buf = NULL;
         size_t n;
         mch_status rc = mch_pair_result_pack(r, &buf, &n, err);
-        if (!rc) rc = mch_journal_append(d->journal, buf, n, err);
+        if (!rc) rc = mch_journal_append(d->journal, r->pair.index, buf, n, err);
         free(buf);
         if (rc) return rc;
     }

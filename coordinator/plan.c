@@ -188,19 +188,6 @@ static mch_status same_job(const mch_journal *j, const mch_job_spec *spec, const
     return mch_fail(err, MCH_ERR_ARG, "cannot resume %s: %s", j->path, why);
 }
 
-/* Marks the journaled pairs done. */
-static mch_status done_map(const mch_journal *j, mch_plan_resume *r, mch_err *err)
-{
-    uint64_t cap = 0;
-    for (size_t i = 0; i < j->n_recs; i++)
-        if (j->recs[i].index + 1 > cap) cap = j->recs[i].index + 1;
-    if (!(r->done = calloc(cap + 1, 1))) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < j->n_recs; i++) r->done[j->recs[i].index] = 1;
-    r->done_cap = cap;
-    for (uint64_t i = 0; i < cap; i++) r->n_done += r->done[i];
-    return MCH_OK;
-}
-
 mch_status mch_plan_journal(const mch_run_opts *o, const char *name, const mch_job_spec *spec,
                             const uint8_t *bytes, size_t len, int size, mch_journal *j,
                             mch_plan_resume *r, mch_err *err)
@@ -211,9 +198,12 @@ mch_status mch_plan_journal(const mch_run_opts *o, const char *name, const mch_j
     if (!path) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     mch_status rc;
     if (o->resume && access(path, F_OK) == 0) {
-        rc = mch_journal_open(j, path, 1, mch_pair_result_index, err);
+        rc = mch_journal_open(j, path, 1, err);
+        if (!rc && j->torn_bytes)
+            mch_log_warn("mechir run: %s: cut off an incomplete last record (%llu bytes at offset "
+                         "%llu, a crash mid-write); its pair is computed again",
+                         path, (unsigned long long)j->torn_bytes, (unsigned long long)j->end);
         if (!rc) rc = same_job(j, spec, bytes, len, err);
-        if (!rc) rc = done_map(j, r, err);
         if (!rc) rc = new_attempt(o->out, size, &r->attempt, err);
         r->resumed = 1;
     } else {
@@ -233,36 +223,67 @@ mch_status mch_plan_write_job(const mch_run_opts *o, mch_err *err)
     return rc;
 }
 
-mch_status mch_plan_count(const mch_run_opts *o, const mch_model_meta *m, size_t journaled,
-                          int size, uint64_t *total, mch_err *err)
+mch_status mch_plan_resume_check(const mch_journal *j, const mch_job_spec *spec, uint32_t mode,
+                                 uint64_t limit, mch_plan_resume *r, mch_err *err)
 {
-    mch_pair_source *counter = NULL;
+    mch_journal_expect x = {spec, mode, limit};
+    FILE *f = fopen(j->path, "rb");
+    if (!f) return mch_fail(err, MCH_ERR_IO, "%s: %s", j->path, strerror(errno));
+    mch_status rc = MCH_OK;
+    if (!(r->done = calloc(limit + 1, 1))) rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; !rc && i < j->n_recs; i++) {
+        mch_pair_result pr;
+        if ((rc = mch_journal_load(j, f, &j->recs[i], &x, &buf, &cap, &pr, err))) break;
+        mch_pair_result_deinit(&pr);
+        uint64_t index = j->recs[i].index; /* below limit: checked */
+        r->n_done += !r->done[index];      /* a pair journaled twice is done once */
+        r->done[index] = 1;
+    }
+    r->done_cap = limit;
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+mch_status mch_plan_count(const mch_run_opts *o, const mch_model_meta *m, uint64_t *total,
+                          mch_pair_source **counter, mch_err *err)
+{
     const mch_source_opts *so = &o->src;
     const char *files[] = {so->input, so->run, so->topics, so->docs, so->qrels};
+    *counter = NULL;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         if (files[i]) {
             mch_status rc =
                 mch_input_need_regular(files[i], "mechir run (a count, then the pairs)", err);
             if (rc) return rc;
         }
-    mch_status rc = mch_pair_source_open(&counter, &o->src, m, err);
+    mch_status rc = mch_pair_source_open(counter, &o->src, m, err);
     *total = 0;
     for (;;) {
         const mch_record *r;
-        if (rc || (rc = mch_pair_source_next_record(counter, &r, err)) || !r) break;
+        if (rc || (rc = mch_pair_source_next_record(*counter, &r, err)) || !r) break;
         ++*total;
     }
-    if (!rc) {
-        const mch_skip_report *rep = mch_pair_source_report(counter);
-        long bad = rep->skipped + rep->table_skipped;
-        mch_log_info("mechir run: %ld input units, %llu records, %ld bad input line%s; %llu "
-                     "already done; %d rank%s",
-                     rep->units, (unsigned long long)*total, bad, bad == 1 ? "" : "s",
-                     (unsigned long long)journaled, size, size == 1 ? "" : "s");
-        /* Named here, before any work; the pass that builds the pairs reads them again. */
-        if (bad && mch_log_threshold >= MCH_LOG_WARN)
-            mch_pair_source_print_bad_input(counter, MCH_BAD_LINES_SHOWN, stderr);
+    if (rc) {
+        mch_pair_source_close(*counter);
+        *counter = NULL;
     }
-    mch_pair_source_close(counter);
     return rc;
+}
+
+void mch_plan_count_report(mch_pair_source *counter, uint64_t total, uint64_t journaled, int size)
+{
+    if (!counter) return;
+    const mch_skip_report *rep = mch_pair_source_report(counter);
+    long bad = rep->skipped + rep->table_skipped;
+    mch_log_info("mechir run: %ld input units, %llu records, %ld bad input line%s; %llu already "
+                 "done; %d rank%s",
+                 rep->units, (unsigned long long)total, bad, bad == 1 ? "" : "s",
+                 (unsigned long long)journaled, size, size == 1 ? "" : "s");
+    /* Named here, before any work; the pass that builds the pairs reads them again. */
+    if (bad && mch_log_threshold >= MCH_LOG_WARN)
+        mch_pair_source_print_bad_input(counter, MCH_BAD_LINES_SHOWN, stderr);
+    mch_pair_source_close(counter);
 }

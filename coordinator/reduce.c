@@ -120,7 +120,8 @@ static mch_status map_spec(const mch_job_spec *spec, mch_job_spec *out, mch_err 
 }
 
 /* Every record in pair order into the accumulator and pairs.jsonl (pf); the records must be
- * those of the expected pairs (indices, or 0..expected-1 when NULL). */
+ * those of the expected pairs (indices, or 0..expected-1 when NULL). Each record, a pair's
+ * second one too, is checked (mch_journal_load) before it is used. */
 static mch_status read_records(mch_journal *j, FILE *f, FILE *pf, const mch_job_spec *spec,
                                const uint64_t *indices, uint64_t expected, mch_cmap_acc *acc,
                                mch_err *err)
@@ -128,40 +129,30 @@ static mch_status read_records(mch_journal *j, FILE *f, FILE *pf, const mch_job_
     uint8_t *buf = NULL;
     size_t cap = 0;
     uint64_t next = 0;
+    mch_journal_expect x = {spec, MCH_UNIT_PATCH,
+                            !indices   ? expected
+                            : expected ? indices[expected - 1] + 1
+                                       : 0};
     mch_status rc = MCH_OK;
     for (size_t i = 0; !rc && i < j->n_recs; i++) {
         const mch_journal_rec *r = &j->recs[i];
-        if (i && r->index == j->recs[i - 1].index) continue; /* a pair redone after a crash */
+        mch_pair_result pr;
+        if ((rc = mch_journal_load(j, f, r, &x, &buf, &cap, &pr, err))) break;
+        int again = i && r->index == j->recs[i - 1].index; /* a pair redone after a crash */
         uint64_t want = !indices ? next : next < expected ? indices[next] : UINT64_MAX;
-        if (r->index != want) {
+        if (!again && r->index != want) {
             if (want != UINT64_MAX && r->index > want)
                 rc = mch_fail(err, MCH_ERR_FORMAT, "%s: pair #%llu is missing", j->path,
                               (unsigned long long)want);
             else
                 rc = mch_fail(err, MCH_ERR_FORMAT, "%s: pair #%llu was not expected", j->path,
                               (unsigned long long)r->index);
-            break;
         }
-        next++;
-        if (r->length > cap) {
-            uint8_t *nb = realloc(buf, r->length);
-            if (!nb) {
-                rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-                break;
-            }
-            buf = nb;
-            cap = r->length;
+        if (!rc && !again) {
+            next++;
+            rc = mch_cmap_acc_add(acc, &pr, err);
+            if (!rc) write_pair_line(pf, &pr, spec);
         }
-        mch_pair_result pr;
-        mch_err e = {0};
-        if ((rc = mch_journal_read(j, f, r, buf, err))) break;
-        if ((rc = mch_pair_result_unpack(&pr, buf, r->length, &e))) {
-            rc = mch_fail(err, MCH_ERR_FORMAT, "%s: record at %llu: %s", j->path,
-                          (unsigned long long)r->offset, e.msg);
-            break;
-        }
-        rc = mch_cmap_acc_add(acc, &pr, err);
-        if (!rc) write_pair_line(pf, &pr, spec);
         mch_pair_result_deinit(&pr);
     }
     if (!rc && next != expected)
@@ -184,7 +175,7 @@ mch_status mch_reduce(const char *out, const mch_job_spec *spec, const uint64_t 
     mch_pairs_writer *pw = NULL;
     mch_status rc = jpath ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if (!rc) rc = map_spec(spec, &ms, err);
-    if (!rc) rc = mch_journal_open(&j, jpath, 0, mch_pair_result_index, err);
+    if (!rc) rc = mch_journal_open(&j, jpath, 0, err);
     if (!rc && j.n_recs) qsort(j.recs, j.n_recs, sizeof *j.recs, cmp_rec);
     if (!rc && !(f = fopen(jpath, "rb")))
         rc = mch_fail(err, MCH_ERR_IO, "%s: %s", jpath, strerror(errno));

@@ -63,6 +63,23 @@ static void run_free(run_state *s)
     mch_model_meta_close(s->meta);
 }
 
+/* The outputs a run writes through temp files (mch_outfile: NAME.tmp.PID, then a rename). */
+static const char *const outputs[] = {"circuit.cmap",   "circuit.json",   "run.json",
+                                      "job.json",       "selection.json", "pairs.jsonl",
+                                      "pairs.jsonl.zst"};
+
+/* On a resume: the temp files of these outputs a killed attempt left in OUT. */
+static mch_status remove_stale(const char *out, mch_err *err)
+{
+    int removed = 0;
+    if (mch_outfile_remove_stale(out, outputs, sizeof outputs / sizeof outputs[0], &removed) != 0)
+        return mch_fail(err, MCH_ERR_IO, "%s: removing stale temp files: %s", out, strerror(errno));
+    if (removed)
+        mch_log_info("mechir run: removed %d temp file%s a killed attempt left in %s", removed,
+                     removed == 1 ? "" : "s", out);
+    return MCH_OK;
+}
+
 /* Up to the first unit: the spec, the journals (new or resumed), job.json, the count of the
  * input and the job sent to the workers. */
 static mch_status prepare(run_state *s, mch_err *err)
@@ -83,9 +100,22 @@ static mch_status prepare(run_state *s, mch_err *err)
     /* Cache files are written by the patching pass only; a number no earlier attempt used. */
     s->attempt =
         s->resume.attempt > s->scores_resume.attempt ? s->resume.attempt : s->scores_resume.attempt;
+    if (!rc && s->resume.resumed) rc = remove_stale(o->out, err);
     if (!rc) rc = mch_plan_write_job(o, err);
-    if (!rc) rc = mch_plan_count(o, s->meta, s->journal.n_recs, s->size, &s->total, err);
-    if (rc) return rc;
+    mch_pair_source *counter = NULL;
+    if (!rc) rc = mch_plan_count(o, s->meta, &s->total, &counter, err);
+    /* Every journaled record checked before anything is handed out or written from it. */
+    if (!rc && s->scores_resume.resumed)
+        rc = mch_plan_resume_check(&s->scores, &s->spec, MCH_UNIT_SCORE, s->total,
+                                   &s->scores_resume, err);
+    if (!rc && s->resume.resumed)
+        rc =
+            mch_plan_resume_check(&s->journal, &s->spec, MCH_UNIT_PATCH, s->total, &s->resume, err);
+    if (rc) {
+        mch_pair_source_close(counter);
+        return rc;
+    }
+    mch_plan_count_report(counter, s->total, s->resume.n_done, s->size);
     if (s->selecting)
         mch_log_info("mechir run: --select top-delta %llu%s: a scoring pass first (%llu pairs "
                      "already scored in scores.bin), then the selected pairs are patched",
@@ -155,7 +185,7 @@ static mch_status choose(run_state *s, long *todo, mch_err *err)
     mch_log_info("mechir run: %llu pairs scored (%llu by this attempt)",
                  (unsigned long long)s->n_pairs, (unsigned long long)s->scored_now);
     char *path = mch_path_join(o->out, "scores.bin");
-    mch_status rc = path ? mch_select_top_delta(path, s->n_pairs, s->spec.select_k,
+    mch_status rc = path ? mch_select_top_delta(path, &s->spec, s->n_pairs, s->spec.select_k,
                                                 s->spec.select_per_grade, &s->sel, err)
                          : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     free(path);

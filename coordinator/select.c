@@ -55,54 +55,33 @@ static int cmp_rec(const void *a, const void *b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-/* Reads every pair's scores from the journal j (records sorted) into c (n_pairs), counting the
- * failed ones (left out: *n_ok is how many c holds). */
-static mch_status read_scores(const mch_journal *j, FILE *f, uint64_t n_pairs, int per_grade,
-                              candidate *c, size_t *n_ok, uint64_t *failed, mch_err *err)
+/* Reads every pair's scores from the journal j (records sorted, each checked by
+ * mch_journal_load as a score unit's result of spec) into c (n_pairs), counting the failed ones
+ * (left out: *n_ok is how many c holds). */
+static mch_status read_scores(const mch_journal *j, FILE *f, const mch_job_spec *spec,
+                              uint64_t n_pairs, int per_grade, candidate *c, size_t *n_ok,
+                              uint64_t *failed, mch_err *err)
 {
     uint8_t *buf = NULL;
     size_t cap = 0;
     uint64_t next = 0;
+    mch_journal_expect x = {spec, MCH_UNIT_SCORE, n_pairs};
     mch_status rc = MCH_OK;
     *n_ok = 0;
     *failed = 0;
     for (size_t i = 0; !rc && i < j->n_recs; i++) {
         const mch_journal_rec *r = &j->recs[i];
-        if (i && r->index == j->recs[i - 1].index) continue; /* scored again after a crash */
-        if (r->index != next && next < n_pairs) {
-            rc = mch_fail(err, MCH_ERR_FORMAT, "%s: pair #%llu is not scored", j->path,
-                          (unsigned long long)next);
-            break;
-        }
-        if (next++ >= n_pairs) {
-            rc = mch_fail(err, MCH_ERR_FORMAT,
-                          "%s: pair #%llu is beyond the %llu pairs of the input", j->path,
-                          (unsigned long long)r->index, (unsigned long long)n_pairs);
-            break;
-        }
-        if (r->length > cap) {
-            uint8_t *nb = realloc(buf, r->length);
-            if (!nb) {
-                rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-                break;
-            }
-            buf = nb;
-            cap = r->length;
-        }
         mch_pair_result pr;
-        mch_err e = {0};
-        if ((rc = mch_journal_read(j, f, r, buf, err))) break;
-        if ((rc = mch_pair_result_unpack(&pr, buf, r->length, &e))) {
-            rc = mch_fail(err, MCH_ERR_FORMAT, "%s: record at %llu: %s", j->path,
-                          (unsigned long long)r->offset, e.msg);
-            break;
+        if ((rc = mch_journal_load(j, f, r, &x, &buf, &cap, &pr, err))) break;
+        if (i && r->index == j->recs[i - 1].index) { /* scored again after a crash */
+            mch_pair_result_deinit(&pr);
+            continue;
         }
-        if (pr.error) {
+        if (r->index != next++) {
+            rc = mch_fail(err, MCH_ERR_FORMAT, "%s: pair #%llu is not scored", j->path,
+                          (unsigned long long)(next - 1));
+        } else if (pr.error) {
             ++*failed;
-        } else if (!isfinite(pr.score_baseline) || !isfinite(pr.score_perturbed)) {
-            rc = mch_fail(err, MCH_ERR_FORMAT, "%s: pair #%llu (%016llx) has a non-finite score",
-                          j->path, (unsigned long long)pr.pair.index,
-                          (unsigned long long)pr.pair.pair_id);
         } else {
             c[(*n_ok)++] =
                 (candidate){pr.score_perturbed - pr.score_baseline, pr.pair.pair_id, pr.pair.index,
@@ -136,8 +115,8 @@ static size_t take_groups(candidate *c, size_t n, uint64_t k, mch_selection *sel
     return kept;
 }
 
-mch_status mch_select_top_delta(const char *path, uint64_t n_pairs, uint64_t k, int per_grade,
-                                mch_selection *sel, mch_err *err)
+mch_status mch_select_top_delta(const char *path, const mch_job_spec *spec, uint64_t n_pairs,
+                                uint64_t k, int per_grade, mch_selection *sel, mch_err *err)
 {
     memset(sel, 0, sizeof *sel);
     sel->k = k;
@@ -148,14 +127,14 @@ mch_status mch_select_top_delta(const char *path, uint64_t n_pairs, uint64_t k, 
     FILE *f = NULL;
     candidate *c = NULL;
     size_t n_ok = 0;
-    mch_status rc = mch_journal_open(&j, path, 0, mch_pair_result_index, err);
+    mch_status rc = mch_journal_open(&j, path, 0, err);
     if (!rc && j.n_recs) qsort(j.recs, j.n_recs, sizeof *j.recs, cmp_rec);
     if (!rc && !(f = fopen(path, "rb")))
         rc = mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
     if (!rc && !(c = malloc((n_pairs + 1) * sizeof *c)))
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory selecting among %llu pairs",
                       (unsigned long long)n_pairs);
-    if (!rc) rc = read_scores(&j, f, n_pairs, per_grade, c, &n_ok, &sel->pairs_failed, err);
+    if (!rc) rc = read_scores(&j, f, spec, n_pairs, per_grade, c, &n_ok, &sel->pairs_failed, err);
     if (!rc) {
         qsort(c, n_ok, sizeof *c, cmp_candidate);
         size_t groups = 0;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "mch_err.h"
+#include "msg.h"
 
 typedef struct {
     int32_t grade;     /* the relevance grade; -1: no grade (per grade) or every pair */
@@ -36,10 +37,11 @@ typedef struct {
 } mch_selection;
 
 /* Reads the scores journal at path, which must hold each of the pairs 0..n_pairs-1 (a pair
- * scored twice after a crash counts once), and selects as above into *sel (zeroed here; free
+ * scored twice after a crash counts once; every record checked as a score unit's result of spec,
+ * see journal.h), and selects as above into *sel (zeroed here; free
  * with mch_selection_deinit, also after an error). Errors name the file and the pair. */
-mch_status mch_select_top_delta(const char *path, uint64_t n_pairs, uint64_t k, int per_grade,
-                                mch_selection *sel, mch_err *err);
+mch_status mch_select_top_delta(const char *path, const mch_job_spec *spec, uint64_t n_pairs,
+                                uint64_t k, int per_grade, mch_selection *sel, mch_err *err);
 void mch_selection_deinit(mch_selection *sel); /* accepts NULL and zeroed */
 
 /* The selection as one line of JSON (malloc'd; NULL when out of memory): its counts, K, per

@@ -172,7 +172,8 @@ void mch_pair_result_deinit(mch_pair_result *r);
 mch_status mch_pair_result_pack(const mch_pair_result *r, uint8_t **out, size_t *len, mch_err *err);
 mch_status mch_pair_result_unpack(mch_pair_result *r, const uint8_t *buf, size_t len, mch_err *err);
 /* Checks a result's arrays against its pair and the spec (L*NH heads, 3*L*T blocks, K*T
- * head-pos, finite scores); @return 0, or 1 with why filled. */
+ * head-pos), whatever the result says: a skipped or failed pair has no arrays; every effect,
+ * patched score and both scores are finite. @return 0, or 1 with why filled. */
 int mch_pair_result_check(const mch_pair_result *r, int L, int NH, int K, char *why,
                           size_t why_len);
 /* The pair index of a packed result (the journal's record index): 0, or 1 when it does not

@@ -382,22 +382,34 @@ int mch_pair_result_index(const uint8_t *buf, size_t len, uint64_t *index)
 
 int mch_pair_result_check(const mch_pair_result *r, int L, int NH, int K, char *why, size_t why_len)
 {
-    if (r->skip_reason || r->error) return 0;
     size_t T = r->pair.T;
     struct {
         size_t got, want;
+        const float *x, *scores;
         const char *name;
     } arr[] = {
-        {r->n_heads, (size_t)L * NH, "heads"},
-        {r->n_blocks, 3 * (size_t)L * T, "blocks"},
-        {r->n_head_pos_z, (size_t)K * T, "head_pos_z"},
-        {r->n_head_pos_pattern, (size_t)K * T, "head_pos_pattern"},
+        {r->n_heads, (size_t)L * NH, r->heads, r->heads_scores, "heads"},
+        {r->n_blocks, 3 * (size_t)L * T, r->blocks, r->blocks_scores, "blocks"},
+        {r->n_head_pos_z, (size_t)K * T, r->head_pos_z, r->head_pos_z_scores, "head_pos_z"},
+        {r->n_head_pos_pattern, (size_t)K * T, r->head_pos_pattern, r->head_pos_pattern_scores,
+         "head_pos_pattern"},
     };
-    for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++)
-        if (arr[i].got && arr[i].got != arr[i].want)
+    for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++) {
+        if (!arr[i].got) continue;
+        if (r->skip_reason || r->error)
+            return snprintf(why, why_len, "a %s pair with %s values",
+                            r->error ? "failed" : "skipped", arr[i].name),
+                   1;
+        if (arr[i].got != arr[i].want)
             return snprintf(why, why_len, "%s has %zu values, expected %zu", arr[i].name,
                             arr[i].got, arr[i].want),
                    1;
+        for (size_t k = 0; k < arr[i].got; k++)
+            if (!isfinite(arr[i].x[k]) || !isfinite(arr[i].scores[k]))
+                return snprintf(why, why_len, "non-finite %s value %zu (effect %g, score %g)",
+                                arr[i].name, k, (double)arr[i].x[k], (double)arr[i].scores[k]),
+                       1;
+    }
     if (!isfinite(r->score_baseline) || !isfinite(r->score_perturbed))
         return snprintf(why, why_len, "non-finite score"), 1;
     return 0;

@@ -3,6 +3,7 @@
 #include "worker.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,11 @@ static mch_status run_pair(mch_worker *w, const mch_pair_input *in, int score_on
     mch_status rc = score_only ? mch_patch_scores(w->p, &pair, &res, &perr)
                                : mch_patch_run(w->p, &pair, &res, &perr);
     int oom = 0;
+    if (!rc && (!isfinite(res.score_baseline) || !isfinite(res.score_perturbed))) {
+        /* The coordinator refuses a non-finite score; the pair fails instead of the job. */
+        rc = mch_fail(&perr, MCH_ERR_SHAPE, "non-finite score (baseline %g, perturbed %g)",
+                      res.score_baseline, res.score_perturbed);
+    }
     if (rc) { /* this pair failed; the unit goes on */
         rc = MCH_OK;
         oom = !(r->error = strdup(perr.msg));

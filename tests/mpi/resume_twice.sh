@@ -14,10 +14,11 @@ cd "$TMP" || exit 1
 J="--model $ROOT/examples/demo-ce --input $INPUT --sweep heads --max-len 64 --unit-size 1 --pairs-format jsonl"
 
 # journal_indices FILE: the pair index of every complete record of a journal, one a line, in
-# file order (see coordinator/journal.h: "MCHJOUR1", u32 spec length, spec, u64 checksum; then
-# records u32 magic 0x5243484d, u32 length, payload, u64 checksum). The payload is a PairResult
-# whose field 1 is the PairInput, whose field 1 is the index (absent when 0, as proto3 does).
-# A torn record at the end (the file is being written) ends the list.
+# file order (see coordinator/journal.h: "MCHJOUR2", u32 spec length, spec, u64 checksum; then
+# records of u32 magic 0x5243484d, u32 length, u64 pair index, u64 header checksum, payload, u64
+# checksum). The payload is a PairResult whose field 1 is the PairInput, whose field 1 is the
+# index (absent when 0, as proto3 does); it must be the header's ("bad" otherwise). A torn
+# record at the end (the file is being written) ends the list.
 journal_indices() {
     [ -f "$1" ] || return 0
     od -An -v -tu1 "$1" | awk '
@@ -32,17 +33,18 @@ journal_indices() {
         END {
             if (n < 12) exit
             off = 8 + 4 + u32(8) + 8
-            while (off + 8 <= n && u32(off) == 1380141133) {
+            while (off + 24 <= n && u32(off) == 1380141133) {
                 len = u32(off + 4)
-                if (off + 16 + len > n) break
-                q = off + 8
+                if (off + 32 + len > n) break
+                q = off + 24
                 if (b[q] != 10) { print "bad"; exit }
                 q++
                 varint() # the PairInput length
                 idx = 0
                 if (b[q] == 8) { q++; idx = varint() }
+                if (idx != u32(off + 8) + 4294967296 * u32(off + 12)) { print "bad"; exit }
                 print idx
-                off += 16 + len
+                off += 32 + len
             }
         }'
 }
@@ -60,7 +62,7 @@ kill -USR1 "$BG_PID"
 wait_bg 120
 [ $rc -eq 3 ] || { show run1.err; fail "exit status $rc after SIGUSR1, want 3"; }
 journal_indices out/journal.bin >idx0
-grep -qx bad idx0 && fail "a journal record is not a PairResult with its PairInput first"
+grep -qx bad idx0 && fail "a journal record is not a PairResult with its PairInput first, of its header's index"
 n0=$(wc -l <idx0)
 d0=$(sort -u idx0 | wc -l)
 [ "$n0" -gt 0 ] && [ "$n0" -lt "$PAIRS" ] || fail "the interrupted journal has $n0 of $PAIRS pairs"

@@ -69,6 +69,8 @@ static void make_pairs(void)
         p->r.head_pos_z = p->r.head_pos_z_scores = p->hpz;
         p->r.head_pos_pattern = p->r.head_pos_pattern_scores = p->hpp;
         for (int k = 0; k < K * T; k++) p->hpz[k] = (float)rnd(), p->hpp[k] = (float)rnd();
+        if (p->r.skip_reason || p->r.error) /* no maps, as a worker sends them */
+            p->r.n_heads = p->r.n_blocks = p->r.n_head_pos_z = p->r.n_head_pos_pattern = 0;
     }
 }
 

@@ -522,7 +522,24 @@ static void test_bad_specs_are_refused_naming_the_field(void **st)
     r.score_perturbed = 1, r.n_blocks = 3 * 3 * 6 + 1, r.blocks = r.blocks_scores = v;
     assert_int_equal(mch_pair_result_check(&r, 3, 4, 2, why, sizeof why), 1);
     assert_string_equal(why, "blocks has 55 values, expected 54");
-    r.n_blocks = 0, r.skip_reason = "below min_delta"; /* a skipped pair has no maps to check */
+    r.n_blocks = 0, r.n_heads = 12;
+    v[11] = NAN; /* an effect */
+    assert_int_equal(mch_pair_result_check(&r, 3, 4, 2, why, sizeof why), 1);
+    assert_string_equal(why, "non-finite heads value 11 (effect nan, score nan)");
+    v[11] = 0;
+    /* A skipped or failed pair has no maps: arrays there are refused, whatever their shape
+     * (the reduction would print them with the spec's shape). */
+    r.skip_reason = "below min_delta";
+    r.n_heads = 1;
+    assert_int_equal(mch_pair_result_check(&r, 3, 4, 2, why, sizeof why), 1);
+    assert_string_equal(why, "a skipped pair with heads values");
+    r.skip_reason = NULL, r.error = "ids outside the vocabulary";
+    assert_int_equal(mch_pair_result_check(&r, 3, 4, 2, why, sizeof why), 1);
+    assert_string_equal(why, "a failed pair with heads values");
+    r.n_heads = 0, r.score_baseline = INFINITY; /* its scores are checked too */
+    assert_int_equal(mch_pair_result_check(&r, 3, 4, 2, why, sizeof why), 1);
+    assert_string_equal(why, "non-finite score");
+    r.score_baseline = 0, r.error = NULL, r.skip_reason = "below min_delta";
     assert_int_equal(mch_pair_result_check(&r, 3, 4, 2, why, sizeof why), 0);
 }
 

@@ -44,7 +44,7 @@ static void write_scores(const char *path, const scored *s, size_t n)
         uint8_t *buf;
         size_t len;
         assert_int_equal(mch_pair_result_pack(&r, &buf, &len, &err), MCH_OK);
-        assert_int_equal(mch_journal_append(&j, buf, len, &err), MCH_OK);
+        assert_int_equal(mch_journal_append(&j, r.pair.index, buf, len, &err), MCH_OK);
         free(buf);
     }
     assert_int_equal(mch_journal_sync(&j, &err), MCH_OK);
@@ -52,6 +52,7 @@ static void write_scores(const char *path, const scored *s, size_t n)
 }
 
 static char path[64];
+static const mch_job_spec spec = {.layers = 2, .heads = 2}; /* score records: no maps */
 
 static int setup(void **s)
 {
@@ -80,7 +81,7 @@ static void test_largest_signed_delta_ties_by_pair_id(void **s)
     mch_selection sel;
     mch_err err = {0};
     /* K 3: 0.75 (index 3), then of the three 0.5 the pair ids 0x10 (1) and 0x20 (2). */
-    assert_int_equal(mch_select_top_delta(path, 6, 3, 0, &sel, &err), MCH_OK);
+    assert_int_equal(mch_select_top_delta(path, &spec, 6, 3, 0, &sel, &err), MCH_OK);
     assert_int_equal(sel.n, 3);
     assert_int_equal(sel.indices[0], 1);
     assert_int_equal(sel.indices[1], 2);
@@ -92,7 +93,7 @@ static void test_largest_signed_delta_ties_by_pair_id(void **s)
     assert_true(sel.groups[0].threshold == 0.5);
     mch_selection_deinit(&sel);
     /* K larger than the pairs: all of them, the negative change last (threshold -1). */
-    assert_int_equal(mch_select_top_delta(path, 6, 100, 0, &sel, &err), MCH_OK);
+    assert_int_equal(mch_select_top_delta(path, &spec, 6, 100, 0, &sel, &err), MCH_OK);
     assert_int_equal(sel.n, 6);
     assert_true(sel.groups[0].threshold == -1.0);
     mch_selection_deinit(&sel);
@@ -110,7 +111,7 @@ static void test_k_per_grade_with_a_group_without_grade(void **s)
     write_scores(path, g, sizeof g / sizeof g[0]);
     mch_selection sel;
     mch_err err = {0};
-    assert_int_equal(mch_select_top_delta(path, 8, 1, 1, &sel, &err), MCH_OK);
+    assert_int_equal(mch_select_top_delta(path, &spec, 8, 1, 1, &sel, &err), MCH_OK);
     assert_int_equal(sel.pairs_failed, 1);
     assert_int_equal(sel.n, 3); /* grade 0: index 4; grade 2: index 0; none: index 2 */
     assert_int_equal(sel.indices[0], 0);
@@ -131,7 +132,7 @@ static void test_k_per_grade_with_a_group_without_grade(void **s)
     free(json);
     mch_selection_deinit(&sel);
     /* Without per grade: one group, the two largest of every grade. */
-    assert_int_equal(mch_select_top_delta(path, 8, 2, 0, &sel, &err), MCH_OK);
+    assert_int_equal(mch_select_top_delta(path, &spec, 8, 2, 0, &sel, &err), MCH_OK);
     assert_int_equal(sel.n, 2);
     assert_int_equal(sel.indices[0], 0);
     assert_int_equal(sel.indices[1], 2);
@@ -144,14 +145,14 @@ static void test_missing_pairs_are_refused(void **s)
     write_scores(path, ties, 6);
     mch_selection sel;
     mch_err err = {0};
-    assert_int_equal(mch_select_top_delta(path, 7, 2, 0, &sel, &err), MCH_ERR_FORMAT);
+    assert_int_equal(mch_select_top_delta(path, &spec, 7, 2, 0, &sel, &err), MCH_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "6 pairs scored, 7 expected"));
     assert_null(sel.indices);
     write_scores(path, ties + 1, 5); /* pair #0 missing */
     memset(&err, 0, sizeof err);     /* the first failure keeps its message */
-    assert_int_equal(mch_select_top_delta(path, 6, 2, 0, &sel, &err), MCH_ERR_FORMAT);
+    assert_int_equal(mch_select_top_delta(path, &spec, 6, 2, 0, &sel, &err), MCH_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "pair #0 is not scored"));
-    assert_int_equal(mch_select_top_delta(path, 6, 0, 0, &sel, &err), MCH_ERR_ARG);
+    assert_int_equal(mch_select_top_delta(path, &spec, 6, 0, 0, &sel, &err), MCH_ERR_ARG);
 }
 
 int main(void)
