@@ -246,7 +246,7 @@ static void test_components_csv_holds_both_estimates(void **st)
     int heads = 0, blocks = 0, head_pos = 0, found = 0;
     double z = z_of(0.9), scratch[64];
     for (char *line = strtok(csv + strlen(want_hdr), "\n"); line; line = strtok(NULL, "\n")) {
-        char *f[16];
+        char *f[16] = {0};
         assert_int_equal(split_csv(line, f, 16), 15);
         heads += !strcmp(f[0], "head");
         blocks += !strcmp(f[0], "block");
