@@ -18,6 +18,7 @@
 #include <zstd.h>
 
 #include "input.h"
+#include "testutil.h"
 
 typedef struct {
     char dir[4096];
@@ -27,9 +28,7 @@ static int setup(void **state)
 {
     fixture *fx = calloc(1, sizeof *fx);
     if (!fx) return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(fx->dir, sizeof fx->dir, "%s/mch_input_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(fx->dir)) {
+    if (tu_tmpdir_make(fx->dir, sizeof fx->dir, "mch_input")) {
         free(fx);
         return -1;
     }
@@ -40,18 +39,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    DIR *d = opendir(fx->dir);
-    if (d) {
-        struct dirent *e;
-        char path[4400];
-        while ((e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(path, sizeof path, "%s/%s", fx->dir, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    int rc = rmdir(fx->dir);
+    int rc = tu_tmpdir_remove(fx->dir);
     free(fx);
     return rc;
 }

@@ -42,9 +42,7 @@ static int setup(void **state)
 {
     fixture *fx = calloc(1, sizeof *fx);
     if (!fx) return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(fx->dir, sizeof fx->dir, "%s/mch_load_errors_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(fx->dir)) {
+    if (tu_tmpdir_make(fx->dir, sizeof fx->dir, "mch_load_errors")) {
         free(fx);
         return -1;
     }

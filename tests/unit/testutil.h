@@ -1,13 +1,41 @@
-/* Helpers shared by the cmocka tests: read a whole file, parse JSON fixtures, compare float
- * arrays element-wise against golden numbers with the fixture's tolerance, printing the tensor,
- * the index and both values on the first mismatch. */
+/* Helpers shared by the cmocka tests: a scratch directory, read a whole file, parse JSON fixtures,
+ * compare float arrays element-wise against golden numbers with the fixture's tolerance, printing
+ * the tensor, the index and both values on the first mismatch. */
 #ifndef MCH_TESTUTIL_H
 #define MCH_TESTUTIL_H
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Makes a fresh directory $TMPDIR/PREFIX_XXXXXX (or under /tmp) into dir; 0, or -1. */
+static inline int tu_tmpdir_make(char *dir, size_t cap, const char *prefix)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, cap, "%s/%s_XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+/* Removes dir and the files in it (no subdirectories); the rmdir status. */
+static inline int tu_tmpdir_remove(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char path[4400];
+        while ((e = readdir(d))) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    return rmdir(dir);
+}
 
 static inline char *tu_read_file(const char *path, size_t *len)
 {
