@@ -70,6 +70,9 @@ static void run_usage(FILE *f)
             "  --threads N          BLAS threads per rank (default 1)\n"
             "  --scratch-mb N       patching scratch memory per rank (default 256)\n"
             "  --unit-size N        pairs per work unit (default: adaptive)\n"
+            "  --worker-timeout S   with several ranks: a worker holding a unit that sends\n"
+            "                       nothing for S seconds (a dead node, a broken link) ends\n"
+            "                       the job with exit 1 naming it; --resume continues (600)\n"
             "  -h, --help           this text\n"
             "\n%s\n"
             "Exit status: 0 done; 1 error; 2 usage; 3 interrupted by SIGTERM/SIGUSR1/SIGINT after\n"
@@ -221,7 +224,7 @@ static int apply_job_file(mch_opts *p, const char *path, cJSON **json)
 static int parse_run_args(run_cli *c, int argc, char **argv, cJSON **job_json)
 {
     mch_run_opts *o = &c->o;
-    mch_opt run[9 + 11];
+    mch_opt run[9 + 12];
     mch_source_opt_table src;
     mch_source_opt_table_init(&src, &o->src);
     static const char *const names[] = {"model", "out",         "site",    "sweep",    "heads",
@@ -235,6 +238,7 @@ static int parse_run_args(run_cli *c, int argc, char **argv, cJSON **job_json)
                               {"threads", 0, MCH_OPT_INT, &o->threads, 1, 1024, NULL, 0},
                               {"scratch-mb", 0, MCH_OPT_INT, &o->scratch_mb, 1, 1 << 20, NULL, 0},
                               {"unit-size", 0, MCH_OPT_INT, &o->unit_size, 1, 1 << 16, NULL, 0},
+                              MCH_OPT_ROW_INT("worker-timeout", &o->worker_timeout_s, 1, 1 << 24),
                               MCH_OPT_ROW_INT("bootstrap", &o->bootstrap, 0, MCH_BOOTSTRAP_MAX),
                               MCH_OPT_ROW_DOUBLE("ci", &o->ci, 0.5, 0.9999),
                               MCH_OPT_ROW_FN("select", select_opt, 2),
@@ -355,6 +359,6 @@ int mch_cmd_run(int argc, char **argv)
         signal(SIGINT, SIG_IGN);
         status = mch_rank_run(rank);
     }
-    mch_mpi_end();
+    mch_mpi_end(status); /* aborts the job when workers were lost */
     return status;
 }

@@ -21,8 +21,12 @@ void mch_mpi_start(int *rank, int *size)
     MPI_Comm_size(MPI_COMM_WORLD, size);
 }
 
-void mch_mpi_end(void)
+/* Set by the watchdog: some worker is gone, and MPI_Finalize would wait for it forever. */
+static int workers_lost;
+
+void mch_mpi_end(int status)
 {
+    if (workers_lost) MPI_Abort(MPI_COMM_WORLD, status ? status : 1);
     MPI_Finalize();
 }
 
@@ -168,6 +172,7 @@ mch_status mch_dispatch_start(int size, const uint8_t *spec, size_t spec_len, co
 typedef struct {
     mch_dispatch *d;
     mch_work_unit **inflight; /* (size) by rank */
+    double *heard_s;          /* (size) by rank: its last message, or the unit it was sent */
     uint8_t *buf;
     size_t cap;
     int working;
@@ -283,6 +288,7 @@ static int reply(mpi_loop *l, int src, int keep)
         MPI_Send(out, (int)n, MPI_BYTE, src, MCH_TAG_UNIT, MPI_COMM_WORLD);
         free(out);
         l->inflight[src] = u;
+        l->heard_s[src] = mch_now_s();
         l->working++;
     } else if (keep && !l->fatal[0] && !*l->d->stop) {
         l->d->parked[l->d->n_parked++] = src;
@@ -304,6 +310,39 @@ static void release_parked(mch_dispatch *d)
     d->n_parked = 0;
 }
 
+/* The watchdog: 1 when a worker holding a unit has sent nothing for the timeout. The failure
+ * names every such rank and its host; the loop must end, since they may never answer. */
+static int silent_workers(mpi_loop *l, int size, double now)
+{
+    const mch_dispatch *d = l->d;
+    int limit_s = d->worker_timeout_s > 0 ? d->worker_timeout_s : MCH_WORKER_TIMEOUT_S;
+    char list[200];
+    size_t used = 0;
+    int n = 0;
+    list[0] = 0;
+    for (int r = 1; r < size; r++) {
+        if (!l->inflight[r] || now - l->heard_s[r] < limit_s) continue;
+        const char *host = d->hosts && d->hosts[r] ? d->hosts[r] : "?";
+        if (used < sizeof list) {
+            int k = snprintf(list + used, sizeof list - used, "%s%d on %s", n ? ", " : "", r, host);
+            used += k > 0 ? (size_t)k : 0;
+        }
+        n++;
+    }
+    if (!n) return 0;
+    char what[sizeof l->fatal];
+    snprintf(what, sizeof what,
+             "no message for %d s from rank%s %s while %s a unit (--worker-timeout); %s node or "
+             "the network to it is down; the results received are journaled (--resume)",
+             limit_s, n == 1 ? "" : "s", list, n == 1 ? "it held" : "they held",
+             n == 1 ? "its" : "their");
+    if (l->fatal[0])
+        mch_log_error("mechir run: %s", what); /* the first failure is reported by the caller */
+    else
+        fail_loop(l, MCH_ERR_MPI, "%s", what);
+    return 1;
+}
+
 void mch_dispatch_end(mch_dispatch *d, const mch_local_runner *r)
 {
     if (d->n_parked) release_parked(d);
@@ -315,10 +354,13 @@ void mch_dispatch_end(mch_dispatch *d, const mch_local_runner *r)
 
 mch_status mch_dispatch_mpi(mch_dispatch *d, int size, int keep_workers, mch_err *err)
 {
-    mpi_loop l = {d, calloc((size_t)size, sizeof(mch_work_unit *)), NULL, 0, 0, MCH_OK, ""};
+    mpi_loop l = {.d = d,
+                  .inflight = calloc((size_t)size, sizeof(mch_work_unit *)),
+                  .heard_s = calloc((size_t)size, sizeof(double))};
     if (!d->parked) d->parked = calloc((size_t)size, sizeof *d->parked);
-    if (!l.inflight || !d->parked) {
+    if (!l.inflight || !l.heard_s || !d->parked) {
         free(l.inflight);
+        free(l.heard_s);
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     }
     if (d->alive < 0) d->alive = size - 1;
@@ -330,7 +372,18 @@ mch_status mch_dispatch_mpi(mch_dispatch *d, int size, int keep_workers, mch_err
         if (!reply(&l, src, keep_workers)) d->alive--;
     }
     long idle_us = 50;
+    double watched_s = mch_now_s(); /* the watchdog's last look (once a second) */
     while (d->alive > d->n_parked) {
+        double now = mch_now_s();
+        if (l.working && now - watched_s >= 1.0) {
+            watched_s = now;
+            if (silent_workers(&l, size, now)) {
+                /* Parked ranks are not told to stop either: mch_mpi_end aborts them all. */
+                workers_lost = 1;
+                d->n_parked = 0;
+                break;
+            }
+        }
         int flag = 0, count = 0;
         MPI_Status st;
         MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
@@ -342,18 +395,20 @@ mch_status mch_dispatch_mpi(mch_dispatch *d, int size, int keep_workers, mch_err
         }
         idle_us = 50;
         int tag = receive(&l, &st, &count), src = st.MPI_SOURCE;
+        l.heard_s[src] = mch_now_s();
         if (tag == MCH_TAG_RESULT)
             on_result(&l, src, count);
         else if (tag == MCH_TAG_ERROR)
             on_error(&l, src, count);
         if (!reply(&l, src, keep_workers)) d->alive--;
     }
-    if (!keep_workers || l.fatal[0] || *d->stop) release_parked(d);
+    if (!workers_lost && (!keep_workers || l.fatal[0] || *d->stop)) release_parked(d);
     mch_err e = {0};
     mch_status rc = journal_sync_maybe(d, 1, &e);
     if (rc) fail_loop(&l, rc, "%s", e.msg);
     for (int r = 0; r < size; r++) mch_unit_free(l.inflight[r]);
     free(l.inflight);
+    free(l.heard_s);
     free(l.buf);
     if (l.fatal[0]) return mch_fail(err, l.first_rc ? l.first_rc : MCH_ERR_MPI, "%s", l.fatal);
     return MCH_OK;

@@ -41,11 +41,19 @@ typedef struct {
     int alive;       /* worker ranks not yet stopped (-1: the first MPI call sets it) */
     int *parked;     /* (n_parked) ranks waiting for a unit of the next pass */
     int n_parked;
+    /* The watchdog: a worker holding a unit that sends nothing for this long is taken for lost
+     * (0: MCH_WORKER_TIMEOUT_S). */
+    int worker_timeout_s;
+    char *const *hosts; /* (size) each rank's host, for messages; may be NULL */
 } mch_dispatch;
 
-/* MPI for the whole process (any rank): init and rank/size; finalize. */
+#define MCH_WORKER_TIMEOUT_S 600
+
+/* MPI for the whole process (any rank): init and rank/size; finalize. After the watchdog of
+ * mch_dispatch_mpi found silent workers, mch_mpi_end aborts the job with status instead (the
+ * silent ranks would hold MPI_Finalize forever), so it does not return then. */
 void mch_mpi_start(int *rank, int *size);
-void mch_mpi_end(void);
+void mch_mpi_end(int status);
 
 /* Sends the job to the worker ranks (header ints, packed spec, output directory) and gathers
  * every rank's host name into *hosts (size strings, malloc'd; free with mch_msg_strv_free).
@@ -67,7 +75,10 @@ mch_status mch_dispatch_local(mch_dispatch *d, const mch_local_runner *r, const 
 /* Rank 0 with size - 1 workers: a unit to each worker that asks, until none is left or a stop
  * was asked for; then every worker is stopped, or with keep_workers (a first pass, no stop, no
  * error) left waiting for the units of the next call. Polls with MPI_Iprobe and sleeps in
- * between (50 us doubling to 2 ms), so the coordinator does not take a core from the workers. */
+ * between (50 us doubling to 2 ms), so the coordinator does not take a core from the workers.
+ * A worker that holds a unit and sends nothing for d->worker_timeout_s (a dead node, a broken
+ * link) ends the loop at once with MCH_ERR_MPI naming every silent rank and its host; the
+ * journal is synced first, and mch_mpi_end then aborts the job. */
 mch_status mch_dispatch_mpi(mch_dispatch *d, int size, int keep_workers, mch_err *err);
 
 /* Whatever a run ends with (also after an error between passes): stops the workers still

@@ -125,6 +125,7 @@ static mch_status prepare(run_state *s, mch_err *err)
     rc = mch_dispatch_start(s->size, s->spec_bytes, s->spec_len, o->out, s->attempt, o->threads,
                             o->scratch_mb, &s->hosts, err);
     s->job_sent = 1; /* the workers have the job, or mch_dispatch_start aborted them */
+    s->d.hosts = s->hosts;
     return rc;
 }
 
@@ -252,6 +253,7 @@ mch_status mch_run_coordinate(const mch_run_opts *o, int size, const mch_local_r
     run_state s = {.o = o, .size = size, .local = local};
     mch_dispatch_init(&s.d);
     s.d.stop = o->stop ? o->stop : &never;
+    s.d.worker_timeout_s = o->worker_timeout_s;
     *interrupted = 0;
     mch_status rc = prepare(&s, err);
     s.d.spec = &s.spec;

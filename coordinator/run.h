@@ -26,6 +26,7 @@ typedef struct {
     uint64_t select_k;                          /* top-delta: K */
     int per_grade;                              /* top-delta: K per relevance grade */
     int resume, threads, scratch_mb, unit_size; /* 0: defaults (1, 256 MB, adaptive) */
+    int worker_timeout_s;                       /* 0: MCH_WORKER_TIMEOUT_S (dispatch.h) */
     mch_pairs_format pairs_format;              /* OUT/pairs.jsonl.zst (default) or .jsonl */
     mch_source_opts src;
     const char *job_json;              /* the options as given: OUT/job.json */
