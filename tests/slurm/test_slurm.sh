@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# `mechir submit` on a real Slurm: a one-node cluster on localhost (munged, slurmctld, slurmd
-# started by hand, every state, spool, log, pid file and the munge socket in a temporary
-# directory). Case 1: a 2-rank job with srun --mpi=pmix finishes and writes its circuit map (and
-# the same with mpirun inside the allocation).
+# `mechir submit` on a real Slurm: a two-node cluster on one machine, nodeA and nodeB as network
+# namespaces joined by a veth pair (10.200.0.1 and .2, host names of their own through unshare
+# --uts), slurmctld and nodeA's slurmd in nodeA (where this script re-runs itself, so every
+# client command talks to it), nodeB's slurmd in nodeB; munged, every state, spool, log, pid
+# file and the munge socket in a temporary directory (namespaces share the file system).
+# Case 1: a 2-rank job with srun --mpi=pmix finishes and writes its circuit map (and the same
+# with mpirun inside the allocation). Case 3: a 2-node job (4 ranks, srun --mpi=pmix, MPI over
+# TCP between the nodes) writes the same map, with ranks on both nodes.
 # Case 2: a job with a 1-minute limit gets USR1 before the limit, stops with exit status 3, and
 # submitting the same command again resumes it until it is done, with the same circuit.cmap as
 # an uninterrupted one-process run. Installs slurmctld, slurmd, slurm-client and munge from
@@ -60,6 +64,52 @@ fi
 [ "$(id -u)" -eq 0 ] || skip "slurmctld, slurmd and munged are run as root here (SlurmUser=root)"
 id munge >/dev/null 2>&1 || skip "no user 'munge' (the munge package creates it)"
 
+# ---- the two nodes: this script again, inside nodeA ------------------------------------------
+# Outside: make the namespaces (names unique to this run) and the link, run the rest in nodeA,
+# and remove them after (killing whatever is left in them: only this test's processes).
+if [ -z "${MCH_SLURM_NODEB:-}" ]; then
+  command -v ip >/dev/null && command -v unshare >/dev/null ||
+    skip "no ip or unshare command (apt-get install iproute2 util-linux)"
+  tag=$$$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+  NSA=mch-slurmA-$tag
+  NSB=mch-slurmB-$tag
+  ns_cleanup() {
+    for ns in $NSA $NSB; do
+      for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+    done
+    sleep 0.2
+    ip netns del "$NSA" 2>/dev/null
+    ip netns del "$NSB" 2>/dev/null
+  }
+  trap ns_cleanup EXIT
+  trap 'exit 1' HUP INT TERM
+  ip netns add "$NSA" 2>"/tmp/mch_ns.$$" || { why=$(cat "/tmp/mch_ns.$$"); rm -f "/tmp/mch_ns.$$"; skip "ip netns add failed: $why"; }
+  rm -f "/tmp/mch_ns.$$"
+  ip netns add "$NSB" && ip link add "sva$tag" type veth peer name "svb$tag" &&
+    ip link set "sva$tag" netns "$NSA" && ip link set "svb$tag" netns "$NSB" &&
+    ip -n "$NSA" addr add 10.200.0.1/24 dev "sva$tag" && ip -n "$NSB" addr add 10.200.0.2/24 dev "svb$tag" &&
+    ip -n "$NSA" link set "sva$tag" up && ip -n "$NSB" link set "svb$tag" up &&
+    ip -n "$NSA" link set lo up && ip -n "$NSB" link set lo up || { echo "FAIL: cannot set up the namespaces"; exit 1; }
+  # ip netns exec mounts a sysfs of the namespace, without the cgroup file systems slurmd needs:
+  # the host's are mounted again inside (each namespace has a mount namespace of its own).
+  MCH_SLURM_CGROUPS=$(awk '$2 ~ "^/sys/fs/cgroup" { print $3 " " $2 " " $4 }' /proc/self/mounts) \
+    MCH_SLURM_NODEB=$NSB ip netns exec "$NSA" unshare --uts bash -c 'hostname nodeA && exec bash "$@"' \
+    bash "$0" "$@"
+  exit $?
+fi
+NSB=$MCH_SLURM_NODEB
+# remount_cgroups: the host's cgroup mounts, in this mount namespace (exported for nodeB's).
+remount_cgroups() {
+  while read -r type dir opts; do
+    [ -n "$type" ] || continue
+    mkdir -p "$dir" 2>/dev/null
+    mount -t "$type" -o "$opts" "$type" "$dir" || return 1
+  done <<<"$MCH_SLURM_CGROUPS"
+}
+export -f remount_cgroups
+export MCH_SLURM_CGROUPS
+remount_cgroups || { echo "FAIL: cannot mount the cgroup file systems in nodeA"; exit 1; }
+
 # ---- the cluster ----------------------------------------------------------------------------
 # In /tmp itself: munged refuses a socket directory under a parent that others may write to
 # (the sticky /tmp is fine) and it runs as munge, so the directory must be traversable.
@@ -83,7 +133,7 @@ stop_pid() {
 }
 
 dump_logs() {
-  for f in "$T"/log/slurmctld.log "$T"/log/slurmd.log "$M"/munged.log; do
+  for f in "$T"/log/slurmctld.log "$T"/log/slurmd-node[AB].log "$M"/munged.log; do
     [ -f "$f" ] && { echo "--- last lines of $f"; tail -n 15 "$f"; }
   done
 }
@@ -99,7 +149,7 @@ cleanup() {
     fi
     scontrol shutdown >/dev/null 2>&1
   fi
-  for f in "$T/slurmctld.pid" "$T/slurmd.pid" "$M/munged.pid"; do
+  for f in "$T/slurmctld.pid" "$T/slurmd-nodeA.pid" "$T/slurmd-nodeB.pid" "$M/munged.pid"; do
     p=$(pid_of "$f")
     if alive "$p"; then
       for _ in $(seq 50); do alive "$p" || break; sleep 0.1; done
@@ -107,6 +157,7 @@ cleanup() {
     fi
   done
   [ $rc -ne 0 ] && [ $rc -ne 77 ] && dump_logs
+  umount "$T/tmpfs" 2>/dev/null
   rm -rf "$T"
   exit $rc
 }
@@ -141,7 +192,7 @@ first_job_id=$(( $(od -An -N2 -tu2 /dev/urandom | tr -d " ") % 50000 + 1000 ))
 export SLURM_CONF=$T/slurm.conf
 cat >"$SLURM_CONF" <<EOF
 ClusterName=mechirtest
-SlurmctldHost=localhost
+SlurmctldHost=nodeA(10.200.0.1)
 SlurmUser=root
 SlurmdUser=root
 SlurmctldPort=$port
@@ -160,30 +211,38 @@ JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 ReturnToService=2
 StateSaveLocation=$T/state
-SlurmdSpoolDir=$T/spool
+SlurmdSpoolDir=$T/spool/%n
 TmpFS=$T/tmpfs
 FirstJobId=$first_job_id
 SlurmctldPidFile=$T/slurmctld.pid
-SlurmdPidFile=$T/slurmd.pid
+SlurmdPidFile=$T/slurmd-%n.pid
 SlurmctldLogFile=$T/log/slurmctld.log
-SlurmdLogFile=$T/log/slurmd.log
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+SlurmdLogFile=$T/log/slurmd-%n.log
+NodeName=nodeA NodeAddr=10.200.0.1 CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
+NodeName=nodeB NodeAddr=10.200.0.2 CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
+PartitionName=debug Nodes=nodeA,nodeB Default=YES MaxTime=INFINITE State=UP
 EOF
 # Nothing of an enclosing Slurm job may leak into ours.
-mkdir -p "$T/tmpfs"
+# TmpFS (where the pmix plugin makes a directory per step) is local to each node, as on a
+# cluster: a directory of each node's own, bind-mounted in its mount namespace.
+mkdir -p "$T/tmpfs" "$T/tmpfs-nodeA" "$T/tmpfs-nodeB"
+mount --bind "$T/tmpfs-nodeA" "$T/tmpfs" || fail "cannot bind-mount nodeA's TmpFS"
 for v in $(compgen -e | grep '^SLURM_'); do [ "$v" = SLURM_CONF ] || unset "$v"; done
 
 STARTED_SLURM=1
 slurmctld -c || fail "slurmctld did not start"
-slurmd -N localhost || fail "slurmd did not start"
+mkdir -p "$T/spool/nodeA" "$T/spool/nodeB"
+slurmd -N nodeA || fail "slurmd -N nodeA did not start"
+ip netns exec "$NSB" unshare --uts bash -c \
+  "remount_cgroups && mount --bind '$T/tmpfs-nodeB' '$T/tmpfs' && hostname nodeB && exec slurmd -N nodeB" ||
+  fail "slurmd -N nodeB did not start in $NSB"
 for _ in $(seq 60); do
-  [ "$(sinfo -h -n localhost -o %T 2>/dev/null)" = idle ] && break
+  [ "$(sinfo -h -o %T 2>/dev/null | sort -u)" = idle ] && [ "$(sinfo -h -o %D)" = 2 ] && break
   sleep 0.5
 done
-[ "$(sinfo -h -n localhost -o %T 2>/dev/null)" = idle ] ||
-  fail "the node is not idle after 30 s: $(sinfo 2>&1 | tail -n 2)"
-ok "slurmctld and slurmd up, node localhost idle ($(nproc) CPUs, ${mem_mb} MB)"
+[ "$(sinfo -h -o %T 2>/dev/null | sort -u)" = idle ] ||
+  fail "the nodes are not idle after 30 s: $(sinfo -N 2>&1 | tail -n 2)"
+ok "slurmctld and two slurmd up, nodeA and nodeB idle ($(nproc) CPUs, ${mem_mb} MB each)"
 
 LAUNCH=(--launcher srun)
 if ! srun --mpi=list 2>&1 | grep -qw pmix; then
@@ -191,7 +250,9 @@ if ! srun --mpi=list 2>&1 | grep -qw pmix; then
   LAUNCH=(--launcher mpirun)
 fi
 
-export OPENBLAS_NUM_THREADS=1 OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader
+# Shared memory within a node, TCP over the veth link between them.
+export OPENBLAS_NUM_THREADS=1 OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader,tcp
+export OMPI_MCA_btl_tcp_if_include=10.200.0.0/24 OMPI_MCA_oob_tcp_if_include=10.200.0.0/24
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 MODEL=$ROOT/examples/demo-ce
 BIG=(--model "$MODEL" --input "$ROOT/examples/demo-200.tsv" --sweep heads,blocks --max-len 64)
@@ -246,10 +307,28 @@ logf=$T/out-mpirun/slurm-$id.out
 cmp -s "$T/out/circuit.cmap" "$T/out-mpirun/circuit.cmap" || fail "srun and mpirun jobs gave different maps"
 ok "job $id COMPLETED in $(($(date +%s) - t)) s with mpirun: 2 ranks, the same circuit.cmap as with srun"
 
+echo "== case 3: 2 nodes x 2 ranks (${LAUNCH[1]}), MPI over TCP between nodeA and nodeB =="
+t=$(date +%s)
+id=$("$MECHIR" submit --scheduler slurm --nodes 2 --ranks-per-node 2 --time 00:10:00 "${LAUNCH[@]}" \
+  -- --model "$MODEL" --input "$T/pairs16.tsv" --sweep heads --max-len 64 --out "$T/out2n" 2>"$T/submit3.err") ||
+  { show "$T/submit3.err"; fail "mechir submit --nodes 2 failed"; }
+grep -qx '#SBATCH --nodes=2' "$T/out2n/mechir-slurm.sh" || fail "the script does not ask for 2 nodes"
+wait_job "$id" 240
+logf=$T/out2n/slurm-$id.out
+[ "$STATE" = COMPLETED ] && [ "$EXIT" = 0:0 ] && grep -q '; 4 ranks$' "$logf" ||
+  { show "$logf"; fail "job $id (2 nodes): JobState=$STATE ExitCode=$EXIT, want COMPLETED 0:0 with 4 ranks"; }
+[ "${LAUNCH[1]}" != srun ] || grep -q 'srun --mpi=pmix' "$logf" || { show "$logf"; fail "not launched with srun --mpi=pmix"; }
+hosts=$(grep -o '"hosts":\[[^]]*\]' "$T/out2n/run.json")
+for n in nodeA nodeB; do
+  [ "$(grep -o "\"$n\"" <<<"$hosts" | wc -l)" -eq 2 ] || { show "$T/out2n/run.json"; fail "run.json $hosts: want 2 ranks on $n"; }
+done
+cmp -s "$T/out/circuit.cmap" "$T/out2n/circuit.cmap" || fail "the 2-node job and the 1-node job gave different maps"
+ok "job $id COMPLETED in $(($(date +%s) - t)) s on 2 nodes ($hosts): the 1-node job's circuit.cmap"
+
 echo "== case 2: 200 pairs, heads+blocks, 1 worker, a 1-minute limit; resubmit until done =="
 t=$(date +%s)
 interrupted=0
-for attempt in 1 2 3 4 5 6 7 8 9 10; do
+for attempt in $(seq 20); do # 2 to 5 on an idle machine, about 15 under a load near 7
   ta=$(date +%s)
   id=$("$MECHIR" submit --scheduler slurm --ranks-per-node 2 --time 00:01:00 "${LAUNCH[@]}" \
     -- "${BIG[@]}" --out "$T/big" 2>"$T/submit2.err") || { show "$T/submit2.err"; fail "mechir submit failed"; }
