@@ -29,7 +29,10 @@ int mch_cmd_merge(int argc, char **argv)
 {
     const char *out = NULL;
     char **maps = calloc((size_t)argc + 1, sizeof *maps);
-    if (!maps) return 1;
+    if (!maps) {
+        mch_log_error("mechir merge: out of memory");
+        return 1;
+    }
     const mch_opt tab[] = {{"out", 'o', MCH_OPT_STR, &out, 0, 0, NULL, 0}, {0}};
     const mch_opt *const tabs[] = {tab, NULL};
     mch_opts o = {.cmd = "merge", .tabs = tabs, .pos = maps, .max_pos = argc};

@@ -153,6 +153,8 @@ mch_status mch_input_skip(mch_input *in, int table, const char *file, long line,
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
+    if (!strcmp(reason, MCH_INPUT_OOM))
+        return mch_fail(err, MCH_ERR_NOMEM, "%s:%ld: %s", file, line, reason);
     if (table)
         in->rep.table_skipped++;
     else

@@ -88,8 +88,13 @@ mch_status mch_input_open_lines(mch_input **out, const char *path, const mch_inp
                                 mch_status (*next)(mch_input *, const mch_record **, mch_err *),
                                 mch_err *err);
 
+/* The reason a line check gives when it ran out of memory: not a bad line, the error
+ * MCH_ERR_NOMEM "FILE:LINE: out of memory" (mch_input_skip turns it into that). */
+#define MCH_INPUT_OOM "out of memory"
+
 /* Counts a skipped unit (table = 0) or a bad table line (table = 1), keeps the entry, and with
- * strict returns the "FILE:LINE: reason" error (MCH_ERR_FORMAT). */
+ * strict returns the "FILE:LINE: reason" error (MCH_ERR_FORMAT); the reason MCH_INPUT_OOM is
+ * the error MCH_ERR_NOMEM instead, never a skip. */
 mch_status mch_input_skip(mch_input *in, int table, const char *file, long line, mch_err *err,
                           const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
@@ -122,7 +127,8 @@ int mch_input_blank(const char *s);
 int mch_input_split_tabs(char *s, char **f, int max);
 
 /* JSON fields (input_jsonl.c), shared with TREC's JSONL docs. Each returns 1, or 0 with why. */
-/* One JSON object from s[0..len), white space around it allowed; NULL with why. */
+/* One JSON object from s[0..len), white space around it allowed; NULL with why (MCH_INPUT_OOM
+ * when an allocation failed). */
 cJSON *mch_input_json_object(const char *s, size_t len, char *why, size_t why_cap);
 /* An id field: a string, or an integer kept as its exact text (no fraction or exponent). */
 int mch_input_json_id(const cJSON *o, const char *name, const char **out, char *why,

@@ -72,7 +72,12 @@ static int json_int(const cJSON *o, const char *name, int *out, char *why, size_
 cJSON *mch_input_json_object(const char *s, size_t len, char *why, size_t why_cap)
 {
     const char *end = NULL;
+    errno = 0; /* cJSON reports a failed allocation as bad JSON; malloc's ENOMEM tells them apart */
     cJSON *o = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+    if (!o && errno == ENOMEM) {
+        snprintf(why, why_cap, "%s", MCH_INPUT_OOM);
+        return NULL;
+    }
     if (!o) {
         size_t at = end && end >= s && end <= s + len ? (size_t)(end - s) : 0;
         snprintf(why, why_cap, "invalid JSON at byte %zu", at + 1);

@@ -87,7 +87,11 @@ static mch_status df_pass(mch_pair_source *s, const mch_source_opts *o, mch_err 
             const char *docno = NULL, *text = NULL;
             cJSON *j = NULL;
             if (jsonl) {
-                j = cJSON_ParseWithLength(line, len);
+                errno = 0; /* a failed allocation is no bad line: malloc's ENOMEM tells */
+                if (!(j = cJSON_ParseWithLength(line, len)) && errno == ENOMEM) {
+                    rc = mch_fail(err, MCH_ERR_NOMEM, "%s:%ld: out of memory", o->docs, lineno);
+                    break;
+                }
                 const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "docno");
                 const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
                 if (cJSON_IsString(d) && cJSON_IsString(t))

@@ -213,7 +213,7 @@ mch_status mch_df_add_doc(mch_df *df, const char *text, size_t len, mch_err *err
     df_ctx c = {df, 0};
     mch_status rc = mch_basic_words(text, len, df_word, &c, err);
     if (c.oom) return mch_fail(err, MCH_ERR_NOMEM, "out of memory counting document frequencies");
-    return rc == MCH_OK || rc == 1 ? MCH_OK : rc;
+    return rc; /* df_word stops the walk only on oom: 1 here is mch_basic_words' MCH_ERR_NOMEM */
 }
 
 long mch_df_docs(const mch_df *df)
