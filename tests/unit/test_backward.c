@@ -458,6 +458,11 @@ static void test_embedding_layernorm_and_projection_backward(void **st)
 /* ---- the whole pass ----------------------------------------------------------------------- */
 
 #define MAXT 128
+/* Our own, stricter check of every estimated change (estimate - score_baseline, each side with
+ * its own baseline) beside the fixture's tolerance on the scores: the float32 pass reproduces
+ * the float64 changes to within about 0.5 of this bound here (4x margin for other BLAS kernels). */
+#define CHG_ATOL 1e-6
+#define CHG_RTOL 2e-3
 #define DEMO MCH_TEST_DATA "/../../examples/demo-ce"
 #define DOT MCH_TEST_DATA "/models/distilbert-dot-tiny"
 
@@ -623,10 +628,9 @@ static void run_atp_fixture(const char *model_dir, const char *fixture)
         char name[96];
         snprintf(name, sizeof name, "case %d heads_scores", ci);
         bad += tu_compare(name, est, wheads, (long)L * NH, 1e-5, 1e-4);
-        if (bi) {
-            snprintf(name, sizeof name, "case %d heads changes", ci);
-            bad += tu_compare(name, chg, wchg, (long)L * NH, 1e-5, 1e-4);
-        }
+        snprintf(name, sizeof name, "case %d heads changes", ci);
+        bad += tu_compare(name, chg, wchg, (long)L * NH, CHG_ATOL, CHG_RTOL);
+        if (bi) bad += tu_compare(name, chg, wchg, (long)L * NH, 1e-5, 1e-4);
         compared += (long)L * NH;
         /* blocks */
         const cJSON *bs = cJSON_GetObjectItem(c, "blocks_scores");
@@ -649,10 +653,9 @@ static void run_atp_fixture(const char *model_dir, const char *fixture)
             }
             snprintf(name, sizeof name, "case %d blocks_scores.%s", ci, block_names[k]);
             bad += tu_compare(name, est, wblocks, (long)L * T, 1e-5, 1e-4);
-            if (bi) {
-                snprintf(name, sizeof name, "case %d blocks changes.%s", ci, block_names[k]);
-                bad += tu_compare(name, chg, wchg, (long)L * T, 1e-5, 1e-4);
-            }
+            snprintf(name, sizeof name, "case %d blocks changes.%s", ci, block_names[k]);
+            bad += tu_compare(name, chg, wchg, (long)L * T, CHG_ATOL, CHG_RTOL);
+            if (bi) bad += tu_compare(name, chg, wchg, (long)L * T, 1e-5, 1e-4);
             compared += (long)L * T;
         }
 
