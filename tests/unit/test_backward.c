@@ -691,7 +691,7 @@ static void run_atp_fixture(const char *model_dir, const char *fixture)
                 double want_slope = cJSON_GetObjectItem(fd, "slope")->valuedouble;
                 printf("case %d %-16s slope %.6f  float fd %.6f  golden %.6f\n", ci, comp, slope, f,
                        want_slope);
-                if (!tu_close(f, slope, 2e-5, 2e-3)) bad++;
+                if (!tu_close(f, slope, 5e-5, 2e-3)) bad++; /* float rounding / e, and e^4 */
                 fd_checked++;
             }
         ci++;
