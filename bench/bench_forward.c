@@ -25,26 +25,6 @@ typedef struct {
     int B, T, runs, warmup, threads, breakdown;
 } bench_opts;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median of v (n), sorting v in place. */
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* ---- FLOP accounting ---- */
 
 /* Useful FLOPs of one forward of B sequences of T tokens: 2 M N K for every matmul (Q, K, V, O,
@@ -81,37 +61,37 @@ static void breakdown(const mch_config *c, int B, int T)
     double t0, t_copy = 1e30, t_acopy = 1e30, t_gelu = 1e30, t_soft = 1e30, t_ln = 1e30,
                t_add = 1e30, t_seed = 1e30;
     for (int rep = 0; rep < 3; rep++) {
-        t0 = now_s();
+        t0 = mch_bench_now_s();
         for (int l = 0; l < L; l++) memcpy(ff, src, nff * sizeof(float));
-        t_copy = fmin(t_copy, now_s() - t0);
-        t0 = now_s();
+        t_copy = fmin(t_copy, mch_bench_now_s() - t0);
+        t0 = mch_bench_now_s();
         for (int l = 0; l < L; l++) {
             memcpy(ff, src, nff * sizeof(float));
             mch_gelu_erf_forward(ff, nff);
         }
-        t_gelu = fmin(t_gelu, now_s() - t0);
-        t0 = now_s();
+        t_gelu = fmin(t_gelu, mch_bench_now_s() - t0);
+        t0 = mch_bench_now_s();
         for (int l = 0; l < L * B; l++) memcpy(att, asrc, natt * sizeof(float));
-        t_acopy = fmin(t_acopy, now_s() - t0);
-        t0 = now_s();
+        t_acopy = fmin(t_acopy, mch_bench_now_s() - t0);
+        t0 = mch_bench_now_s();
         for (int l = 0; l < L * B; l++) {
             memcpy(att, asrc, natt * sizeof(float));
             mch_softmax_rows(att, NH * T, T, T);
         }
-        t_soft = fmin(t_soft, now_s() - t0);
-        t0 = now_s();
+        t_soft = fmin(t_soft, mch_bench_now_s() - t0);
+        t0 = mch_bench_now_s();
         for (int l = 0; l < 2 * L + 1; l++) mch_layernorm_forward(y, x, g, g, N, C, 1e-12f);
-        t_ln = fmin(t_ln, now_s() - t0);
-        t0 = now_s();
+        t_ln = fmin(t_ln, mch_bench_now_s() - t0);
+        t0 = mch_bench_now_s();
         for (int l = 0; l < 2 * L; l++) mch_add_inplace(y, x, nc);
-        t_add = fmin(t_add, now_s() - t0);
-        t0 = now_s();
+        t_add = fmin(t_add, mch_bench_now_s() - t0);
+        t0 = mch_bench_now_s();
         for (int l = 0; l < L; l++)
             for (int n = 0; n < N; n++) {
                 for (int k = 0; k < 5; k++) memcpy(y + (size_t)n * C, g, (size_t)C * sizeof(float));
                 memcpy(ff + (size_t)n * FF, bias, (size_t)FF * sizeof(float));
             }
-        t_seed = fmin(t_seed, now_s() - t0);
+        t_seed = fmin(t_seed, mch_bench_now_s() - t0);
     }
     printf("  non-GEMM kernels, ms per forward (best of 3):\n");
     printf("    gelu_erf   %8.1f ms  (%zu values x %d layers)\n", 1e3 * (t_gelu - t_copy), nff, L);
@@ -154,41 +134,41 @@ static double gemm_floor(const mch_model *m, int B, int T, int reps, double *cls
     for (size_t i = 0; i < (size_t)N * C; i++) x[i] = y[i] = mch_bench_rng_uniform(1.0f);
     for (size_t i = 0; i < (size_t)N * FF; i++) ff[i] = mch_bench_rng_uniform(1.0f);
     for (int rep = 0; rep < reps; rep++) {
-        double cls[G_CLASSES] = {0}, t0 = now_s(), t1;
+        double cls[G_CLASSES] = {0}, t0 = mch_bench_now_s(), t1;
         for (int l = 0; l < c->L; l++) {
             const mch_layer_weights *w = &m->layers[l];
             const float *sq[4] = {w->q_w, w->k_w, w->v_w, w->o_w};
-            t1 = now_s();
+            t1 = mch_bench_now_s();
             for (int k = 0; k < 4; k++)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, C, C, 1.0f, x, C, sq[k], C,
                             1.0f, y, C);
-            cls[G_QKVO] += now_s() - t1;
+            cls[G_QKVO] += mch_bench_now_s() - t1;
             for (int b = 0; b < B; b++) {
                 const float *xb = x + (size_t)b * T * C;
-                t1 = now_s();
+                t1 = mch_bench_now_s();
                 for (int h = 0; h < NH; h++)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, 0.17f,
                                 xb + h * HS, C, xb + h * HS, C, 0.0f, att + (size_t)h * T * T, T);
-                cls[G_QK] += now_s() - t1;
-                t1 = now_s();
+                cls[G_QK] += mch_bench_now_s() - t1;
+                t1 = mch_bench_now_s();
                 for (int h = 0; h < NH; h++)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, 1.0f,
                                 att + (size_t)h * T * T, T, xb + h * HS, C, 0.0f,
                                 y + (size_t)b * T * C + h * HS, C);
-                cls[G_PV] += now_s() - t1;
+                cls[G_PV] += mch_bench_now_s() - t1;
             }
-            t1 = now_s();
+            t1 = mch_bench_now_s();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, FF, C, 1.0f, x, C, w->ff1_w, C,
                         1.0f, ff, FF);
-            cls[G_FF1] += now_s() - t1;
-            t1 = now_s();
+            cls[G_FF1] += mch_bench_now_s() - t1;
+            t1 = mch_bench_now_s();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, C, FF, 1.0f, ff, FF, w->ff2_w,
                         FF, 1.0f, y, C);
-            cls[G_FF2] += now_s() - t1;
+            cls[G_FF2] += mch_bench_now_s() - t1;
             /* Keep the activations bounded: beta = 1 accumulates across layers and reps. */
             memcpy(y, x, (size_t)N * C * sizeof(float));
         }
-        double total = now_s() - t0;
+        double total = mch_bench_now_s() - t0;
         if (total < best) {
             best = total;
             memcpy(cls_s, cls, sizeof cls);
@@ -309,9 +289,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_forward: mkdir %s: %s\n", dir, strerror(errno));
         return 1;
     }
-    double t0 = now_s();
+    double t0 = mch_bench_now_s();
     if (!mch_bench_write_model(dir, "bench_forward")) return 1;
-    fprintf(stderr, "bench_forward: wrote %s in %.1f s\n", dir, now_s() - t0);
+    fprintf(stderr, "bench_forward: wrote %s in %.1f s\n", dir, mch_bench_now_s() - t0);
     if (o.write_only) {
         printf("%s\n", dir);
         return 0;
@@ -364,23 +344,23 @@ int main(int argc, char **argv)
     if (gemm_reps < 1) gemm_reps = 1;
 
     for (int r = -o.warmup; r < o.runs; r++) {
-        t0 = now_s();
+        t0 = mch_bench_now_s();
         if (mch_forward(m, ws, &bt, NULL, &out, &err)) {
             fprintf(stderr, "bench_forward: %s\n", err.msg);
             return 1;
         }
-        double tf = now_s() - t0;
+        double tf = mch_bench_now_s() - t0;
         for (int b = 0; b < B; b++)
             if (!isfinite(scores[b])) {
                 fprintf(stderr, "bench_forward: score %d is %g, not finite\n", b,
                         (double)scores[b]);
                 return 1;
             }
-        t0 = now_s();
+        t0 = mch_bench_now_s();
         for (int k = 0; k < gemm_reps; k++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, GM, GN, GK, 1.0f, ga, GK, gw, GK,
                         0.0f, gc, GN);
-        double tg = (now_s() - t0) / gemm_reps;
+        double tg = (mch_bench_now_s() - t0) / gemm_reps;
         if (r >= 0) {
             t_fwd[r] = tf;
             t_gemm[r] = tg;
@@ -396,14 +376,14 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int r = 0; r < o.runs; r++) paired[r] = (flops / t_fwd[r]) / (gemm_flops / t_gemm[r]);
-    double ratio_paired = median(paired, o.runs);
+    double ratio_paired = mch_bench_median(paired, o.runs);
     free(paired);
     double tf_min = t_fwd[0], tg_min = t_gemm[0];
     for (int r = 1; r < o.runs; r++) {
         tf_min = fmin(tf_min, t_fwd[r]);
         tg_min = fmin(tg_min, t_gemm[r]);
     }
-    double tf = median(t_fwd, o.runs), tg = median(t_gemm, o.runs);
+    double tf = mch_bench_median(t_fwd, o.runs), tg = mch_bench_median(t_gemm, o.runs);
     double fwd_gflops = flops / tf * 1e-9, gemm_gflops = gemm_flops / tg * 1e-9;
     double ratio = fwd_gflops / gemm_gflops;
     double tokens_s = N / tf;

@@ -13,6 +13,11 @@ enum { SHAPE_MAXPOS = 512, SHAPE_TYPES = 2, SHAPE_LABELS = 1, N_SPECIAL = 5 };
 /* Token ids of the generated vocab. */
 enum { BENCH_ID_CLS = 2, BENCH_ID_SEP = 3 };
 
+/* Monotonic wall-clock seconds. */
+double mch_bench_now_s(void);
+/* Median of v (n >= 1), sorting v in place. */
+double mch_bench_median(double *v, int n);
+
 /* Next value of the xorshift64* stream. */
 uint64_t mch_bench_rng_next(void);
 /* Uniform in [-a, a). */

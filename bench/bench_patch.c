@@ -33,24 +33,11 @@ typedef struct {
     int memory_child; /* internal: run one blocks sweep at mem_T and exit */
 } bench_opts;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static double cpu_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* Median of v (n), sorting a copy. */
@@ -60,8 +47,7 @@ static double median(const double *v, int n)
     if (n < 1) return NAN;
     if (n > 256) n = 256;
     memcpy(tmp, v, (size_t)n * sizeof *tmp);
-    qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
-    return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+    return mch_bench_median(tmp, n);
 }
 
 /* ---- pairs ---- */
@@ -211,9 +197,9 @@ static int run_one(mch_patcher *p, const bench_pair *bp, mch_patch_result *res, 
 {
     mch_err err = {0};
     mch_patch_pair pair = {bp->T, bp->ids_b, bp->ids_p, bp->types, 0, NULL};
-    double w0 = now_s(), c0 = cpu_s();
+    double w0 = mch_bench_now_s(), c0 = cpu_s();
     mch_status rc = mch_patch_run(p, &pair, res, &err);
-    st->wall_s = now_s() - w0;
+    st->wall_s = mch_bench_now_s() - w0;
     st->cpu_s = cpu_s() - c0;
     if (rc) {
         fprintf(stderr, "bench_patch: mch_patch_run: %s\n", err.msg);
@@ -568,9 +554,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_patch: mkdir %s: %s\n", dir, strerror(errno));
         return 1;
     }
-    double t0 = now_s();
+    double t0 = mch_bench_now_s();
     if (!mch_bench_write_model(dir, "bench_patch")) return 1;
-    fprintf(stderr, "bench_patch: wrote %s in %.1f s\n", dir, now_s() - t0);
+    fprintf(stderr, "bench_patch: wrote %s in %.1f s\n", dir, mch_bench_now_s() - t0);
 
     mch_err err = {0};
     mch_model *m = NULL;

@@ -1,0 +1,295 @@
+/* The encoder's backward pass (see encoder_backward.h). Buffers are (L, plane) per site, sized
+ * once for max_T, each layer's plane holding the run's (T, C) or (NH, T, T) compactly.
+ *
+ * Save or recompute: the forward is mch_forward itself with capture hooks (as the patcher's full
+ * runs), so the exact engine's forward stays as it is. The hooks copy the sites the backward and
+ * attribution patching read (resid_pre, q, k, v, pattern, z, attn_out, resid_mid, mlp_out,
+ * resid_post: nine (T, C) planes and the (NH, T, T) pattern a layer, little beside the sgemm
+ * work). What no hook sees is recomputed in the backward: LN1's output h1 and the MLP's
+ * pre-activation u = h1 W1^T + b1, one (T, C) x (C, FF) sgemm a layer (a third of a layer's
+ * forward FLOPs). Saving u instead would need a second forward in encoder.c (duplicated layer
+ * code) or a branch in the hot one. */
+#include "encoder_backward.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "ops_backward.h"
+
+/* Sites whose activation the forward keeps (all but the aliases, see plane_of). */
+static const mch_site kept[] = {MCH_SITE_RESID_PRE, MCH_SITE_Q,         MCH_SITE_K,
+                                MCH_SITE_V,         MCH_SITE_PATTERN,   MCH_SITE_Z,
+                                MCH_SITE_ATTN_OUT,  MCH_SITE_RESID_MID, MCH_SITE_MLP_OUT,
+                                MCH_SITE_RESID_POST};
+/* Sites with a gradient buffer of their own. */
+static const mch_site graded[] = {MCH_SITE_RESID_PRE, MCH_SITE_Q,       MCH_SITE_K,
+                                  MCH_SITE_V,         MCH_SITE_PATTERN, MCH_SITE_Z,
+                                  MCH_SITE_ATTN_OUT,  MCH_SITE_MLP_OUT};
+
+typedef struct {
+    struct mch_backward *b;
+    mch_site site;
+} capture_ctx;
+
+struct mch_backward {
+    const mch_model *m;
+    mch_pooling pooling;
+    int max_T, T; /* T: tokens of the last successful run, 0 if none */
+    mch_workspace *ws;
+    mch_hooks *hooks;
+    capture_ctx caps[MCH_SITE_COUNT];
+    float *act[MCH_SITE_COUNT];  /* (L, plane) kept activations, NULL for the others */
+    float *grad[MCH_SITE_COUNT]; /* (L, plane) gradients, NULL for aliases */
+    float *hidden, *dtop;        /* (max_T, C) final hidden state and its gradient */
+    float *h1, *dh1;             /* (max_T, C) LN1 output and its gradient */
+    float *u, *du;               /* (max_T, FF) MLP pre-activation and its gradient */
+    float *dpre;                 /* (max_T, max_T) one head's pre-softmax gradient */
+    float *emb, *demb;           /* (C) pooled vector and its gradient; head scratch */
+};
+
+/* Floats one layer of a site's buffer reserves. */
+static size_t plane_max(const mch_backward *b, mch_site site)
+{
+    const mch_config *c = &b->m->cfg;
+    size_t T = (size_t)b->max_T;
+    return site == MCH_SITE_PATTERN ? (size_t)c->NH * T * T : T * (size_t)c->C;
+}
+
+static float *at(const mch_backward *b, float *const *bufs, mch_site site, int l)
+{
+    return bufs[site] + (size_t)l * plane_max(b, site);
+}
+
+static int capture(void *user, const mch_act_view *v)
+{
+    capture_ctx *cc = user;
+    memcpy(at(cc->b, cc->b->act, cc->site, v->layer), v->data,
+           mch_site_floats(&cc->b->m->cfg, cc->site, v->T) * sizeof(float));
+    return 0;
+}
+
+void mch_backward_free(mch_backward *b)
+{
+    if (!b) return;
+    for (int s = 0; s < MCH_SITE_COUNT; s++) {
+        free(b->act[s]);
+        free(b->grad[s]);
+    }
+    float *bufs[] = {b->hidden, b->dtop, b->h1, b->dh1, b->u, b->du, b->dpre, b->emb, b->demb};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    mch_hooks_free(b->hooks);
+    mch_workspace_free(b->ws);
+    free(b);
+}
+
+mch_status mch_backward_create(mch_backward **out, const mch_model *m, int max_T,
+                               mch_pooling pooling, mch_err *err)
+{
+    const mch_config *c = &m->cfg;
+    if (max_T < 1 || max_T > c->max_pos)
+        return mch_fail(err, MCH_ERR_ARG, "backward for %d tokens; allowed 1..%d", max_T,
+                        c->max_pos);
+    mch_backward *b = calloc(1, sizeof *b);
+    if (!b) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    b->m = m;
+    b->pooling = pooling;
+    b->max_T = max_T;
+    size_t TC = (size_t)max_T * c->C, TF = (size_t)max_T * c->FF, L = (size_t)c->L;
+    int ok = (b->ws = mch_workspace_create(m, max_T, max_T)) != NULL &&
+             (b->hooks = mch_hooks_create(c->L)) != NULL;
+    for (size_t i = 0; ok && i < sizeof kept / sizeof kept[0]; i++)
+        ok = (b->act[kept[i]] = malloc(L * plane_max(b, kept[i]) * sizeof(float))) != NULL;
+    for (size_t i = 0; ok && i < sizeof graded / sizeof graded[0]; i++)
+        ok = (b->grad[graded[i]] = malloc(L * plane_max(b, graded[i]) * sizeof(float))) != NULL;
+    struct {
+        float **p;
+        size_t n;
+    } bufs[] = {{&b->hidden, TC},
+                {&b->dtop, TC},
+                {&b->h1, TC},
+                {&b->dh1, TC},
+                {&b->u, TF},
+                {&b->du, TF},
+                {&b->dpre, (size_t)max_T * max_T},
+                {&b->emb, (size_t)c->C},
+                {&b->demb, (size_t)c->C}};
+    for (size_t i = 0; ok && i < sizeof bufs / sizeof bufs[0]; i++)
+        ok = (*bufs[i].p = malloc(bufs[i].n * sizeof(float))) != NULL;
+    if (!ok) {
+        mch_backward_free(b);
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory for the backward of %d tokens", max_T);
+    }
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        b->caps[kept[i]] = (capture_ctx){b, kept[i]};
+        for (int l = 0; l < c->L; l++) {
+            mch_status rc = mch_hooks_add(b->hooks, kept[i], l, capture, &b->caps[kept[i]], err);
+            if (rc) {
+                mch_backward_free(b);
+                return rc;
+            }
+        }
+    }
+    *out = b;
+    return MCH_OK;
+}
+
+void mch_head_backward(const mch_model *m, float *dcls, float *pre, float *dpre, const float *cls,
+                       int label)
+{
+    const mch_config *c = &m->cfg;
+    int C = c->C;
+    assert(c->head != MCH_HEAD_NONE && label >= 0 && label < c->num_labels);
+    mch_linear_forward(pre, C, cls, C, m->head_w, m->head_b, 1, C, C);
+    /* d logits[label] / d act = row label of the classifier's weight. */
+    memcpy(dpre, m->cls_w + (size_t)label * C, (size_t)C * sizeof *dpre);
+    switch (c->head) {
+    case MCH_HEAD_BERT_SEQCLS:
+        mch_tanh_backward(dpre, dpre, pre, (size_t)C);
+        break;
+    case MCH_HEAD_DISTIL_SEQCLS:
+        mch_relu_backward(dpre, dpre, pre, (size_t)C);
+        break;
+    case MCH_HEAD_ELECTRA_SEQCLS:
+        mch_gelu_erf_backward(dpre, dpre, pre, (size_t)C);
+        break;
+    case MCH_HEAD_NONE:
+        break;
+    }
+    mch_linear_backward(dcls, C, dpre, C, m->head_w, 1, C, C);
+}
+
+static void activation_backward(float *dinp, const float *inp, size_t n, mch_activation act)
+{
+    switch (act) {
+    case MCH_ACT_GELU_ERF:
+        mch_gelu_erf_backward(dinp, dinp, inp, n);
+        break;
+    case MCH_ACT_GELU_TANH:
+        mch_gelu_tanh_backward(dinp, dinp, inp, n);
+        break;
+    case MCH_ACT_RELU:
+        mch_relu_backward(dinp, dinp, inp, n);
+        break;
+    }
+}
+
+/* Layer l backwards: from dout (T, C), the gradient of its output x' = LN2(mid2), to the
+ * gradients of every site of the layer, ending with resid_pre (its input). */
+static void layer_backward(mch_backward *b, int l, const float *dout)
+{
+    const mch_config *c = &b->m->cfg;
+    const mch_layer_weights *w = &b->m->layers[l];
+    int T = b->T, C = c->C, FF = c->FF;
+    size_t TC = (size_t)T * C;
+    float *dmid2 = at(b, b->grad, MCH_SITE_MLP_OUT, l);
+    float *dmid1 = at(b, b->grad, MCH_SITE_ATTN_OUT, l);
+    float *dz = at(b, b->grad, MCH_SITE_Z, l), *dx = at(b, b->grad, MCH_SITE_RESID_PRE, l);
+    float *dq = at(b, b->grad, MCH_SITE_Q, l), *dk = at(b, b->grad, MCH_SITE_K, l);
+    float *dv = at(b, b->grad, MCH_SITE_V, l);
+    const float *mid1 = at(b, b->act, MCH_SITE_RESID_MID, l);
+
+    /* x' = LN2(mid2), mid2 = h1 + mlp_out: g(mlp_out) = g(mid2). */
+    memset(dmid2, 0, TC * sizeof(float));
+    mch_layernorm_backward(dmid2, dout, at(b, b->act, MCH_SITE_RESID_POST, l), w->ln2_g, T, C,
+                           c->eps);
+    /* mlp_out = act(u) W2^T + b2, u = h1 W1^T + b1 (recomputed); h1 also feeds mid2. */
+    mch_layernorm_forward(b->h1, mid1, w->ln1_g, w->ln1_b, T, C, c->eps);
+    mch_linear_forward(b->u, FF, b->h1, C, w->ff1_w, w->ff1_b, T, C, FF);
+    memset(b->du, 0, (size_t)T * FF * sizeof(float));
+    mch_linear_backward(b->du, FF, dmid2, C, w->ff2_w, T, FF, C);
+    activation_backward(b->du, b->u, (size_t)T * FF, c->act);
+    memcpy(b->dh1, dmid2, TC * sizeof(float));
+    mch_linear_backward(b->dh1, C, b->du, FF, w->ff1_w, T, C, FF);
+    /* h1 = LN1(mid1), mid1 = x + attn_out: g(attn_out) = g(mid1). */
+    memset(dmid1, 0, TC * sizeof(float));
+    mch_layernorm_backward(dmid1, b->dh1, mid1, w->ln1_g, T, C, c->eps);
+    /* attn_out = z Wo^T + bo. */
+    memset(dz, 0, TC * sizeof(float));
+    mch_linear_backward(dz, C, dmid1, C, w->o_w, T, C, C);
+    memset(dq, 0, TC * sizeof(float));
+    memset(dk, 0, TC * sizeof(float));
+    memset(dv, 0, TC * sizeof(float));
+    mch_attention_backward(dq, dk, dv, at(b, b->grad, MCH_SITE_PATTERN, l), b->dpre, dz,
+                           at(b, b->act, MCH_SITE_Q, l), at(b, b->act, MCH_SITE_K, l),
+                           at(b, b->act, MCH_SITE_V, l), at(b, b->act, MCH_SITE_PATTERN, l), T,
+                           c->NH, c->HS, C);
+    /* x feeds q, k, v and the residual of mid1. */
+    memcpy(dx, dmid1, TC * sizeof(float));
+    mch_linear_backward(dx, C, dq, C, w->q_w, T, C, C);
+    mch_linear_backward(dx, C, dk, C, w->k_w, T, C, C);
+    mch_linear_backward(dx, C, dv, C, w->v_w, T, C, C);
+}
+
+mch_status mch_backward_run(mch_backward *b, int T, const int32_t *ids, const int32_t *types,
+                            const float *query_emb, float *score, mch_err *err)
+{
+    const mch_config *c = &b->m->cfg;
+    int C = c->C, bi = c->head == MCH_HEAD_NONE;
+    b->T = 0;
+    if (T < 1 || T > b->max_T)
+        return mch_fail(err, MCH_ERR_ARG, "sequence of %d tokens; the backward holds 1..%d", T,
+                        b->max_T);
+    if (bi && !query_emb)
+        return mch_fail(err, MCH_ERR_ARG, "a bi-encoder's backward needs the query's vector");
+    mch_batch bt = {1, T, ids, types, &T};
+    mch_forward_opts o = {b->hooks, 0, NULL, b->pooling};
+    mch_forward_out out = {bi ? NULL : score, NULL, bi ? b->emb : NULL};
+    mch_status rc = mch_forward(b->m, b->ws, &bt, &o, &out, err);
+    if (rc) return rc;
+    size_t TC = (size_t)T * C;
+    memcpy(b->hidden, mch_workspace_hidden(b->ws), TC * sizeof(float));
+    memset(b->dtop, 0, TC * sizeof(float));
+    if (bi) {
+        double dot = 0;
+        for (int i = 0; i < C; i++) dot += (double)query_emb[i] * b->emb[i];
+        *score = (float)dot;
+        memset(b->demb, 0, (size_t)C * sizeof(float));
+        mch_dot_backward(b->demb, query_emb, 1.0f, C);
+        if (b->pooling == MCH_POOL_MEAN)
+            mch_mean_pool_backward(b->dtop, b->demb, T, C);
+        else
+            mch_cls_pool_backward(b->dtop, b->demb, C);
+    } else {
+        mch_head_backward(b->m, b->dtop, b->emb, b->demb, b->hidden, c->num_labels == 1 ? 0 : 1);
+    }
+    b->T = T;
+    for (int l = c->L - 1; l >= 0; l--)
+        layer_backward(b, l, l == c->L - 1 ? b->dtop : at(b, b->grad, MCH_SITE_RESID_PRE, l + 1));
+    return MCH_OK;
+}
+
+/* The buffer of (site, layer) among bufs (act or grad) after the aliases of the header; NULL for
+ * a layer out of range or before a run. */
+static const float *lookup(const mch_backward *b, float *const *bufs, const float *top,
+                           mch_site site, int l)
+{
+    int L = b->m->cfg.L;
+    if (!b->T || l < 0 || l >= L || site < 0 || site >= MCH_SITE_COUNT) return NULL;
+    switch (site) {
+    case MCH_SITE_FULL_EMBED:
+        return l == 0 ? at(b, bufs, MCH_SITE_RESID_PRE, 0) : NULL;
+    case MCH_SITE_NORM_RESID_POST:
+        return l + 1 < L ? at(b, bufs, MCH_SITE_RESID_PRE, l + 1) : top;
+    default:
+        return bufs[site] ? at(b, bufs, site, l) : NULL;
+    }
+}
+
+const float *mch_backward_grad(const mch_backward *b, mch_site site, int layer)
+{
+    if (site == MCH_SITE_RESID_MID) site = MCH_SITE_ATTN_OUT;
+    if (site == MCH_SITE_RESID_POST) site = MCH_SITE_MLP_OUT;
+    return lookup(b, b->grad, b->dtop, site, layer);
+}
+
+const float *mch_backward_activation(const mch_backward *b, mch_site site, int layer)
+{
+    return lookup(b, b->act, b->hidden, site, layer);
+}
+
+int mch_backward_tokens(const mch_backward *b)
+{
+    return b->T;
+}
