@@ -158,6 +158,10 @@ mch_status mch_cmap_acc_add(mch_cmap_acc *a, const mch_pair_result *r, mch_err *
     if (mch_pair_result_check(r, a->L, a->NH, a->K, why, sizeof why))
         return mch_fail(err, MCH_ERR_SHAPE, "pair %016llx: %s", (unsigned long long)p->pair_id,
                         why);
+    if ((r->n_heads && !a->heads.cells) || (r->n_blocks && !a->blocks.cells) ||
+        (r->n_head_pos_z && !a->hpz.cells) || (r->n_head_pos_pattern && !a->hpp.cells))
+        return mch_fail(err, MCH_ERR_SHAPE, "pair %016llx: values of a sweep the job does not run",
+                        (unsigned long long)p->pair_id);
     if (a->n_ids == a->cap_ids && grow_ids(a))
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory for %zu pair ids", a->n_ids + 1);
     a->pair_ids[a->n_ids++] = p->pair_id;

@@ -493,6 +493,38 @@ static void test_maps_at_the_strata_bound_merge(void **s)
     for (int i = 0; i < 3; i++) mch_cmap_deinit(&m[i]);
 }
 
+/* The reduction refuses a pair that would make stratum 4097 (naming it), and values of a sweep
+ * the job does not run (they have no cells to go to). */
+static void test_reduction_keeps_to_the_strata_bound(void **s)
+{
+    (void)s;
+    mch_job_spec spec = spec_base();
+    spec.sweeps = sweeps_none, spec.n_sweeps = 1, spec.n_head_pos = 0, spec.bootstrap = 0;
+    mch_cmap_acc a;
+    mch_err err = {0};
+    assert_int_equal(mch_cmap_acc_init(&a, &spec, &err), MCH_OK);
+    mch_pair_result r = pairs[0].r; /* used, rank 1, moved with the axiom */
+    assert_true(used(0) && r.pair.rank == 1);
+    r.n_head_pos_z = r.n_head_pos_pattern = 0; /* K 0: refused as a shape */
+    mch_err e2 = {0};
+    assert_int_equal(mch_cmap_acc_add(&a, &r, &e2), MCH_ERR_SHAPE); /* heads, no heads sweep */
+    if (!strstr(e2.msg, "values of a sweep the job does not run")) fail_msg("%s", e2.msg);
+    r.n_heads = r.n_blocks = r.n_head_pos_z = r.n_head_pos_pattern = 0;
+    /* grades 0..4093, rank=1-10 and direction=with: 4096 strata */
+    for (int g = 0; g < MCH_CMAP_MAX_STRATA - 2; g++) {
+        r.pair.relevance = g, r.pair.pair_id = 1 + (uint64_t)g;
+        if (mch_cmap_acc_add(&a, &r, &err)) fail_msg("grade %d: %s", g, err.msg);
+    }
+    assert_int_equal(a.n_strata, MCH_CMAP_MAX_STRATA);
+    r.pair.relevance = 1, r.pair.pair_id = 99999; /* strata it has: fine */
+    assert_int_equal(mch_cmap_acc_add(&a, &r, &err), MCH_OK);
+    r.pair.relevance = MCH_CMAP_MAX_STRATA, r.pair.pair_id = 0xabc;
+    assert_int_equal(mch_cmap_acc_add(&a, &r, &err), MCH_ERR_SHAPE);
+    if (!strstr(err.msg, "pair 0000000000000abc: its relevance grade would be stratum 4097"))
+        fail_msg("%s", err.msg);
+    mch_cmap_acc_deinit(&a);
+}
+
 static void replace(char **dst, const char *s)
 {
     free(*dst);
@@ -647,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_counts_that_wrap_are_refused),
         cmocka_unit_test(test_strata_must_be_unique_bounded_and_add_up),
         cmocka_unit_test(test_maps_at_the_strata_bound_merge),
+        cmocka_unit_test(test_reduction_keeps_to_the_strata_bound),
         cmocka_unit_test(test_map_strings_and_values_are_checked),
         cmocka_unit_test(test_exact_sums),
         cmocka_unit_test(test_poisson_weights),
