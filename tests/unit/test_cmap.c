@@ -560,6 +560,10 @@ static void test_map_strings_and_values_are_checked(void **s)
     m->heads.num[0].hi = INT64_MAX;
     expect_refused(m, "heads: wrong shape or values");
     m->heads.num[0] = keep;
+    /* replicate 0 has weight 1: n values below 2^62 units each stay below n 2^62 (hi <= n / 4) */
+    m->heads.num[0].hi = (int64_t)(m->heads.mor.n[0] / 4 + 1);
+    expect_refused(m, "heads: wrong shape or values");
+    m->heads.num[0] = keep;
     keep = m->blocks.den[3];
     m->blocks.den[3].hi = INT64_MIN;
     expect_refused(m, "blocks_by_role: wrong shape or values");
