@@ -80,10 +80,13 @@ static int add_by_role(mch_est *e, size_t base, const float *x, const float *y,
     return bad;
 }
 
-static mch_acc_stratum *stratum(mch_cmap_acc *a, int kind, long long key)
+/* The stratum (kind, key), added when new; NULL when out of memory or (*full set) when a map
+ * already holds MCH_CMAP_MAX_STRATA. */
+static mch_acc_stratum *stratum(mch_cmap_acc *a, int kind, long long key, int *full)
 {
     for (int i = 0; i < a->n_strata; i++)
         if (a->strata[i].kind == kind && a->strata[i].key == key) return &a->strata[i];
+    if ((*full = a->n_strata >= MCH_CMAP_MAX_STRATA)) return NULL;
     mch_acc_stratum *s = realloc(a->strata, (size_t)(a->n_strata + 1) * sizeof *s);
     if (!s) return NULL;
     a->strata = s;
@@ -155,6 +158,10 @@ mch_status mch_cmap_acc_add(mch_cmap_acc *a, const mch_pair_result *r, mch_err *
     if (mch_pair_result_check(r, a->L, a->NH, a->K, why, sizeof why))
         return mch_fail(err, MCH_ERR_SHAPE, "pair %016llx: %s", (unsigned long long)p->pair_id,
                         why);
+    if ((r->n_heads && !a->heads.cells) || (r->n_blocks && !a->blocks.cells) ||
+        (r->n_head_pos_z && !a->hpz.cells) || (r->n_head_pos_pattern && !a->hpp.cells))
+        return mch_fail(err, MCH_ERR_SHAPE, "pair %016llx: values of a sweep the job does not run",
+                        (unsigned long long)p->pair_id);
     if (a->n_ids == a->cap_ids && grow_ids(a))
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory for %zu pair ids", a->n_ids + 1);
     a->pair_ids[a->n_ids++] = p->pair_id;
@@ -179,7 +186,15 @@ mch_status mch_cmap_acc_add(mch_cmap_acc *a, const mch_pair_result *r, mch_err *
                             {2, delta * a->axiom > 0 ? 1 : 0}};
     for (int i = 0; !bad && i < 3; i++) {
         if (keys[i][1] < 0) continue;
-        mch_acc_stratum *s = stratum(a, (int)keys[i][0], keys[i][1]);
+        int full = 0;
+        mch_acc_stratum *s = stratum(a, (int)keys[i][0], keys[i][1], &full);
+        if (!s && full)
+            return mch_fail(err, MCH_ERR_SHAPE,
+                            "pair %016llx: its %s would be stratum %d, more than a map holds "
+                            "(relevance grades + rank buckets of 10 + 2 directions)",
+                            (unsigned long long)p->pair_id,
+                            (const char *[]){"relevance grade", "rank", "direction"}[i],
+                            MCH_CMAP_MAX_STRATA + 1);
         if (!s) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
         s->pairs++;
         bad = add_maps(a, &s->heads, &s->blocks, r, &c);

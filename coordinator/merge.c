@@ -8,6 +8,7 @@
 
 #include "cmap.h"
 #include "fsutil.h"
+#include "strmap.h"
 
 static int cmp_inputs(const void *x, const void *y)
 {
@@ -81,28 +82,48 @@ static mch_status merged_spec(const mch_cmap_input *in, int n, mch_job_spec *out
     return rc;
 }
 
-/* Strata folded by name; out->strata has room for every input stratum. */
+/* Strata folded by name, found through a hash of the names so far (linear in the strata of the
+ * inputs); out->strata has room for every input stratum. Refuses a union of more than
+ * MCH_CMAP_MAX_STRATA strata, which no map may hold. */
 static mch_status merge_strata(const mch_cmap_input *in, int n, mch_cmap *out, mch_err *err)
 {
-    mch_status rc = MCH_OK;
+    mch_strmap *index = mch_strmap_create();
+    mch_status rc = index ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory merging maps");
     for (int i = 0; i < n && !rc; i++)
         for (size_t j = 0; j < in[i].m->n_strata && !rc; j++) {
             const mch_cmap_stratum *st = &in[i].m->strata[j];
-            size_t t = 0;
-            while (t < out->n_strata && strcmp(out->strata[t].name, st->name)) t++;
-            mch_cmap_stratum *o = &out->strata[t];
-            if (t == out->n_strata) {
-                if (!mch_msg_str(&o->name, st->name))
-                    return mch_fail(err, MCH_ERR_NOMEM, "out of memory merging maps");
+            int added = 0;
+            int64_t *t = mch_strmap_put(index, st->name, strlen(st->name), &added);
+            if (!t) {
+                rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory merging maps");
+                break;
+            }
+            if (added && out->n_strata == MCH_CMAP_MAX_STRATA) {
+                rc = mch_fail(err, MCH_ERR_ARG,
+                              "the maps together have more than %d strata (%s adds '%s'), more "
+                              "than a map may hold",
+                              MCH_CMAP_MAX_STRATA, in[i].name, st->name);
+                break;
+            }
+            if (added) *t = (int64_t)out->n_strata;
+            mch_cmap_stratum *o = &out->strata[*t];
+            if (added) {
+                if (!mch_msg_str(&o->name, st->name)) {
+                    rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory merging maps");
+                    break;
+                }
                 out->n_strata++;
                 rc = mch_est_init(&o->heads, st->heads.cells, st->heads.B, err);
                 if (!rc) rc = mch_est_init(&o->blocks, st->blocks.cells, st->blocks.B, err);
             }
+            if (!rc && mch_u64_add(&o->pairs, st->pairs))
+                rc = mch_fail(err, MCH_ERR_ARG,
+                              "stratum '%s' of the maps holds more than 2^64 pairs", st->name);
             if (rc) break;
-            o->pairs += st->pairs;
             mch_est_fold(&o->heads, &st->heads);
             mch_est_fold(&o->blocks, &st->blocks);
         }
+    mch_strmap_free(index);
     return rc;
 }
 
@@ -130,6 +151,18 @@ static mch_status merge_alloc(const mch_cmap_input *in, int n, mch_cmap *out, mc
     return rc;
 }
 
+/* Adds x's pair counts to out's; 1 (out partly added) when a sum does not fit 64 bits. */
+static int add_counts(mch_cmap *out, const mch_cmap *x)
+{
+    uint64_t *dst[6] = {&out->pairs_total,  &out->pairs_used, &out->pairs_skipped,
+                        &out->pairs_failed, &out->pairs_with, &out->pairs_against};
+    const uint64_t src[6] = {x->pairs_total,  x->pairs_used, x->pairs_skipped,
+                             x->pairs_failed, x->pairs_with, x->pairs_against};
+    int wraps = 0;
+    for (int k = 0; k < 6; k++) wraps |= mch_u64_add(dst[k], src[k]);
+    return wraps;
+}
+
 mch_status mch_cmap_merge(mch_cmap_input *in, int n, mch_cmap *out, mch_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -141,13 +174,17 @@ mch_status mch_cmap_merge(mch_cmap_input *in, int n, mch_cmap *out, mch_err *err
         goto done;
     for (int i = 0; i < n && !rc; i++) {
         const mch_cmap *x = in[i].m;
+        if (add_counts(out, x)) {
+            rc = mch_fail(err, MCH_ERR_ARG,
+                          "%s: its pair counts and those of the maps before it add up to more "
+                          "than 2^64",
+                          in[i].name);
+            break;
+        }
         mch_est_fold(&out->heads, &x->heads);
         mch_est_fold(&out->blocks, &x->blocks);
         mch_est_fold(&out->hpz, &x->hpz);
         mch_est_fold(&out->hpp, &x->hpp);
-        out->pairs_total += x->pairs_total, out->pairs_used += x->pairs_used;
-        out->pairs_skipped += x->pairs_skipped, out->pairs_failed += x->pairs_failed;
-        out->pairs_with += x->pairs_with, out->pairs_against += x->pairs_against;
         for (size_t j = 0; j < x->n_provenance && !rc; j++, out->n_provenance++)
             if (!mch_msg_str(&out->provenance[out->n_provenance], x->provenance[j]))
                 rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory merging maps");

@@ -8,7 +8,10 @@
  * a pair input may be NULL in a struct the program builds (packed as empty) and are never NULL
  * in an unpacked one (empty: ""); a result's skip_reason and error are NULL when there is none.
  * An unpack function checks sizes and shapes before it returns anything: on failure the output
- * struct is left zeroed and the message names the field and the numbers. */
+ * struct is left zeroed and the message names the field and the numbers. Every string of a job
+ * spec, work unit, pair result or circuit map must be valid UTF-8 (it reaches JSON, HTML and SVG
+ * outputs); a worker's error message is not checked (it is only logged, and refusing it would
+ * hide the failure it reports). */
 #ifndef MCH_MSG_H
 #define MCH_MSG_H
 
@@ -269,6 +272,18 @@ int mch_est_interval(const mch_est *e, size_t cell, double level, double *scratc
 
 #define MCH_CMAP_FORMAT "mechir-circuit/2"
 #define MCH_CMAP_MAX_BYTES ((size_t)1 << 30)
+/* The most strata a map holds: relevance grades + rank buckets of 10 + 2 directions (a pair counts
+ * in one of each kind). 4096 leaves room for rank depths to 40,000 (TREC runs: 1,000, 100
+ * buckets) and keeps a merge's work and a report's pages bounded (docs/STATISTICS.md). */
+#define MCH_CMAP_MAX_STRATA 4096
+
+/* *sum += x; 1 (and *sum unchanged) when the sum does not fit 64 bits. */
+static inline int mch_u64_add(uint64_t *sum, uint64_t x)
+{
+    if (x > UINT64_MAX - *sum) return 1;
+    *sum += x;
+    return 0;
+}
 
 typedef struct {
     char *name; /* "relevance=1", "rank=1-10", "direction=with" */
@@ -302,8 +317,12 @@ void mch_cmap_cells(const mch_job_spec *spec, size_t cells[4]);
 void mch_cmap_deinit(mch_cmap *m);
 mch_status mch_cmap_pack(const mch_cmap *m, uint8_t **out, size_t *len, mch_err *err);
 /* Unpacks an untrusted map and validates it before use: format, layer and head counts, every
- * statistics array's length, counts that add up, finite means, non-negative M2, sorted unique
- * pair ids, heads inside the model. Messages start with name. */
+ * statistics array's length, counts that add up without wrapping (used + skipped + failed =
+ * total = the number of pair ids; with + against <= used + skipped; each cell's n and each
+ * stratum's pairs <= used, the strata of one kind together <= used), finite means and min_delta,
+ * non-negative M2, sorted unique pair ids, heads inside the model, at most MCH_CMAP_MAX_STRATA
+ * strata with unique names of the kinds mch_cmap_acc writes, and every string valid UTF-8.
+ * Messages start with name and name the field. */
 mch_status mch_cmap_unpack(mch_cmap *m, const uint8_t *buf, size_t len, const char *name,
                            mch_err *err);
 

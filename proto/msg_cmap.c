@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "perturb.h"
+#include "strmap.h"
 
 /* ---- circuit maps ------------------------------------------------------------------------- */
 
@@ -133,6 +134,16 @@ mch_status mch_cmap_pack(const mch_cmap *m, uint8_t **out, size_t *len, mch_err 
     return rc;
 }
 
+/* Whether an exact sum of n pairs' values, each below 2^62 units in magnitude and weighted by at
+ * most w (1 for replicate 0, 20 for a Poisson weight), is possible: |hi| <= w n / 4 (so folding
+ * two maps cannot overflow), and nothing at all when n is 0. */
+static int xsum_possible(int64_t hi, uint64_t lo, uint64_t n, uint64_t w)
+{
+    uint64_t mag = hi < 0 ? ~(uint64_t)hi : (uint64_t)hi; /* -hi - 1 for a negative hi */
+    uint64_t lim = n > UINT64_MAX / w ? UINT64_MAX : w * n / 4;
+    return n ? mag <= lim : hi == 0 && lo == 0;
+}
+
 /* A statistics message of cells cells whose counts are at most max_n. */
 static int stats_ok(const Mechir__Stats *s, size_t cells, uint64_t max_n)
 {
@@ -145,13 +156,22 @@ static int stats_ok(const Mechir__Stats *s, size_t cells, uint64_t max_n)
     return 1;
 }
 
-/* An estimates message of cells cells, B replicates and counts at most max_n. */
+/* An estimates message of cells cells, B replicates and counts at most max_n, whose exact sums
+ * are possible for the counts. */
 static int est_ok(const Mechir__Estimates *e, size_t cells, uint32_t B, uint64_t max_n)
 {
     if (!e) return cells == 0;
-    size_t n = cells * ((size_t)B + 1);
-    return e->replicates == B && stats_ok(e->mean_of_ratios, cells, max_n) && e->n_num_hi == n &&
-           e->n_num_lo == n && e->n_den_hi == n && e->n_den_lo == n;
+    size_t R = (size_t)B + 1, n = cells * R;
+    if (e->replicates != B || !stats_ok(e->mean_of_ratios, cells, max_n) || e->n_num_hi != n ||
+        e->n_num_lo != n || e->n_den_hi != n || e->n_den_lo != n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t pairs = e->mean_of_ratios->n[i / R], w = i % R ? 20 : 1;
+        if (!xsum_possible(e->num_hi[i], e->num_lo[i], pairs, w) ||
+            !xsum_possible(e->den_hi[i], e->den_lo[i], pairs, w))
+            return 0;
+    }
+    return 1;
 }
 
 static int est_unknown(const Mechir__Estimates *e)
@@ -160,7 +180,85 @@ static int est_unknown(const Mechir__Estimates *e)
                  (e->mean_of_ratios && e->mean_of_ratios->base.n_unknown_fields));
 }
 
-/* The first problem of a decoded map, or NULL. why holds messages with numbers. */
+static const char msg_oom[] = "out of memory";
+
+/* The kind of a stratum name by its prefix, as mch_cmap_acc writes them: 0 "relevance=G", 1
+ * "rank=A-B", 2 "direction=with|against"; -1 for another prefix or nothing after it. */
+static int stratum_kind(const char *name)
+{
+    static const char *const prefix[3] = {"relevance=", "rank=", "direction="};
+    for (int k = 0; k < 3; k++) {
+        size_t n = strlen(prefix[k]);
+        if (!strncmp(name, prefix[k], n)) return name[n] ? k : -1;
+    }
+    return -1;
+}
+
+/* The strata of a map with cells[0..1] heads and blocks cells: at most MCH_CMAP_MAX_STRATA,
+ * unique names of a known kind, shapes, and pairs that add up to at most pairs_used per kind. The
+ * first problem (msg_oom when out of memory), or NULL. */
+static const char *strata_problem(const Mechir__CircuitMap *m, const size_t cells[4], uint32_t B,
+                                  char *why, size_t len)
+{
+    static const char *const kinds[3] = {"relevance", "rank", "direction"};
+    if (m->n_strata > MCH_CMAP_MAX_STRATA)
+        return snprintf(why, len, "strata: %zu, more than %d", m->n_strata, MCH_CMAP_MAX_STRATA),
+               why;
+    mch_strmap *names = mch_strmap_create();
+    uint64_t sum[3] = {0, 0, 0};
+    const char *bad = names ? NULL : msg_oom;
+    for (size_t i = 0; !bad && i < m->n_strata; i++) {
+        const Mechir__Stratum *st = m->strata[i];
+        int kind = stratum_kind(st->name), added = 0;
+        if (kind < 0) {
+            snprintf(why, len, "strata[%zu]: unknown name '%.40s'", i, st->name);
+            bad = why;
+        } else if (!mch_strmap_put(names, st->name, strlen(st->name), &added)) {
+            bad = msg_oom;
+        } else if (!added) {
+            snprintf(why, len, "strata[%zu]: '%s' appears twice", i, st->name);
+            bad = why;
+        } else if (st->pairs > m->pairs_used || !est_ok(st->heads, cells[0], B, st->pairs) ||
+                   !est_ok(st->blocks_by_role, cells[1], B, st->pairs)) {
+            snprintf(why, len, "strata[%zu] (%s): wrong shape or values", i, st->name);
+            bad = why;
+        } else if (mch_u64_add(&sum[kind], st->pairs) || sum[kind] > m->pairs_used) {
+            snprintf(why, len, "strata: the %s strata hold more pairs than pairs_used (%llu)",
+                     kinds[kind], (unsigned long long)m->pairs_used);
+            bad = why;
+        }
+    }
+    mch_strmap_free(names);
+    return bad;
+}
+
+/* used + skipped + failed = total and with + against <= used + skipped, none wrapping. */
+static const char *counts_problem(const Mechir__CircuitMap *m, char *why, size_t len)
+{
+    uint64_t scored = m->pairs_used, all, moved = m->pairs_with;
+    int wraps = mch_u64_add(&scored, m->pairs_skipped);
+    all = scored;
+    if (wraps || mch_u64_add(&all, m->pairs_failed) || all != m->pairs_total)
+        return snprintf(why, len,
+                        "pair counts: used %llu + skipped %llu + failed %llu != total %llu",
+                        (unsigned long long)m->pairs_used, (unsigned long long)m->pairs_skipped,
+                        (unsigned long long)m->pairs_failed, (unsigned long long)m->pairs_total),
+               why;
+    if (mch_u64_add(&moved, m->pairs_against) || moved > scored)
+        return snprintf(why, len,
+                        "pair counts: with %llu + against %llu the axiom > used + skipped %llu",
+                        (unsigned long long)m->pairs_with, (unsigned long long)m->pairs_against,
+                        (unsigned long long)scored),
+               why;
+    if (m->n_pair_ids != m->pairs_total)
+        return snprintf(why, len, "pair_ids: %zu ids for %llu pairs", m->n_pair_ids,
+                        (unsigned long long)m->pairs_total),
+               why;
+    return NULL;
+}
+
+/* The first problem of a decoded map (msg_oom when out of memory), or NULL. why holds messages
+ * with numbers. */
 static const char *map_problem(const Mechir__CircuitMap *m, char *why, size_t len)
 {
     const Mechir__JobSpec *s = m->spec;
@@ -184,13 +282,10 @@ static const char *map_problem(const Mechir__CircuitMap *m, char *why, size_t le
         return "format is not " MCH_CMAP_FORMAT " (a map of another mechir version)";
     if (unknown) return "fields this version does not know (a newer mechir, or damage)";
     if (!s) return "no job spec";
-    if (msg_spec_check(s, why, len)) return why;
+    if (msg_spec_check(s, why, len) || msg_utf8_check(&m->base, "", why, len)) return why;
     if (R != MCH_ROLE_COUNT) return "roles: unexpected number of roles";
-    if (m->pairs_used + m->pairs_skipped + m->pairs_failed != m->pairs_total)
-        return "pair counts: used + skipped + failed != total";
-    if (m->pairs_with + m->pairs_against > m->pairs_used + m->pairs_skipped)
-        return "pair counts: with + against the axiom > used + skipped";
-    if (m->n_pair_ids != m->pairs_total) return "pair_ids: count differs from pairs_total";
+    const char *bad = counts_problem(m, why, len);
+    if (bad) return bad;
     for (int i = 0; i < 4; i++)
         if (!est_ok(all[i], cells[i], B, m->pairs_used)) {
             snprintf(why, len, "%s: wrong shape or values", names[i]);
@@ -201,13 +296,7 @@ static const char *map_problem(const Mechir__CircuitMap *m, char *why, size_t le
             return "roles: unknown role";
     for (size_t i = 1; i < m->n_pair_ids; i++)
         if (m->pair_ids[i] <= m->pair_ids[i - 1]) return "pair_ids: not sorted and unique";
-    for (size_t i = 0; i < m->n_strata; i++) {
-        const Mechir__Stratum *st = m->strata[i];
-        if (!st->name || !est_ok(st->heads, cells[0], B, st->pairs) ||
-            !est_ok(st->blocks_by_role, cells[1], B, st->pairs) || st->pairs > m->pairs_used)
-            return "strata: wrong shape or values";
-    }
-    return NULL;
+    return strata_problem(m, cells, B, why, len);
 }
 
 /* Copies validated estimates (absent: zero cells). */
@@ -280,10 +369,11 @@ mch_status mch_cmap_unpack(mch_cmap *out, const uint8_t *buf, size_t len, const 
     if (!m)
         return mch_fail(err, MCH_ERR_PROTO, "%s: not a circuit map (protobuf decoding failed)",
                         name);
-    char why[160];
+    char why[256];
     const char *bad = map_problem(m, why, sizeof why);
-    mch_status rc = bad ? mch_fail(err, MCH_ERR_FORMAT, "%s: invalid circuit map: %s", name, bad)
-                        : map_from_pb(out, m, err);
+    mch_status rc = bad == msg_oom ? mch_fail(err, MCH_ERR_NOMEM, "%s: out of memory", name)
+                    : bad ? mch_fail(err, MCH_ERR_FORMAT, "%s: invalid circuit map: %s", name, bad)
+                          : map_from_pb(out, m, err);
     mechir__circuit_map__free_unpacked(m, NULL);
     if (rc) mch_cmap_deinit(out);
     return rc;

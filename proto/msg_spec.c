@@ -283,6 +283,7 @@ int msg_spec_check(const Mechir__JobSpec *m, char *why, size_t len)
     size_t K = m->n_head_list / 2;
     if (m->base.n_unknown_fields)
         return snprintf(why, len, "spec: fields this version does not know"), 1;
+    if (msg_utf8_check(&m->base, "spec", why, len)) return 1;
     if (m->layers < 1 || m->layers > 1024 || m->heads < 1 || m->heads > 1024)
         return snprintf(why, len, "spec: layers or heads out of range"), 1;
     if (m->n_head_list % 2) return snprintf(why, len, "spec: head list of odd length"), 1;
@@ -323,7 +324,11 @@ mch_status msg_pack(const ProtobufCMessage *m, uint8_t **out, size_t *len, mch_e
 mch_status mch_job_spec_pack(const mch_job_spec *s, uint8_t **out, size_t *len, mch_err *err)
 {
     Mechir__JobSpec m;
+    char why[200];
     msg_spec_to_pb(s, &m);
+    if (msg_utf8_check(&m.base, "spec", why, sizeof why)) /* unpack would refuse it */
+        return mch_fail(err, MCH_ERR_ARG, "the job spec: %s (paths and options must be UTF-8)",
+                        why);
     return msg_pack(&m.base, out, len, err);
 }
 

@@ -189,9 +189,13 @@ static mch_status unpack_list(const list_msg *k, const uint8_t *buf, size_t len,
     if (rc) return rc;
     const char *base = (const char *)m;
     size_t n = *(const size_t *)(base + k->n_off), count = 0;
-    char where[96];
+    char where[96], why[200];
     snprintf(where, sizeof where, k->where,
              (unsigned long long)*(const uint64_t *)(base + k->id_off));
+    if (msg_utf8_check(m, "", why, sizeof why)) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        return mch_fail(err, MCH_ERR_PROTO, "%s: %s", where, why);
+    }
     void *elems = calloc(n + 1, k->elems.size);
     rc = list_from_pb(&k->elems, *(void *const *const *)(base + k->list_off), n, where, elems,
                       &count, err);
@@ -363,7 +367,7 @@ mch_status mch_pair_result_unpack(mch_pair_result *r, const uint8_t *buf, size_t
                                    (ProtobufCMessage **)&m, err);
     if (rc) return rc;
     char why[200];
-    if (result_check(m, why, sizeof why))
+    if (result_check(m, why, sizeof why) || msg_utf8_check(&m->base, "", why, sizeof why))
         rc = mch_fail(err, MCH_ERR_PROTO, "malformed pair result: %s", why);
     else if (result_from_pb(r, m))
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");

@@ -351,6 +351,230 @@ static void test_untrusted_maps_are_validated(void **s)
     free(bytes);
 }
 
+/* ---- maps that lie -------------------------------------------------------------------------- */
+
+static char *sweeps_none[1] = {"none"};
+
+/* A map of no sweep (no cells, B 0) over pairs first + 1 .. first + n, all used and moved with
+ * the axiom, with n_strata strata: "relevance=0", "relevance=1", ... (one pair each while there
+ * are pairs) and last "direction=with" (every pair). Built directly, not validated. */
+static void map_direct(mch_cmap *m, uint64_t first, size_t n, size_t n_strata)
+{
+    mch_job_spec spec = spec_base();
+    spec.sweeps = sweeps_none, spec.n_sweeps = 1, spec.n_head_pos = 0, spec.bootstrap = 0;
+    mch_err err = {0};
+    memset(m, 0, sizeof *m);
+    assert_int_equal(mch_job_spec_copy(&m->spec, &spec, &err), MCH_OK);
+    m->pairs_total = m->pairs_used = m->pairs_with = n;
+    mch_est *top[4] = {&m->heads, &m->blocks, &m->hpz, &m->hpp};
+    for (int k = 0; k < 4; k++) assert_int_equal(mch_est_init(top[k], 0, 0, &err), MCH_OK);
+    m->pair_ids = malloc((n + 1) * sizeof *m->pair_ids);
+    assert_non_null(m->pair_ids);
+    for (size_t i = 0; i < n; i++) m->pair_ids[i] = first + 1 + i;
+    m->n_pair_ids = n;
+    m->strata = calloc(n_strata + 1, sizeof *m->strata);
+    assert_non_null(m->strata);
+    for (size_t k = 0; k < n_strata; k++, m->n_strata++) {
+        mch_cmap_stratum *st = &m->strata[k];
+        char name[32];
+        int last = k + 1 == n_strata;
+        snprintf(name, sizeof name, last ? "direction=with" : "relevance=%zu", k);
+        st->name = strdup(name);
+        st->pairs = last ? n : k < n;
+        assert_int_equal(mch_est_init(&st->heads, 0, 0, &err), MCH_OK);
+        assert_int_equal(mch_est_init(&st->blocks, 0, 0, &err), MCH_OK);
+    }
+}
+
+/* Packs m and unpacks (validates) it into out. */
+static mch_status roundtrip(const mch_cmap *m, mch_cmap *out, mch_err *err)
+{
+    uint8_t *b;
+    size_t n;
+    assert_int_equal(mch_cmap_pack(m, &b, &n, err), MCH_OK);
+    mch_status rc = mch_cmap_unpack(out, b, n, "direct.cmap", err);
+    free(b);
+    return rc;
+}
+
+static void rename_stratum(mch_cmap *m, size_t i, const char *name)
+{
+    free(m->strata[i].name);
+    m->strata[i].name = strdup(name);
+}
+
+static void test_counts_that_wrap_are_refused(void **s)
+{
+    (void)s;
+    mch_cmap m, a, b;
+    map_direct(&m, 0, 0, 0);
+    /* used 2^64 - 1 + skipped 1 wraps to total 0 */
+    m.pairs_used = UINT64_MAX, m.pairs_skipped = 1;
+    expect_refused(&m, "pair counts: used 18446744073709551615 + skipped 1 + failed 0 != total 0");
+    m.pairs_used = 0, m.pairs_skipped = 0, m.pairs_failed = UINT64_MAX, m.pairs_total = 0;
+    m.pairs_skipped = 1;
+    expect_refused(&m, "pair counts: used 0 + skipped 1 + failed 18446744073709551615");
+    m.pairs_skipped = m.pairs_failed = 0;
+    m.pairs_with = UINT64_MAX, m.pairs_against = 1; /* with + against wraps to 0 */
+    expect_refused(&m, "with 18446744073709551615 + against 1 the axiom > used + skipped 0");
+    mch_cmap_deinit(&m);
+    /* Merging maps whose counts add past 2^64 (maps no decoder lets through, handed to merge
+     * directly) is refused rather than wrapped. */
+    map_direct(&a, 0, 2, 2);
+    map_direct(&b, 100, 2, 2);
+    a.pairs_total = a.pairs_used = a.pairs_with = UINT64_MAX - 1;
+    mch_cmap_input in[2] = {{&a, "A.cmap"}, {&b, "B.cmap"}};
+    mch_cmap out;
+    mch_err err = {0};
+    assert_int_equal(mch_cmap_merge(in, 2, &out, &err), MCH_ERR_ARG);
+    if (!strstr(err.msg, "add up to more than 2^64")) fail_msg("%s", err.msg);
+    assert_null(out.pair_ids);
+    mch_cmap_deinit(&a);
+    mch_cmap_deinit(&b);
+}
+
+static void test_strata_must_be_unique_bounded_and_add_up(void **s)
+{
+    (void)s;
+    mch_cmap m, x;
+    mch_err err = {0};
+    map_direct(&m, 0, 3, 3); /* relevance=0 (1 pair), relevance=1 (1), direction=with (3) */
+    if (roundtrip(&m, &x, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(x.n_strata, 3);
+    mch_cmap_deinit(&x);
+    rename_stratum(&m, 1, "relevance=0"); /* merge would fold both into one */
+    expect_refused(&m, "strata[1]: 'relevance=0' appears twice");
+    rename_stratum(&m, 1, "grade=1");
+    expect_refused(&m, "strata[1]: unknown name 'grade=1'");
+    rename_stratum(&m, 1, "relevance=1");
+    m.strata[0].pairs = 3; /* each within pairs_used, together 4 relevance pairs of 3 */
+    expect_refused(&m, "the relevance strata hold more pairs than pairs_used (3)");
+    m.strata[0].pairs = 1;
+    m.strata[2].pairs = 4;
+    expect_refused(&m, "strata[2] (direction=with): wrong shape or values");
+    mch_cmap_deinit(&m);
+    map_direct(&m, 0, 10, MCH_CMAP_MAX_STRATA + 1);
+    expect_refused(&m, "strata: 4097, more than 4096");
+    mch_cmap_deinit(&m);
+}
+
+/* Two maps at the bound merge (by a hash of the names: this stays quick), each stratum's pairs
+ * add; a third map with one more name is refused. */
+static void test_maps_at_the_strata_bound_merge(void **s)
+{
+    (void)s;
+    enum { N = MCH_CMAP_MAX_STRATA };
+    mch_cmap d[3], m[3], out, check;
+    mch_err err = {0};
+    map_direct(&d[0], 0, N, N);
+    map_direct(&d[1], 100000, N, N);
+    map_direct(&d[2], 200000, 1, 2);
+    rename_stratum(&d[2], 0, "relevance=4095"); /* d[0] and d[1] stop at relevance=4094 */
+    for (int i = 0; i < 3; i++) {
+        if (roundtrip(&d[i], &m[i], &err)) fail_msg("%s", err.msg);
+        mch_cmap_deinit(&d[i]);
+    }
+    assert_int_equal(m[0].n_strata, N);
+    mch_cmap_input in[3] = {{&m[0], "A.cmap"}, {&m[1], "B.cmap"}, {&m[2], "C.cmap"}};
+    if (mch_cmap_merge(in, 2, &out, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(out.n_strata, N);
+    assert_int_equal(out.pairs_total, 2 * N);
+    size_t checked = 0;
+    for (size_t i = 0; i < out.n_strata; i++, checked++)
+        assert_int_equal(out.strata[i].pairs,
+                         strcmp(out.strata[i].name, "direction=with") ? 2 : 2 * N);
+    assert_int_equal(checked, N);
+    if (roundtrip(&out, &check, &err)) fail_msg("%s", err.msg);
+    mch_cmap_deinit(&check);
+    mch_cmap_deinit(&out);
+    assert_int_equal(mch_cmap_merge(in, 3, &out, &err), MCH_ERR_ARG);
+    if (!strstr(err.msg, "more than 4096 strata (C.cmap adds 'relevance=4095')"))
+        fail_msg("%s", err.msg);
+    for (int i = 0; i < 3; i++) mch_cmap_deinit(&m[i]);
+}
+
+/* The reduction refuses a pair that would make stratum 4097 (naming it), and values of a sweep
+ * the job does not run (they have no cells to go to). */
+static void test_reduction_keeps_to_the_strata_bound(void **s)
+{
+    (void)s;
+    mch_job_spec spec = spec_base();
+    spec.sweeps = sweeps_none, spec.n_sweeps = 1, spec.n_head_pos = 0, spec.bootstrap = 0;
+    mch_cmap_acc a;
+    mch_err err = {0};
+    assert_int_equal(mch_cmap_acc_init(&a, &spec, &err), MCH_OK);
+    mch_pair_result r = pairs[0].r; /* used, rank 1, moved with the axiom */
+    assert_true(used(0) && r.pair.rank == 1);
+    r.n_head_pos_z = r.n_head_pos_pattern = 0; /* K 0: refused as a shape */
+    mch_err e2 = {0};
+    assert_int_equal(mch_cmap_acc_add(&a, &r, &e2), MCH_ERR_SHAPE); /* heads, no heads sweep */
+    if (!strstr(e2.msg, "values of a sweep the job does not run")) fail_msg("%s", e2.msg);
+    r.n_heads = r.n_blocks = r.n_head_pos_z = r.n_head_pos_pattern = 0;
+    /* grades 0..4093, rank=1-10 and direction=with: 4096 strata */
+    for (int g = 0; g < MCH_CMAP_MAX_STRATA - 2; g++) {
+        r.pair.relevance = g, r.pair.pair_id = 1 + (uint64_t)g;
+        if (mch_cmap_acc_add(&a, &r, &err)) fail_msg("grade %d: %s", g, err.msg);
+    }
+    assert_int_equal(a.n_strata, MCH_CMAP_MAX_STRATA);
+    r.pair.relevance = 1, r.pair.pair_id = 99999; /* strata it has: fine */
+    assert_int_equal(mch_cmap_acc_add(&a, &r, &err), MCH_OK);
+    r.pair.relevance = MCH_CMAP_MAX_STRATA, r.pair.pair_id = 0xabc;
+    assert_int_equal(mch_cmap_acc_add(&a, &r, &err), MCH_ERR_SHAPE);
+    if (!strstr(err.msg, "pair 0000000000000abc: its relevance grade would be stratum 4097"))
+        fail_msg("%s", err.msg);
+    mch_cmap_acc_deinit(&a);
+}
+
+static void replace(char **dst, const char *s)
+{
+    free(*dst);
+    *dst = strdup(s);
+}
+
+/* Every string of a map must be UTF-8 (it is copied into circuit.json, HTML and SVG); a NaN
+ * min_delta and exact sums no pair count allows are refused. */
+static void test_map_strings_and_values_are_checked(void **s)
+{
+    (void)s;
+    mch_job_spec spec = spec_base();
+    mch_cmap *m = map_of(1, 0, &spec, "lab", NULL, NULL);
+    replace(&m->sites[0], "lab-\xff");
+    expect_refused(m, "sites[0] is not valid UTF-8 (byte 5)");
+    replace(&m->sites[0], "lab");
+    replace(&m->provenance[0], "lab\tOpen\xc3(BLAS");
+    expect_refused(m, "provenance[0] is not valid UTF-8 (byte 9)");
+    replace(&m->provenance[0], "lab\tOpenBLAS");
+    char *name = strdup(m->strata[0].name);
+    replace(&m->strata[0].name, "relevance=\xe0\x80\xaf"); /* an overlong '/' */
+    expect_refused(m, "strata[0].name is not valid UTF-8 (byte 11)");
+    replace(&m->strata[0].name, name);
+    free(name);
+    replace(&m->spec.architecture, "Bert\xed\xa0\x80"); /* a surrogate */
+    expect_refused(m, "spec.architecture is not valid UTF-8 (byte 5)");
+    replace(&m->spec.architecture, "BertForSequenceClassification");
+    m->spec.min_delta = NAN;
+    expect_refused(m, "min_delta nan is not a finite number");
+    m->spec.min_delta = 1e-3;
+    /* A sum of n pairs' values below 2^22 each cannot reach 2^126 (folding two would overflow). */
+    mch_xsum keep = m->heads.num[0];
+    m->heads.num[0].hi = INT64_MAX;
+    expect_refused(m, "heads: wrong shape or values");
+    m->heads.num[0] = keep;
+    /* replicate 0 has weight 1: n values below 2^62 units each stay below n 2^62 (hi <= n / 4) */
+    m->heads.num[0].hi = (int64_t)(m->heads.mor.n[0] / 4 + 1);
+    expect_refused(m, "heads: wrong shape or values");
+    m->heads.num[0] = keep;
+    keep = m->blocks.den[3];
+    m->blocks.den[3].hi = INT64_MIN;
+    expect_refused(m, "blocks_by_role: wrong shape or values");
+    m->blocks.den[3] = keep;
+    mch_cmap x;
+    mch_err err = {0};
+    if (roundtrip(m, &x, &err)) fail_msg("%s", err.msg); /* restored: valid again */
+    mch_cmap_deinit(&x);
+    free_map(m);
+}
+
 static void test_exact_sums(void **s)
 {
     (void)s;
@@ -456,6 +680,11 @@ int main(void)
         cmocka_unit_test(test_merged_shards_equal_the_whole),
         cmocka_unit_test(test_incompatible_and_overlapping_maps_are_refused),
         cmocka_unit_test(test_untrusted_maps_are_validated),
+        cmocka_unit_test(test_counts_that_wrap_are_refused),
+        cmocka_unit_test(test_strata_must_be_unique_bounded_and_add_up),
+        cmocka_unit_test(test_maps_at_the_strata_bound_merge),
+        cmocka_unit_test(test_reduction_keeps_to_the_strata_bound),
+        cmocka_unit_test(test_map_strings_and_values_are_checked),
         cmocka_unit_test(test_exact_sums),
         cmocka_unit_test(test_poisson_weights),
         cmocka_unit_test(test_bootstrap_replicates),

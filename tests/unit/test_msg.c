@@ -473,6 +473,54 @@ static void test_bad_shapes_are_refused_naming_the_field(void **st)
     assert_names(&e4, "too large");
 }
 
+/* Every string of a decoded job spec, work unit, pair result and unit result must be UTF-8 (they
+ * reach job.json, pairs.jsonl and circuit.json); a spec that would not decode does not pack. A
+ * worker's error message is only logged and passes as it is. */
+static void test_strings_must_be_utf8(void **st)
+{
+    (void)st;
+    pbuf qid = {.n = 0}, unit = {.n = 0}, res = {.n = 0}, ures = {.n = 0}, spec = {.n = 0};
+    pb_pair(&qid, 0, 6, roles6, 6);
+    pb_bytes(&qid, 8, "q\xff", 2);
+    pb_uint(&unit, 1, 3);
+    pb_bytes(&unit, 2, roles6, 0); /* an empty pair first: the bad one is pairs[1] */
+    pb_bytes(&unit, 2, qid.b, qid.n);
+    expect_refused(WORK_UNIT, &unit, "work unit 3: pairs[1].qid is not valid UTF-8 (byte 2)", NULL);
+    pbuf pair = {.n = 0};
+    pb_pair(&pair, 5, 6, roles6, 6);
+    pb_bytes(&res, 1, pair.b, pair.n);
+    pb_bytes(&res, 4, "below \xc0\xae", 8); /* an overlong '.' */
+    expect_refused(PAIR_RESULT, &res, "skip_reason is not valid UTF-8 (byte 7)", NULL);
+    pbuf term = {.n = 0}, res2 = {.n = 0};
+    pb_pair(&term, 5, 6, roles6, 6);
+    pb_bytes(&term, 10, "\xf4\x90\x80\x80", 4); /* past U+10FFFF */
+    pb_bytes(&res2, 1, term.b, term.n);
+    pb_bytes(&res2, 5, "failed", 6);
+    pb_uint(&ures, 1, 9);
+    pb_bytes(&ures, 3, res2.b, res2.n);
+    expect_refused(UNIT_RESULT, &ures, "results[0].pair.term is not valid UTF-8 (byte 1)", NULL);
+    /* A job spec: refused when decoded, and not packed in the first place. */
+    pb_uint(&spec, 6, 2);
+    pb_uint(&spec, 7, 2);
+    pb_bytes(&spec, 5, "Bert\xe2\x82", 6);
+    mch_job_spec back, s = spec_full();
+    mch_err err = {0}, e2 = {0}, e3 = {0};
+    assert_int_equal(mch_job_spec_unpack(&back, spec.b, spec.n, "job.bin", &err), MCH_ERR_FORMAT);
+    assert_names(&err, "job.bin: invalid job spec: spec.architecture is not valid UTF-8 (byte 5)");
+    s.model_path = "/models/\x80";
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    assert_int_equal(mch_job_spec_pack(&s, &bytes, &len, &e2), MCH_ERR_ARG);
+    assert_names(&e2, "spec.model_path is not valid UTF-8 (byte 9)");
+    assert_null(bytes);
+    mch_error_msg e = {1, 2, "on n\xff: failed"}, eb;
+    assert_int_equal(mch_error_msg_pack(&e, &bytes, &len, &e3), MCH_OK);
+    assert_int_equal(mch_error_msg_unpack(&eb, bytes, len, &e3), MCH_OK);
+    assert_string_equal(eb.message, e.message);
+    mch_error_msg_deinit(&eb);
+    free(bytes);
+}
+
 static void test_bad_specs_are_refused_naming_the_field(void **st)
 {
     (void)st;
@@ -668,6 +716,7 @@ int main(void)
         cmocka_unit_test(test_cmap_roundtrip_preserves_every_field),
         cmocka_unit_test(test_bad_shapes_are_refused_naming_the_field),
         cmocka_unit_test(test_bad_specs_are_refused_naming_the_field),
+        cmocka_unit_test(test_strings_must_be_utf8),
         cmocka_unit_test(test_spec_diff_names_the_first_differing_field),
         cmocka_unit_test(test_sweep_head_list_and_hook_parsers),
     };
