@@ -114,6 +114,8 @@ static mch_status map_spec(const mch_job_spec *spec, mch_job_spec *out, mch_err 
     mch_msg_strv_free(out->cache_hooks, out->n_cache_hooks);
     out->cache_hooks = NULL;
     out->n_cache_hooks = 0;
+    for (size_t i = 0; i < out->n_input_files; i++) free(out->input_files[i].name);
+    out->n_input_files = 0; /* the array stays, empty, for the deinit */
     if (!mch_msg_str(&out->inputs, "") || !mch_msg_str(&out->cache_dtype, ""))
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     return MCH_OK;
@@ -252,6 +254,18 @@ static void run_json(FILE *f, const void *ctx)
     mch_json_string(f, r->model_sha256);
     fputs(",\"inputs\":", f);
     mch_json_string(f, r->inputs);
+    fputs(",\"input_files\":[", f);
+    for (size_t i = 0; i < r->n_input_files; i++) {
+        const mch_input_file *in = &r->input_files[i];
+        fputs(i ? ",{\"name\":" : "{\"name\":", f);
+        mch_json_string(f, in->name);
+        if (in->not_regular)
+            fputs(",\"regular\":false}", f);
+        else
+            fprintf(f, ",\"size\":%llu,\"xxh3\":\"%016llx\"}", (unsigned long long)in->size_bytes,
+                    (unsigned long long)in->xxh3);
+    }
+    putc(']', f);
     fputs(",\"job\":", f);
     fputs(r->job ? r->job : "{}", f);
     if (r->selection) fprintf(f, ",\"selection\":%s", r->selection);
