@@ -114,8 +114,6 @@ static mch_status map_spec(const mch_job_spec *spec, mch_job_spec *out, mch_err 
     mch_msg_strv_free(out->cache_hooks, out->n_cache_hooks);
     out->cache_hooks = NULL;
     out->n_cache_hooks = 0;
-    for (size_t i = 0; i < out->n_input_files; i++) free(out->input_files[i].name);
-    out->n_input_files = 0; /* the array stays, empty, for the deinit */
     if (!mch_msg_str(&out->inputs, "") || !mch_msg_str(&out->cache_dtype, ""))
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     return MCH_OK;

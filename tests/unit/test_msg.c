@@ -535,6 +535,7 @@ static void test_bad_specs_are_refused_naming_the_field(void **st)
         mch_input_file first;
         const char *why;
     } files[] = {{1, {"fifo", 5, 0, 1}, "input file 'fifo' is not regular but has a size"},
+                 {1, {"fifo", 0, 7, 1}, "input file 'fifo' is not regular but has a size"},
                  {1, {"", 1, 2, 0}, "input file 0 has no name"},
                  {MCH_SPEC_INPUT_FILES_MAX + 1, {"f", 1, 2, 0}, "17 input files (at most 16)"}};
     for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
