@@ -22,7 +22,7 @@
 static void test_second_lock_is_refused_naming_the_holder(void **st)
 {
     (void)st;
-    char dir[256], path[300], host[256] = "", want[700];
+    char dir[256], path[300], host[256] = "", want[1024];
     assert_int_equal(tu_tmpdir_make(dir, sizeof dir, "mch_lock"), 0);
     mch_dir_lock a = {0}, b = {0}, c = {0};
     mch_err err = {0};
