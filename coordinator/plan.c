@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fingerprint.h"
 #include "fsutil.h"
 #include "log.h"
 #include "sha256.h"
@@ -37,6 +38,36 @@ static char *inputs_text(const mch_source_opts *so)
                  S(so->qrels), so->top_k, S(so->df));
 #undef S
     return s;
+}
+
+/* Every input file the job reads, in the order of mch_job_spec.input_files. */
+static size_t input_paths(const mch_source_opts *so, const char *paths[7])
+{
+    const char *all[] = {so->input, so->run, so->topics,   so->docs,
+                         so->qrels, so->df,  so->stopwords};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]) paths[n++] = all[i];
+    return n;
+}
+
+/* The fingerprints of the input files into s (a resume compares them: mch_job_spec_diff). */
+static mch_status plan_input_files(const mch_source_opts *so, mch_job_spec *s, mch_err *err)
+{
+    const char *paths[7];
+    size_t n = input_paths(so, paths);
+    if (!(s->input_files = calloc(n + 1, sizeof *s->input_files)))
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    for (; s->n_input_files < n; s->n_input_files++) {
+        mch_input_file *f = &s->input_files[s->n_input_files];
+        mch_fingerprint fp;
+        mch_status rc = mch_fingerprint_file(paths[s->n_input_files], &fp, err);
+        if (rc) return rc;
+        if (!(f->name = strdup(paths[s->n_input_files])))
+            return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+        f->size_bytes = fp.size_bytes, f->xxh3 = fp.xxh3, f->not_regular = !fp.regular;
+    }
+    return MCH_OK;
 }
 
 /* Sweeps in canonical order and the head-pos heads (kept only for head-pos). */
@@ -119,6 +150,7 @@ mch_status mch_plan_spec(const mch_run_opts *o, const mch_model_meta *m, mch_job
         if (!mch_msg_str(dst[i], strs[i][0] ? strs[i][0] : strs[i][1]))
             return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if (!(s->inputs = inputs_text(so))) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if ((rc = plan_input_files(so, s, err))) return rc;
     s->layers = (uint32_t)cfg->L, s->heads = (uint32_t)cfg->NH, s->hidden = (uint32_t)cfg->C;
     s->max_len = (uint32_t)(so->max_len ? so->max_len : cfg->max_pos);
     s->max_query_len = (uint32_t)(so->max_query_len ? so->max_query_len : 64);
@@ -169,17 +201,24 @@ static mch_status new_attempt(const char *out, int size, int *attempt, mch_err *
     return MCH_OK;
 }
 
-/* Refuses to resume a journal of another job; why names the first differing field. */
+/* Refuses to resume a journal of another job; why names the first differing field (an input
+ * file: the file and what changed). Equal bytes are the same job unless an input is not a
+ * regular file, whose contents were never fingerprinted (mch_job_spec_diff refuses it). */
 static mch_status same_job(const mch_journal *j, const mch_job_spec *spec, const uint8_t *bytes,
                            size_t len, mch_err *err)
 {
-    if (j->spec_len == len && !memcmp(j->spec, bytes, len)) return MCH_OK;
+    int fingerprinted = 1;
+    for (size_t i = 0; i < spec->n_input_files; i++)
+        fingerprinted &= !spec->input_files[i].not_regular;
+    if (fingerprinted && j->spec_len == len && !memcmp(j->spec, bytes, len)) return MCH_OK;
     mch_job_spec old;
     mch_err e = {0};
     char why[600] = "the journal's job spec does not decode";
     if (!mch_job_spec_unpack(&old, j->spec, j->spec_len, "the journal's job spec", &e)) {
         mch_spec_diff d;
-        if (mch_job_spec_diff(&old, spec, MCH_SPEC_SAME_JOB, &d))
+        if (mch_job_spec_diff(&old, spec, MCH_SPEC_SAME_JOB, &d) && *d.what)
+            snprintf(why, sizeof why, "%s", d.what);
+        else if (d.field)
             snprintf(why, sizeof why, "%s: %s in the journal, %s now", d.field, d.a, d.b);
         else
             snprintf(why, sizeof why, "the job options differ");
@@ -250,15 +289,15 @@ mch_status mch_plan_resume_check(const mch_journal *j, const mch_job_spec *spec,
 mch_status mch_plan_count(const mch_run_opts *o, const mch_model_meta *m, uint64_t *total,
                           mch_pair_source **counter, mch_err *err)
 {
-    const mch_source_opts *so = &o->src;
-    const char *files[] = {so->input, so->run, so->topics, so->docs, so->qrels};
+    const char *files[7];
+    size_t n = input_paths(&o->src, files);
     *counter = NULL;
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        if (files[i]) {
-            mch_status rc =
-                mch_input_need_regular(files[i], "mechir run (a count, then the pairs)", err);
-            if (rc) return rc;
-        }
+    /* Every pass opens every file again (--df and --stopwords too): a pipe would be empty. */
+    for (size_t i = 0; i < n; i++) {
+        mch_status rc =
+            mch_input_need_regular(files[i], "mechir run (a count, then the pairs)", err);
+        if (rc) return rc;
+    }
     mch_status rc = mch_pair_source_open(counter, &o->src, m, err);
     *total = 0;
     for (;;) {

@@ -252,6 +252,18 @@ static void run_json(FILE *f, const void *ctx)
     mch_json_string(f, r->model_sha256);
     fputs(",\"inputs\":", f);
     mch_json_string(f, r->inputs);
+    fputs(",\"input_files\":[", f);
+    for (size_t i = 0; i < r->n_input_files; i++) {
+        const mch_input_file *in = &r->input_files[i];
+        fputs(i ? ",{\"name\":" : "{\"name\":", f);
+        mch_json_string(f, in->name);
+        if (in->not_regular)
+            fputs(",\"regular\":false}", f);
+        else
+            fprintf(f, ",\"size\":%llu,\"xxh3\":\"%016llx\"}", (unsigned long long)in->size_bytes,
+                    (unsigned long long)in->xxh3);
+    }
+    putc(']', f);
     fputs(",\"job\":", f);
     fputs(r->job ? r->job : "{}", f);
     if (r->selection) fprintf(f, ",\"selection\":%s", r->selection);

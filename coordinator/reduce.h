@@ -35,8 +35,10 @@ typedef struct {
     time_t started;
     int resumed;
     const char *model_sha256, *inputs;
-    const char *job;       /* the options as given, one line of JSON */
-    const char *selection; /* --select: a JSON object (see select.h), or NULL */
+    const char *job;                   /* the options as given, one line of JSON */
+    const char *selection;             /* --select: a JSON object (see select.h), or NULL */
+    const mch_input_file *input_files; /* (n_input_files) their fingerprints, as in the spec */
+    size_t n_input_files;
 } mch_run_record;
 mch_status mch_reduce_write_run_json(const char *out, const mch_cmap *map, const mch_run_record *r,
                                      mch_err *err);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dirlock.h"
 #include "fsutil.h"
 #include "log.h"
 #include "plan.h"
@@ -23,6 +24,7 @@ typedef struct {
     const mch_run_opts *o;
     int size;
     const mch_local_runner *local;
+    mch_dir_lock lock; /* OUT/.mechir.lock, held from before the first file in OUT to the end */
     mch_model_meta *meta;
     mch_job_spec spec;
     uint8_t *spec_bytes;
@@ -61,6 +63,7 @@ static void run_free(run_state *s)
     free(s->spec_bytes);
     mch_job_spec_deinit(&s->spec);
     mch_model_meta_close(s->meta);
+    mch_dir_lock_release(&s->lock);
 }
 
 /* The outputs a run writes through temp files (mch_outfile: NAME.tmp.PID, then a rename). */
@@ -87,7 +90,9 @@ static mch_status prepare(run_state *s, mch_err *err)
     const mch_run_opts *o = s->o;
     if (mch_mkdir_p(o->out) != 0)
         return mch_fail(err, MCH_ERR_IO, "%s: %s", o->out, strerror(errno));
-    mch_status rc = mch_model_meta_open(&s->meta, o->model, err);
+    /* Before any file in OUT is read or written: a second run or --resume there stops here. */
+    mch_status rc = mch_dir_lock_take(&s->lock, o->out, "mechir run", err);
+    if (!rc) rc = mch_model_meta_open(&s->meta, o->model, err);
     if (!rc) rc = mch_plan_spec(o, s->meta, &s->spec, err);
     if (!rc) rc = mch_job_spec_pack(&s->spec, &s->spec_bytes, &s->spec_len, err);
     s->selecting = !rc && s->spec.select && *s->spec.select;
@@ -229,10 +234,10 @@ static mch_status finish(run_state *s, double t0, time_t started, mch_err *err)
                         s->selecting ? s->sel.n : s->units.next_index, o->site, o->blas,
                         o->pairs_format, &s->map, err);
     if (!rc) rc = mch_reduce_write_maps(o->out, &s->map, err);
-    mch_run_record rec = {s->size,        s->hosts,          s->d.done,
-                          s->d.n_units,   s->d.busy_s,       mch_now_s() - t0,
-                          started,        s->resume.resumed, s->spec.model_sha256,
-                          s->spec.inputs, o->job_compact,    selection};
+    mch_run_record rec = {
+        s->size,          s->hosts,  s->d.done,           s->d.n_units,         s->d.busy_s,
+        mch_now_s() - t0, started,   s->resume.resumed,   s->spec.model_sha256, s->spec.inputs,
+        o->job_compact,   selection, s->spec.input_files, s->spec.n_input_files};
     if (!rc) rc = mch_reduce_write_run_json(o->out, &s->map, &rec, err);
     free(selection);
     if (rc) return rc;

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "dirlock.h"
 #include "fsutil.h"
 #include "log.h"
 #include "shard.h"
@@ -723,12 +724,10 @@ static mch_status write_script(const char *path, const char *text, size_t len, m
     return MCH_OK;
 }
 
-/* OUT, the shards and the df table (with shards), and the scripts. */
-static mch_status write_outputs(const submission *s, const mch_submit_result *res, mch_err *err)
+/* The shards and the df table (with shards), and the scripts, into OUT. */
+static mch_status write_locked(const submission *s, const mch_submit_result *res, mch_err *err)
 {
     mch_status rc = MCH_OK;
-    if (mch_mkdir_p(s->out_abs))
-        return mch_fail(err, MCH_ERR_IO, "%s: %s", s->out_abs, strerror(errno));
     if (s->sharded) {
         const char *src = s->r->argv[s->at];
         long lo, hi;
@@ -746,6 +745,19 @@ static mch_status write_outputs(const submission *s, const mch_submit_result *re
     }
     for (int i = 0; !rc && i < res->n_scripts; i++)
         rc = write_script(res->path[i], res->script[i], res->len[i], err);
+    return rc;
+}
+
+/* OUT, the shards and the df table (with shards), and the scripts; under OUT's lock, so they
+ * are not rewritten under a run of OUT (or another submit) that is writing there. */
+static mch_status write_outputs(const submission *s, const mch_submit_result *res, mch_err *err)
+{
+    if (mch_mkdir_p(s->out_abs))
+        return mch_fail(err, MCH_ERR_IO, "%s: %s", s->out_abs, strerror(errno));
+    mch_dir_lock lock;
+    mch_status rc = mch_dir_lock_take(&lock, s->out_abs, "mechir submit", err);
+    if (!rc) rc = write_locked(s, res, err);
+    mch_dir_lock_release(&lock);
     return rc;
 }
 

@@ -43,6 +43,14 @@ enum {
 
 #define MCH_JOB_FORMAT "mechir-job/1"
 
+/* An input file as the job read it when it started (proto InputFile). */
+typedef struct {
+    char *name;          /* the path as given */
+    uint64_t size_bytes; /* 0 when not regular */
+    uint64_t xxh3;   /* XXH3_64bits of the contents (common/fingerprint.h); 0 when not regular */
+    int not_regular; /* a FIFO or a device: not fingerprinted, so the job cannot be resumed */
+} mch_input_file;
+
 typedef struct {
     char *format;                                 /* MCH_JOB_FORMAT */
     char *model_path, *model_sha256, *vocab_hash; /* sha256 of model.safetensors, vocab.txt */
@@ -66,6 +74,9 @@ typedef struct {
     char *select;         /* "" (every pair) or "top-delta" */
     uint64_t select_k;    /* top-delta: the K pairs with the largest score change */
     int select_per_grade; /* top-delta: K pairs per relevance grade */
+    mch_input_file *input_files; /* (n_input_files) --input, --run, --topics, --docs,
+                                  * --qrels, --df, --stopwords: those given */
+    size_t n_input_files;
 } mch_job_spec;
 
 void mch_job_spec_deinit(mch_job_spec *s);
@@ -73,6 +84,9 @@ void mch_job_spec_deinit(mch_job_spec *s);
 mch_status mch_job_spec_copy(mch_job_spec *dst, const mch_job_spec *src, mch_err *err);
 /* Packs into a malloc'd buffer (*out, *len). */
 mch_status mch_job_spec_pack(const mch_job_spec *s, uint8_t **out, size_t *len, mch_err *err);
+/* Input files a spec may list (the source options: --input, --run, --topics, --docs, --qrels,
+ * --df, --stopwords). */
+#define MCH_SPEC_INPUT_FILES_MAX 16
 /* Unpacks and validates (layers and heads 1..1024, known sweeps, heads inside the model); name
  * (a file, "the journal's job spec") starts every message. */
 mch_status mch_job_spec_unpack(mch_job_spec *s, const uint8_t *buf, size_t len, const char *name,
@@ -81,14 +95,18 @@ mch_status mch_job_spec_unpack(mch_job_spec *s, const uint8_t *buf, size_t len, 
 /* Replaces *dst by a copy of src (NULL: ""); 0 when out of memory (*dst unchanged). */
 int mch_msg_str(char **dst, const char *src);
 
-/* The one comparison of job specs. SAME_JOB (a resume): every field; SAME_MAP (a merge): the
- * fields a map's numbers depend on (not the model path, inputs, cache, selection or version;
- * the seed only when a bootstrap is on, since it draws the replicates' weights). */
+/* The one comparison of job specs. SAME_JOB (a resume): every field, the input files' names,
+ * sizes and hashes too (and a spec with a non-regular input file never agrees: its contents
+ * were not fingerprinted); SAME_MAP (a merge): the fields a map's numbers depend on (not the
+ * model path, inputs, input files, cache, selection or version; the seed only when a bootstrap
+ * is on, since it draws the replicates' weights). */
 typedef enum { MCH_SPEC_SAME_JOB, MCH_SPEC_SAME_MAP } mch_spec_scope;
 typedef struct {
-    const char *field;   /* "model sha256", "max_len", "sweeps", ... */
+    const char *field;   /* "model sha256", "max_len", "sweeps", "input files", ... */
     int plural;          /* "sweeps differ" rather than "differs" */
     char a[256], b[256]; /* both values as printed: 'text' quoted, numbers and lists bare */
+    char what[512];      /* input files: the whole difference as a sentence naming the file (a
+                          * and b then hold the two file lists); "" for every other field */
 } mch_spec_diff;
 /* @return 1 and the first differing field in d, or 0 when a and b agree in scope. */
 int mch_job_spec_diff(const mch_job_spec *a, const mch_job_spec *b, mch_spec_scope scope,

@@ -20,7 +20,8 @@ static inline char *msg_s(const char *s)
  * "PREFIX.field[i].name is not valid UTF-8 (byte N)" (prefix "" for none). */
 int msg_utf8_check(const ProtobufCMessage *m, const char *prefix, char *why, size_t len);
 
-/* The spec as generated fields pointing into s (nothing copied). */
+/* The spec as generated fields pointing into s (nothing copied), without the input files: a
+ * circuit map never records them; mch_job_spec_pack adds them. */
 void msg_spec_to_pb(const mch_job_spec *s, Mechir__JobSpec *m);
 /* Validates a generated spec (ranges, sweeps, heads inside the model): 0, or 1 with why as
  * "spec: ...". */

@@ -197,10 +197,34 @@ enum { N_STR_FIELDS = sizeof str_fields / sizeof str_fields[0] };
 #define PLAIN_STR(s, i) ((char **)((char *)(s) + str_fields[i].plain))
 #define PB_STR(m, i) ((char **)((char *)(m) + str_fields[i].pb))
 
+static void input_files_free(mch_input_file *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) free(v[i].name);
+    free(v);
+}
+
+/* A copy of the n files at src (names copied; n may be 0) into *dst. */
+static mch_status input_files_copy(mch_input_file **dst, const mch_input_file *src, size_t n,
+                                   mch_err *err)
+{
+    mch_input_file *v = calloc(n + 1, sizeof *v);
+    for (size_t i = 0; v && i < n; i++) {
+        v[i] = src[i];
+        if (!(v[i].name = strdup(msg_s(src[i].name)))) {
+            input_files_free(v, i);
+            v = NULL;
+        }
+    }
+    if (!v) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    *dst = v;
+    return MCH_OK;
+}
+
 void mch_job_spec_deinit(mch_job_spec *s)
 {
     if (!s) return;
     for (int i = 0; i < N_STR_FIELDS; i++) free(*PLAIN_STR(s, i));
+    input_files_free(s->input_files, s->n_input_files);
     mch_msg_strv_free(s->sweeps, s->n_sweeps);
     mch_msg_strv_free(s->cache_hooks, s->n_cache_hooks);
     free(s->head_pos);
@@ -230,6 +254,8 @@ mch_status mch_job_spec_copy(mch_job_spec *dst, const mch_job_spec *src, mch_err
     dst->sweeps = dst->cache_hooks = NULL;
     dst->head_pos = NULL;
     dst->n_sweeps = dst->n_cache_hooks = dst->n_head_pos = 0;
+    dst->input_files = NULL;
+    dst->n_input_files = 0;
     mch_status rc = MCH_OK;
     for (int i = 0; i < N_STR_FIELDS && !rc; i++)
         if (!mch_msg_str(PLAIN_STR(dst, i), *PLAIN_STR(src, i)))
@@ -237,6 +263,9 @@ mch_status mch_job_spec_copy(mch_job_spec *dst, const mch_job_spec *src, mch_err
     if (!rc)
         rc = copy_rest(dst, src->head_pos, src->n_head_pos, src->sweeps, src->n_sweeps,
                        src->cache_hooks, src->n_cache_hooks, err);
+    if (!rc &&
+        !(rc = input_files_copy(&dst->input_files, src->input_files, src->n_input_files, err)))
+        dst->n_input_files = src->n_input_files;
     if (rc) mch_job_spec_deinit(dst);
     return rc;
 }
@@ -274,6 +303,14 @@ mch_status msg_spec_from_pb(mch_job_spec *s, const Mechir__JobSpec *m, mch_err *
     if (!rc)
         rc = copy_rest(s, m->head_list, m->n_head_list / 2, m->sweeps, m->n_sweeps, m->cache_hooks,
                        m->n_cache_hooks, err);
+    if (!rc && !(s->input_files = calloc(m->n_input_files + 1, sizeof *s->input_files)))
+        rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < m->n_input_files; i++, s->n_input_files++) {
+        const Mechir__InputFile *f = m->input_files[i];
+        mch_input_file *d = &s->input_files[i];
+        if (!(d->name = strdup(msg_s(f->name)))) rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+        d->size_bytes = f->size, d->xxh3 = f->xxh3, d->not_regular = f->not_regular;
+    }
     if (rc) mch_job_spec_deinit(s);
     return rc;
 }
@@ -307,6 +344,19 @@ int msg_spec_check(const Mechir__JobSpec *m, char *why, size_t len)
         return snprintf(why, len, "spec: unknown selection '%.40s'", m->select), 1;
     if (*msg_s(m->select) && !m->select_k)
         return snprintf(why, len, "spec: selection top-delta with K 0"), 1;
+    if (m->n_input_files > MCH_SPEC_INPUT_FILES_MAX)
+        return snprintf(why, len, "spec: %zu input files (at most %d)", m->n_input_files,
+                        MCH_SPEC_INPUT_FILES_MAX),
+               1;
+    for (size_t i = 0; i < m->n_input_files; i++) {
+        const Mechir__InputFile *f = m->input_files[i];
+        if (f->base.n_unknown_fields || !*msg_s(f->name))
+            return snprintf(why, len, "spec: input file %zu has no name or unknown fields", i), 1;
+        if (f->not_regular && (f->size || f->xxh3))
+            return snprintf(why, len, "spec: input file '%.60s' is not regular but has a size",
+                            f->name),
+                   1;
+    }
     return 0;
 }
 
@@ -326,10 +376,25 @@ mch_status mch_job_spec_pack(const mch_job_spec *s, uint8_t **out, size_t *len, 
     Mechir__JobSpec m;
     char why[200];
     msg_spec_to_pb(s, &m);
-    if (msg_utf8_check(&m.base, "spec", why, sizeof why)) /* unpack would refuse it */
-        return mch_fail(err, MCH_ERR_ARG, "the job spec: %s (paths and options must be UTF-8)",
-                        why);
-    return msg_pack(&m.base, out, len, err);
+    size_t n = s->n_input_files;
+    Mechir__InputFile *files = calloc(n + 1, sizeof *files);
+    Mechir__InputFile **ptrs = calloc(n + 1, sizeof *ptrs);
+    mch_status rc = files && ptrs ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < n; i++) {
+        const mch_input_file *f = &s->input_files[i];
+        mechir__input_file__init(&files[i]);
+        files[i].name = msg_s(f->name);
+        files[i].size = f->size_bytes, files[i].xxh3 = f->xxh3;
+        files[i].not_regular = f->not_regular != 0;
+        ptrs[i] = &files[i];
+    }
+    m.n_input_files = n, m.input_files = ptrs;
+    if (!rc && msg_utf8_check(&m.base, "spec", why, sizeof why)) /* unpack would refuse it */
+        rc = mch_fail(err, MCH_ERR_ARG, "the job spec: %s (paths and options must be UTF-8)", why);
+    if (!rc) rc = msg_pack(&m.base, out, len, err);
+    free(ptrs);
+    free(files);
+    return rc;
 }
 
 mch_status mch_job_spec_unpack(mch_job_spec *s, const uint8_t *buf, size_t len, const char *name,
@@ -351,7 +416,7 @@ mch_status mch_job_spec_unpack(mch_job_spec *s, const uint8_t *buf, size_t len, 
 
 /* ---- the comparison ----------------------------------------------------------------------- */
 
-typedef enum { K_STR, K_U32, K_INT, K_U64, K_DBL, K_LIST, K_QLIST, K_HEADS } field_kind;
+typedef enum { K_STR, K_U32, K_INT, K_U64, K_DBL, K_LIST, K_QLIST, K_HEADS, K_FILES } field_kind;
 
 /* In the order a difference is reported; job_only: compared for a resume, not for a merge. */
 static const struct {
@@ -375,6 +440,7 @@ static const struct {
     D("hidden", K_U32, hidden, 0, 0),
     D("perturbation", K_STR, perturbation, 0, 0),
     D("inputs", K_STR, inputs, 1, 1),
+    D("input files", K_FILES, input_files, 1, 1),
     D("position", K_STR, position, 0, 0),
     D("filler", K_STR, filler, 0, 0),
     D("pooling", K_STR, pooling, 0, 0),
@@ -425,6 +491,12 @@ static void field_text(const mch_job_spec *s, int i, char *out, size_t len)
                                      (unsigned long)s->head_pos[2 * k],
                                      (unsigned long)s->head_pos[2 * k + 1]);
         break;
+    case K_FILES:
+        for (size_t k = 0; k < s->n_input_files && used < sizeof list; k++)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s'%s'", k ? "," : "",
+                                     s->input_files[k].name);
+        if (!s->n_input_files) snprintf(list, sizeof list, "none");
+        break;
     case K_LIST:
     case K_QLIST: {
         int sweeps = diff_fields[i].kind == K_LIST;
@@ -443,6 +515,50 @@ static int strv_equal(char *const *x, size_t nx, char *const *y, size_t ny)
     if (nx != ny) return 0;
     for (size_t k = 0; k < nx; k++)
         if (strcmp(msg_s(x[k]), msg_s(y[k]))) return 0;
+    return 1;
+}
+
+/* The first non-regular input file of s, or NULL. */
+static const mch_input_file *not_regular(const mch_job_spec *s)
+{
+    for (size_t k = 0; k < s->n_input_files; k++)
+        if (s->input_files[k].not_regular) return &s->input_files[k];
+    return NULL;
+}
+
+/* Whether the input files agree for a resume (a is the journal's spec, b today's); when not,
+ * the difference as a sentence naming the file into what ("" when the lists of names differ).
+ * A non-regular file never agrees: it was not read. */
+static int files_equal(const mch_job_spec *a, const mch_job_spec *b, char *what, size_t len)
+{
+    const mch_input_file *nr = not_regular(b) ? not_regular(b) : not_regular(a);
+    if (nr)
+        return snprintf(what, len,
+                        "input file '%.200s' is not a regular file (a pipe or a device): its "
+                        "contents cannot be fingerprinted, so a job reading it cannot be resumed",
+                        nr->name),
+               0;
+    int same_names = a->n_input_files == b->n_input_files;
+    for (size_t k = 0; same_names && k < a->n_input_files; k++)
+        same_names = !strcmp(a->input_files[k].name, b->input_files[k].name);
+    if (!same_names) return *what = 0, 0; /* the two lists tell (field_text) */
+    for (size_t k = 0; k < a->n_input_files; k++) {
+        const mch_input_file *x = &a->input_files[k], *y = &b->input_files[k];
+        if (x->size_bytes != y->size_bytes)
+            return snprintf(what, len,
+                            "input file '%.200s' changed: %llu bytes when the job started, %llu "
+                            "now",
+                            x->name, (unsigned long long)x->size_bytes,
+                            (unsigned long long)y->size_bytes),
+                   0;
+        if (x->xxh3 != y->xxh3)
+            return snprintf(what, len,
+                            "input file '%.200s' changed: the same size (%llu bytes) but other "
+                            "contents (xxh3 %016llx when the job started, %016llx now)",
+                            x->name, (unsigned long long)x->size_bytes, (unsigned long long)x->xxh3,
+                            (unsigned long long)y->xxh3),
+                   0;
+    }
     return 1;
 }
 
@@ -468,6 +584,10 @@ static int field_equal(const mch_job_spec *a, const mch_job_spec *b, int i)
         return strv_equal(a->sweeps, a->n_sweeps, b->sweeps, b->n_sweeps);
     case K_QLIST:
         return strv_equal(a->cache_hooks, a->n_cache_hooks, b->cache_hooks, b->n_cache_hooks);
+    case K_FILES: {
+        char what[sizeof((mch_spec_diff *)0)->what];
+        return files_equal(a, b, what, sizeof what);
+    }
     }
     return 0;
 }
@@ -485,6 +605,7 @@ int mch_job_spec_diff(const mch_job_spec *a, const mch_job_spec *b, mch_spec_sco
         d->plural = diff_fields[i].plural;
         field_text(a, i, d->a, sizeof d->a);
         field_text(b, i, d->b, sizeof d->b);
+        if (diff_fields[i].kind == K_FILES) files_equal(a, b, d->what, sizeof d->what);
         return 1;
     }
     return 0;

@@ -348,6 +348,33 @@ rc=$?
 [ $rc -eq 1 ] && grep -q "cannot run sbatch" nosb.err && ok "no sbatch: exit 1: $(cat nosb.err)" ||
   fail "no sbatch: exit $rc: $(cat nosb.err)"
 
+echo "== --out locked by a run: submit writes nothing there =="
+# A stand-in holder of OUT/.mechir.lock (flock from util-linux), as a running `mechir run` holds
+# it: its pid and host in the file, the lock held until it is killed.
+mkdir locked
+(
+  exec 9>>locked/.mechir.lock
+  flock -n 9 || exit 1
+  printf '%s %s\n' "$BASHPID" "$(hostname)" >locked/.mechir.lock
+  exec sleep 120
+) &
+holder=$!
+for _ in $(seq 100); do [ -s locked/.mechir.lock ] && break; sleep 0.1; done
+PATH=/nonexistent "$MECHIR" submit --scheduler slurm --time 00:20:00 --shards 2 -- \
+  --model "$MODEL" --input pairs.tsv --out locked >locked.out 2>locked.err
+rc=$?
+[ $rc -eq 1 ] && [ "$(wc -l <locked.err)" -eq 1 ] &&
+  grep -qF "$TMP/locked is in use by pid $holder on host $(hostname)" locked.err &&
+  ok "a locked --out: exit 1: $(cat locked.err)" || fail "a locked --out: exit $rc: $(cat locked.err)"
+[ "$(ls -A locked)" = ".mechir.lock" ] && ok "a locked --out: nothing written there" ||
+  fail "a locked --out: written: $(ls -A locked | tr '\n' ' ')"
+kill "$holder"
+wait "$holder" 2>/dev/null
+PATH=/nonexistent "$MECHIR" submit --scheduler slurm --time 00:20:00 -- --model m --input i.tsv \
+  --out locked >locked.out 2>locked.err
+[ -x locked/mechir-slurm.sh ] && ok "the lock released: the script is written" ||
+  fail "the lock released: no script: $(cat locked.err)"
+
 echo "== templates =="
 printf '#!/bin/bash\n#SBATCH --time=@TIME@\n@EXTRA_DIRECTIVES@\necho @ARGS@ user@SITE.ORG\n' >t.in
 submit tpl --scheduler slurm --time 00:05:00 --template t.in --dry-run -- --model m --input i.tsv --out o

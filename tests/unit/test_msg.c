@@ -70,6 +70,8 @@ static const uint8_t roles6[6] = {MCH_ROLE_CLS, MCH_ROLE_QUERY_TERM, MCH_ROLE_QU
 static uint32_t head_pos[4] = {0, 1, 2, 3};
 static char *sweeps3[3] = {"heads", "blocks", "head-pos"};
 static char *hooks2[2] = {"blocks.*.attn.hook_pattern", "hook_full_embed"};
+static mch_input_file files2[2] = {{"x.tsv", 4082, 0xe7c2a6f2a1223766ULL, 0},
+                                   {"df.tsv", 1ULL << 33, 0x8000000000000001ULL, 0}};
 
 static mch_job_spec spec_full(void)
 {
@@ -85,6 +87,7 @@ static mch_job_spec spec_full(void)
     s.cache_dtype = "bf16", s.inputs = "input=x.tsv", s.software_version = "9.9.9";
     s.bootstrap = 3, s.ci_level = 0.8, s.direction = "against", s.select = "top-delta";
     s.select_k = 1ULL << 33, s.select_per_grade = 1;
+    s.input_files = files2, s.n_input_files = 2;
     return s;
 }
 
@@ -120,6 +123,17 @@ static void assert_spec_equal(const mch_job_spec *a, const mch_job_spec *b)
         assert_string_equal(a->cache_hooks[i], b->cache_hooks[i]);
 }
 
+static void assert_files_equal(const mch_job_spec *a, const mch_job_spec *b)
+{
+    assert_int_equal(a->n_input_files, b->n_input_files);
+    for (size_t i = 0; i < a->n_input_files; i++) {
+        assert_string_equal(a->input_files[i].name, b->input_files[i].name);
+        assert_int_equal(a->input_files[i].size_bytes, b->input_files[i].size_bytes);
+        assert_int_equal(a->input_files[i].xxh3, b->input_files[i].xxh3);
+        assert_int_equal(a->input_files[i].not_regular, b->input_files[i].not_regular);
+    }
+}
+
 /* ---- round trips -------------------------------------------------------------------------- */
 
 static void test_job_spec_roundtrip_preserves_every_field(void **st)
@@ -132,9 +146,11 @@ static void test_job_spec_roundtrip_preserves_every_field(void **st)
     assert_int_equal(mch_job_spec_pack(&s, &bytes, &len, &err), MCH_OK);
     if (mch_job_spec_unpack(&back, bytes, len, "spec", &err)) fail_msg("%s", err.msg);
     assert_spec_equal(&s, &back);
+    assert_files_equal(&s, &back);
     assert_int_equal(mch_job_spec_copy(&copy, &back, &err), MCH_OK);
     mch_job_spec_deinit(&back);
     assert_spec_equal(&s, &copy); /* a deep copy outlives its source */
+    assert_files_equal(&s, &copy);
     mch_job_spec_deinit(&copy);
     mch_job_spec_deinit(&copy); /* deinit of a zeroed struct, and of NULL */
     mch_job_spec_deinit(NULL);
@@ -360,6 +376,8 @@ static void test_cmap_roundtrip_preserves_every_field(void **st)
     assert_int_equal(mch_cmap_pack(&m, &bytes, &len, &err), MCH_OK);
     if (mch_cmap_unpack(&back, bytes, len, "map", &err)) fail_msg("%s", err.msg);
     assert_spec_equal(&m.spec, &back.spec);
+    assert_int_equal(m.spec.n_input_files, 2);
+    assert_int_equal(back.spec.n_input_files, 0); /* a map never records the input files */
     assert_int_equal(back.pairs_total, 5);
     assert_int_equal(back.pairs_used, 3);
     assert_int_equal(back.pairs_skipped, 1);
@@ -557,6 +575,35 @@ static void test_bad_specs_are_refused_naming_the_field(void **st)
     mch_err e4 = {0};
     assert_int_equal(mch_job_spec_unpack(&back, odd.b, odd.n, "x", &e4), MCH_ERR_FORMAT);
     assert_names(&e4, "head list of odd length");
+    /* Input files: a non-regular one has no size; a name is required; at most 16. */
+    mch_input_file bad[MCH_SPEC_INPUT_FILES_MAX + 1];
+    for (size_t i = 0; i <= MCH_SPEC_INPUT_FILES_MAX; i++) bad[i] = (mch_input_file){"f", 1, 2, 0};
+    const struct {
+        size_t n;
+        mch_input_file first;
+        const char *why;
+    } files[] = {{1, {"fifo", 5, 0, 1}, "input file 'fifo' is not regular but has a size"},
+                 {1, {"fifo", 0, 7, 1}, "input file 'fifo' is not regular but has a size"},
+                 {1, {"", 1, 2, 0}, "input file 0 has no name"},
+                 {MCH_SPEC_INPUT_FILES_MAX + 1, {"f", 1, 2, 0}, "17 input files (at most 16)"}};
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        s = spec_full();
+        bad[0] = files[k].first;
+        s.input_files = bad, s.n_input_files = files[k].n;
+        mch_err e5 = {0};
+        assert_int_equal(mch_job_spec_pack(&s, &bytes, &len, &e5), MCH_OK);
+        assert_int_equal(mch_job_spec_unpack(&back, bytes, len, "x", &e5), MCH_ERR_FORMAT);
+        assert_names(&e5, files[k].why);
+        free(bytes);
+    }
+    s = spec_full();
+    s.input_files = bad, s.n_input_files = MCH_SPEC_INPUT_FILES_MAX; /* the most there may be */
+    bad[0] = (mch_input_file){"fifo", 0, 0, 1};
+    assert_int_equal(mch_job_spec_pack(&s, &bytes, &len, &err), MCH_OK);
+    if (mch_job_spec_unpack(&back, bytes, len, "x", &err)) fail_msg("%s", err.msg);
+    assert_files_equal(&s, &back);
+    mch_job_spec_deinit(&back);
+    free(bytes);
     /* A result checked against the spec: shapes and scores. */
     float v[12] = {0};
     mch_pair_result r = {.n_heads = 5, .heads = v, .heads_scores = v};
@@ -638,6 +685,35 @@ static void test_spec_diff_names_the_first_differing_field(void **st)
     expect_diff(&a, &b, MCH_SPEC_SAME_JOB, "cache hooks",
                 "'blocks.*.attn.hook_pattern,hook_full_embed'", "'blocks.*.attn.hook_pattern'");
     assert_int_equal(mch_job_spec_diff(&a, &b, MCH_SPEC_SAME_MAP, &d), 0);
+    /* Input files count for a resume only, and the sentence names the file and what changed. */
+    mch_input_file f[2] = {files2[0], files2[1]};
+    b = spec_full();
+    b.input_files = f;
+    f[1].xxh3 ^= 1ULL << 63;
+    assert_int_equal(mch_job_spec_diff(&a, &b, MCH_SPEC_SAME_MAP, &d), 0);
+    assert_int_equal(mch_job_spec_diff(&a, &b, MCH_SPEC_SAME_JOB, &d), 1);
+    assert_string_equal(d.field, "input files");
+    assert_string_equal(d.what, "input file 'df.tsv' changed: the same size (8589934592 bytes) but "
+                                "other contents (xxh3 8000000000000001 when the job started, "
+                                "0000000000000001 now)");
+    f[1] = files2[1], f[0].size_bytes = 4083;
+    assert_int_equal(mch_job_spec_diff(&a, &b, MCH_SPEC_SAME_JOB, &d), 1);
+    assert_string_equal(d.what, "input file 'x.tsv' changed: 4082 bytes when the job started, "
+                                "4083 now");
+    f[0] = files2[0], f[1].name = "df2.tsv";
+    expect_diff(&a, &b, MCH_SPEC_SAME_JOB, "input files", "'x.tsv','df.tsv'", "'x.tsv','df2.tsv'");
+    mch_job_spec_diff(&a, &b, MCH_SPEC_SAME_JOB, &d);
+    assert_string_equal(d.what, ""); /* the two lists tell */
+    b.n_input_files = 0;             /* a journal of a version without fingerprints */
+    expect_diff(&b, &a, MCH_SPEC_SAME_JOB, "input files", "none", "'x.tsv','df.tsv'");
+    /* A non-regular file never agrees, even with itself: its contents were never read. */
+    f[1] = (mch_input_file){"/dev/fd/63", 0, 0, 1};
+    b.n_input_files = 2;
+    assert_int_equal(mch_job_spec_diff(&b, &b, MCH_SPEC_SAME_JOB, &d), 1);
+    assert_string_equal(d.what, "input file '/dev/fd/63' is not a regular file (a pipe or a "
+                                "device): its contents cannot be fingerprinted, so a job reading "
+                                "it cannot be resumed");
+    assert_int_equal(mch_job_spec_diff(&b, &b, MCH_SPEC_SAME_MAP, &d), 0);
     /* Strings longer than what a message shows still compare in full. */
     char la[400], lb[400];
     memset(la, 'x', sizeof la - 1), la[sizeof la - 1] = 0;
