@@ -23,24 +23,7 @@ cleanup() {
     rm -rf "$T"
 }
 trap cleanup EXIT
-fails=0
-checked=0
-check() {
-    d=$1; shift
-    checked=$((checked + 1))
-    if "$@"; then echo "ok - $d"; else echo "FAIL - $d"; fails=$((fails + 1)); fi
-}
-finish() {
-    if [ "$checked" -eq 0 ]; then echo "FAIL - nothing was checked"; exit 1; fi
-    [ "$fails" -eq 0 ] || { echo "$fails of $checked checks failed"; exit 1; }
-    echo "all $checked checks passed"
-    exit 0
-}
-skip() {
-    if [ "${CI:-}" = true ]; then echo "FAIL - cannot run here and CI=true allows no skip: $*"; exit 1; fi
-    echo "SKIP: $*"
-    exit 77
-}
+. "$ROOT/tests/cli/checks.sh"
 # one_line_error FILE WANT: FILE is exactly one line and it ends with WANT.
 one_line_error() {
     [ "$(wc -l < "$1")" -eq 1 ] && grep -q -- "$2\$" "$1"
