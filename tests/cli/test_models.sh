@@ -81,6 +81,14 @@ refused "score --input, NaN weight" "$T/pairs.tsv: pair qid q1, docno d1: non-fi
 patch "$T/nan"
 refused "patch, NaN weight" "non-finite score (baseline nan, perturbed nan)"
 
+# An infinite classifier bias: every score is +inf (not NaN).
+$HM copy "$MODELS/bert-ce-tiny" "$T/inf"
+$HM poison "$T/inf" classifier.bias 0 inf
+score "$T/inf"
+refused "score one pair, inf classifier bias" "--query and --doc: non-finite score inf"
+patch "$T/inf"
+refused "patch, inf classifier bias" "non-finite score (baseline inf, perturbed inf)"
+
 head -4 "$ROOT/examples/demo-200.tsv" > "$T/in.tsv"
 "$MECHIR" run --model "$T/nan" --input "$T/in.tsv" --max-len 32 --out "$T/run" > /dev/null \
     2> "$T/run.err"
@@ -100,11 +108,11 @@ rc=$?
 refused "--check-weights, NaN in F32" \
     "tensor 'bert.encoder.layer.1.output.dense.weight' (F32) holds NaN at element 7 (of 2048)"
 $HM copy "$MODELS/bert-ce-tiny-f16" "$T/inf16"
-$HM poison "$T/inf16" bert.embeddings.position_embeddings.weight 100 inf
+$HM poison "$T/inf16" bert.embeddings.position_embeddings.weight 5000 inf # past the first 1024
 "$MECHIR" score --model "$T/inf16" --check-weights --query "$Q" --doc "$BASE" > "$T/out" 2> "$T/err"
 rc=$?
 refused "--check-weights with a pair, inf in F16 (nothing scored)" \
-    "tensor 'bert.embeddings.position_embeddings.weight' (F16) holds inf at element 100"
+    "tensor 'bert.embeddings.position_embeddings.weight' (F16) holds inf at element 5000 (of 16384)"
 $HM copy "$MODELS/bert-ce-tiny-bf16" "$T/ninf"
 $HM poison "$T/ninf" bert.encoder.layer.0.intermediate.dense.bias 63 -inf
 "$MECHIR" score --model "$T/ninf" --check-weights > "$T/out" 2> "$T/err"
