@@ -24,6 +24,8 @@ cleanup() {
 }
 trap cleanup EXIT
 . "$ROOT/tests/cli/checks.sh"
+# Under LeakSanitizer, the table of suppressions used would add lines to stderr.
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}print_suppressions=0"
 # one_line_error FILE WANT: FILE is exactly one line and it ends with WANT.
 one_line_error() {
     [ "$(wc -l < "$1")" -eq 1 ] && grep -q -- "$2\$" "$1"
