@@ -85,7 +85,8 @@ static int write_pairs(const pairs_cli *a, mch_pair_source *src, mch_outfile *of
         mch_outfile_abort(of);
         rc = 1;
     } else if (mch_outfile_commit(of) != 0) {
-        mch_log_error("mechir pairs: writing %s: %s", a->out ? a->out : "stdout", strerror(errno));
+        mch_log_error("mechir pairs: writing %s: %s",
+                      a->out && strcmp(a->out, "-") ? a->out : "standard output", strerror(errno));
         rc = 1;
     }
     if (prog.printed) mch_progress_finish(&prog, n, NULL);
@@ -144,7 +145,7 @@ int mch_cmd_pairs(int argc, char **argv)
         st = 1;
     } else {
         st = write_pairs(&a, src, &of);
-        if (report(&a, src)) st = 1;
+        if (!st && report(&a, src)) st = 1; /* no summary nor skip report for failed pairs */
     }
     mch_pair_source_close(src);
     mch_model_meta_close(m);

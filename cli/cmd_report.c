@@ -42,10 +42,7 @@ static int report(const char *map, const char *out, const char *format, int top)
         return 1;
     }
     int status = 0;
-    if (format) {
-        mch_cmap_write_json(&m, stdout);
-        if (fflush(stdout) != 0) status = 1;
-    }
+    if (format) mch_cmap_write_json(&m, stdout); /* main() checks that stdout took it */
     if (out && mch_report_write(&m, out, top, &err)) {
         mch_log_error("mechir report: %s", err.msg);
         status = 1;

@@ -1,16 +1,18 @@
 /* `mechir score`: relevance scores for one pair (--query/--doc) or a TSV of pairs (--input).
  * The TSV is validated completely before anything is printed, so a bad line never leaves a
  * partial result on stdout. */
-#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "fsutil.h"
 #include "log.h"
 #include "opts.h"
 #include "input.h"
 #include "ops.h"
+#include "safetensors.h"
 #include "score.h"
 
 static void score_usage(FILE *f)
@@ -42,6 +44,9 @@ static void score_usage(FILE *f)
            "  --pooling cls|mean   bi-encoder pooling (default cls)\n"
            "  --batch-size N       pairs scored together (default 32)\n"
            "  --threads N          BLAS threads (default: OpenBLAS's own default)\n"
+           "  --check-weights      first scan every float tensor of model.safetensors for NaN\n"
+           "                       and inf: an error names the tensor and the element; without\n"
+           "                       --query/--doc or --input, only the check\n"
            "  -h, --help           this text\n");
 }
 
@@ -96,7 +101,19 @@ static int validate_tsv(const char *path, const mch_input_opts *io)
     return 1;
 }
 
-static int flush(mch_scorer *sc, pending *p, float *scores)
+/* A NaN or inf score is an error naming the pair (what), never printed. @return 0 when finite. */
+static int not_finite(float score, const char *what)
+{
+    if (isfinite(score)) return 0;
+    mch_log_error("mechir score: %s: non-finite score %g (the model's weights or activations are "
+                  "not finite; see --check-weights)",
+                  what, (double)score);
+    return 1;
+}
+
+/* Scores and prints the pending pairs; nothing of the batch is printed when a score is not
+ * finite. */
+static int flush(mch_scorer *sc, pending *p, float *scores, const char *path)
 {
     if (!p->n) return 0;
     const char *q[256], *d[256];
@@ -108,6 +125,12 @@ static int flush(mch_scorer *sc, pending *p, float *scores)
     if (mch_scorer_run(sc, q, d, p->n, scores, &err)) {
         mch_log_error("mechir score: %s", err.msg);
         return 1;
+    }
+    for (int i = 0; i < p->n; i++) {
+        char what[512];
+        snprintf(what, sizeof what, "%s: pair qid %.200s, docno %.200s", path, p->fields[4 * i],
+                 p->fields[4 * i + 2]);
+        if (not_finite(scores[i], what)) return 1;
     }
     for (int i = 0; i < p->n; i++) {
         printf("%s\t%s\t%.9g\n", p->fields[4 * i], p->fields[4 * i + 2], (double)scores[i]);
@@ -142,22 +165,18 @@ static int score_tsv(mch_scorer *sc, const char *path, uint64_t max_line_bytes)
             st = mch_fail(&err, MCH_ERR_NOMEM, "%s:%ld: out of memory", path, r->line);
             break;
         }
-        if (++p.n == bs) rc = flush(sc, &p, scores);
+        if (++p.n == bs) rc = flush(sc, &p, scores, path);
     }
     if (st != MCH_OK) {
         mch_log_error("mechir score: %s", err.msg);
         rc = 1;
     }
-    if (!rc) rc = flush(sc, &p, scores);
+    if (!rc) rc = flush(sc, &p, scores, path);
     for (int i = 0; i < p.n; i++) free(p.fields[4 * i]);
     free(p.fields);
     free(scores);
     mch_input_close(in);
-    if (fflush(stdout) != 0) {
-        mch_log_error("mechir score: writing stdout: %s", strerror(errno));
-        rc = 1;
-    }
-    return rc;
+    return rc; /* main() checks that stdout took the scores */
 }
 
 static int set_pooling(void *user, const char *opt, const char *val)
@@ -191,15 +210,31 @@ static int score_one(mch_scorer *sc, const char *query, const char *doc)
         mch_log_error("mechir score: %s", err.msg);
         return 1;
     }
+    if (not_finite(score, "--query and --doc")) return 1;
     printf("%.9g\n", (double)score);
     return 0;
+}
+
+/* --check-weights: every float tensor of DIR/model.safetensors finite (mch_st_check_finite). */
+static mch_status check_finite_weights(const char *model, mch_err *err)
+{
+    char *path = mch_path_join(model, "model.safetensors");
+    if (!path) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    mch_safetensors *st = NULL;
+    size_t n = 0;
+    mch_status rc = mch_st_open(&st, path, err);
+    if (!rc) rc = mch_st_check_finite(st, &n, err);
+    if (!rc) mch_log_info("mechir score: %s: all %zu float values are finite", path, n);
+    mch_st_close(st);
+    free(path);
+    return rc;
 }
 
 int mch_cmd_score(int argc, char **argv)
 {
     const char *model = NULL, *query = NULL, *doc = NULL, *input = NULL;
     mch_score_opts so = {0, 64, MCH_POOL_CLS, 32};
-    int threads = 0;
+    int threads = 0, check_weights = 0;
     uint64_t max_line_bytes = 0;
     const mch_opt tab[] = {
         MCH_OPT_ROW_STR("model", &model),
@@ -212,6 +247,7 @@ int mch_cmd_score(int argc, char **argv)
         MCH_OPT_ROW_INT("threads", &threads, 1, 1024),
         MCH_OPT_ROW_FN("pooling", set_pooling, 1),
         MCH_OPT_ROW_U64("max-line-bytes", &max_line_bytes),
+        MCH_OPT_ROW_FLAG("check-weights", &check_weights),
         MCH_OPT_ROW_END,
     };
     const mch_opt *tabs[] = {tab, NULL};
@@ -222,13 +258,20 @@ int mch_cmd_score(int argc, char **argv)
         score_usage(stdout);
         return 0;
     }
-    if (!model || (!input && (!query || !doc)) || (input && (query || doc))) {
-        mch_log_error("mechir score: give --model and either --query and --doc, or --input "
-                      "(see --help)");
+    int pairs = input || query || doc;
+    if (!model || (!input && pairs && (!query || !doc)) || (input && (query || doc)) ||
+        (!pairs && !check_weights)) {
+        mch_log_error("mechir score: give --model and either --query and --doc, or --input, or "
+                      "--check-weights (see --help)");
         return 2;
     }
     if (threads) mch_set_threads(threads);
     mch_err err = {0};
+    if (check_weights && check_finite_weights(model, &err)) {
+        mch_log_error("mechir score: %s", err.msg);
+        return 1;
+    }
+    if (!pairs) return 0;
     mch_model *m = NULL;
     if (mch_model_open(&m, model, &err)) {
         mch_log_error("mechir score: %s", err.msg);

@@ -1,5 +1,8 @@
 /* mechir: the command-line front door. Dispatches subcommands; only this file's main() ends the
- * process, and the thread policy for BLAS is set here, never inside kernels. */
+ * process, and the thread policy for BLAS is set here, never inside kernels. Whatever the command,
+ * a result that did not reach stdout (a full disk, /dev/full) is an error. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,17 +35,15 @@ static void usage(FILE *f)
                "  MECHIR_LOG     error, warn, info (default) or debug: what is logged on stderr\n");
 }
 
-int main(int argc, char **argv)
+static int run_command(int argc, char **argv)
 {
     if (mch_log_init() != 0)
-        mch_log_warn("mechir: MECHIR_LOG must be error, warn, info or debug; using info");
+        mch_log_warn("mechir: MECHIR_LOG='%s' is not error, warn, info or debug; using info",
+                     getenv("MECHIR_LOG"));
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
-    if (mch_log_init() != 0)
-        mch_log_warn("mechir: MECHIR_LOG='%s' is not error, warn, info or debug; using info",
-                     getenv("MECHIR_LOG"));
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage(stdout);
@@ -62,4 +63,28 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "report")) return mch_cmd_report(argc - 1, argv + 1);
     mch_log_error("mechir: unknown command '%s' (see 'mechir --help')", cmd);
     return 2;
+}
+
+/* Flushes and closes stdout: a failed write (now or during the command) turns a status of 0 into
+ * 1 with one line on stderr. A command that already failed has said why; its status stays. */
+static int close_stdout(int status)
+{
+    /* A write that failed earlier (a large one goes past the buffer) may have left nothing to
+     * flush: its errno is then the one still set, if it is one a write gives. */
+    int e = errno, bad = ferror(stdout) != 0;
+    if (e != ENOSPC && e != EDQUOT && e != EFBIG && e != EIO && e != EPIPE && e != EBADF) e = 0;
+    errno = 0;
+    if (fflush(stdout) != 0) bad = 1, e = errno;
+    if (fclose(stdout) != 0 && !bad) bad = 1, e = errno;
+    if (!bad || status) return status;
+    mch_log_error("mechir: writing standard output: %s", e ? strerror(e) : "write error");
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    /* A file-size limit (ulimit -f) makes write() fail with EFBIG, reported like a full disk,
+     * instead of killing the process halfway through an output. */
+    signal(SIGXFSZ, SIG_IGN);
+    return close_stdout(run_command(argc, argv));
 }

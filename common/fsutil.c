@@ -139,15 +139,17 @@ void mch_outfile_abort(mch_outfile *o)
 
 mch_status mch_write_file_atomic(const char *path, const void *data, size_t len, mch_err *err)
 {
+    const char *shown = !path || !strcmp(path, "-") ? "writing standard output" : path;
     mch_outfile o;
     if (mch_outfile_open(&o, path) != 0)
-        return mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
+        return mch_fail(err, MCH_ERR_IO, "%s: %s", shown, strerror(errno));
     if (fwrite(data, 1, len, o.f) != len) {
+        int e = errno;
         mch_outfile_abort(&o);
-        return mch_fail(err, MCH_ERR_IO, "%s: write failed", path);
+        return mch_fail(err, MCH_ERR_IO, "%s: %s", shown, strerror(e));
     }
     if (mch_outfile_commit(&o) != 0)
-        return mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
+        return mch_fail(err, MCH_ERR_IO, "%s: %s", shown, strerror(errno));
     return MCH_OK;
 }
 

@@ -1,18 +1,17 @@
 /* The report of a circuit map (see report.h). The components and their estimates are computed
- * once from the map; each file is then written atomically by one function of them. Every text
- * that reaches HTML or SVG goes through esc(), whether or not it comes from the map, so no string
- * of a map (architecture, paths, perturbation, sites, provenance, strata) can inject markup. */
+ * once from the map; each file is then written by one function of them into a directory that
+ * replaces the old one whole. Every text that reaches HTML or SVG goes through esc(), whether or
+ * not it comes from the map, so no string of a map (architecture, paths, perturbation, sites,
+ * provenance, strata) can inject markup. */
 #include "report.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "fsutil.h"
 #include "jsonout.h"
+#include "outdir.h"
 #include "perturb.h"
 #include "utf8.h"
 
@@ -842,8 +841,20 @@ static void index_html(FILE *f, const void *ctx)
 
 mch_status mch_report_write(const mch_cmap *m, const char *dir, int top, mch_err *err)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return mch_fail(err, MCH_ERR_IO, "%s: %s", dir, strerror(errno));
+    static const struct {
+        const char *name;
+        void (*fn)(FILE *, const void *);
+    } files[] = {{"heads.svg", heads_svg},
+                 {"blocks.svg", blocks_svg},
+                 {"head_pos.svg", head_pos_svg},
+                 {"strata.svg", strata_svg},
+                 {"components.csv", components_csv},
+                 {"components.json", components_json},
+                 {"top.txt", top_txt},
+                 {"index.html", index_html}};
+    enum { N_FILES = sizeof files / sizeof files[0] };
+    const char *names[N_FILES];
+    for (size_t i = 0; i < N_FILES; i++) names[i] = files[i].name;
     report r = {.m = m, .top = top};
     double lv = m->spec.ci_level;
     r.x.level = lv > 0 && lv < 1 ? lv : MCH_CI_DEFAULT;
@@ -857,19 +868,13 @@ mch_status mch_report_write(const mch_cmap *m, const char *dir, int top, mch_err
     for (size_t i = 0; !rc && i < m->n_strata; i++)
         rc = set_build(&r.strata[i], &m->spec, &m->strata[i].heads, &m->strata[i].blocks, NULL,
                        NULL, &r.x, err);
-    static const struct {
-        const char *name;
-        void (*fn)(FILE *, const void *);
-    } files[] = {{"heads.svg", heads_svg},
-                 {"blocks.svg", blocks_svg},
-                 {"head_pos.svg", head_pos_svg},
-                 {"strata.svg", strata_svg},
-                 {"components.csv", components_csv},
-                 {"components.json", components_json},
-                 {"top.txt", top_txt},
-                 {"index.html", index_html}};
-    for (size_t i = 0; i < sizeof files / sizeof files[0] && !rc; i++)
-        rc = mch_write_file_with(dir, files[i].name, files[i].fn, &r, err);
+    /* The files go into a temp directory that replaces dir as a whole (common/outdir.h). */
+    mch_outdir od = {0};
+    if (!rc) rc = mch_outdir_open(&od, dir, names, N_FILES, err);
+    for (size_t i = 0; i < N_FILES && !rc; i++)
+        rc = mch_outdir_write(&od, files[i].name, files[i].fn, &r, err);
+    if (!rc) rc = mch_outdir_commit(&od, err);
+    mch_outdir_abort(&od);
     set_free(&r.all);
     for (size_t i = 0; r.strata && i < m->n_strata; i++) set_free(&r.strata[i]);
     free(r.strata);

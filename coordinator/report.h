@@ -14,8 +14,10 @@
 
 #include "msg.h"
 
-/* Writes the report files into dir (created if missing), each atomically; top: how many
- * components top.txt and index.html list. @return MCH_OK, or an error naming the file. */
+/* Writes the report files into dir, which is replaced as a whole (common/outdir.h): a reader
+ * sees the old report or the new one, a failure (a full disk) leaves the old one untouched, and
+ * an existing dir holding anything but report files is refused. top: how many components top.txt
+ * and index.html list. @return MCH_OK, or an error naming the file. */
 mch_status mch_report_write(const mch_cmap *m, const char *dir, int top, mch_err *err);
 
 #endif

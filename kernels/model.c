@@ -152,6 +152,43 @@ static void shape_str(char *buf, size_t len, const int64_t *shape, int ndim)
     if (o < len) snprintf(buf + o, len - o, "]");
 }
 
+/* Tensors config.json says the model does not have. One in the weights means the config
+ * contradicts them: the encoder would leave it out and compute another model (type_vocab_size 0
+ * beside token type embeddings drops them from every score). */
+static mch_status check_absent(const mch_safetensors *st, const mch_config *c, const char *prefix,
+                               const char *file, mch_err *err)
+{
+    char extra_layer[96];
+    snprintf(extra_layer, sizeof extra_layer, "%s.%d.%s",
+             c->arch == MCH_ARCH_DISTILBERT ? "transformer.layer" : "encoder.layer", c->L,
+             c->arch == MCH_ARCH_DISTILBERT ? "attention.q_lin.weight"
+                                            : "attention.self.query.weight");
+    char layers[64];
+    snprintf(layers, sizeof layers, "%s is %d",
+             c->arch == MCH_ARCH_DISTILBERT ? "n_layers" : "num_hidden_layers", c->L);
+    const struct {
+        int absent;
+        const char *name, *field;
+    } t[] = {
+        {c->type_vocab == 0 && c->arch != MCH_ARCH_DISTILBERT,
+         "embeddings.token_type_embeddings.weight", "type_vocab_size is 0"},
+        {c->arch == MCH_ARCH_ELECTRA && c->E == c->C, "embeddings_project.weight",
+         "embedding_size equals hidden_size (no projection)"},
+        {1, extra_layer, layers},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        const mch_st_tensor *w = t[i].absent ? find_weight(st, prefix, t[i].name) : NULL;
+        if (!w) continue;
+        char got[128];
+        shape_str(got, sizeof got, w->shape, w->ndim);
+        return mch_fail(err, MCH_ERR_SHAPE,
+                        "%s: tensor '%s' has shape %s but config.json's %s: the config "
+                        "contradicts the weights",
+                        file, w->name, got, t[i].field);
+    }
+    return MCH_OK;
+}
+
 mch_status mch_model_from_parts(mch_model **out, const mch_config *cfg, mch_safetensors *st,
                                 mch_vocab *vocab, const char *name, mch_err *err)
 {
@@ -180,6 +217,7 @@ mch_status mch_model_from_parts(mch_model **out, const mch_config *cfg, mch_safe
     }
     const char *prefix = mch_arch_name(cfg->arch);
     const char *file = st->path ? st->path : name;
+    if ((rc = check_absent(st, cfg, prefix, file, err))) goto fail;
     size_t convert_floats = 0;
     for (int i = 0; i < l.n; i++) {
         slot *s = &l.s[i];

@@ -726,6 +726,13 @@ mch_status mch_patch_scores(mch_patcher *p, const mch_patch_pair *pair, mch_patc
         return rc;
     res->score_baseline = p->base.score;
     res->score_perturbed = p->pert.score;
+    /* A NaN or inf score (a non-finite weight, an overflow) would make every effect NaN, or pass
+     * as a skip below min_delta: the pair fails instead. */
+    if (!isfinite(res->score_baseline) || !isfinite(res->score_perturbed))
+        return mch_fail(err, MCH_ERR_FORMAT,
+                        "non-finite score (baseline %g, perturbed %g): the model's weights or "
+                        "activations are not finite (mechir score --check-weights)",
+                        res->score_baseline, res->score_perturbed);
     return MCH_OK;
 }
 

@@ -76,14 +76,16 @@ mch_status mch_patcher_create(mch_patcher **out, const mch_model *m, const mch_p
 void mch_patcher_free(mch_patcher *p); /* accepts NULL */
 
 /* Runs the requested sweeps on one pair. A pair that cannot be patched (length beyond max_T,
- * ids outside the vocabulary, a bi-encoder pair without query ids) fails with a message; the
+ * ids outside the vocabulary, a bi-encoder pair without query ids, a baseline or perturbed score
+ * that is not finite) fails with a message; the
  * patcher stays usable for the next pair. No NaN or inf is ever written: a pair whose score
  * change is below min_delta is reported as skipped. */
 mch_status mch_patch_run(mch_patcher *p, const mch_patch_pair *pair, mch_patch_result *res,
                          mch_err *err);
 
-/* Only the two full runs of mch_patch_run and both scores (no sweep, never skipped): the first
- * pass of a run with --select. The activations of both runs are kept as after mch_patch_run. */
+/* Only the two full runs of mch_patch_run and both scores (no sweep, never skipped; a score
+ * that is not finite fails): the first pass of a run with --select. The activations of both runs
+ * are kept as after mch_patch_run. */
 mch_status mch_patch_scores(mch_patcher *p, const mch_patch_pair *pair, mch_patch_result *res,
                             mch_err *err);
 

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -82,6 +83,44 @@ void mch_to_f32(float *out, const void *data, mch_dtype dt, size_t n)
             memcpy(&out[i], &bits, sizeof bits);
         }
     }
+}
+
+mch_status mch_st_check_finite(const mch_safetensors *st, size_t *n_values, mch_err *err)
+{
+    enum { CHUNK = 1024 };
+    float buf[CHUNK];
+    size_t checked = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        const mch_st_tensor *t = &st->tensors[i];
+        int f64 = t->dtype == MCH_DT_F64;
+        if (!f64 && t->dtype != MCH_DT_F32 && t->dtype != MCH_DT_F16 && t->dtype != MCH_DT_BF16)
+            continue;
+        const unsigned char *data = t->data;
+        size_t width = mch_dtype_size(t->dtype);
+        for (size_t at = 0; at < t->numel; at += CHUNK) {
+            size_t n = t->numel - at < CHUNK ? t->numel - at : CHUNK;
+            if (!f64) mch_to_f32(buf, data + at * width, t->dtype, n);
+            for (size_t j = 0; j < n; j++) {
+                double v = 0;
+                if (f64)
+                    memcpy(&v, data + (at + j) * width, sizeof v);
+                else
+                    v = buf[j];
+                if (!isfinite(v))
+                    return mch_fail(err, MCH_ERR_FORMAT,
+                                    "%s: tensor '%s' (%s) holds %s at element %zu (of %zu)",
+                                    st->path ? st->path : "safetensors", t->name,
+                                    mch_dtype_name(t->dtype),
+                                    isnan(v) ? "NaN"
+                                    : v > 0  ? "inf"
+                                             : "-inf",
+                                    at + j, t->numel);
+            }
+        }
+        checked += t->numel;
+    }
+    if (n_values) *n_values = checked;
+    return MCH_OK;
 }
 
 static int cmp_by_offset(const void *a, const void *b)

@@ -67,6 +67,12 @@ const mch_st_tensor *mch_st_find(const mch_safetensors *st, const char *name);
 const char *mch_dtype_name(mch_dtype dt);
 size_t mch_dtype_size(mch_dtype dt);
 
+/* Checks that every float tensor (F32, F16, BF16, F64) holds only finite values, in name order;
+ * *n_values (may be NULL) counts the values checked. @return MCH_OK, or MCH_ERR_FORMAT naming the
+ * file, the first tensor holding a NaN or an infinity, the element's flat index and what it holds.
+ */
+mch_status mch_st_check_finite(const mch_safetensors *st, size_t *n_values, mch_err *err);
+
 /* Converts n elements of a F32/F16/BF16 tensor's data to float. */
 void mch_to_f32(float *out, const void *data, mch_dtype dt, size_t n);
 
