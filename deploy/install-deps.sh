@@ -8,7 +8,7 @@ packages=(
   libopenblas-dev libcjson-dev libutf8proc-dev libstemmer-dev
   libprotobuf-c-dev protobuf-c-compiler libzstd-dev zstd libxxhash-dev
   libopenmpi-dev openmpi-bin libssl-dev
-  libcmocka-dev librsvg2-bin netpbm python3 python3-numpy
+  libcmocka-dev librsvg2-bin netpbm python3 python3-numpy strace
 )
 
 missing=()
