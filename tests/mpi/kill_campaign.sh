@@ -14,7 +14,8 @@
 # with a one-process run of the three --position end cases that check needs: its circuit.json,
 # written from the decoded circuit.cmap bytes, and its pairs must hold the fixture's values.
 #
-# Each trial draws, from its own seed (printed; KILL_SEED=S replays the campaign's choices):
+# Each trial draws, from an LCG seeded with a CRC of "SEED-TRIAL" (the seed is printed;
+# KILL_SEED=S replays the campaign's choices):
 # the victim (rank 0, a worker rank, or mpirun itself) and the moment. Two trials in three are
 # killed at a time uniform in [0, D) after the start, D being the reference run's wall time
 # (the rank victims are looked up when that time comes; a run that ended first is reported as a
@@ -27,6 +28,8 @@
 #   - a worker or mpirun: `-e inject=rename:delay_enter=...:when=K` holds rank 0 on entry to its
 #     K-th rename; once NAME.tmp.PID exists the victim is killed.
 # The resume of a final-writes trial must find every pair already done (nothing recomputed).
+# Before the trials, one fixed case: rank 0 killed on its first write to journal.bin (strace -P),
+# which leaves the journal empty; the resume must start the job afresh and give the same bytes.
 # Between the kill and the resume every process of the killed run is gone (Open MPI ends the
 # ranks of a killed mpirun; any left after 30 s is reported and killed, as in
 # fault_mpirun_sigkill.sh), so nothing writes to --out behind the resume.
@@ -43,7 +46,7 @@ TRIALS=${KILL_TRIALS:-3}
 case $TRIALS in '' | *[!0-9]*) fail "KILL_TRIALS=$TRIALS is not a number" ;; esac
 [ "$TRIALS" -ge 1 ] || fail "KILL_TRIALS must be at least 1"
 SEED=${KILL_SEED:-$(od -An -N3 -tu4 /dev/urandom | tr -d ' ')}
-case $SEED in '' | *[!0-9]*) fail "KILL_SEED=$SEED is not a number" ;; esac
+case $SEED in '' | *[!0-9]* | ??????????*) fail "KILL_SEED=$SEED is not a number of 1 to 9 digits" ;; esac
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3) || fail "python3 is missing (deploy/install-deps.sh installs it)"
 STRACE=$(command -v strace) || fail "strace is missing (apt-get install strace; deploy/install-deps.sh)"
@@ -166,6 +169,59 @@ temp_files() {
     for f in "$1"/*.tmp.*; do [ -e "$f" ] && printf '%s ' "${f##*/}"; done
 }
 
+# resume_check OUT ALL: resumes OUT with mpirun -np 3 until it exits 0 (at most 3 times); sets
+# $bad to what is wrong (nothing when the outputs equal the reference's byte for byte, no temp
+# file is left and, with ALL 1, the resume found every pair already done).
+resume_check() {
+    o=$1
+    r=0
+    ok=
+    while [ $r -lt 3 ]; do
+        r=$((r + 1))
+        run_fg 900 $o.resume$r "$MPIRUN" -np 3 "$MECHIR" run $JOB --out $o --resume
+        [ $rc -eq 0 ] && { ok=1; break; }
+        echo "   resume $r: exit status $rc:"
+        show $o.resume$r.err
+    done
+    bad=
+    if [ -z "$ok" ]; then
+        bad="no resume completed"
+        return
+    fi
+    n=$(already_done $o.resume$r.err)
+    echo "   resume $r completed: ${n:-?} of $PAIRS pairs already done"
+    if [ "$2" -eq 1 ] && [ "$n" != "$PAIRS" ]; then
+        bad="the resume after a final-writes kill found ${n:-?} pairs done, want all $PAIRS"
+    fi
+    for f in $OUTPUTS; do
+        if [ ! -f $o/$f ]; then
+            bad="$bad${bad:+; }$f missing"
+        elif ! cmp -s ref/$f $o/$f; then
+            bad="$bad${bad:+; }$f differs ($(cmp ref/$f $o/$f 2>&1 | head -n 1))"
+        fi
+    done
+    [ ! -e $o/pairs.jsonl ] || bad="$bad${bad:+; }a pairs.jsonl beside pairs.jsonl.zst"
+    tmp=$(temp_files $o)
+    [ -z "$tmp" ] || bad="$bad${bad:+; }temp files left: $tmp"
+}
+
+# run_traced OUT STRACE_OPTION...: the job in OUT under mpirun, rank 0 under strace with those
+# options (an MPMD command line), in the background; returns when mpirun has ended, its
+# processes tracked for reap.
+run_traced() {
+    o=$1
+    shift
+    start_bg $o "$MPIRUN" -np 1 "$STRACE" -f -qq -o /dev/null "$@" \
+        "$MECHIR" run $JOB --out $o : -np 2 "$MECHIR" run $JOB --out $o
+    TRACKED=
+    t0=$(now_ms)
+    while alive "$BG_PID" && [ $(($(now_ms) - t0)) -lt 900000 ]; do
+        track
+        sleep 0.05
+    done
+    wait_bg 900
+}
+
 echo "== the job: the fixture's 3 --position start cases, $REPEAT times each ($((3 * REPEAT)) pairs) =="
 mkdir golden && "$PY" "$ROOT/tests/cli/run_golden.py" inputs "$FIXTURE" golden ||
     fail "cannot build the fixture's inputs"
@@ -194,21 +250,41 @@ if ! "$PY" "$ROOT/tests/cli/run_golden.py" check "$FIXTURE" "$ROOT/examples/demo
 fi
 ok "the reference's pairs and circuit.json equal the golden fixture's ($(grep -c '^ok:' golden.log) checks of run_golden.py)"
 
+# The journal is created, then its header written (one write): a kill between the two left an
+# empty journal.bin that every later --resume refused ("not a mechir journal").
+echo "== the journal's creation: rank 0 killed on its first write to journal.bin =="
+run_traced jc -P "$TMP/jc/journal.bin" -e trace=write -e inject=write:signal=KILL:when=1
+[ -f jc/journal.bin ] && [ ! -s jc/journal.bin ] || {
+    show jc.err
+    fail "jc/journal.bin is not an empty file after the kill (the window was missed)"
+}
+echo "   mpirun ended with status $rc; jc holds: $(ls jc | tr '\n' ' ')"
+reap
+resume_check jc 0
+[ -z "$bad" ] || fail "after a kill while the journal was created: $bad"
+grep -q "jc/journal.bin was empty (a run killed while creating it)" jc.resume$r.err ||
+    { show jc.resume$r.err; fail "the resume did not say it found journal.bin empty"; }
+ok "killed while creating journal.bin (left empty): the resume gave the reference's bytes"
+
 echo "== $TRIALS trials, seed $SEED (replay: KILL_SEED=$SEED KILL_TRIALS=$TRIALS) =="
 good=0
 landed=0
+n_rank0=0
+n_worker=0
+n_mpirun=0
 i=0
 while [ "$i" -lt "$TRIALS" ]; do
     i=$((i + 1))
     o=t$i
-    rng=$((SEED * 7919 + i))
-    rand 1000 # warm-up draws: neighbouring seeds give unrelated first choices
+    # The trial's LCG state: a CRC of "SEED-i", so neighbouring trials draw unrelated choices.
+    rng=$(($(printf '%s-%s' "$SEED" "$i" | cksum | cut -d ' ' -f 1) % 2147483648))
     rand 3
     victims="rank0 worker mpirun"
     set -- $victims
     shift $R
     who=$1
     final=$((i % 3 == 0))
+    eval "n_$who=\$((n_$who + 1))"
     kill_at=
     if [ $final -eq 1 ]; then
         rand 4
@@ -222,8 +298,8 @@ while [ "$i" -lt "$TRIALS" ]; do
             inject="inject=rename:delay_enter=5000000:when=$K"
         fi
         echo "-- trial $i/$TRIALS: SIGKILL to $who in the final writes (rank 0 at its rename $K, of $name)"
-        start_bg $o "$MPIRUN" -np 1 "$STRACE" -f -qq -o /dev/null -e trace=rename -e "$inject" \
-            "$MECHIR" run $JOB --out $o : -np 2 "$MECHIR" run $JOB --out $o
+        [ $who = rank0 ] || start_bg $o "$MPIRUN" -np 1 "$STRACE" -f -qq -o /dev/null \
+            -e trace=rename -e "$inject" "$MECHIR" run $JOB --out $o : -np 2 "$MECHIR" run $JOB --out $o
     else
         rand "$D"
         kill_at=$R
@@ -235,11 +311,7 @@ while [ "$i" -lt "$TRIALS" ]; do
     TRACKED=
     missed=
     if [ $final -eq 1 ] && [ $who = rank0 ]; then
-        while alive "$mpirun_pid" && [ $(($(now_ms) - t0)) -lt 900000 ]; do
-            track
-            sleep 0.05
-        done
-        wait_bg 900
+        run_traced $o -e trace=rename -e "$inject"
         tmp=$(temp_files $o)
         case " $tmp" in
         *" $name.tmp."*) echo "   rank 0 killed on entry to rename $K; left in $o: $tmp" ;;
@@ -280,35 +352,7 @@ while [ "$i" -lt "$TRIALS" ]; do
     echo "   mpirun ended with status $rc"
     reap
 
-    ok=
-    r=0
-    while [ $r -lt 3 ]; do
-        r=$((r + 1))
-        run_fg 900 $o.resume$r "$MPIRUN" -np 3 "$MECHIR" run $JOB --out $o --resume
-        [ $rc -eq 0 ] && { ok=1; break; }
-        echo "   resume $r: exit status $rc:"
-        show $o.resume$r.err
-    done
-    bad=
-    if [ -z "$ok" ]; then
-        bad="no resume completed"
-    else
-        n=$(already_done $o.resume$r.err)
-        echo "   resume $r completed: ${n:-?} of $PAIRS pairs already done"
-        if [ $final -eq 1 ] && [ "$n" != "$PAIRS" ]; then
-            bad="the resume after a final-writes kill found ${n:-?} pairs done, want all $PAIRS"
-        fi
-        for f in $OUTPUTS; do
-            if [ ! -f $o/$f ]; then
-                bad="$bad${bad:+; }$f missing"
-            elif ! cmp -s ref/$f $o/$f; then
-                bad="$bad${bad:+; }$f differs ($(cmp ref/$f $o/$f 2>&1 | head -n 1))"
-            fi
-        done
-        [ ! -e $o/pairs.jsonl ] || bad="$bad${bad:+; }a pairs.jsonl beside pairs.jsonl.zst"
-        tmp=$(temp_files $o)
-        [ -z "$tmp" ] || bad="$bad${bad:+; }temp files left: $tmp"
-    fi
+    resume_check $o $final
     if [ -z "$bad" ]; then
         good=$((good + 1))
         echo "   bit-identical: $OUTPUTS; no temp file left"
@@ -317,6 +361,7 @@ while [ "$i" -lt "$TRIALS" ]; do
         echo "   FAILED trial $i (seed $SEED): $bad"
     fi
 done
+echo "victims: rank 0 $n_rank0, a worker $n_worker, mpirun $n_mpirun; $((TRIALS / 3)) in the final writes"
 echo "$good/$TRIALS bit-identical ($landed of $TRIALS kills landed while the job ran; seed $SEED)"
 [ "$good" -eq "$TRIALS" ] || fail "kill campaign: $((TRIALS - good)) of $TRIALS trials did not resume to the reference's bytes"
 echo "PASS: kill_campaign"
