@@ -18,8 +18,8 @@
 # KILL_SEED=S replays the campaign's choices):
 # the victim (rank 0, a worker rank, or mpirun itself) and the moment. Two trials in three are
 # killed at a time uniform in [0, D) after the start, D being the reference run's wall time
-# (the rank victims are looked up when that time comes; a run that ended first is reported as a
-# missed kill and still resumed and compared). Every third trial aims at the final writes
+# (a rank victim is picked as soon as the ranks exist, so it is killed no earlier than that; a
+# run that ended first is reported as a missed kill and still resumed and compared). Every third trial aims at the final writes
 # (after the journal holds every pair: pairs.jsonl.zst, circuit.cmap, circuit.json and run.json,
 # each written to NAME.tmp.PID and renamed; see coordinator/run.c finish and reduce.c), hit
 # exactly with strace (rank 0 of an MPMD mpirun runs under strace -f):
