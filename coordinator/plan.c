@@ -236,7 +236,17 @@ mch_status mch_plan_journal(const mch_run_opts *o, const char *name, const mch_j
     char *path = mch_path_join(o->out, name);
     if (!path) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     mch_status rc;
-    if (o->resume && access(path, F_OK) == 0) {
+    struct stat sb;
+    int found = o->resume && stat(path, &sb) == 0;
+    /* The header is one write after the file is created: a run killed between the two left an
+     * empty journal, which holds no pair, so the job starts afresh. */
+    if (found && S_ISREG(sb.st_mode) && sb.st_size == 0 && unlink(path) == 0) {
+        mch_log_warn("mechir run: %s was empty (a run killed while creating it); the job starts "
+                     "afresh",
+                     path);
+        found = 0;
+    }
+    if (found) {
         rc = mch_journal_open(j, path, 1, err);
         if (!rc && j->torn_bytes)
             mch_log_warn("mechir run: %s: cut off an incomplete last record (%llu bytes at offset "

@@ -10,6 +10,7 @@ packages=(
   libopenmpi-dev openmpi-bin libssl-dev
   libcmocka-dev librsvg2-bin netpbm python3 python3-numpy
   iproute2 # tests/mpi/netns_nodes.sh: network namespaces as nodes
+  strace # tests/mpi/kill_campaign.sh: kills at the final writes
 )
 
 missing=()
