@@ -358,13 +358,14 @@ states=$(scontrol show job "$array" 2>/dev/null | grep -o ' JobState=[A-Z_]*' | 
 wait_job "$merge" 300
 [ "$STATE" = COMPLETED ] && [ "$EXIT" = 0:0 ] ||
   { pbs_logs; fail "PBS merge job $merge: JobState=$STATE ExitCode=$EXIT, want COMPLETED 0:0"; }
+# qsub names the logs .o%A/.e%A without a task suffix (it adds .%a only for a -J on its own
+# command line): the two tasks share them.
+cat "$T"/pbs-cwd/mechir-pbs.sh.[oe]"$array" >"$T/pbs-tasks.log" 2>/dev/null
 for i in 0 1; do
-  logs=("$T"/pbs-cwd/mechir-pbs.sh.[oe]"$array.$i")
-  [ -f "${logs[0]}" ] || { pbs_logs; fail "array task $i: no log $T/pbs-cwd/mechir-pbs.sh.[oe]$array.$i"; }
-  cat "${logs[@]}" >"$T/pbs-task$i.log"
-  grep -q ' mpirun -np 2 --hostfile ' "$T/pbs-task$i.log" && grep -q '; 2 ranks$' "$T/pbs-task$i.log" ||
-    { pbs_logs; fail "array task $i: no 2-rank run launched by mpirun over a node file in its log"; }
+  grep -q " mpirun -np 2 --hostfile .* --input $T/pbs/shard-$i/input.tsv " "$T/pbs-tasks.log" ||
+    { pbs_logs; fail "array task $i: no mpirun -np 2 over a node file on shard-$i in $T/pbs-cwd/mechir-pbs.sh.[oe]$array"; }
 done
+[ "$(grep -c '; 2 ranks$' "$T/pbs-tasks.log")" -eq 2 ] || { pbs_logs; fail "the array tasks did not both run 2 ranks"; }
 [ -s "$T/pbs/circuit.cmap" ] || { pbs_logs; fail "the PBS merge job wrote no $T/pbs/circuit.cmap"; }
 "$MECHIR" report "$T/pbs/circuit.cmap" --format json >"$T/pbs.json" 2>"$T/pbs-report.err" ||
   { show "$T/pbs-report.err"; fail "mechir report of the merged PBS map failed"; }
