@@ -519,15 +519,16 @@ static void pbs_select(const submission *s, job_kind kind, const script_vals *v,
     }
 }
 
-/* Shell lines before the command: the array task's shard, or the merge job's list of maps. */
+/* Shell lines before the command: the array task's shard, or the merge job's list of maps. The
+ * PBS index is PBS Pro's, Torque's, or Slurm's under slurm-wlm-torque's qsub (docs/deploy.md). */
 static void setup_lines(const submission *s, job_kind kind, sbuf *b)
 {
     if (kind == JOB_ARRAY) {
         sb_add(b, s->o->sched == MCH_SCHED_SLURM
                       ? "i=${SLURM_ARRAY_TASK_ID:?not a job array task: submit with sbatch "
                         "--array}\n"
-                      : "i=${PBS_ARRAY_INDEX:-${PBS_ARRAYID:?not a job array task: submit "
-                        "with qsub -J}}\n");
+                      : "i=${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-${SLURM_ARRAY_TASK_ID:?not a job "
+                        "array task: submit with qsub -J}}}\n");
         sb_add(b, "shard=\"$OUT/shard-$i\"\n");
     } else if (kind == JOB_MERGE) {
         sb_printf(b,

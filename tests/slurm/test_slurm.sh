@@ -9,7 +9,10 @@
 # TCP between the nodes) writes the same map, with ranks on both nodes.
 # Case 2: a job with a 1-minute limit gets USR1 before the limit, stops with exit status 3, and
 # submitting the same command again resumes it until it is done, with the same circuit.cmap as
-# an uninterrupted one-process run. Installs slurmctld, slurmd, slurm-client and munge from
+# an uninterrupted one-process run. Case 4: the PBS script of `mechir submit --scheduler pbs`, its
+# 2-shard -J array and afterok merge, through the Torque commands of slurm-wlm-torque (qsub over
+# sbatch): the merged map is the 1-node job's. Installs slurmctld, slurmd, slurm-client,
+# slurm-wlm-torque and munge from
 # Debian when missing (as root). Skips (77) when they cannot be had; under CI=true that fails.
 # Ends only the daemons and processes it started.
 # usage: test_slurm.sh PATH/TO/mechir REPO_ROOT
@@ -35,13 +38,13 @@ skip() {
 
 # ---- packages -------------------------------------------------------------------------------
 missing=0
-for c in slurmctld slurmd sinfo squeue sbatch scontrol scancel srun munged; do
+for c in slurmctld slurmd sinfo squeue sbatch scontrol scancel srun munged qsub; do
   command -v "$c" >/dev/null || missing=1
 done
 if [ $missing -eq 1 ]; then
   [ "$(id -u)" -eq 0 ] || skip "Slurm is not installed and only root can install it" \
-    "(apt-get install slurmctld slurmd slurm-client munge)"
-  say "installing slurmctld slurmd slurm-client munge"
+    "(apt-get install slurmctld slurmd slurm-client slurm-wlm-torque munge)"
+  say "installing slurmctld slurmd slurm-client slurm-wlm-torque munge"
   # Keep the packages' init scripts from starting daemons we would not own.
   policy=
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -51,13 +54,13 @@ if [ $missing -eq 1 ]; then
   log=$(mktemp)
   DEBIAN_FRONTEND=noninteractive apt-get update -q >"$log" 2>&1 &&
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      slurmctld slurmd slurm-client munge >>"$log" 2>&1
+      slurmctld slurmd slurm-client slurm-wlm-torque munge >>"$log" 2>&1
   rc=$?
   [ -n "$policy" ] && rm -f "$policy"
   if [ $rc -ne 0 ]; then
     why=$(tail -n 1 "$log")
     rm -f "$log"
-    skip "apt-get install slurmctld slurmd slurm-client munge failed: $why"
+    skip "apt-get install slurmctld slurmd slurm-client slurm-wlm-torque munge failed: $why"
   fi
   rm -f "$log"
 fi
@@ -324,6 +327,51 @@ for n in nodeA nodeB; do
 done
 cmp -s "$T/out/circuit.cmap" "$T/out2n/circuit.cmap" || fail "the 2-node job and the 1-node job gave different maps"
 ok "job $id COMPLETED in $(($(date +%s) - t)) s on 2 nodes ($hosts): the 1-node job's circuit.cmap"
+
+echo "== case 4: PBS through slurm-wlm-torque's qsub: 2 shards as a -J array, afterok merge =="
+# qsub (a Perl wrapper) turns its own command line into sbatch's (-W depend=afterok:ID becomes
+# --dependency, and it adds -o/-e NAME.o%A.%a in the current directory); sbatch itself reads
+# the script's #PBS lines (-N, -l select/walltime, -J). Slurm sets no PBS_* variable: the script
+# falls back to SLURM_ARRAY_TASK_ID and a node file of the allocation.
+t=$(date +%s)
+mkdir -p "$T/pbs-cwd"
+ids=$(cd "$T/pbs-cwd" && "$MECHIR" submit --scheduler pbs --nodes 1 --ranks-per-node 2 --time 00:10:00 --shards 2 \
+  -- --model "$MODEL" --input "$T/pairs16.tsv" --sweep heads --max-len 64 --out "$T/pbs" 2>"$T/submit4.err") ||
+  { show "$T/submit4.err"; fail "mechir submit --scheduler pbs --shards 2 failed"; }
+read -r array merge rest <<<"$(echo $ids)"
+[[ $array =~ ^[0-9]+$ && $merge =~ ^[0-9]+$ && -z $rest ]] ||
+  { show "$T/submit4.err"; fail "mechir submit printed '$ids', want an array job id and a merge job id"; }
+grep -qx '#PBS -J 0-1' "$T/pbs/mechir-pbs.sh" || fail "the PBS script is not a -J array of 2"
+dep=$(scontrol show job "$merge" 2>/dev/null | grep -o 'Dependency=[^ ]*')
+case $dep in *afterok:${array}*) ;; *) fail "the merge job $merge has '$dep', want afterok:$array" ;; esac
+info=$(scontrol show job "$array" 2>/dev/null)
+grep -q "ArrayJobId=$array " <<<"$info" || fail "job $array is not a job array (sbatch did not read #PBS -J): $info"
+grep -q 'TimeLimit=00:10:00' <<<"$info" || fail "job $array did not get the #PBS -l walltime: $info"
+# What sbatch made of the other #PBS lines, for the record (docs/deploy.md).
+got=$(grep -o -E '(JobName|NumNodes|NumCPUs|NumTasks|CPUs/Task|StdOut|StdErr)=[^ ]*' <<<"$info" | sort -u | tr '\n' ' ')
+echo "note: array job $array: $got"
+pbs_logs() { for f in "$T"/pbs-cwd/*; do [ -f "$f" ] && { echo "  $f:"; show "$f"; }; done; }
+wait_job "$array" 600
+states=$(scontrol show job "$array" 2>/dev/null | grep -o ' JobState=[A-Z_]*' | sort | uniq -c | tr -s ' \n' ' ')
+[ "$states" = " 2 JobState=COMPLETED " ] ||
+  { pbs_logs; fail "PBS array $array:$states, want its 2 tasks COMPLETED"; }
+wait_job "$merge" 300
+[ "$STATE" = COMPLETED ] && [ "$EXIT" = 0:0 ] ||
+  { pbs_logs; fail "PBS merge job $merge: JobState=$STATE ExitCode=$EXIT, want COMPLETED 0:0"; }
+# qsub names the logs .o%A/.e%A without a task suffix (it adds .%a only for a -J on its own
+# command line): the two tasks share them.
+cat "$T"/pbs-cwd/mechir-pbs.sh.[oe]"$array" >"$T/pbs-tasks.log" 2>/dev/null
+for i in 0 1; do
+  grep -q " mpirun -np 2 --hostfile .* --input $T/pbs/shard-$i/input.tsv " "$T/pbs-tasks.log" ||
+    { pbs_logs; fail "array task $i: no mpirun -np 2 over a node file on shard-$i in $T/pbs-cwd/mechir-pbs.sh.[oe]$array"; }
+done
+[ "$(grep -c '; 2 ranks$' "$T/pbs-tasks.log")" -eq 2 ] || { pbs_logs; fail "the array tasks did not both run 2 ranks"; }
+[ -s "$T/pbs/circuit.cmap" ] || { pbs_logs; fail "the PBS merge job wrote no $T/pbs/circuit.cmap"; }
+"$MECHIR" report "$T/pbs/circuit.cmap" --format json >"$T/pbs.json" 2>"$T/pbs-report.err" ||
+  { show "$T/pbs-report.err"; fail "mechir report of the merged PBS map failed"; }
+/usr/bin/python3 "$ROOT/tests/cli/stats_check.py" --same "$T/pbs.json" "$T/out/circuit.json" >"$T/pbs-same.txt" 2>&1 ||
+  { show "$T/pbs-same.txt"; fail "the merged PBS shards differ from the 1-node Slurm job's map"; }
+ok "PBS array $array (2 shards, 2 ranks each) and afterok merge $merge COMPLETED in $(($(date +%s) - t)) s: the 1-node job's map ($(tail -n 1 "$T/pbs-same.txt"))"
 
 echo "== case 2: 200 pairs, heads+blocks, 1 worker, a 1-minute limit; resubmit until done =="
 t=$(date +%s)

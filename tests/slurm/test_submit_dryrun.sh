@@ -188,6 +188,9 @@ has $P '#PBS -A acct' "account"
 has $P 'launcher=mpirun' "mpirun"
 has $P '  mpirun) step=(mpirun -np "$(wc -l <"$PBS_NODEFILE")" --hostfile "$PBS_NODEFILE" "$MECHIR" "${cmd[@]}") ;;' \
   "mpirun over \$PBS_NODEFILE"
+has $P '    for ((r = 0; r < 3; r++)); do echo "$host"; done' \
+  "without \$PBS_NODEFILE under Slurm (slurm-wlm-torque): a node file of mpiprocs lines a node"
+has $P 'echo "mechir: job ${PBS_JOBID:-${SLURM_JOB_ID:-?}} on $(hostname): $shown" >&2' "PBS or Slurm job id"
 has $P ' sleep 5310 & s=$!' "own timer: USR1 90 s before the 5400 s walltime"
 hasnt $P '#SBATCH' "no Slurm directives"
 hasnt $P 'srun' "no srun"
@@ -238,7 +241,8 @@ grep -qF "sbatch --parsable --dependency=afterok:<array job id> $TMP/sh/mechir-s
 submit pshards --scheduler pbs --time 02:00:00 --shards 3 --dry-run -- --model m --run r.txt \
   --topics t.tsv --docs d.tsv --out "$TMP/psh"
 has pshards.out '#PBS -J 0-2' "PBS array"
-has pshards.out 'i=${PBS_ARRAY_INDEX:-${PBS_ARRAYID:?not a job array task: submit with qsub -J}}' "PBS index (Pro or Torque)"
+has pshards.out 'i=${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-${SLURM_ARRAY_TASK_ID:?not a job array task: submit with qsub -J}}}' \
+  "PBS index (Pro, Torque, or Slurm under slurm-wlm-torque's qsub)"
 has pshards.out 'cmd=(run --model m --run "$shard/run.txt" --topics t.tsv --docs d.tsv --out "$shard" --resume)' \
   "TREC: the run file is split"
 grep -qF "qsub -W depend=afterok:<array job id> $TMP/psh/mechir-pbs-merge.sh" pshards.err &&
@@ -323,6 +327,33 @@ cmp -s pj.union pj.all && ok "zstd shards hold every JSONL line once" || fail "J
 n=$(zstd -q -dc pj/shard-*/input.jsonl.zst 2>/dev/null | grep -c '"qid": *"\?7"\?,')
 k=$(for f in pj/shard-*/input.jsonl.zst; do zstd -q -dc "$f" | grep -q '"qid": *"\?7"\?,' && echo "$f"; done | wc -l)
 [ "$n" -eq 2 ] && [ "$k" -eq 1 ] && ok "qid 7 and \"7\" (the same pair) in one shard" || fail "qid 7 in $k shards"
+
+echo "== the PBS array script run under Slurm's Torque commands (Slurm's variables, no PBS_*) =="
+# slurm-wlm-torque's qsub runs the script with sbatch: the index and the node file come from
+# Slurm (tests/slurm/test_slurm.sh runs it on a real Slurm). Stand-ins for mpirun and scontrol.
+mkdir -p runbin
+cat >runbin/mpirun <<'EOF'
+#!/bin/sh
+printf '%s\n' "$*" >"$FAKE_DIR/mpirun.args"
+[ "$3" = --hostfile ] && cat "$4" >"$FAKE_DIR/mpirun.hosts"
+EOF
+cat >runbin/scontrol <<'EOF'
+#!/bin/sh
+[ "$*" = "show hostnames n[1-2]" ] && printf 'n1\nn2\n'
+EOF
+chmod +x runbin/mpirun runbin/scontrol
+env -u PBS_ARRAY_INDEX -u PBS_ARRAYID -u PBS_NODEFILE -u PBS_JOBID PATH="$TMP/runbin:$PATH" \
+  SLURM_ARRAY_TASK_ID=3 SLURM_JOB_ID=555 SLURM_JOB_NODELIST='n[1-2]' bash pj/mechir-pbs.sh >pjrun.out 2>&1
+rc=$?
+args=$(cat mpirun.args 2>/dev/null)
+[ $rc -eq 0 ] && [[ $args == "-np 4 --hostfile "*" run --model $MODEL --input $TMP/pj/shard-3/input.jsonl.zst --out $TMP/pj/shard-3 --resume" ]] &&
+  ok "array task 3 from \$SLURM_ARRAY_TASK_ID, mpirun -np 4 over a node file of the allocation (2 nodes x 2)" ||
+  fail "the PBS script under Slurm: exit $rc, mpirun '$args': $(cat pjrun.out)"
+[ "$(cat mpirun.hosts 2>/dev/null)" = "$(printf 'n1\nn1\nn2\nn2')" ] && ok "node file: each host of the allocation, mpiprocs (2, the default) lines" ||
+  fail "node file: $(cat mpirun.hosts 2>/dev/null)"
+nodefile=$(set -- $args; echo "$4")
+[ -n "$nodefile" ] && [ ! -e "$nodefile" ] && ok "the node file is removed at the end" || fail "node file '$nodefile' left behind"
+grep -q '^mechir: job 555 on ' pjrun.out && ok "the job id is \$SLURM_JOB_ID" || fail "log: $(cat pjrun.out)"
 
 rm -f n calls bin/sbatch
 # A failing stand-in, executable like the first (execvp passes over a file it cannot execute and
