@@ -106,6 +106,7 @@ updates=$(mirror_for "$SUITE-updates")
 # ---- the root and its cleanup ---------------------------------------------------------------
 ROOT=
 own_root=0
+self_bind=0 # 1 while the root is bound onto itself (the mounts below)
 inner_pid=
 bootlog= # debootstrap's log, beside the root; kept only when debootstrap failed
 
@@ -143,6 +144,11 @@ unmount_all() {
     umount "$m" 2>/dev/null || umount -R "$m" 2>/dev/null || umount -l "$m" 2>/dev/null ||
       say "cannot unmount $m"
   done
+  # Our bind of the root onto itself, last (a root that was a mount point already stays one).
+  if [ $self_bind -eq 1 ]; then
+    umount "$ROOT" 2>/dev/null || umount -l "$ROOT" 2>/dev/null || say "cannot unmount $ROOT"
+    self_bind=0
+  fi
 }
 cleanup() {
   local rc=$?
@@ -272,6 +278,12 @@ mount_one() { # mount_one TARGET ARGS...: mounts ARGS on TARGET inside the root
       mount --make-rslave "$target" || die "mount --make-rslave $target failed" ;;
   esac
 }
+# The root bound onto itself first, so that / in the chroot is a mount point as on a booted
+# machine: `ip netns add` (tests/mpi/netns_nodes.sh, the Slurm test's two nodes) makes / a slave
+# mount, which fails with EINVAL on a plain directory. The other mounts go on top of this one.
+mount --bind "$ROOT" "$ROOT" || die "mount --bind $ROOT $ROOT failed"
+self_bind=1
+mount --make-rslave "$ROOT" || die "mount --make-rslave $ROOT failed"
 mount_one /proc -t proc proc
 mount_one /sys --rbind /sys
 mount_one /dev --bind /dev
