@@ -197,7 +197,7 @@ mch_status mch_stopwords_load(mch_strmap **out, const char *path, size_t max_lin
     long n, lineno = 0;
     mch_status rc = m ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     while (!rc && !(rc = bounded_line(f, path, max, &line, &cap, &n, &lineno, err)) && n >= 0) {
-        while (n > 0 && line[n - 1] == ' ') line[--n] = 0;
+        while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = 0;
         if (!n || line[0] == '#') continue;
         if (!mch_strmap_put(m, line, (size_t)n, NULL))
             rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
