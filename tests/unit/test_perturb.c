@@ -483,7 +483,8 @@ static void write_sparse(const char *path, const char *text, off_t extra)
 
 /* --df and --stopwords read lines under the same bound as the input readers: a line of the
  * default 64 MiB + 1 bytes (no newline, as /dev/zero gives) is an error naming FILE:LINE, not a
- * buffer grown without limit; a line of exactly the bound (plus "\r\n") is read. */
+ * buffer grown without limit; a line of exactly the bound (plus "\r\n") is read; a read error
+ * is reported. */
 static void test_df_and_stopwords_lines_are_bounded(void **s)
 {
     (void)s;
@@ -522,6 +523,13 @@ static void test_df_and_stopwords_lines_are_bounded(void **s)
     assert_non_null(mch_strmap_get(m, "abcdefg", 7));
     assert_int_equal(mch_strmap_size(m), 2);
     mch_strmap_free(m);
+    /* A read error (a directory opens, then fails to read) is one, not an empty list. */
+    mch_strmap *m2 = NULL;
+    mch_err e5 = {0}, e6 = {0};
+    assert_int_equal(mch_stopwords_load(&m2, dir, 0, &e5), MCH_ERR_IO);
+    assert_null(m2);
+    assert_non_null(strstr(e5.msg, "read error"));
+    assert_int_equal(mch_df_load(df, dir, 0, &e6), MCH_ERR_IO);
     mch_df_free(df);
     assert_int_equal(tu_tmpdir_remove(dir), 0);
 }
