@@ -287,6 +287,10 @@ mch_status mch_df_load(mch_df *df, const char *path, size_t max_line_bytes, mch_
     while (!rc && !(rc = bounded_line(f, path, max, &line, &cap, &n, &lineno, err)) && n >= 0) {
         if (!n) continue;
         char *tab = memchr(line, '\t', (size_t)n), *end;
+        if (memchr(line, '\0', (size_t)n)) { /* no word has one; saving would cut the term */
+            rc = mch_fail(err, MCH_ERR_FORMAT, "%s:%ld: a NUL byte", path, lineno);
+            break;
+        }
         if (!tab || tab == line) {
             rc = mch_fail(err, MCH_ERR_FORMAT, "%s:%ld: expected 'term<TAB>df'", path, lineno);
             break;

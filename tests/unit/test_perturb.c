@@ -512,6 +512,17 @@ static void test_df_and_stopwords_lines_are_bounded(void **s)
     snprintf(want, sizeof want, "%s:3: line longer than 8 bytes (--max-line-bytes)", path);
     assert_string_equal(e3.msg, want);
     assert_int_equal(mch_df_get(df, "abcd", 4), 123);
+    /* A NUL byte in a term (found by fuzz_df: mch_df_save wrote such a table back cut at the
+     * NUL, as a line it refuses) is an error naming the line. */
+    mch_err e7 = {0};
+    static const char nul_term[] = "#N\t3\r\n\0z\0bra\t2\r\n";
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(nul_term, 1, sizeof nul_term - 1, f), sizeof nul_term - 1);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(mch_df_load(df, path, 0, &e7), MCH_ERR_FORMAT);
+    snprintf(want, sizeof want, "%s:2: a NUL byte", path);
+    assert_string_equal(e7.msg, want);
     mch_err e4 = {0};
     write_sparse(path, "# words\r\nabcdefgh\r\n\nabcdefghi", 0);
     assert_int_equal(mch_stopwords_load(&m, path, 8, &e4), MCH_ERR_FORMAT);
