@@ -4,6 +4,10 @@
 #ifndef MCH_CLI_H
 #define MCH_CLI_H
 
+#include <cjson/cJSON.h>
+
+#include "run.h"
+
 int mch_cmd_score(int argc, char **argv);
 int mch_cmd_patch(int argc, char **argv);
 int mch_cmd_pairs(int argc, char **argv);
@@ -12,5 +16,12 @@ int mch_cmd_submit(int argc, char **argv);
 int mch_cmd_merge(int argc, char **argv);
 int mch_cmd_cache(int argc, char **argv);
 int mch_cmd_report(int argc, char **argv);
+
+/* `mechir run`'s options into *o: a JOB.json first (argv[1] ending in .json; its keys are the
+ * long options without dashes), then the rest of argv. *given: the options as given, in order,
+ * what OUT/job.json records; *job: the job file parsed (NULL without one), whose strings *o may
+ * point into. The caller deletes both (cJSON_Delete), whatever the result. @return -1 to run,
+ * or the exit status (0 after --help, 1 out of memory, 2 a usage error, printed). */
+int mch_run_parse_args(int argc, char **argv, mch_run_opts *o, cJSON **given, cJSON **job);
 
 #endif

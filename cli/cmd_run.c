@@ -223,6 +223,7 @@ static int apply_job_file(mch_opts *p, const char *path, cJSON **json)
 /* Parses the options into c; @return -1 to run, or the exit status (0 after --help). */
 static int parse_run_args(run_cli *c, int argc, char **argv, cJSON **job_json)
 {
+    *job_json = NULL;
     mch_run_opts *o = &c->o;
     mch_opt run[9 + 12];
     mch_source_opt_table src;
@@ -266,6 +267,16 @@ static int parse_run_args(run_cli *c, int argc, char **argv, cJSON **job_json)
     return -1;
 }
 
+int mch_run_parse_args(int argc, char **argv, mch_run_opts *o, cJSON **given, cJSON **job)
+{
+    run_cli c = {0};
+    c.o.bootstrap = -1;
+    int status = parse_run_args(&c, argc, argv, job);
+    *o = c.o;
+    *given = c.given;
+    return status;
+}
+
 /* ---- the local runner: the worker's functions, for a one-process run ------------------------
  */
 
@@ -304,9 +315,8 @@ static int coordinator(int argc, char **argv, int size)
     signal(SIGUSR1, on_signal);
     signal(SIGINT, on_signal);
     run_cli c = {0};
-    c.o.bootstrap = -1;
     cJSON *job_file = NULL;
-    int status = parse_run_args(&c, argc, argv, &job_file);
+    int status = mch_run_parse_args(argc, argv, &c.o, &c.given, &job_file);
     char *job = NULL, *job_compact = NULL;
     if (status < 0 &&
         (!(job = cJSON_Print(c.given)) || !(job_compact = cJSON_PrintUnformatted(c.given)))) {

@@ -99,7 +99,6 @@ void mch_input_close(mch_input *in); /* accepts NULL */
  * the error MCH_ERR_FORMAT "FILE:LINE: line longer than N bytes (--max-line-bytes)", found
  * before more than N bytes of it are held: /dev/zero or a zstd bomb of one line fail fast. Any
  * file is read as a stream (FIFOs and /dev/stdin too), never whole. */
-#define MCH_LINE_BYTES_DEFAULT ((size_t)64 << 20)
 
 /* MCH_OK when path (a file read more than once) is a regular file; otherwise MCH_ERR_ARG
  * "PATH: not a regular file; WHY reads it twice (save it to a file first)": a FIFO or

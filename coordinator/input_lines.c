@@ -137,7 +137,10 @@ mch_status mch_lines_next(mch_lines *l, char **line, size_t *len, long *lineno, 
     while (!ended) {
         if (l->buf_pos == l->buf_len) {
             mch_status st = lines_fill(l, err);
-            if (st != MCH_OK) return st;
+            if (st != MCH_OK) {
+                l->eof = 1; /* finished, as input.h promises */
+                return st;
+            }
             if (l->buf_len == 0) {
                 l->eof = 1;
                 if (!got) return MCH_OK;

@@ -161,13 +161,14 @@ mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
     if (!rc && po->max_len > m->cfg.max_pos)
         rc = mch_fail(err, MCH_ERR_ARG, "--max-len %d exceeds max_position_embeddings %d",
                       po->max_len, m->cfg.max_pos);
-    if (!rc && o->stopwords) rc = mch_stopwords_load(&s->stop, o->stopwords, err);
+    if (!rc && o->stopwords)
+        rc = mch_stopwords_load(&s->stop, o->stopwords, o->max_line_bytes, err);
     po->stopwords = s->stop;
     if (!rc && (po->kind == MCH_PERTURB_TDC || po->kind == MCH_PERTURB_LNC1 || o->write_df)) {
         if (!(s->df = mch_df_create()))
             rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
         else if (o->df)
-            rc = mch_df_load(s->df, o->df, err);
+            rc = mch_df_load(s->df, o->df, o->max_line_bytes, err);
         else
             rc = df_pass(s, o, err);
         po->df = s->df;

@@ -25,6 +25,10 @@ typedef struct {
     char msg[512];
 } mch_err;
 
+/* The longest line any line-based input file may have by default (--max-line-bytes): the
+ * input readers (coordinator/input.h) and the --df and --stopwords files. */
+#define MCH_LINE_BYTES_DEFAULT ((size_t)64 << 20)
+
 /* Records code and a printf-style message in err (which may be NULL) unless err already holds
  * an earlier failure. @return code, so callers can write `return mch_fail(err, ...)`. */
 mch_status mch_fail(mch_err *err, mch_status code, const char *fmt, ...)

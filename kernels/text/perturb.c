@@ -139,18 +139,65 @@ mch_strmap *mch_stopwords_default(void)
     return m;
 }
 
-mch_status mch_stopwords_load(mch_strmap **out, const char *path, mch_err *err)
+/* The longest line --df and --stopwords files may have: max_line_bytes, 0 for the default. */
+static size_t line_max(size_t max_line_bytes)
+{
+    size_t max = max_line_bytes ? max_line_bytes : MCH_LINE_BYTES_DEFAULT;
+    return max > SIZE_MAX / 4 ? SIZE_MAX / 4 : max; /* max + 2 cannot overflow */
+}
+
+/* The next line of f (path, for messages) into *line (grown as needed, never past max + 2
+ * bytes), without its "\n" and a "\r" before it, and its length in *len (-1 at the end);
+ * *lineno counts it. Errors: a line longer than max bytes (found once max + 2 of its bytes are
+ * read, so /dev/zero fails fast), a read error, out of memory. */
+static mch_status bounded_line(FILE *f, const char *path, size_t max, char **line, size_t *cap,
+                               long *len, long *lineno, mch_err *err)
+{
+    size_t n = 0;
+    int c;
+    *len = -1;
+    while ((c = getc(f)) != EOF && c != '\n') {
+        if (n > max) break; /* one byte more than max is allowed for a "\r" */
+        if (n + 2 > *cap) {
+            size_t nc = *cap ? 2 * *cap : 256;
+            if (nc > max + 2) nc = max + 2;
+            char *p = realloc(*line, nc);
+            if (!p) return mch_fail(err, MCH_ERR_NOMEM, "out of memory reading %s", path);
+            *line = p;
+            *cap = nc;
+        }
+        (*line)[n++] = (char)c;
+    }
+    if (c == EOF && ferror(f))
+        return mch_fail(err, MCH_ERR_IO, "%s: read error after line %ld", path, *lineno);
+    if (c == EOF && n == 0) return MCH_OK;
+    if (c != EOF && c != '\n') n++; /* the byte that broke the loop: too long either way */
+    if (n > 0 && n <= max + 1 && (*line)[n - 1] == '\r') n--;
+    if (n > max)
+        return mch_fail(err, MCH_ERR_FORMAT,
+                        "%s:%ld: line longer than %zu bytes (--max-line-bytes)", path, *lineno + 1,
+                        max);
+    if (!*line && !(*line = malloc(*cap = 1)))
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory reading %s", path);
+    (*line)[n] = '\0';
+    *len = (long)n;
+    ++*lineno;
+    return MCH_OK;
+}
+
+mch_status mch_stopwords_load(mch_strmap **out, const char *path, size_t max_line_bytes,
+                              mch_err *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
+    size_t max = line_max(max_line_bytes);
     mch_strmap *m = mch_strmap_create();
     char *line = NULL;
     size_t cap = 0;
-    ssize_t n;
+    long n, lineno = 0;
     mch_status rc = m ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    while (!rc && (n = getline(&line, &cap, f)) >= 0) {
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
-            line[--n] = 0;
+    while (!rc && !(rc = bounded_line(f, path, max, &line, &cap, &n, &lineno, err)) && n >= 0) {
+        while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = 0;
         if (!n || line[0] == '#') continue;
         if (!mch_strmap_put(m, line, (size_t)n, NULL))
             rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
@@ -227,21 +274,23 @@ long mch_df_get(const mch_df *df, const char *word, size_t len)
     return v ? (long)(*v & 0xffffffff) : 0;
 }
 
-mch_status mch_df_load(mch_df *df, const char *path, mch_err *err)
+mch_status mch_df_load(mch_df *df, const char *path, size_t max_line_bytes, mch_err *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return mch_fail(err, MCH_ERR_IO, "%s: %s", path, strerror(errno));
+    size_t max = line_max(max_line_bytes);
     char *line = NULL;
     size_t cap = 0;
-    ssize_t n;
-    long lineno = 0;
+    long n, lineno = 0;
     int have_n = 0;
     mch_status rc = MCH_OK;
-    while (!rc && (n = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+    while (!rc && !(rc = bounded_line(f, path, max, &line, &cap, &n, &lineno, err)) && n >= 0) {
         if (!n) continue;
         char *tab = memchr(line, '\t', (size_t)n), *end;
+        if (memchr(line, '\0', (size_t)n)) { /* no word has one; saving would cut the term */
+            rc = mch_fail(err, MCH_ERR_FORMAT, "%s:%ld: a NUL byte", path, lineno);
+            break;
+        }
         if (!tab || tab == line) {
             rc = mch_fail(err, MCH_ERR_FORMAT, "%s:%ld: expected 'term<TAB>df'", path, lineno);
             break;

@@ -64,8 +64,8 @@ void mch_df_free(mch_df *df); /* accepts NULL */
 /* Counts each basic-step word of text once (the text is one more document). */
 mch_status mch_df_add_doc(mch_df *df, const char *text, size_t len, mch_err *err);
 /* Reads `term<TAB>df` lines plus one `#N<TAB><documents>` line; bad lines are errors naming
- * FILE:LINE. */
-mch_status mch_df_load(mch_df *df, const char *path, mch_err *err);
+ * FILE:LINE, and so is a line longer than max_line_bytes (0: MCH_LINE_BYTES_DEFAULT). */
+mch_status mch_df_load(mch_df *df, const char *path, size_t max_line_bytes, mch_err *err);
 /* Writes the table (sorted by term, #N first) atomically (temp file + rename). */
 mch_status mch_df_save(const mch_df *df, const char *path, mch_err *err);
 long mch_df_docs(const mch_df *df);
@@ -73,8 +73,10 @@ long mch_df_get(const mch_df *df, const char *word, size_t len); /* 0 when absen
 
 /* A set of words (stopwords). */
 mch_strmap *mch_stopwords_default(void); /* the built-in English list; NULL when out of memory */
-/* One word a line (blank lines and lines starting with # ignored). */
-mch_status mch_stopwords_load(mch_strmap **out, const char *path, mch_err *err);
+/* One word a line (blank lines and lines starting with # ignored); a line longer than
+ * max_line_bytes (0: MCH_LINE_BYTES_DEFAULT) is an error naming FILE:LINE. */
+mch_status mch_stopwords_load(mch_strmap **out, const char *path, size_t max_line_bytes,
+                              mch_err *err);
 
 typedef enum { MCH_POS_END, MCH_POS_START, MCH_POS_INDEX } mch_pos_kind;
 

@@ -396,6 +396,19 @@ static void test_corrupt_and_truncated_zst(void **state)
         assert_string_equal(err2.msg, d.err.msg);
         drained_free(&d);
         mch_input_close(in);
+        /* Under the readers, the line reader is finished after its error (input.h). */
+        mch_lines *l;
+        char *s;
+        size_t sl;
+        long no;
+        mch_err e3 = {0}, e4 = {0};
+        assert_int_equal(mch_lines_open(&l, p, 0, &e3), MCH_OK);
+        mch_status st;
+        while ((st = mch_lines_next(l, &s, &sl, &no, &e3)) == MCH_OK && s) continue;
+        assert_int_equal(st, MCH_ERR_ZSTD);
+        assert_int_equal(mch_lines_next(l, &s, &sl, &no, &e4), MCH_OK);
+        assert_null(s);
+        mch_lines_close(l);
     }
     free(z);
     free(text);

@@ -453,7 +453,7 @@ static void test_tdc_picks_the_rarest_query_term_and_lnc1_a_non_query_word(void 
     snprintf(path, sizeof path, "%s/df.tsv", dir);
     assert_int_equal(mch_df_save(df, path, &err), MCH_OK);
     mch_df *df2 = mch_df_create();
-    assert_int_equal(mch_df_load(df2, path, &err), MCH_OK);
+    assert_int_equal(mch_df_load(df2, path, 0, &err), MCH_OK);
     assert_int_equal(mch_df_docs(df2), 6);
     assert_int_equal(mch_df_get(df2, "zebra", 5), 2);
     assert_int_equal(mch_df_get(df2, "tool", 4), 5);
@@ -462,13 +462,87 @@ static void test_tdc_picks_the_rarest_query_term_and_lnc1_a_non_query_word(void 
     fclose(f);
     mch_df *df3 = mch_df_create();
     mch_err e3 = {0};
-    assert_int_equal(mch_df_load(df3, path, &e3), MCH_ERR_FORMAT);
+    assert_int_equal(mch_df_load(df3, path, 0, &e3), MCH_ERR_FORMAT);
     assert_non_null(strstr(e3.msg, ":2:"));
     unlink(path);
     rmdir(dir);
     mch_df_free(df3);
     mch_df_free(df2);
     mch_df_free(df);
+}
+
+/* Writes text to path, then extra zero bytes (a hole: no disk space, no newline). */
+static void write_sparse(const char *path, const char *text, off_t extra)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+    if (extra) assert_int_equal(truncate(path, (off_t)strlen(text) + extra), 0);
+}
+
+/* --df and --stopwords read lines under the same bound as the input readers: a line of the
+ * default 64 MiB + 1 bytes (no newline, as /dev/zero gives) is an error naming FILE:LINE, not a
+ * buffer grown without limit; a line of exactly the bound (plus "\r\n") is read; a read error
+ * is reported. */
+static void test_df_and_stopwords_lines_are_bounded(void **s)
+{
+    (void)s;
+    char dir[4096], path[4200], want[4300];
+    assert_int_equal(tu_tmpdir_make(dir, sizeof dir, "mch_perturb_lines"), 0);
+    snprintf(path, sizeof path, "%s/words.txt", dir);
+    mch_err err = {0};
+    mch_strmap *m = NULL;
+    write_sparse(path, "the\n", (off_t)MCH_LINE_BYTES_DEFAULT + 1);
+    assert_int_equal(mch_stopwords_load(&m, path, 0, &err), MCH_ERR_FORMAT);
+    assert_null(m);
+    snprintf(want, sizeof want, "%s:2: line longer than 67108864 bytes (--max-line-bytes)", path);
+    assert_string_equal(err.msg, want);
+    mch_df *df = mch_df_create();
+    assert_non_null(df);
+    mch_err e2 = {0};
+    write_sparse(path, "#N\t6\nab\t1\n", (off_t)MCH_LINE_BYTES_DEFAULT + 1);
+    assert_int_equal(mch_df_load(df, path, 0, &e2), MCH_ERR_FORMAT);
+    snprintf(want, sizeof want, "%s:3: line longer than 67108864 bytes (--max-line-bytes)", path);
+    assert_string_equal(e2.msg, want);
+    /* A smaller bound: 8 bytes pass (with "\r\n" after them), 9 do not. */
+    mch_err e3 = {0};
+    write_sparse(path, "#N\t6\r\nabcd\t123\r\nabcd\t1234\n", 0);
+    assert_int_equal(mch_df_load(df, path, 8, &e3), MCH_ERR_FORMAT);
+    snprintf(want, sizeof want, "%s:3: line longer than 8 bytes (--max-line-bytes)", path);
+    assert_string_equal(e3.msg, want);
+    assert_int_equal(mch_df_get(df, "abcd", 4), 123);
+    /* A NUL byte in a term (found by fuzz_df: mch_df_save wrote such a table back cut at the
+     * NUL, as a line it refuses) is an error naming the line. */
+    mch_err e7 = {0};
+    static const char nul_term[] = "#N\t3\r\n\0z\0bra\t2\r\n";
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(nul_term, 1, sizeof nul_term - 1, f), sizeof nul_term - 1);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(mch_df_load(df, path, 0, &e7), MCH_ERR_FORMAT);
+    snprintf(want, sizeof want, "%s:2: a NUL byte", path);
+    assert_string_equal(e7.msg, want);
+    mch_err e4 = {0};
+    write_sparse(path, "# words\r\nabcdefgh\r\n\nabcdefghi", 0);
+    assert_int_equal(mch_stopwords_load(&m, path, 8, &e4), MCH_ERR_FORMAT);
+    snprintf(want, sizeof want, "%s:4: line longer than 8 bytes (--max-line-bytes)", path);
+    assert_string_equal(e4.msg, want);
+    write_sparse(path, "# words\r\nabcdefgh\r\n\nabcdefg", 0);
+    assert_int_equal(mch_stopwords_load(&m, path, 8, &e4), MCH_OK);
+    assert_non_null(mch_strmap_get(m, "abcdefgh", 8));
+    assert_non_null(mch_strmap_get(m, "abcdefg", 7));
+    assert_int_equal(mch_strmap_size(m), 2);
+    mch_strmap_free(m);
+    /* A read error (a directory opens, then fails to read) is one, not an empty list. */
+    mch_strmap *m2 = NULL;
+    mch_err e5 = {0}, e6 = {0};
+    assert_int_equal(mch_stopwords_load(&m2, dir, 0, &e5), MCH_ERR_IO);
+    assert_null(m2);
+    assert_non_null(strstr(e5.msg, "read error"));
+    assert_int_equal(mch_df_load(df, dir, 0, &e6), MCH_ERR_IO);
+    mch_df_free(df);
+    assert_int_equal(tu_tmpdir_remove(dir), 0);
 }
 
 static void test_positions_and_skips(void **s)
@@ -541,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_roles_at_truncation_judge_the_pieces_inside_the_window),
         cmocka_unit_test(test_tdc_picks_the_rarest_query_term_and_lnc1_a_non_query_word),
         cmocka_unit_test(test_positions_and_skips),
+        cmocka_unit_test(test_df_and_stopwords_lines_are_bounded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,1 @@
+con node1: out of memory

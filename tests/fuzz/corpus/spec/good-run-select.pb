@@ -1,0 +1,2 @@
+
+mechir-job/1examples/demo-ce@e18761cbc5a120a62bc67f7211780bf9cd7c771a3487974edee16ec8ee51ae13"bert*BertForSequenceClassification08@€J@07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3Rtfc1Zheadsh qü©ñÒMbP?‚0.1.0Šend’a @ªclsÂ=input=/tmp/fz/small.tsv run= topics= docs= qrels= top_k=0 df=ÈÈÑffffffî?Úanyâ	top-deltaè
