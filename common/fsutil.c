@@ -90,7 +90,24 @@ static long stale_pid(const char *file, const char *const *names, size_t n)
     return 0;
 }
 
-int mch_outfile_remove_stale(const char *dir, const char *const *names, size_t n, int *removed)
+int mch_process_gone(long pid)
+{
+    if (pid <= 0 || pid == (long)getpid()) return 0;
+    if (kill((pid_t)pid, 0) != 0) return errno == ESRCH;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0; /* no /proc: alive, as kill said */
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    /* "PID (COMM) STATE ...": COMM may hold spaces and parentheses, so the last ')' ends it. */
+    const char *close = strrchr(buf, ')');
+    return close && close[1] == ' ' && (close[2] == 'Z' || close[2] == 'X');
+}
+
+int mch_outfile_remove_stale(const char *dir, const char *const *names, size_t n, int dir_locked,
+                             int *removed)
 {
     if (removed) *removed = 0;
     DIR *d = opendir(dir);
@@ -100,7 +117,7 @@ int mch_outfile_remove_stale(const char *dir, const char *const *names, size_t n
     while ((de = readdir(d))) {
         long pid = stale_pid(de->d_name, names, n);
         if (!pid || pid == (long)getpid()) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno == EPERM) continue; /* its writer still runs */
+        if (!dir_locked && !mch_process_gone(pid)) continue; /* its writer may still run */
         char *path = mch_path_join(dir, de->d_name);
         struct stat sb;
         if (!path) {

@@ -20,11 +20,18 @@ int mch_outfile_commit(mch_outfile *o);
 /* Removes the temp file without renaming (after an error). */
 void mch_outfile_abort(mch_outfile *o);
 
+/* 1 when pid is not ours and is gone from this host: no such process, or a zombie (killed and
+ * not yet reaped, as an orphan under a PID 1 that never reaps stays for good). */
+int mch_process_gone(long pid);
+
 /* Removes DIR/NAME.tmp.PID for each NAME of names (n of them): the temp files mch_outfile_open
- * makes, left when a process was killed before its rename. PID is decimal; a file whose PID is
- * a live process on this host (or is ours) is kept, and nothing else is touched (logged at info,
- * one line a file). *removed (may be NULL) counts the files removed. 0, or -1 with errno. */
-int mch_outfile_remove_stale(const char *dir, const char *const *names, size_t n, int *removed);
+ * makes, left when a process was killed before its rename. PID is decimal; ours is kept. With
+ * dir_locked 0 a file whose PID is not mch_process_gone is kept too; dir_locked 1 says the caller
+ * holds DIR's lock (dirlock.h), which every writer of these files takes, so every other PID's
+ * file is stale (its writer may have run on another host). Nothing else is touched (logged at
+ * info, one line a file). *removed (may be NULL) counts the files removed. 0, or -1 with errno. */
+int mch_outfile_remove_stale(const char *dir, const char *const *names, size_t n, int dir_locked,
+                             int *removed);
 
 /* Writes bytes to path atomically (as mch_outfile). */
 mch_status mch_write_file_atomic(const char *path, const void *data, size_t len, mch_err *err);

@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,12 +25,6 @@ static long temp_pid(const char *entry, const char *base, const char *kind)
     size_t nd = strspn(digits, "0123456789");
     if (!nd || nd > 9 || digits[nd] || *digits == '0') return 0;
     return strtol(digits, NULL, 10);
-}
-
-/* 1 when pid is not ours and no process of this host has it. */
-static int process_gone(long pid)
-{
-    return pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
 /* 1 when entry is one of names or NAME.tmp.PID of one of them (mch_outfile's temp files). */
@@ -123,7 +116,7 @@ static void remove_stale(const mch_outdir *d)
         long tmp_pid = temp_pid(de->d_name, d->base, ".tmp.");
         long old_pid = temp_pid(de->d_name, d->base, ".old.");
         long pid = tmp_pid ? tmp_pid : old_pid;
-        if (!pid || !process_gone(pid)) continue;
+        if (!pid || !mch_process_gone(pid)) continue;
         char *path = mch_path_join(d->parent, de->d_name);
         struct stat sb;
         if (!path || lstat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {

@@ -71,11 +71,14 @@ static const char *const outputs[] = {"circuit.cmap",   "circuit.json",   "run.j
                                       "job.json",       "selection.json", "pairs.jsonl",
                                       "pairs.jsonl.zst"};
 
-/* On a resume: the temp files of these outputs a killed attempt left in OUT. */
+/* On a resume: the temp files of these outputs a killed attempt left in OUT. The run holds OUT's
+ * lock, so no other writer of them runs, whatever their PIDs (a killed rank 0 can linger as a
+ * zombie, or have run on another node). */
 static mch_status remove_stale(const char *out, mch_err *err)
 {
     int removed = 0;
-    if (mch_outfile_remove_stale(out, outputs, sizeof outputs / sizeof outputs[0], &removed) != 0)
+    if (mch_outfile_remove_stale(out, outputs, sizeof outputs / sizeof outputs[0], 1, &removed) !=
+        0)
         return mch_fail(err, MCH_ERR_IO, "%s: removing stale temp files: %s", out, strerror(errno));
     if (removed)
         mch_log_info("mechir run: removed %d temp file%s a killed attempt left in %s", removed,

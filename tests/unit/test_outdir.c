@@ -142,6 +142,18 @@ static long dead_pid(void)
     return (long)pid;
 }
 
+/* A child that has exited and is not reaped: a zombie, as a killed rank 0 stays when its parent
+ * died too and PID 1 never reaps. The caller reaps it with waitpid. */
+static long zombie_pid(void)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(0);
+    siginfo_t si;
+    assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+    return (long)pid;
+}
+
 static void test_outdir_creates_a_missing_directory(void **state)
 {
     fixture *fx = *state;
@@ -245,6 +257,20 @@ static void test_outdir_removes_stale_temp_directories_of_dead_processes(void **
     rmdir(live);
 }
 
+static void test_outdir_removes_stale_temp_directories_of_zombies(void **state)
+{
+    fixture *fx = *state;
+    char zombie[2048];
+    long pid = zombie_pid();
+    snprintf(zombie, sizeof zombie, "%s/.rep.tmp.%ld", fx->root, pid);
+    assert_int_equal(mkdir(zombie, 0755), 0);
+    put(zombie, "a.txt", "half");
+    assert_int_equal(write_new(fx, 0), MCH_OK);
+    struct stat sb;
+    assert_int_not_equal(stat(zombie, &sb), 0);
+    assert_int_equal(waitpid((pid_t)pid, NULL, 0), (pid_t)pid);
+}
+
 static void test_outdir_restores_an_old_directory_renamed_aside_by_a_killed_process(void **state)
 {
     fixture *fx = *state;
@@ -292,6 +318,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_outdir_removes_stale_temp_directories_of_dead_processes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outdir_removes_stale_temp_directories_of_zombies,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_outdir_restores_an_old_directory_renamed_aside_by_a_killed_process, setup,
             teardown),

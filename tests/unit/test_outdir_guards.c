@@ -2,7 +2,14 @@
  * a second lock on a locked directory is refused at once naming the holder's pid and host, and
  * released locks can be taken again; input fingerprints match XXH3-64 computed in one call over
  * the whole file (the streamed fingerprint reads it in 1 MiB blocks), a fixed known value for the
- * empty file, and a FIFO is recorded as not regular without being opened. */
+ * empty file, and a FIFO is recorded as not regular without being opened. A resume's removal of
+ * stale temp files (common/fsutil.h) takes those of dead processes and zombies, keeps those of
+ * live ones, and under the directory's lock takes every PID's but ours. */
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +21,7 @@
 
 #include "dirlock.h"
 #include "fingerprint.h"
+#include "fsutil.h"
 #include "testutil.h"
 
 #define XXH_INLINE_ALL
@@ -114,11 +122,86 @@ static void test_fingerprint_is_xxh3_of_the_whole_file(void **st)
     assert_int_equal(tu_tmpdir_remove(dir), 0);
 }
 
+/* Creates DIR/NAME.tmp.PID. */
+static void put_temp(const char *dir, const char *name, long pid)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.tmp.%ld", dir, name, pid);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("half", f);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* 1 when DIR/NAME.tmp.PID exists. */
+static int has_temp(const char *dir, const char *name, long pid)
+{
+    char path[512];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/%s.tmp.%ld", dir, name, pid);
+    return stat(path, &sb) == 0;
+}
+
+static void test_stale_temp_files_of_gone_processes_are_removed(void **st)
+{
+    (void)st;
+    char dir[256];
+    assert_int_equal(tu_tmpdir_make(dir, sizeof dir, "mch_stale"), 0);
+    /* dead: exited and reaped; zombie: exited, not reaped; live: sleeping until killed. */
+    pid_t dead = fork(), zombie, live;
+    assert_true(dead >= 0);
+    if (dead == 0) _exit(0);
+    assert_int_equal(waitpid(dead, NULL, 0), dead);
+    zombie = fork();
+    assert_true(zombie >= 0);
+    if (zombie == 0) _exit(0);
+    siginfo_t si;
+    assert_int_equal(waitid(P_PID, (id_t)zombie, &si, WEXITED | WNOWAIT), 0);
+    live = fork();
+    assert_true(live >= 0);
+    if (live == 0) {
+        alarm(60); /* gone even if a failed assertion skips the kill below */
+        pause();
+        _exit(0);
+    }
+    assert_int_equal(mch_process_gone(dead), 1);
+    assert_int_equal(mch_process_gone(zombie), 1);
+    assert_int_equal(mch_process_gone(live), 0);
+    assert_int_equal(mch_process_gone(getpid()), 0);
+
+    const char *const names[] = {"circuit.cmap", "pairs.jsonl"};
+    put_temp(dir, "circuit.cmap", dead);
+    put_temp(dir, "pairs.jsonl", zombie);
+    put_temp(dir, "circuit.cmap", live);
+    put_temp(dir, "circuit.cmap", getpid());
+    put_temp(dir, "other.txt", dead); /* not a listed name: never touched */
+    int removed = -1;
+    assert_int_equal(mch_outfile_remove_stale(dir, names, 2, 0, &removed), 0);
+    assert_int_equal(removed, 2);
+    assert_false(has_temp(dir, "circuit.cmap", dead));
+    assert_false(has_temp(dir, "pairs.jsonl", zombie));
+    assert_true(has_temp(dir, "circuit.cmap", live));
+    assert_true(has_temp(dir, "circuit.cmap", getpid()));
+    assert_true(has_temp(dir, "other.txt", dead));
+    /* Under the directory's lock a live PID's file is stale too (its writer ran elsewhere). */
+    assert_int_equal(mch_outfile_remove_stale(dir, names, 2, 1, &removed), 0);
+    assert_int_equal(removed, 1);
+    assert_false(has_temp(dir, "circuit.cmap", live));
+    assert_true(has_temp(dir, "circuit.cmap", getpid()));
+    assert_true(has_temp(dir, "other.txt", dead));
+
+    kill(live, SIGKILL);
+    assert_int_equal(waitpid(live, NULL, 0), live);
+    assert_int_equal(waitpid(zombie, NULL, 0), zombie);
+    assert_int_equal(tu_tmpdir_remove(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_second_lock_is_refused_naming_the_holder),
         cmocka_unit_test(test_fingerprint_is_xxh3_of_the_whole_file),
+        cmocka_unit_test(test_stale_temp_files_of_gone_processes_are_removed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
