@@ -12,6 +12,8 @@
 
 #include "input_internal.h"
 
+/* Blocks double from the first size to the last, so a small input costs a small block. */
+#define ARENA_FIRST_BYTES ((size_t)4096)
 #define ARENA_BLOCK_BYTES ((size_t)1 << 20)
 
 /* ---------------------------------------------------------------------------------------------
@@ -28,12 +30,14 @@ char *mch_input_arena_copy(mch_input_arena *a, const char *s, size_t len)
     size_t need = len + 1;
     mch_input_arena_block *b = a->head;
     if (!b || b->cap - b->used < need) {
-        size_t cap = need > ARENA_BLOCK_BYTES ? need : ARENA_BLOCK_BYTES;
+        size_t grow = b ? b->cap * 2 : ARENA_FIRST_BYTES;
+        if (grow > ARENA_BLOCK_BYTES) grow = ARENA_BLOCK_BYTES;
+        size_t cap = need > grow ? need : grow;
         b = malloc(sizeof *b + cap);
         if (!b) return NULL;
         b->cap = cap;
         b->used = 0;
-        if (a->head && need > ARENA_BLOCK_BYTES) { /* keep filling the current block */
+        if (a->head && need > grow) { /* keep filling the current block */
             b->next = a->head->next;
             a->head->next = b;
         } else {

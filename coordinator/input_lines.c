@@ -5,11 +5,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zstd.h>
 
 #include "input_internal.h"
 
 #define PLAIN_BUF_BYTES ((size_t)256 * 1024)
+#define PLAIN_BUF_MIN ((size_t)4096)
 
 struct mch_lines {
     FILE *f;
@@ -37,15 +39,7 @@ mch_status mch_lines_open(mch_lines **out, const char *path, size_t max_line_byt
     l->max_line_bytes = max_line_bytes ? max_line_bytes : MCH_LINE_BYTES_DEFAULT;
     if (l->max_line_bytes > SIZE_MAX / 4) l->max_line_bytes = SIZE_MAX / 4; /* no overflow below */
     l->path = strdup(path);
-    int zst = mch_ends_with(path, ".zst");
-    l->buf_cap = zst ? ZSTD_DStreamOutSize() : PLAIN_BUF_BYTES;
-    l->buf = malloc(l->buf_cap);
-    if (zst) {
-        l->zcap = ZSTD_DStreamInSize();
-        l->zbuf = malloc(l->zcap);
-        l->dctx = ZSTD_createDCtx();
-    }
-    if (!l->path || !l->buf || (zst && (!l->zbuf || !l->dctx))) {
+    if (!l->path) {
         mch_lines_close(l);
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory opening %s", path);
     }
@@ -54,6 +48,24 @@ mch_status mch_lines_open(mch_lines **out, const char *path, size_t max_line_byt
         int e = errno;
         mch_lines_close(l);
         return mch_fail(err, MCH_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+    }
+    int zst = mch_ends_with(path, ".zst");
+    l->buf_cap = zst ? ZSTD_DStreamOutSize() : PLAIN_BUF_BYTES;
+    /* A small regular file gets a buffer of its size (a file that grows is still read whole, in
+     * more refills). */
+    struct stat sb;
+    if (!zst && fstat(fileno(l->f), &sb) == 0 && S_ISREG(sb.st_mode) &&
+        (uintmax_t)sb.st_size < PLAIN_BUF_BYTES - PLAIN_BUF_MIN)
+        l->buf_cap = (size_t)sb.st_size + PLAIN_BUF_MIN;
+    l->buf = malloc(l->buf_cap);
+    if (zst) {
+        l->zcap = ZSTD_DStreamInSize();
+        l->zbuf = malloc(l->zcap);
+        l->dctx = ZSTD_createDCtx();
+    }
+    if (!l->buf || (zst && (!l->zbuf || !l->dctx))) {
+        mch_lines_close(l);
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory opening %s", path);
     }
     *out = l;
     return MCH_OK;

@@ -311,6 +311,38 @@ static void test_lines_longer_than_buffers(void **state)
     free(text);
 }
 
+/* A small file gets a buffer of its size at open; lines appended after the open (more than that
+ * buffer holds) are still read, in more refills. */
+static void test_lines_small_file_that_grows(void **state)
+{
+    const fixture *fx = *state;
+    const char *p = at(fx, "grows.txt");
+    write_file(p, "first\n", 6);
+    mch_lines *l;
+    mch_err err = {0};
+    assert_int_equal(mch_lines_open(&l, p, 0, &err), MCH_OK);
+    FILE *f = fopen(p, "ab");
+    assert_non_null(f);
+    long want = 20000; /* "line NNNNN\n": 11 bytes each, 220,000 in all */
+    for (long i = 0; i < want; i++) fprintf(f, "line %05ld\n", i);
+    assert_int_equal(fclose(f), 0);
+    char *s, expect[32];
+    size_t len;
+    long no, n = 0;
+    assert_int_equal(mch_lines_next(l, &s, &len, &no, &err), MCH_OK);
+    assert_string_equal(s, "first");
+    for (;;) {
+        assert_int_equal(mch_lines_next(l, &s, &len, &no, &err), MCH_OK);
+        if (!s) break;
+        snprintf(expect, sizeof expect, "line %05ld", n);
+        assert_string_equal(s, expect);
+        assert_int_equal(no, n + 2);
+        n++;
+    }
+    assert_int_equal(n, want);
+    mch_lines_close(l);
+}
+
 /* Two zstd frames back to back read as one stream. */
 static void test_lines_concatenated_frames(void **state)
 {
@@ -998,6 +1030,7 @@ int main(void)
         T(test_lines_crlf_no_final_newline_nul_bom),
         T(test_lines_empty_and_final_newline),
         T(test_lines_longer_than_buffers),
+        T(test_lines_small_file_that_grows),
         T(test_lines_concatenated_frames),
         T(test_lines_missing_file_is_io_error),
         T(test_corrupt_and_truncated_zst),
