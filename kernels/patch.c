@@ -61,8 +61,11 @@ struct mch_patcher {
     float *vscores, *vscores2;          /* (S_max) */
     int *dirty;                         /* (S_max) */
     int *tpos;                          /* (S_max) patched row of each variant */
-    int *todo;                          /* (max_T) rows of a block sweep still to patch */
-    int *zeros;                         /* (S_max) all 0: gathers of the [CLS] row */
+    int *todo;                          /* (max(max_T, NH)) rows or heads still to patch */
+    /* mch_patch_subset: the components to patch, (L, NH) and (MCH_BLOCK_COUNT, L, T); NULL in a
+     * whole sweep */
+    const unsigned char *heads_mask, *blocks_mask;
+    int *zeros; /* (S_max) all 0: gathers of the [CLS] row */
 };
 
 static size_t plane(const struct mch_patcher *p)
@@ -210,7 +213,7 @@ mch_status mch_patcher_create(mch_patcher **out, const mch_model *m, const mch_p
         ok &= (*bufs[i].p = malloc(bufs[i].n * sizeof(float))) != NULL;
     ok = ok && (p->dirty = malloc(s_max * sizeof *p->dirty)) &&
          (p->tpos = malloc(s_max * sizeof *p->tpos)) &&
-         (p->todo = malloc((size_t)max_T * sizeof *p->todo)) &&
+         (p->todo = malloc((size_t)(max_T > p->NH ? max_T : p->NH) * sizeof *p->todo)) &&
          (p->zeros = calloc(s_max, sizeof *p->zeros)) &&
          (p->q_ids = malloc((size_t)c->max_pos * sizeof *p->q_ids)) &&
          (p->ws = mch_workspace_create(m, c->max_pos > max_T ? c->max_pos : max_T,
@@ -530,8 +533,12 @@ static mch_status sweep_heads(mch_patcher *p, const mch_patch_pair *pair, mch_pa
     int T = p->T, C = p->C, NH = p->NH, HS = p->HS;
     size_t TC = plane(p);
     for (int l = 0; l < p->L; l++) {
+        int *todo = p->todo, n = 0;
+        for (int h = 0; h < NH; h++)
+            if (!p->heads_mask || p->heads_mask[(size_t)l * NH + h]) todo[n++] = h;
         if (p->o.naive) {
-            for (int h = 0; h < NH; h++) {
+            for (int i = 0; i < n; i++) {
+                int h = todo[i];
                 float s;
                 naive_patch np = {MCH_SITE_Z, l, -1, h};
                 mch_status rc = naive_score(p, pair, np, &s, err);
@@ -547,11 +554,11 @@ static mch_status sweep_heads(mch_patcher *p, const mch_patch_pair *pair, mch_pa
         const float *bpre = cache_at(&p->base, MCH_SITE_RESID_PRE, p, l);
         int last = l == p->L - 1 && p->cls_last;
         int rows = last ? 1 : T;
-        for (int h0 = 0; h0 < NH; h0 += p->S_max) {
-            int S = NH - h0 < p->S_max ? NH - h0 : p->S_max;
+        for (int i0 = 0; i0 < n; i0 += p->S_max) {
+            int S = n - i0 < p->S_max ? n - i0 : p->S_max;
             /* dz for each head into Z (T, HS) blocks; attn_out + delta into A. */
             for (int s = 0; s < S; s++) {
-                int h = h0 + s;
+                int h = todo[i0 + s];
                 float *dz = p->Z + s * TC;
                 for (int t = 0; t < rows; t++)
                     for (int d = 0; d < HS; d++)
@@ -576,7 +583,7 @@ static mch_status sweep_heads(mch_patcher *p, const mch_patch_pair *pair, mch_pa
                     mean_scores(p, p->X, S, scores);
             }
             for (int s = 0; s < S; s++) {
-                store(res->heads_scores, res->heads, (size_t)l * NH + h0 + s, scores[s], res);
+                store(res->heads_scores, res->heads, (size_t)l * NH + todo[i0 + s], scores[s], res);
                 res->patches++;
             }
         }
@@ -598,6 +605,7 @@ static mch_status sweep_blocks(mch_patcher *p, const mch_patch_pair *pair, mch_p
             const float *psrc = cache_at(&p->pert, sites[c], p, l);
             int *todo = p->todo, n = 0;
             for (int t = 0; t < T; t++) {
+                if (p->blocks_mask && !p->blocks_mask[base_idx + t]) continue;
                 /* Patching a row with identical values changes nothing: exactly baseline. */
                 if (!memcmp(bsrc + (size_t)t * C, psrc + (size_t)t * C, (size_t)C * 4) &&
                     !p->o.naive) {
@@ -770,6 +778,25 @@ mch_status mch_patch_run(mch_patcher *p, const mch_patch_pair *pair, mch_patch_r
     if ((p->o.sweeps & MCH_SWEEP_BLOCKS) && (rc = sweep_blocks(p, pair, res, err))) return rc;
     if ((p->o.sweeps & MCH_SWEEP_HEAD_POS) && (rc = sweep_head_pos(p, pair, res, err))) return rc;
     return MCH_OK;
+}
+
+mch_status mch_patch_subset(mch_patcher *p, const mch_patch_pair *pair,
+                            const unsigned char *heads_mask, const unsigned char *blocks_mask,
+                            mch_patch_result *res, mch_err *err)
+{
+    mch_status rc = mch_patch_scores(p, pair, res, err);
+    if (rc) return rc;
+    /* Only the raw scores: the effects divide by a score change no rule has checked here. */
+    mch_patch_result sub = *res;
+    sub.heads = sub.blocks = NULL;
+    p->heads_mask = heads_mask;
+    p->blocks_mask = blocks_mask;
+    if (heads_mask) rc = sweep_heads(p, pair, &sub, err);
+    if (!rc && blocks_mask) rc = sweep_blocks(p, pair, &sub, err);
+    p->heads_mask = p->blocks_mask = NULL;
+    res->patches = sub.patches;
+    res->forwards_saved = sub.forwards_saved;
+    return rc;
 }
 
 const float *mch_patcher_activation(const mch_patcher *cp, int run, mch_site site, int layer)

@@ -89,6 +89,15 @@ mch_status mch_patch_run(mch_patcher *p, const mch_patch_pair *pair, mch_patch_r
 mch_status mch_patch_scores(mch_patcher *p, const mch_patch_pair *pair, mch_patch_result *res,
                             mch_err *err);
 
+/* Exact patching of chosen components only (attribution patching's verification): heads_mask
+ * (L, NH) and blocks_mask (MCH_BLOCK_COUNT, L, T), nonzero = patch that one, NULL = none of that
+ * sweep. Both full runs as mch_patch_run, then the same engine (naive or optimised, as the
+ * options say) over the chosen components: their patched scores into res->heads_scores and
+ * res->blocks_scores; entries not chosen, and every effect, are not written. Never skipped
+ * (min_delta and direction do not apply); fails as mch_patch_scores. */
+mch_status mch_patch_subset(mch_patcher *p, const mch_patch_pair *pair,
+                            const unsigned char *heads_mask, const unsigned char *blocks_mask,
+                            mch_patch_result *res, mch_err *err);
 /* One activation of the last pair's full runs (run 0 baseline, 1 perturbed), shaped as the site
  * says for T = the pair's tokens; NULL for a site that is not kept (hook_pattern without
  * keep_patterns, head-pos or save_patterns). hook_full_embed is blocks.0.hook_resid_pre. */

@@ -135,8 +135,89 @@ static void run_fixture(const char *model_dir, const char *fixture, int naive)
     mch_model_close(m);
 }
 
+/* mch_patch_subset over every third head and every fourth block entry (a different third and
+ * fourth each case): the chosen raw scores equal the golden ones, nothing else is written. */
+static void run_subset(const char *model_dir, const char *fixture, int naive)
+{
+    mch_err err = {0};
+    mch_model *m = NULL;
+    assert_int_equal(mch_model_open(&m, model_dir, &err), MCH_OK);
+    cJSON *g = tu_read_json(fixture);
+    assert_non_null(g);
+    int L = m->cfg.L, NH = m->cfg.NH, ci = 0;
+    long bad = 0, chosen_total = 0;
+    maps *mp = calloc(1, sizeof *mp);
+    static double want[3 * 64 * MAXT];
+    static unsigned char hmask[64 * 64], bmask[3 * 64 * MAXT];
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(g, "cases"))
+    {
+        int32_t base[MAXT], pert[MAXT], types[MAXT], q[MAXT];
+        int T = ids_of(c, "ids_baseline", base);
+        assert_int_equal(ids_of(c, "ids_perturbed", pert), T);
+        assert_int_equal(ids_of(c, "token_types", types), T);
+        int Tq = cJSON_GetObjectItem(c, "query_ids") ? ids_of(c, "query_ids", q) : 0;
+        mch_patch_opts o = {.sweeps = MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS,
+                            .min_delta = 1e-3,
+                            .naive = naive,
+                            .pooling = MCH_POOL_CLS};
+        mch_patcher *p = NULL;
+        assert_int_equal(mch_patcher_create(&p, m, &o, T, &err), MCH_OK);
+        mch_patch_pair pair = {T, base, pert, types, Tq, Tq ? q : NULL};
+        long nhd = (long)L * NH, nbl = 3L * L * T, chosen = 0;
+        for (long i = 0; i < nhd; i++) chosen += hmask[i] = (unsigned char)(i % 3 == ci % 3);
+        for (long i = 0; i < nbl; i++) chosen += bmask[i] = (unsigned char)(i % 4 == ci % 4);
+        for (long i = 0; i < nhd; i++) mp->heads[i] = mp->heads_s[i] = -7.0f;
+        for (long i = 0; i < nbl; i++) mp->blocks[i] = mp->blocks_s[i] = -7.0f;
+        mch_patch_result r = {0};
+        r.heads = mp->heads, r.heads_scores = mp->heads_s;
+        r.blocks = mp->blocks, r.blocks_scores = mp->blocks_s;
+        if (mch_patch_subset(p, &pair, hmask, bmask, &r, &err) != MCH_OK)
+            fail_msg("subset: %s", err.msg);
+        assert_int_equal(r.patches, chosen);
+        assert_int_equal(tu_flatten(cJSON_GetObjectItem(c, "heads_scores"), want, nhd), nhd);
+        for (long i = 0; i < nhd; i++) {
+            assert_true(mp->heads[i] == -7.0f);
+            if (!hmask[i])
+                assert_true(mp->heads_s[i] == -7.0f);
+            else
+                bad += tu_compare("subset heads_scores", mp->heads_s + i, want + i, 1, 1e-5, 1e-5);
+        }
+        static const char *sites[3] = {"resid_pre", "attn_out", "mlp_out"};
+        for (int k = 0; k < 3; k++) {
+            const cJSON *bs = cJSON_GetObjectItem(c, "blocks_scores");
+            long TL = (long)L * T;
+            assert_int_equal(tu_flatten(cJSON_GetObjectItem(bs, sites[k]), want, TL), TL);
+            for (long i = 0; i < TL; i++) {
+                long j = k * TL + i;
+                assert_true(mp->blocks[j] == -7.0f);
+                if (!bmask[j])
+                    assert_true(mp->blocks_s[j] == -7.0f);
+                else
+                    bad += tu_compare(sites[k], mp->blocks_s + j, want + i, 1, 1e-5, 1e-5);
+            }
+        }
+        chosen_total += chosen;
+        mch_patcher_free(p);
+        ci++;
+    }
+    assert_true(ci > 0 && chosen_total > 0);
+    assert_int_equal(bad, 0);
+    free(mp);
+    cJSON_Delete(g);
+    mch_model_close(m);
+}
+
 #define DEMO MCH_TEST_DATA "/../../examples/demo-ce"
 #define DOT MCH_TEST_DATA "/models/distilbert-dot-tiny"
+
+static void test_subset_matches_golden_scores(void **s)
+{
+    (void)s;
+    run_subset(DEMO, MCH_TEST_DATA "/patching/demo-tfc1.json", 0);
+    run_subset(DEMO, MCH_TEST_DATA "/patching/demo-tfc1.json", 1);
+    run_subset(DOT, MCH_TEST_DATA "/patching/distilbert-dot-tfc1.json", 0);
+}
 
 static void test_demo_optimised_matches_golden_maps(void **s)
 {
@@ -166,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_demo_naive_matches_golden_maps),
         cmocka_unit_test(test_biencoder_optimised_matches_golden_maps),
         cmocka_unit_test(test_biencoder_naive_matches_golden_maps),
+        cmocka_unit_test(test_subset_matches_golden_scores),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
