@@ -27,13 +27,12 @@ static const char *const block_names[MCH_BLOCK_COUNT] = {"resid_pre", "attn_out"
 /* The largest |estimate - golden| compare_estimates saw, for the printed summary. */
 static double worst_error;
 
+/* Token ids of a fixture case (at most MAXT). */
 static int ids_of(const cJSON *c, const char *key, int32_t *out)
 {
-    double tmp[MAXT];
-    long n = tu_flatten(cJSON_GetObjectItem(c, key), tmp, MAXT);
+    int n = tu_ids(c, key, out, MAXT);
     assert_true(n > 0);
-    for (long i = 0; i < n; i++) out[i] = (int32_t)tmp[i];
-    return (int)n;
+    return n;
 }
 
 static double num(const cJSON *c, const char *key)

@@ -510,13 +510,12 @@ static int shift(void *user, const mch_act_view *v)
     return 0;
 }
 
+/* Token ids of a fixture case (at most MAXT). */
 static int ids_of(const cJSON *c, const char *key, int32_t *out)
 {
-    double tmp[MAXT];
-    long n = tu_flatten(cJSON_GetObjectItem(c, key), tmp, MAXT);
+    int n = tu_ids(c, key, out, MAXT);
     assert_true(n > 0);
-    for (long i = 0; i < n; i++) out[i] = (int32_t)tmp[i];
-    return (int)n;
+    return n;
 }
 
 /* The score of ids with opts' hooks: the logit, or the dot product with q (bi-encoder). */
