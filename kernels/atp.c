@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "encoder_backward.h"
+#include "ops.h"
 
 /* Sites of the perturbed run the estimates read. */
 static const mch_site kept[] = {MCH_SITE_RESID_PRE, MCH_SITE_V,        MCH_SITE_PATTERN,
@@ -107,7 +108,8 @@ mch_status mch_atp_create(mch_atp **out, const mch_model *m, const mch_patch_opt
              (a->q_emb = malloc((size_t)c->C * sizeof(float))) != NULL &&
              (a->q_ids = malloc((size_t)c->max_pos * sizeof *a->q_ids)) != NULL;
     for (size_t i = 0; ok && i < sizeof kept / sizeof kept[0]; i++)
-        ok = (a->pert[kept[i]] = malloc(L * plane_max(a, kept[i]) * sizeof(float))) != NULL;
+        ok =
+            (a->pert[kept[i]] = mch_alloc_large(L * plane_max(a, kept[i]) * sizeof(float))) != NULL;
     if (!ok) {
         mch_atp_free(a);
         return mch_fail(err, MCH_ERR_NOMEM,
