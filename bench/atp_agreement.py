@@ -10,6 +10,8 @@ components (the K largest and the diff rows) replaced by their exact scores:
 
 - per pair: Spearman correlation of every head effect with the exact ones (mean over pairs),
   and of every block effect (site x layer x position);
+"+verified" is both lists, "+top-K" only the K largest, "+diff rows" only the resid_pre rows where
+the ids differ.
 - mean maps (mean of the per-pair effects): overlap of the top-10 cells by |mean effect| with
   the exact map's top 10, for heads, blocks by role (site x layer x token role) and blocks by
   position (site x layer x position; positions past a pair's length count as absent).
@@ -70,11 +72,11 @@ def effects(out):
     return heads, blocks
 
 
-def with_verified(out, heads, blocks):
-    """The effects with every verified component's exact score put in."""
+def with_verified(out, heads, blocks, keys=("verified", "verified_diff_rows")):
+    """The effects with the exact scores of the components listed under keys put in."""
     sb, sp = out["score_baseline"], out["score_perturbed"]
     heads, blocks = dict(heads), dict(blocks)
-    for v in out.get("verified", []) + out.get("verified_diff_rows", []):
+    for v in [v for k in keys for v in out.get(k, [])]:
         parts = v["component"].split()
         eff = (v["exact"] - sb) / (sp - sb)
         if parts[0] == "head":
@@ -120,7 +122,7 @@ def top10(m):
 
 
 def main():
-    names = ["atp", "atp+verified", "atp-qk", "atp-qk+verified"]
+    names = ["atp", "atp+top-K", "atp+diff rows", "atp+verified", "atp-qk", "atp-qk+verified"]
     acc = {n: Acc() for n in ["exact"] + names}
     used = 0
     with open(PAIRS) as f:
@@ -139,6 +141,10 @@ def main():
                 est = effects(out)
                 acc[method].add(*est, roles, exact)
                 acc[method + "+verified"].add(*with_verified(out, *est), roles, exact)
+                if method == "atp":
+                    acc["atp+top-K"].add(*with_verified(out, *est, ("verified",)), roles, exact)
+                    acc["atp+diff rows"].add(*with_verified(out, *est, ("verified_diff_rows",)),
+                                             roles, exact)
             used += 1
             if used % 25 == 0:
                 print(f"  {used} pairs", file=sys.stderr)
