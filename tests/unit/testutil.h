@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,17 @@ static inline long tu_flatten(const cJSON *j, double *out, long cap)
         n += k;
     }
     return n;
+}
+
+/* Copies the JSON array of integers at key of c (token ids) into out (cap); returns the count,
+ * or -1 when it is missing, empty, holds a non-number or does not fit. */
+static inline int tu_ids(const cJSON *c, const char *key, int32_t *out, int cap)
+{
+    double tmp[4096];
+    long n = tu_flatten(cJSON_GetObjectItem(c, key), tmp, cap < 4096 ? cap : 4096);
+    if (n < 1) return -1;
+    for (long i = 0; i < n; i++) out[i] = (int32_t)tmp[i];
+    return (int)n;
 }
 
 static inline int tu_close(double got, double want, double atol, double rtol)
