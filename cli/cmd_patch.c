@@ -17,37 +17,44 @@
 
 static void patch_usage(FILE *f)
 {
-    fprintf(f, "usage: mechir patch --model DIR --query TEXT --baseline TEXT --perturbed TEXT\n"
-               "                    --sweep heads|blocks|head-pos[,...] [options]\n"
-               "       mechir patch --model DIR --ids-baseline IDS --ids-perturbed IDS\n"
-               "                    [--token-types TYPES] [--query-ids IDS] --sweep ... [options]\n"
-               "\n"
-               "Activation patching (MechIR semantics): runs the perturbed input, caches its\n"
-               "activations, reruns the baseline with one component replaced, and reports the raw\n"
-               "patched scores and effects (patched - baseline) / (perturbed - baseline) as one\n"
-               "JSON object on stdout. For a cross-encoder the baseline and perturbed texts are\n"
-               "documents paired with the same query; for a bi-encoder only the document side is\n"
-               "patched. Both inputs must have the same token length and token types.\n"
-               "\n"
-               "  --model DIR          Hugging Face model directory\n"
-               "  --query TEXT         query text\n"
-               "  --baseline TEXT      baseline document\n"
-               "  --perturbed TEXT     perturbed document\n"
-               "  --ids-baseline IDS   exact token ids, comma-separated (bypasses the tokenizer)\n"
-               "  --ids-perturbed IDS  exact token ids of the perturbed input\n"
-               "  --token-types IDS    token types of both (default: all 0)\n"
-               "  --query-ids IDS      bi-encoder: the query's token ids\n"
-               "  --sweep LIST         heads, blocks, head-pos (comma-separated)\n"
-               "  --heads L.H,...      heads for head-pos and --save-patterns, e.g. 0.1,2.3\n"
-               "  --save-patterns      also print both runs' attention patterns of --heads\n"
-               "  --max-len N          tokens a sequence (default: max_position_embeddings)\n"
-               "  --max-query-len N    cross-encoder query tokens (default 64)\n"
-               "  --min-delta D        skip pairs with |perturbed - baseline| < D (default 1e-3)\n"
-               "  --pooling cls|mean   bi-encoder pooling (default cls)\n"
-               "  --naive              one full forward per patch (the reference loop)\n"
-               "  --scratch-mb N       memory for batched patches (default 256)\n"
-               "  --threads N          BLAS threads (default: OpenBLAS's own default)\n"
-               "  -h, --help           this text\n");
+    fprintf(f,
+            "usage: mechir patch --model DIR --query TEXT --baseline TEXT --perturbed TEXT\n"
+            "                    --sweep heads|blocks|head-pos[,...] [options]\n"
+            "       mechir patch --model DIR --ids-baseline IDS --ids-perturbed IDS\n"
+            "                    [--token-types TYPES] [--query-ids IDS] --sweep ... [options]\n"
+            "\n"
+            "Activation patching (MechIR semantics): runs the perturbed input, caches its\n"
+            "activations, reruns the baseline with one component replaced, and reports the raw\n"
+            "patched scores and effects (patched - baseline) / (perturbed - baseline) as one\n"
+            "JSON object on stdout. For a cross-encoder the baseline and perturbed texts are\n"
+            "documents paired with the same query; for a bi-encoder only the document side is\n"
+            "patched. Both inputs must have the same token length and token types.\n"
+            "\n"
+            "  --model DIR          Hugging Face model directory\n"
+            "  --query TEXT         query text\n"
+            "  --baseline TEXT      baseline document\n"
+            "  --perturbed TEXT     perturbed document\n"
+            "  --ids-baseline IDS   exact token ids, comma-separated (bypasses the tokenizer)\n"
+            "  --ids-perturbed IDS  exact token ids of the perturbed input\n"
+            "  --token-types IDS    token types of both (default: all 0)\n"
+            "  --query-ids IDS      bi-encoder: the query's token ids\n"
+            "  --sweep LIST         heads, blocks, head-pos (comma-separated)\n"
+            "  --heads L.H,...      heads for head-pos and --save-patterns, e.g. 0.1,2.3\n"
+            "  --save-patterns      also print both runs' attention patterns of --heads\n"
+            "  --max-len N          tokens a sequence (default: max_position_embeddings)\n"
+            "  --max-query-len N    cross-encoder query tokens (default 64)\n"
+            "  --min-delta D        skip pairs with |perturbed - baseline| < D (default 1e-3)\n"
+            "  --pooling cls|mean   bi-encoder pooling (default cls)\n"
+            "  --method M           exact (default), atp (attribution patching: every heads and\n"
+            "                       blocks score estimated from one backward pass) or atp-qk\n"
+            "                       (atp with the QK fix for heads); see docs/ATP.md\n"
+            "  --verify-top K       with atp: also patch exactly the K components of largest\n"
+            "                       |estimate - baseline| and every resid_pre row where the\n"
+            "                       inputs differ (\"verified\", \"verified_diff_rows\")\n"
+            "  --naive              one full forward per patch (the reference loop)\n"
+            "  --scratch-mb N       memory for batched patches (default 256)\n"
+            "  --threads N          BLAS threads (default: OpenBLAS's own default)\n"
+            "  -h, --help           this text\n");
 }
 
 /* What argv holds: the library's options plus what only the command line decides. */
@@ -111,6 +118,14 @@ static int on_min_delta(void *user, const char *opt, const char *val)
     return 0;
 }
 
+static int on_method(void *user, const char *opt, const char *val)
+{
+    (void)opt;
+    patch_cli *a = user;
+    mch_err err = {0};
+    return mch_method_parse(val, &a->o.method, &err) ? refuse(&err) : 0;
+}
+
 static int on_pooling(void *user, const char *opt, const char *val)
 {
     patch_cli *a = user;
@@ -149,6 +164,8 @@ static int parse_args(int argc, char **argv, patch_cli *a)
          .hi = 1 << 20},
         {.name = "min-delta", .kind = MCH_OPT_FN, .fn = on_min_delta, .fn_takes_value = 1},
         {.name = "pooling", .kind = MCH_OPT_FN, .fn = on_pooling, .fn_takes_value = 1},
+        {.name = "method", .kind = MCH_OPT_FN, .fn = on_method, .fn_takes_value = 1},
+        {.name = "verify-top", .kind = MCH_OPT_INT, .dst = &o->verify_top, .lo = 1, .hi = 1 << 20},
         {.name = "naive", .kind = MCH_OPT_FLAG, .dst = &o->naive},
         {.name = "scratch-mb", .kind = MCH_OPT_INT, .dst = &o->scratch_mb, .lo = 1, .hi = 1 << 20},
         {.name = "threads", .kind = MCH_OPT_INT, .dst = &a->threads, .lo = 1, .hi = 1024},

@@ -30,8 +30,63 @@ static mch_status ids_parse(const char *opt, const char *s, int32_t *out, int ca
     return MCH_OK;
 }
 
+static const char *const method_names[] = {"exact", "atp", "atp-qk"};
+
+mch_status mch_method_parse(const char *s, int *method, mch_err *err)
+{
+    for (int i = 0; i < (int)(sizeof method_names / sizeof method_names[0]); i++)
+        if (!strcmp(s, method_names[i])) {
+            *method = i;
+            return MCH_OK;
+        }
+    return mch_fail(err, MCH_ERR_ARG, "--method takes exact, atp or atp-qk, got '%.40s'", s);
+}
+
+const char *mch_method_name(int method)
+{
+    return method >= 0 && method <= MCH_METHOD_ATP_QK ? method_names[method] : "unknown";
+}
+
+/* The options of the estimates (attribution patching) or of the exact engine. */
+static mch_patch_opts patch_opts(const mch_patch_one_opts *o)
+{
+    mch_patch_opts po = {.sweeps = o->sweeps,
+                         .n_heads = o->n_heads,
+                         .heads = o->heads,
+                         .save_patterns = o->save_patterns,
+                         .min_delta = o->min_delta,
+                         .naive = o->naive,
+                         .scratch_bytes = (size_t)(o->scratch_mb ? o->scratch_mb : 256) << 20,
+                         .pooling = o->pooling};
+    return po;
+}
+
+/* Attribution patching's limits, before anything runs. */
+static mch_status check_method(const mch_patch_one_opts *o, const mch_model *m, mch_err *err)
+{
+    const char *name = mch_method_name(o->method);
+    if (o->method == MCH_METHOD_EXACT)
+        return o->verify_top ? mch_fail(err, MCH_ERR_ARG,
+                                        "--verify-top checks estimates: it needs --method atp or "
+                                        "atp-qk")
+                             : MCH_OK;
+    if (o->sweeps & ~(unsigned)(MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS))
+        return mch_fail(err, MCH_ERR_ARG,
+                        "--method %s estimates the heads and blocks sweeps only, not head-pos",
+                        name);
+    if (o->save_patterns) return mch_fail(err, MCH_ERR_ARG, "--save-patterns needs --method exact");
+    /* A family without a backward pass is refused here, on a one-token context. */
+    mch_patch_opts po = patch_opts(o);
+    mch_atp *a = NULL;
+    mch_status rc = mch_atp_create(&a, m, &po, 1, err);
+    mch_atp_free(a);
+    return rc;
+}
+
 mch_status mch_patch_one_check(const mch_patch_one_opts *o, const mch_model *m, mch_err *err)
 {
+    mch_status rc0 = check_method(o, m, err);
+    if (rc0) return rc0;
     int cap = m->cfg.max_pos;
     int max_len = o->max_len ? o->max_len : cap;
     if (max_len > cap)
@@ -236,6 +291,8 @@ static cJSON *result_json(const mch_patch_one_opts *a, const mch_model *m, const
     cJSON_AddItemToObject(o, "ids_baseline", int_array(ids->b, ids->T));
     cJSON_AddItemToObject(o, "ids_perturbed", int_array(ids->p, ids->T));
     cJSON_AddItemToObject(o, "token_types", int_array(ids->types, ids->T));
+    if (a->method != MCH_METHOD_EXACT)
+        cJSON_AddStringToObject(o, "method", mch_method_name(a->method));
     if (!r->skipped) add_maps(o, &m->cfg, a, r, ids->T);
     return o;
 }
@@ -261,35 +318,135 @@ static mch_status result_alloc(mch_patch_result *r, float *bufs[N_BUFS], const m
     return MCH_OK;
 }
 
+/* The components of both sweeps as JSON objects: name, estimate (from est) and exact score. */
+static cJSON *verified_json(const mch_component *c, int n, const mch_config *cfg, int T,
+                            const mch_patch_result *est, const mch_patch_result *ex)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++) {
+        char name[64];
+        mch_component_name(&c[i], name, sizeof name);
+        cJSON *v = cJSON_CreateObject();
+        cJSON_AddStringToObject(v, "component", name);
+        cJSON_AddItemToObject(v, "estimate",
+                              num(mch_component_score(est, cfg->L, cfg->NH, T, &c[i])));
+        cJSON_AddItemToObject(v, "exact", num(mch_component_score(ex, cfg->L, cfg->NH, T, &c[i])));
+        cJSON_AddItemToArray(a, v);
+    }
+    return a;
+}
+
+/* Exact patching of the verify_top components of largest |estimate - baseline| and of the
+ * resid_pre rows where the ids differ (with the blocks sweep), added to out. */
+static mch_status verify(const mch_patch_one_opts *o, const mch_model *m,
+                         const mch_patch_pair *pair, const mch_patch_result *est, cJSON *out,
+                         mch_err *err)
+{
+    const mch_config *cfg = &m->cfg;
+    int L = cfg->L, NH = cfg->NH, T = pair->T, K = o->verify_top;
+    unsigned sw = o->sweeps;
+    long n_comp =
+        ((sw & MCH_SWEEP_HEADS) ? (long)L * NH : 0) + ((sw & MCH_SWEEP_BLOCKS) ? 3L * L * T : 0);
+    if (K > n_comp)
+        return mch_fail(err, MCH_ERR_ARG, "--verify-top %d: the pair's sweeps have %ld components",
+                        K, n_comp);
+    size_t LH = (size_t)L * NH, LT = (size_t)L * T;
+    mch_component *top = malloc((size_t)K * sizeof *top), *rows = malloc(LT * sizeof *rows);
+    unsigned char *hmask = calloc(LH, 1), *bmask = calloc(3 * LT, 1);
+    float *hs = malloc(LH * sizeof *hs), *bs = malloc(3 * LT * sizeof *bs);
+    mch_patcher *p = NULL;
+    mch_status rc = top && rows && hmask && bmask && hs && bs
+                        ? MCH_OK
+                        : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    int k = 0, nr = 0;
+    if (!rc) {
+        k = mch_atp_top(est, sw, L, NH, T, K, top);
+        if (sw & MCH_SWEEP_BLOCKS) nr = mch_atp_diff_rows(pair, L, rows, (int)LT);
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i < (pass ? nr : k); i++) {
+                const mch_component *c = pass ? &rows[i] : &top[i];
+                if (c->block < 0)
+                    hmask[(size_t)c->layer * NH + c->index] = 1;
+                else
+                    bmask[((size_t)c->block * L + c->layer) * T + c->index] = 1;
+            }
+        mch_patch_opts po = patch_opts(o);
+        po.sweeps = MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS;
+        rc = mch_patcher_create(&p, m, &po, T, err);
+    }
+    mch_patch_result ex = {.heads_scores = hs, .blocks_scores = bs};
+    if (!rc) rc = mch_patch_subset(p, pair, hmask, bmask, &ex, err);
+    if (!rc) {
+        cJSON_AddItemToObject(out, "verified", verified_json(top, k, cfg, T, est, &ex));
+        cJSON_AddItemToObject(out, "verified_diff_rows", verified_json(rows, nr, cfg, T, est, &ex));
+    }
+    mch_patcher_free(p);
+    free(top);
+    free(rows);
+    free(hmask);
+    free(bmask);
+    free(hs);
+    free(bs);
+    return rc;
+}
+
+/* --verify-top K within the heads and blocks of a pair of T tokens. */
+static mch_status check_verify_top(const mch_patch_one_opts *o, const mch_config *c, int T,
+                                   mch_err *err)
+{
+    long n = ((o->sweeps & MCH_SWEEP_HEADS) ? (long)c->L * c->NH : 0) +
+             ((o->sweeps & MCH_SWEEP_BLOCKS) ? 3L * c->L * T : 0);
+    if (o->verify_top > n)
+        return mch_fail(err, MCH_ERR_ARG,
+                        "--verify-top %d: the sweeps of this pair (%d tokens) have %ld components",
+                        o->verify_top, T, n);
+    return MCH_OK;
+}
+
+/* The maps of one pair into r: the exact engine, or estimates. */
+static mch_status run_pair(const mch_patch_one_opts *o, const mch_model *m,
+                           const mch_patch_pair *pair, mch_patch_result *r, mch_err *err)
+{
+    mch_patch_opts po = patch_opts(o);
+    mch_status rc;
+    if (o->method == MCH_METHOD_EXACT) {
+        mch_patcher *p = NULL;
+        rc = mch_patcher_create(&p, m, &po, pair->T, err);
+        if (!rc) rc = mch_patch_run(p, pair, r, err);
+        mch_patcher_free(p);
+    } else {
+        mch_atp *a = NULL;
+        rc = mch_atp_create(&a, m, &po, pair->T, err);
+        if (!rc)
+            rc = mch_atp_run(a, pair, o->method == MCH_METHOD_ATP_QK ? MCH_ATP_QK : MCH_ATP_LINEAR,
+                             r, err);
+        mch_atp_free(a);
+    }
+    return rc;
+}
+
 mch_status mch_patch_one_run(const mch_patch_one_opts *o, const mch_model *m, cJSON **out,
                              mch_err *err)
 {
     *out = NULL;
     pair_ids ids = {0};
-    mch_patcher *p = NULL;
     mch_patch_result r = {0};
     float *bufs[N_BUFS] = {0};
     mch_status rc = pair_build(&ids, o, m, err);
-    mch_patch_opts po = {o->sweeps,
-                         o->n_heads,
-                         o->heads,
-                         o->save_patterns,
-                         o->min_delta,
-                         o->naive,
-                         (size_t)(o->scratch_mb ? o->scratch_mb : 256) << 20,
-                         o->pooling,
-                         0,
-                         0};
-    if (!rc) rc = mch_patcher_create(&p, m, &po, ids.T, err);
+    if (!rc) rc = check_verify_top(o, &m->cfg, ids.T, err);
     if (!rc)
         rc = result_alloc(&r, bufs, &m->cfg, (size_t)ids.T, (size_t)(o->n_heads ? o->n_heads : 1),
                           err);
     mch_patch_pair pair = {ids.T, ids.b, ids.p, ids.types, ids.Tq, ids.q};
-    if (!rc) rc = mch_patch_run(p, &pair, &r, err);
+    if (!rc) rc = run_pair(o, m, &pair, &r, err);
     if (!rc && !(*out = result_json(o, m, &ids, &r)))
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (!rc && o->verify_top && !r.skipped) rc = verify(o, m, &pair, &r, *out, err);
+    if (rc) {
+        cJSON_Delete(*out);
+        *out = NULL;
+    }
     for (int i = 0; i < N_BUFS; i++) free(bufs[i]);
     pair_ids_free(&ids);
-    mch_patcher_free(p);
     return rc;
 }

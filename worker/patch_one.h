@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
+#include "atp.h"
 #include "model.h"
 #include "patch.h"
 
@@ -30,9 +31,20 @@ typedef struct {
     int scratch_mb;      /* memory for batched patches; 0: 256 */
     double min_delta;    /* |perturbed - baseline| below this: skipped */
     mch_pooling pooling; /* bi-encoder pooling */
+    int method;          /* MCH_METHOD_* */
+    int verify_top;      /* attribution patching: exact patching of the K largest; 0: none */
 } mch_patch_one_opts;
 
-/* Checks the options against the model without running anything: max_len within
+/* How the patched scores are found: one patch at a time, or estimated from one backward pass
+ * (kernels/atp.h), plain or with the QK fix. */
+enum { MCH_METHOD_EXACT, MCH_METHOD_ATP, MCH_METHOD_ATP_QK };
+/* "exact", "atp", "atp-qk" into *method; an unknown name fails naming the three. */
+mch_status mch_method_parse(const char *s, int *method, mch_err *err);
+const char *mch_method_name(int method);
+
+/* Checks the options against the model without running anything: attribution patching's
+ * limits (heads and blocks sweeps only, no --save-patterns, --verify-top only with it, a model
+ * family with a backward pass); max_len within
  * max_position_embeddings; the id lists (at most max_position_embeddings ids each, the same
  * count, token types included); a bi-encoder given ids has query_ids, or a query and a
  * vocabulary. Every failure is an error in the options (a usage error), with a message naming
@@ -41,7 +53,10 @@ mch_status mch_patch_one_check(const mch_patch_one_opts *o, const mch_model *m, 
 
 /* Builds the pair (tokenising texts), runs the sweeps and returns the result in *out as one JSON
  * object, numbers with 9 significant digits (free it with cJSON_Delete). A pair whose score
- * changes less than min_delta gives {"skipped": reason, scores, tokens, ids} without maps. Call
+ * changes less than min_delta gives {"skipped": reason, scores, tokens, ids} without maps. With
+ * attribution patching the maps hold estimates, "method" names it, and verify_top K adds
+ * "verified" (the K components of largest |estimate - baseline|, patched exactly) and
+ * "verified_diff_rows" (resid_pre at every layer and every position whose ids differ). Call
  * after mch_patch_one_check succeeded. @return MCH_OK, or an error (texts of different token
  * lengths, a tokenizer, patcher or memory failure) with *out NULL. */
 mch_status mch_patch_one_run(const mch_patch_one_opts *o, const mch_model *m, cJSON **out,
