@@ -92,6 +92,10 @@ mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const c
                          patterns,
                          axiom_direction(spec)};
     int method = mch_method_of(spec->method);
+    if (method != MCH_JOB_EXACT && w->n_cache) { /* the plan and the spec check refuse it too */
+        rc = mch_fail(err, MCH_ERR_ARG, "--cache needs --method exact, not %s", spec->method);
+        goto fail;
+    }
     if (method != MCH_JOB_EXACT && w->sweeps) {
         mch_err aerr = {0};
         w->atp_method = method == MCH_JOB_ATP_QK ? MCH_ATP_QK : MCH_ATP_LINEAR;
