@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "encoder_backward.h"
+#include "ops.h"
 
 /* Sites of the perturbed run the estimates read. */
 static const mch_site kept[] = {MCH_SITE_RESID_PRE, MCH_SITE_V,        MCH_SITE_PATTERN,
@@ -40,6 +41,7 @@ struct mch_atp {
     float *q_emb;                /* (C) the query's vector, for q_ids[0..q_T) */
     int32_t *q_ids;              /* (max_position_embeddings) */
     int q_T;
+    int qk; /* the run reads the perturbed pattern and v (the QK fix); else they are not copied */
 };
 
 /* Floats one layer of a perturbed site's buffer reserves. */
@@ -53,6 +55,7 @@ static size_t plane_max(const mch_atp *a, mch_site site)
 static int capture(void *user, const mch_act_view *v)
 {
     capture_ctx *cc = user;
+    if (!cc->a->qk && (cc->site == MCH_SITE_PATTERN || cc->site == MCH_SITE_V)) return 0;
     float *dst = cc->a->pert[cc->site] + (size_t)v->layer * plane_max(cc->a, cc->site);
     memcpy(dst, v->data, mch_site_floats(&cc->a->m->cfg, cc->site, v->T) * sizeof(float));
     return 0;
@@ -107,7 +110,8 @@ mch_status mch_atp_create(mch_atp **out, const mch_model *m, const mch_patch_opt
              (a->q_emb = malloc((size_t)c->C * sizeof(float))) != NULL &&
              (a->q_ids = malloc((size_t)c->max_pos * sizeof *a->q_ids)) != NULL;
     for (size_t i = 0; ok && i < sizeof kept / sizeof kept[0]; i++)
-        ok = (a->pert[kept[i]] = malloc(L * plane_max(a, kept[i]) * sizeof(float))) != NULL;
+        ok =
+            (a->pert[kept[i]] = mch_alloc_large(L * plane_max(a, kept[i]) * sizeof(float))) != NULL;
     if (!ok) {
         mch_atp_free(a);
         return mch_fail(err, MCH_ERR_NOMEM,
@@ -252,6 +256,7 @@ mch_status mch_atp_run(mch_atp *a, const mch_patch_pair *pair, mch_atp_method me
         return mch_fail(err, MCH_ERR_ARG, "unknown attribution patching method %d", (int)method);
     mch_status rc;
     if (a->bi && (rc = query_vector(a, pair, err))) return rc;
+    a->qk = method == MCH_ATP_QK;
     float sp = 0, sb = 0;
     if ((rc = perturbed_run(a, pair, &sp, err)) ||
         (rc = mch_backward_run(a->bw, pair->T, pair->ids_baseline, pair->token_types,
@@ -286,6 +291,7 @@ const float *mch_atp_activation(const mch_atp *a, int run, mch_site site, int la
         layer >= a->m->cfg.L)
         return NULL;
     if (run == 0) return mch_backward_activation(a->bw, site, layer);
+    if (!a->qk && (site == MCH_SITE_PATTERN || site == MCH_SITE_V)) return NULL; /* not copied */
     return a->pert[site] + (size_t)layer * plane_max(a, site);
 }
 

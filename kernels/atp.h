@@ -48,7 +48,8 @@ mch_status mch_atp_run(mch_atp *a, const mch_patch_pair *pair, mch_atp_method me
 
 /* After a successful run: run 0 baseline, 1 perturbed, the activation at (site, layer) for the
  * sites AtP reads (resid_pre, v, pattern, z, attn_out, mlp_out), shaped as hooks.h for the
- * pair's T; NULL for another site or a layer out of range. */
+ * pair's T; NULL for another site or a layer out of range, and for the perturbed pattern and v
+ * after a run without the QK fix (only MCH_ATP_QK reads them, so only it copies them). */
 const float *mch_atp_activation(const mch_atp *a, int run, mch_site site, int layer);
 /* After a successful run: the baseline's gradient at (site, layer) (mch_backward_grad). */
 const float *mch_atp_grad(const mch_atp *a, mch_site site, int layer);

@@ -121,7 +121,7 @@ mch_workspace *mch_workspace_create(const mch_model *m, int max_tokens, int max_
     ws->bytes = (N + 1) * sizeof *ws->off;
     for (size_t i = 0; ok && i < sizeof bufs / sizeof bufs[0]; i++) {
         if (!bufs[i].n) continue;
-        ok = (*bufs[i].p = malloc(bufs[i].n * sizeof(float))) != NULL;
+        ok = (*bufs[i].p = mch_alloc_large(bufs[i].n * sizeof(float))) != NULL;
         ws->bytes += bufs[i].n * sizeof(float);
     }
     if (!ok) {

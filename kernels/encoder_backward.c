@@ -100,9 +100,10 @@ mch_status mch_backward_create(mch_backward **out, const mch_model *m, int max_T
     int ok = (b->ws = mch_workspace_create(m, max_T, max_T)) != NULL &&
              (b->hooks = mch_hooks_create(c->L)) != NULL;
     for (size_t i = 0; ok && i < sizeof kept / sizeof kept[0]; i++)
-        ok = (b->act[kept[i]] = malloc(L * plane_max(b, kept[i]) * sizeof(float))) != NULL;
+        ok = (b->act[kept[i]] = mch_alloc_large(L * plane_max(b, kept[i]) * sizeof(float))) != NULL;
     for (size_t i = 0; ok && i < sizeof graded / sizeof graded[0]; i++)
-        ok = (b->grad[graded[i]] = malloc(L * plane_max(b, graded[i]) * sizeof(float))) != NULL;
+        ok = (b->grad[graded[i]] = mch_alloc_large(L * plane_max(b, graded[i]) * sizeof(float))) !=
+             NULL;
     struct {
         float **p;
         size_t n;
@@ -116,7 +117,7 @@ mch_status mch_backward_create(mch_backward **out, const mch_model *m, int max_T
                 {&b->emb, (size_t)c->C},
                 {&b->demb, (size_t)c->C}};
     for (size_t i = 0; ok && i < sizeof bufs / sizeof bufs[0]; i++)
-        ok = (*bufs[i].p = malloc(bufs[i].n * sizeof(float))) != NULL;
+        ok = (*bufs[i].p = mch_alloc_large(bufs[i].n * sizeof(float))) != NULL;
     if (!ok) {
         mch_backward_free(b);
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory for the backward of %d tokens", max_T);

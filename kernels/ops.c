@@ -3,13 +3,16 @@
  * and stay within a few 1e-7 of libm; tests/unit/test_ops.c sweeps and asserts the bounds.
  * Invariant: an element's result never depends on where it sits in the array (array tails go
  * through the same vector code via a padded block), so a sequence scores the same in any batch. */
+#define _DEFAULT_SOURCE /* madvise, MADV_HUGEPAGE */
 #include "ops.h"
 
 #include <cblas.h>
 #include <stdio.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* One vector register of the target: the widest the compile flags allow. Elementwise results
  * are the same at every width; only the summation order of reductions changes. */
@@ -311,6 +314,18 @@ void mch_add_forward(float *out, const float *a, const float *b, size_t n)
     size_t i = 0;
     for (; i + W <= n; i += W) vstore(out + i, vload(a + i) + vload(b + i));
     for (; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void *mch_alloc_large(size_t bytes)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < huge) return malloc(bytes ? bytes : 1);
+    if (bytes > SIZE_MAX - huge) return NULL;
+    size_t len = (bytes + huge - 1) / huge * huge;
+    void *p = NULL;
+    if (posix_memalign(&p, huge, len)) return NULL;
+    madvise(p, len, MADV_HUGEPAGE); /* a request: refused or ignored, the pages stay small */
+    return p;
 }
 
 void mch_set_threads(int n)

@@ -9,6 +9,13 @@
  * counts are policy: the program's entry sets them, never a kernel; cblas.h stays in kernels/. */
 void mch_set_threads(int n);
 
+/* Memory for the large activation buffers of a context (sized once, reused for every pair),
+ * freed with free(). Blocks of 2 MiB or more are 2 MiB-aligned and advised as transparent huge
+ * pages (MADV_HUGEPAGE, where the kernel allows them on request): a fresh buffer then faults once
+ * per 2 MiB instead of once per 4 KiB page, which is most of a short process's time in a VM.
+ * NULL when out of memory. */
+void *mch_alloc_large(size_t bytes);
+
 /* The BLAS library as it runs here: its build configuration and version, and the kernel it chose
  * for this CPU (OPENBLAS_CORETYPE can change it), e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY
  * Haswell MAX_THREADS=64; kernel Haswell". Results can differ in the last bits between kernels. */

@@ -54,6 +54,8 @@ void *__real_malloc(size_t n);
 void *__real_calloc(size_t k, size_t n);
 void *__real_realloc(void *p, size_t n);
 void __real_free(void *p);
+int __real_posix_memalign(void **p, size_t align, size_t n);
+int __wrap_posix_memalign(void **p, size_t align, size_t n);
 void *__wrap_malloc(size_t n);
 void *__wrap_calloc(size_t k, size_t n);
 void *__wrap_realloc(void *p, size_t n);
@@ -156,6 +158,15 @@ void *__wrap_calloc(size_t k, size_t n)
     void *p = __real_calloc(k, n);
     if (p) fi_track(p, k * n, fi.op);
     return p;
+}
+
+/* mch_alloc_large's large blocks. */
+int __wrap_posix_memalign(void **p, size_t align, size_t n)
+{
+    if (fi_fail_now()) return ENOMEM;
+    int rc = __real_posix_memalign(p, align, n);
+    if (!rc) fi_track(*p, n, fi.op);
+    return rc;
 }
 
 /* A block keeps the stamp of the operation that made it (a caller's buffer grown by an operation

@@ -393,6 +393,10 @@ static void test_atp_refuses_bad_input_and_skips_like_the_patcher(void **st)
         /* pass 0: min_delta above the change; pass 1: the other direction */
         err = (mch_err){0};
         assert_int_equal(mch_atp_run(a, &pair, MCH_ATP_LINEAR, &res, &err), MCH_OK);
+        /* Without the QK fix the perturbed pattern and v are not copied, nor handed out. */
+        assert_null(mch_atp_activation(a, 1, MCH_SITE_PATTERN, 0));
+        assert_null(mch_atp_activation(a, 1, MCH_SITE_V, 0));
+        assert_non_null(mch_atp_activation(a, 1, MCH_SITE_Z, 0));
         double delta = res.score_perturbed - res.score_baseline;
         deltas[pass] = delta;
         assert_true(fabs(delta) > 1e-7);
