@@ -47,6 +47,11 @@ static void run_usage(FILE *f)
             "  --out DIR            output directory\n"
             "  --sweep LIST         heads, blocks, head-pos (comma-separated; default heads)\n"
             "  --heads L.H,...      heads for head-pos\n"
+            "  --method M           exact (default: one patched run per component), atp or\n"
+            "                       atp-qk (attribution patching: every heads and blocks effect\n"
+            "                       estimated from one backward pass a pair, the QK fix for\n"
+            "                       atp-qk's heads; docs/ATP.md); atp takes neither head-pos\n"
+            "                       nor --cache\n"
             "  --min-delta D        skip pairs whose score changes less (default 1e-3)\n"
             "  --direction D        patch the pairs whose score moved with the axiom, against it,\n"
             "                       or any (default any; the others are skipped and counted)\n"
@@ -225,14 +230,14 @@ static int parse_run_args(run_cli *c, int argc, char **argv, cJSON **job_json)
 {
     *job_json = NULL;
     mch_run_opts *o = &c->o;
-    mch_opt run[9 + 12];
+    mch_opt run[10 + 12];
     mch_source_opt_table src;
     mch_source_opt_table_init(&src, &o->src);
-    static const char *const names[] = {"model", "out",         "site",    "sweep",    "heads",
-                                        "cache", "cache-dtype", "pooling", "direction"};
-    const char **const dst[] = {&o->model, &o->out,         &o->site,    &o->sweep,    &o->heads,
-                                &o->cache, &o->cache_dtype, &o->pooling, &o->direction};
-    mch_opt *t = mch_opts_strings(run, names, dst, 9);
+    static const char *const names[] = {"model", "out",         "site",    "sweep",     "heads",
+                                        "cache", "cache-dtype", "pooling", "direction", "method"};
+    const char **const dst[] = {&o->model, &o->out,         &o->site,    &o->sweep,     &o->heads,
+                                &o->cache, &o->cache_dtype, &o->pooling, &o->direction, &o->method};
+    mch_opt *t = mch_opts_strings(run, names, dst, 10);
     const mch_opt others[] = {{"min-delta", 0, MCH_OPT_FN, NULL, 0, 0, min_delta_opt, 1},
                               MCH_OPT_ROW_FN("pairs-format", pairs_format_opt, 1),
                               {"resume", 0, MCH_OPT_FLAG, &o->resume, 0, 0, NULL, 0},

@@ -502,6 +502,10 @@ static void json_spec(FILE *f, const mch_job_spec *s)
     mch_json_double(f, s->ci_level);
     fprintf(f, ",\"seed\":%llu},\"sweeps\":", (unsigned long long)s->seed);
     json_string_list(f, s->sweeps, s->n_sweeps);
+    if (s->method && *s->method) { /* absent for exact patching: its maps' JSON is unchanged */
+        fputs(",\"method\":", f);
+        mch_json_string(f, s->method);
+    }
     fputs(",\"software_version\":", f);
     mch_json_string(f, s->software_version);
 }

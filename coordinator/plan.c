@@ -119,6 +119,30 @@ static mch_status plan_cache(const mch_run_opts *o, const mch_config *cfg, mch_j
     return MCH_OK;
 }
 
+/* The method ("" for exact) and what attribution patching cannot do: the head-pos sweep (its
+ * estimates are not defined, kernels/atp.h) and the activation cache (the worker caches the
+ * exact patcher's two runs, which an AtP job does not make). */
+static mch_status plan_method(const mch_run_opts *o, mch_job_spec *s, mch_err *err)
+{
+    int method = mch_method_of(o->method);
+    if (method < 0)
+        return mch_fail(err, MCH_ERR_ARG, "--method: unknown '%s' (exact, atp, atp-qk)", o->method);
+    if (!mch_msg_str(&s->method, mch_method_spec_name(method)))
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    if (method == MCH_JOB_EXACT) return MCH_OK;
+    if (mch_sweeps_bits(s->sweeps, s->n_sweeps) & MCH_SWEEP_HEAD_POS)
+        return mch_fail(err, MCH_ERR_ARG,
+                        "--method %s estimates the heads and blocks sweeps only; --sweep head-pos "
+                        "needs --method exact",
+                        o->method);
+    if (o->cache)
+        return mch_fail(err, MCH_ERR_ARG,
+                        "--cache needs --method exact (the cache stores the exact patcher's runs, "
+                        "which --method %s does not make)",
+                        o->method);
+    return MCH_OK;
+}
+
 mch_status mch_plan_spec(const mch_run_opts *o, const mch_model_meta *m, mch_job_spec *s,
                          mch_err *err)
 {
@@ -174,6 +198,7 @@ mch_status mch_plan_spec(const mch_run_opts *o, const mch_model_meta *m, mch_job
         !mch_msg_str(&s->select, o->select ? o->select : ""))
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if ((rc = plan_sweeps(o, cfg, s, err))) return rc;
+    if ((rc = plan_method(o, s, err))) return rc;
     return plan_cache(o, cfg, s, err);
 }
 

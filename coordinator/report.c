@@ -53,6 +53,12 @@ static void num6(FILE *f, double v)
         fputs("none", f);
 }
 
+/* The method's name as the JSON and HTML outputs give it (a spec spells exact ""). */
+static const char *method_name(const mch_job_spec *s)
+{
+    return s->method && *s->method ? s->method : "exact";
+}
+
 /* ---- components ------------------------------------------------------------------------------ */
 
 typedef enum { K_HEAD, K_BLOCK, K_HEAD_POS } kind;
@@ -564,7 +570,9 @@ static void components_csv(FILE *f, const void *ctx)
 static void components_json(FILE *f, const void *ctx)
 {
     const report *rep = ctx;
-    fprintf(f, "{\"format\":\"mechir-components/1\",\"level\":");
+    fprintf(f, "{\"format\":\"mechir-components/1\",\"method\":");
+    mch_json_string(f, method_name(&rep->m->spec));
+    fputs(",\"level\":", f);
     mch_json_double(f, rep->x.level);
     fprintf(f, ",\"bootstrap\":%lu,\"z\":", (unsigned long)rep->m->spec.bootstrap);
     mch_json_double(f, rep->x.z);
@@ -618,6 +626,21 @@ static const char *interval(double lo, double hi, char buf[48])
     else
         buf[0] = 0;
     return buf;
+}
+
+/* How the patched scores of the map were found, for index.html. */
+static const char *patching_text(const mch_job_spec *s)
+{
+    switch (mch_method_of(s->method)) {
+    case MCH_JOB_ATP:
+        return "atp: attribution patching, every patched score estimated to first order from one "
+               "backward pass a pair (docs/ATP.md)";
+    case MCH_JOB_ATP_QK:
+        return "atp-qk: attribution patching with the QK fix (heads: the perturbed attention "
+               "pattern, not its linearisation; docs/ATP.md)";
+    default:
+        return "exact: one patched run per component";
+    }
 }
 
 /* The sentence on both estimates and their intervals. */
@@ -704,6 +727,7 @@ static void header_html(FILE *f, const report *rep)
         o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s", i ? ", " : "", s->sweeps[i]);
     if (!s->n_sweeps) snprintf(buf, sizeof buf, "none");
     kv_row(f, "sweeps", buf);
+    kv_row(f, "method", patching_text(s));
     snprintf(buf, sizeof buf, "%llu total, %llu used, %llu skipped, %llu failed",
              (unsigned long long)m->pairs_total, (unsigned long long)m->pairs_used,
              (unsigned long long)m->pairs_skipped, (unsigned long long)m->pairs_failed);

@@ -17,6 +17,7 @@ typedef struct {
     const char *site;          /* provenance in the map (NULL: "") */
     const char *blas;          /* provenance: mch_blas_describe of this build (NULL: none) */
     const char *sweep, *heads; /* NULL: "heads"; L.H list for head-pos */
+    const char *method;        /* NULL or "exact", "atp", "atp-qk" (docs/ATP.md) */
     const char *cache, *cache_dtype, *pooling;
     double min_delta;                           /* 0: 1e-3 */
     int bootstrap;                              /* replicates B (-1: 200; 0: none) */

@@ -72,6 +72,7 @@ typedef struct {
     double ci_level;      /* level of the percentile intervals, in (0, 1) when bootstrap > 0 */
     char *direction;      /* pairs patched: "any" ("" too), "with" or "against" the axiom */
     char *select;         /* "" (every pair) or "top-delta" */
+    char *method;         /* "" (exact patching), "atp" or "atp-qk" (mch_method_of) */
     uint64_t select_k;    /* top-delta: the K pairs with the largest score change */
     int select_per_grade; /* top-delta: K pairs per relevance grade */
     mch_input_file *input_files; /* (n_input_files) --input, --run, --topics, --docs,
@@ -119,6 +120,15 @@ mch_status mch_sweeps_parse(const char *list, unsigned *bits, mch_err *err);
 size_t mch_sweeps_names(unsigned bits, const char *names[3]);
 /* The bits of a spec's sweep names (unknown names count as none; unpack refuses them). */
 unsigned mch_sweeps_bits(char *const *names, size_t n);
+
+/* How a job finds the patched scores: exact patching (kernels/patch.h) or attribution patching's
+ * estimates (kernels/atp.h), plain or with the QK fix. A spec stores "" for exact (so an exact
+ * job's spec bytes do not change), "atp" or "atp-qk" otherwise. */
+enum { MCH_JOB_EXACT, MCH_JOB_ATP, MCH_JOB_ATP_QK };
+/* "exact", "" or NULL: MCH_JOB_EXACT; "atp", "atp-qk": the others; anything else -1. */
+int mch_method_of(const char *s);
+/* The spec's string of a method (exact: ""). */
+const char *mch_method_spec_name(int method);
 
 /* Directions: "any" (or "" or NULL) 0, "with" 1, "against" -1; anything else -2. */
 int mch_direction_parse(const char *s);

@@ -65,6 +65,21 @@ int mch_direction_parse(const char *s)
     return -2;
 }
 
+static const char *const method_names[] = {"", "atp", "atp-qk"};
+
+int mch_method_of(const char *s)
+{
+    if (!s || !strcmp(s, "exact")) return MCH_JOB_EXACT;
+    for (int i = 0; i < (int)(sizeof method_names / sizeof method_names[0]); i++)
+        if (!strcmp(s, method_names[i])) return i;
+    return -1;
+}
+
+const char *mch_method_spec_name(int method)
+{
+    return method > MCH_JOB_EXACT && method <= MCH_JOB_ATP_QK ? method_names[method] : "";
+}
+
 /* ---- sweeps, heads, hooks ----------------------------------------------------------------- */
 
 static const struct {
@@ -190,6 +205,7 @@ static const struct {
     F(format),       F(model_path),   F(model_sha256),     F(vocab_hash), F(arch),
     F(architecture), F(perturbation), F(position),         F(filler),     F(pooling),
     F(cache_dtype),  F(inputs),       F(software_version), F(direction),  F(select),
+    F(method),
 #undef F
 };
 enum { N_STR_FIELDS = sizeof str_fields / sizeof str_fields[0] };
@@ -344,6 +360,14 @@ int msg_spec_check(const Mechir__JobSpec *m, char *why, size_t len)
         return snprintf(why, len, "spec: unknown selection '%.40s'", m->select), 1;
     if (*msg_s(m->select) && !m->select_k)
         return snprintf(why, len, "spec: selection top-delta with K 0"), 1;
+    /* "exact" is spelt "" in a spec: one job, one spelling (a resume compares bytes). */
+    if (mch_method_of(m->method) < 0 || !strcmp(msg_s(m->method), "exact"))
+        return snprintf(why, len, "spec: unknown method '%.40s'", m->method), 1;
+    if (*msg_s(m->method) &&
+        ((mch_sweeps_bits(m->sweeps, m->n_sweeps) & MCH_SWEEP_HEAD_POS) || m->n_cache_hooks))
+        return snprintf(why, len, "spec: method %.40s with a head-pos sweep or cache hooks",
+                        m->method),
+               1;
     if (m->n_input_files > MCH_SPEC_INPUT_FILES_MAX)
         return snprintf(why, len, "spec: %zu input files (at most %d)", m->n_input_files,
                         MCH_SPEC_INPUT_FILES_MAX),
@@ -416,7 +440,19 @@ mch_status mch_job_spec_unpack(mch_job_spec *s, const uint8_t *buf, size_t len, 
 
 /* ---- the comparison ----------------------------------------------------------------------- */
 
-typedef enum { K_STR, K_U32, K_INT, K_U64, K_DBL, K_LIST, K_QLIST, K_HEADS, K_FILES } field_kind;
+/* K_METHOD: a string printed as 'exact' when empty. */
+typedef enum {
+    K_STR,
+    K_METHOD,
+    K_U32,
+    K_INT,
+    K_U64,
+    K_DBL,
+    K_LIST,
+    K_QLIST,
+    K_HEADS,
+    K_FILES
+} field_kind;
 
 /* In the order a difference is reported; job_only: compared for a resume, not for a merge. */
 static const struct {
@@ -452,6 +488,7 @@ static const struct {
     D("bootstrap", K_U32, bootstrap, 0, 0),
     D("ci level", K_DBL, ci_level, 0, 0),
     D("direction", K_STR, direction, 0, 0),
+    D("method", K_METHOD, method, 0, 0),
     D("selection", K_STR, select, 1, 0),
     D("selection k", K_U64, select_k, 1, 0),
     D("per grade", K_INT, select_per_grade, 1, 0),
@@ -473,6 +510,11 @@ static void field_text(const mch_job_spec *s, int i, char *out, size_t len)
     case K_STR:
         snprintf(out, len, "'%.200s'", msg_s(*(char *const *)p));
         return;
+    case K_METHOD: {
+        const char *m = msg_s(*(char *const *)p);
+        snprintf(out, len, "'%.200s'", *m ? m : "exact");
+        return;
+    }
     case K_U32:
         snprintf(out, len, "%lu", (unsigned long)*(const uint32_t *)p);
         return;
@@ -567,6 +609,7 @@ static int field_equal(const mch_job_spec *a, const mch_job_spec *b, int i)
     const void *x = (const char *)a + diff_fields[i].off, *y = (const char *)b + diff_fields[i].off;
     switch (diff_fields[i].kind) {
     case K_STR:
+    case K_METHOD:
         return !strcmp(msg_s(*(char *const *)x), msg_s(*(char *const *)y));
     case K_U32:
         return *(const uint32_t *)x == *(const uint32_t *)y;

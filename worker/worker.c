@@ -1,5 +1,8 @@
 /* A rank's work (see worker.h). Result arrays are allocated per pair and freed after the unit's
- * result was sent or journaled; the patcher itself allocates nothing per pair. */
+ * result was sent or journaled; the patcher itself allocates nothing per pair. A job of method
+ * atp or atp-qk estimates the heads and blocks sweeps (kernels/atp.h) instead of patching them,
+ * into the same result arrays; its patcher, made only for --select's first pass, computes
+ * scores alone. */
 #include "worker.h"
 
 #include <cblas.h>
@@ -9,6 +12,7 @@
 #include <string.h>
 
 #include "act_store.h"
+#include "atp.h"
 #include "patch.h"
 #include "perturb.h"
 #include "progress.h"
@@ -18,7 +22,9 @@ struct mch_worker {
     unsigned sweeps;
     int rank;
     mch_model *m;
-    mch_patcher *p;
+    mch_patcher *p; /* exact patching, or --select's scores of an atp job (NULL: no-op sweep) */
+    mch_atp *atp;   /* method atp or atp-qk with a sweep */
+    mch_atp_method atp_method;
     int *heads, n_heads;
     mch_store_writer *store;
     mch_hook_point *cache;
@@ -30,6 +36,7 @@ void mch_worker_free(mch_worker *w)
     if (!w) return;
     mch_store_writer_close(w->store);
     mch_patcher_free(w->p);
+    mch_atp_free(w->atp);
     mch_model_close(w->m);
     free(w->heads);
     free(w->cache);
@@ -84,7 +91,23 @@ mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const c
                                                                          : MCH_POOL_CLS,
                          patterns,
                          axiom_direction(spec)};
-    if ((rc = mch_patcher_create(&w->p, w->m, &po, (int)spec->max_len, err))) goto fail;
+    int method = mch_method_of(spec->method);
+    if (method != MCH_JOB_EXACT && w->n_cache) { /* the plan and the spec check refuse it too */
+        rc = mch_fail(err, MCH_ERR_ARG, "--cache needs --method exact, not %s", spec->method);
+        goto fail;
+    }
+    if (method != MCH_JOB_EXACT && w->sweeps) {
+        mch_err aerr = {0};
+        w->atp_method = method == MCH_JOB_ATP_QK ? MCH_ATP_QK : MCH_ATP_LINEAR;
+        if ((rc = mch_atp_create(&w->atp, w->m, &po, (int)spec->max_len, &aerr))) {
+            mch_fail(err, rc, "--method %s: %s", spec->method, aerr.msg);
+            goto fail;
+        }
+        po.sweeps = 0; /* the patcher only scores (--select's first pass) */
+    }
+    if ((!w->atp || scoring) &&
+        (rc = mch_patcher_create(&w->p, w->m, &po, (int)spec->max_len, err)))
+        goto fail;
     if (w->n_cache) {
         mch_store_dtype dt = MCH_STORE_F32;
         if (spec->cache_dtype && *spec->cache_dtype &&
@@ -171,7 +194,7 @@ static mch_status run_pair(mch_worker *w, const mch_pair_input *in, int score_on
 {
     r->pair.index = in->index;
     r->pair.pair_id = in->pair_id;
-    if (!w->p) return MCH_OK; /* no-op sweep */
+    if (!w->p && !w->atp) return MCH_OK; /* no-op sweep */
     const mch_config *c = &w->m->cfg;
     size_t T = in->T, K = (size_t)w->n_heads;
     if (T < 1 || T > w->spec->max_len) {
@@ -191,6 +214,7 @@ static mch_status run_pair(mch_worker *w, const mch_pair_input *in, int score_on
                            in->token_types, (int)in->Tq,      in->Tq ? in->query_ids : NULL};
     mch_err perr = {0};
     mch_status rc = score_only ? mch_patch_scores(w->p, &pair, &res, &perr)
+                    : w->atp   ? mch_atp_run(w->atp, &pair, w->atp_method, &res, &perr)
                                : mch_patch_run(w->p, &pair, &res, &perr);
     int oom = 0;
     if (!rc && (!isfinite(res.score_baseline) || !isfinite(res.score_perturbed))) {

@@ -51,17 +51,19 @@ def close(got, want, atol, rtol=0.0):
     return got is not None and math.isfinite(got) and abs(got - want) <= atol + rtol * abs(want)
 
 
-def compare(what, got, want, atol):
+def compare(what, got, want, atol, rtol=0.0):
     """Element-wise comparison of two nested lists of numbers; reports the first mismatch."""
     if isinstance(want, list):
         if not isinstance(got, list) or len(got) != len(want):
             fail("%s: shape differs (got %s, want %d entries)" % (
                 what, len(got) if isinstance(got, list) else type(got).__name__, len(want)))
             return False
-        return all(compare("%s[%d]" % (what, i), g, w, atol) for i, (g, w) in enumerate(zip(got, want)))
-    if not close(got, want, atol):
-        fail("%s: got %r, want %.9g (diff %.3g > %g)" % (
-            what, got, want, abs(got - want) if isinstance(got, (int, float)) else float("nan"), atol))
+        return all(compare("%s[%d]" % (what, i), g, w, atol, rtol)
+                   for i, (g, w) in enumerate(zip(got, want)))
+    if not close(got, want, atol, rtol):
+        fail("%s: got %r, want %.9g (diff %.3g > %g + %g |want|)" % (
+            what, got, want, abs(got - want) if isinstance(got, (int, float)) else float("nan"),
+            atol, rtol))
         return False
     return True
 
@@ -76,7 +78,11 @@ def load_fixture(path):
 
 
 def cmd_inputs(fixture, out_dir):
-    fx = load_fixture(fixture)
+    write_inputs(load_fixture(fixture), out_dir)
+
+
+def write_inputs(fx, out_dir):
+    """The fixture's cases as `inject` input, one file per position (also run_atp_golden.py's)."""
     files = {}
     for i, c in enumerate(fx["cases"]):
         assert c["filler"] == "a" and c["max_len"] == 64, "the test runs --max-len 64, filler a"

@@ -724,6 +724,84 @@ static void test_spec_diff_names_the_first_differing_field(void **st)
     assert_true(strlen(d.a) < sizeof d.a);
 }
 
+/* spec_full as an attribution patching job can be: heads and blocks, no head-pos, no cache. */
+static mch_job_spec spec_atp(const char *method)
+{
+    mch_job_spec s = spec_full();
+    s.n_sweeps = 2, s.n_head_pos = 0, s.n_cache_hooks = 0;
+    s.method = (char *)method;
+    return s;
+}
+
+static void test_method_is_absent_for_exact_and_checked(void **st)
+{
+    (void)st;
+    assert_int_equal(mch_method_of(NULL), MCH_JOB_EXACT);
+    assert_int_equal(mch_method_of(""), MCH_JOB_EXACT);
+    assert_int_equal(mch_method_of("exact"), MCH_JOB_EXACT);
+    assert_int_equal(mch_method_of("atp"), MCH_JOB_ATP);
+    assert_int_equal(mch_method_of("atp-qk"), MCH_JOB_ATP_QK);
+    assert_int_equal(mch_method_of("ATP"), -1);
+    assert_int_equal(mch_method_of("atp-"), -1);
+    assert_string_equal(mch_method_spec_name(MCH_JOB_EXACT), "");
+    assert_string_equal(mch_method_spec_name(MCH_JOB_ATP_QK), "atp-qk");
+    /* Exact ("" or NULL) packs to the bytes of a spec without the field; atp appends field 32
+     * (tag 32 << 3 | 2 = 0x82 0x02) after every other field, as protobuf orders them. */
+    mch_job_spec s = spec_atp(NULL), back;
+    uint8_t *none, *empty, *atp;
+    size_t n_none, n_empty, n_atp;
+    mch_err err = {0};
+    assert_int_equal(mch_job_spec_pack(&s, &none, &n_none, &err), MCH_OK);
+    s.method = "";
+    assert_int_equal(mch_job_spec_pack(&s, &empty, &n_empty, &err), MCH_OK);
+    assert_int_equal(n_none, n_empty);
+    assert_memory_equal(none, empty, n_none);
+    s.method = "atp";
+    assert_int_equal(mch_job_spec_pack(&s, &atp, &n_atp, &err), MCH_OK);
+    static const uint8_t tail[6] = {0x82, 0x02, 3, 'a', 't', 'p'};
+    assert_int_equal(n_atp, n_none + sizeof tail);
+    assert_memory_equal(atp, none, n_none);
+    assert_memory_equal(atp + n_none, tail, sizeof tail);
+    if (mch_job_spec_unpack(&back, atp, n_atp, "spec", &err)) fail_msg("%s", err.msg);
+    assert_string_equal(back.method, "atp");
+    mch_job_spec_deinit(&back);
+    if (mch_job_spec_unpack(&back, none, n_none, "spec", &err)) fail_msg("%s", err.msg);
+    assert_string_equal(back.method, ""); /* never NULL once unpacked */
+    mch_job_spec_deinit(&back);
+    free(none), free(empty), free(atp);
+    /* Refused: an unknown method, exact spelt out (one job, one spelling), and attribution
+     * patching with the head-pos sweep or with cache hooks. */
+    const struct {
+        mch_job_spec s;
+        const char *why;
+    } bad[] = {{spec_atp("bogus"), "spec: unknown method 'bogus'"},
+               {spec_atp("exact"), "spec: unknown method 'exact'"},
+               {spec_full(), "spec: method atp-qk with a head-pos sweep or cache hooks"},
+               {spec_atp("atp"), "spec: method atp with a head-pos sweep or cache hooks"}};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        mch_job_spec b = bad[k].s;
+        if (k == 2) b.method = "atp-qk", b.n_cache_hooks = 0; /* head-pos */
+        if (k == 3) b.n_cache_hooks = 1;                      /* a cache hook */
+        uint8_t *bytes;
+        size_t len;
+        mch_err e = {0};
+        assert_int_equal(mch_job_spec_pack(&b, &bytes, &len, &e), MCH_OK);
+        assert_int_equal(mch_job_spec_unpack(&back, bytes, len, "x", &e), MCH_ERR_FORMAT);
+        assert_names(&e, bad[k].why);
+        free(bytes);
+    }
+    /* A resume and a merge both refuse another method, printing exact for "". */
+    mch_job_spec a = spec_atp(""), b = spec_atp("atp"), c = spec_atp("atp-qk");
+    expect_diff(&a, &b, MCH_SPEC_SAME_JOB, "method", "'exact'", "'atp'");
+    expect_diff(&a, &b, MCH_SPEC_SAME_MAP, "method", "'exact'", "'atp'");
+    expect_diff(&c, &b, MCH_SPEC_SAME_MAP, "method", "'atp-qk'", "'atp'");
+    mch_spec_diff d;
+    a.method = NULL;
+    assert_int_equal(mch_job_spec_diff(&a, &a, MCH_SPEC_SAME_MAP, &d), 0);
+    b.method = "atp";
+    assert_int_equal(mch_job_spec_diff(&b, &b, MCH_SPEC_SAME_JOB, &d), 0);
+}
+
 static void test_sweep_head_list_and_hook_parsers(void **st)
 {
     (void)st;
@@ -794,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_bad_specs_are_refused_naming_the_field),
         cmocka_unit_test(test_strings_must_be_utf8),
         cmocka_unit_test(test_spec_diff_names_the_first_differing_field),
+        cmocka_unit_test(test_method_is_absent_for_exact_and_checked),
         cmocka_unit_test(test_sweep_head_list_and_hook_parsers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

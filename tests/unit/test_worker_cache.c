@@ -1,6 +1,7 @@
 /* A rank's unit loop with --cache: the activations it stores for both runs of every pair, read
  * back through the cache store, equal those of a separate hooked forward of the same ids bit for
- * bit (lossless) or within the stated bf16 bound; the unit's results match a direct patch run. */
+ * bit (lossless) or within the stated bf16 bound; the unit's results match a direct patch run.
+ * A job of method atp asking for a cache is refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -155,11 +156,35 @@ static void test_bf16_cache_stays_within_its_bound(void **s)
     run_case("bf16", 1.0 / 256);
 }
 
+/* The cache holds the exact patcher's runs, which an attribution patching job does not make: a
+ * spec that asks for both (the plan and the spec check refuse it first) is refused by the worker
+ * too, before anything is written. */
+static void test_atp_worker_refuses_a_cache(void **s)
+{
+    (void)s;
+    char dir[] = "/tmp/mch-wc-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    static char *sweeps[2] = {"heads", "blocks"};
+    char *hooks[1] = {"hook_full_embed"};
+    mch_job_spec spec = {0};
+    spec.model_path = DEMO;
+    spec.n_sweeps = 2, spec.sweeps = sweeps;
+    spec.max_len = 64, spec.min_delta = 1e-3, spec.pooling = "cls", spec.method = "atp-qk";
+    spec.n_cache_hooks = 1, spec.cache_hooks = hooks, spec.cache_dtype = "f32";
+    mch_worker *w = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_worker_create(&w, &spec, dir, 1, 0, 1, 64, &err), MCH_ERR_ARG);
+    assert_null(w);
+    assert_string_equal(err.msg, "--cache needs --method exact, not atp-qk");
+    assert_int_equal(rmdir(dir), 0); /* empty: no cache file was opened */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lossless_cache_equals_the_forward_activations),
         cmocka_unit_test(test_bf16_cache_stays_within_its_bound),
+        cmocka_unit_test(test_atp_worker_refuses_a_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
