@@ -30,21 +30,21 @@ static mch_status ids_parse(const char *opt, const char *s, int32_t *out, int ca
     return MCH_OK;
 }
 
-static const char *const method_names[] = {"exact", "atp", "atp-qk"};
-
+/* The names are the job spec's (proto/msg.h), "exact" spelt out. */
 mch_status mch_method_parse(const char *s, int *method, mch_err *err)
 {
-    for (int i = 0; i < (int)(sizeof method_names / sizeof method_names[0]); i++)
-        if (!strcmp(s, method_names[i])) {
-            *method = i;
-            return MCH_OK;
-        }
-    return mch_fail(err, MCH_ERR_ARG, "--method takes exact, atp or atp-qk, got '%.40s'", s);
+    int k = mch_method_of(s);
+    if (k < 0)
+        return mch_fail(err, MCH_ERR_ARG, "--method takes exact, atp or atp-qk, got '%.40s'", s);
+    *method = k;
+    return MCH_OK;
 }
 
 const char *mch_method_name(int method)
 {
-    return method >= 0 && method <= MCH_METHOD_ATP_QK ? method_names[method] : "unknown";
+    if (method == MCH_JOB_EXACT) return "exact";
+    const char *name = mch_method_spec_name(method);
+    return *name ? name : "unknown";
 }
 
 /* The options of the estimates (attribution patching) or of the exact engine. */
@@ -65,7 +65,7 @@ static mch_patch_opts patch_opts(const mch_patch_one_opts *o)
 static mch_status check_method(const mch_patch_one_opts *o, const mch_model *m, mch_err *err)
 {
     const char *name = mch_method_name(o->method);
-    if (o->method == MCH_METHOD_EXACT)
+    if (o->method == MCH_JOB_EXACT)
         return o->verify_top ? mch_fail(err, MCH_ERR_ARG,
                                         "--verify-top checks estimates: it needs --method atp or "
                                         "atp-qk")
@@ -291,7 +291,7 @@ static cJSON *result_json(const mch_patch_one_opts *a, const mch_model *m, const
     cJSON_AddItemToObject(o, "ids_baseline", int_array(ids->b, ids->T));
     cJSON_AddItemToObject(o, "ids_perturbed", int_array(ids->p, ids->T));
     cJSON_AddItemToObject(o, "token_types", int_array(ids->types, ids->T));
-    if (a->method != MCH_METHOD_EXACT)
+    if (a->method != MCH_JOB_EXACT)
         cJSON_AddStringToObject(o, "method", mch_method_name(a->method));
     if (!r->skipped) add_maps(o, &m->cfg, a, r, ids->T);
     return o;
@@ -409,7 +409,7 @@ static mch_status run_pair(const mch_patch_one_opts *o, const mch_model *m,
 {
     mch_patch_opts po = patch_opts(o);
     mch_status rc;
-    if (o->method == MCH_METHOD_EXACT) {
+    if (o->method == MCH_JOB_EXACT) {
         mch_patcher *p = NULL;
         rc = mch_patcher_create(&p, m, &po, pair->T, err);
         if (!rc) rc = mch_patch_run(p, pair, r, err);
@@ -418,8 +418,8 @@ static mch_status run_pair(const mch_patch_one_opts *o, const mch_model *m,
         mch_atp *a = NULL;
         rc = mch_atp_create(&a, m, &po, pair->T, err);
         if (!rc)
-            rc = mch_atp_run(a, pair, o->method == MCH_METHOD_ATP_QK ? MCH_ATP_QK : MCH_ATP_LINEAR,
-                             r, err);
+            rc = mch_atp_run(a, pair, o->method == MCH_JOB_ATP_QK ? MCH_ATP_QK : MCH_ATP_LINEAR, r,
+                             err);
         mch_atp_free(a);
     }
     return rc;

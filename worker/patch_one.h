@@ -11,6 +11,7 @@
 
 #include "atp.h"
 #include "model.h"
+#include "msg.h"
 #include "patch.h"
 
 #define MCH_PATCH_MAX_HEADS 256 /* heads a head list holds */
@@ -31,13 +32,10 @@ typedef struct {
     int scratch_mb;      /* memory for batched patches; 0: 256 */
     double min_delta;    /* |perturbed - baseline| below this: skipped */
     mch_pooling pooling; /* bi-encoder pooling */
-    int method;          /* MCH_METHOD_* */
+    int method;          /* MCH_JOB_EXACT, _ATP or _ATP_QK (msg.h): how scores are found */
     int verify_top;      /* attribution patching: exact patching of the K largest; 0: none */
 } mch_patch_one_opts;
 
-/* How the patched scores are found: one patch at a time, or estimated from one backward pass
- * (kernels/atp.h), plain or with the QK fix. */
-enum { MCH_METHOD_EXACT, MCH_METHOD_ATP, MCH_METHOD_ATP_QK };
 /* "exact", "atp", "atp-qk" into *method; an unknown name fails naming the three. */
 mch_status mch_method_parse(const char *s, int *method, mch_err *err);
 const char *mch_method_name(int method);
