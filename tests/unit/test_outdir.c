@@ -72,7 +72,7 @@ static int teardown(void **state)
 static void put(const char *dir, const char *name, const char *text)
 {
     char path[2048];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_true(snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(text, f);
