@@ -52,6 +52,11 @@ static void run_usage(FILE *f)
             "                       estimated from one backward pass a pair, the QK fix for\n"
             "                       atp-qk's heads; docs/ATP.md); atp takes neither head-pos\n"
             "                       nor --cache\n"
+            "  --verify-top K       with atp or atp-qk: also patch exactly, in every pair, the K\n"
+            "                       components of largest estimated score change (heads and\n"
+            "                       blocks together; all when fewer) and, with blocks, the\n"
+            "                       resid_pre rows where the ids differ; circuit.json's\n"
+            "                       \"verified\" and the report compare them with the estimates\n"
             "  --min-delta D        skip pairs whose score changes less (default 1e-3)\n"
             "  --direction D        patch the pairs whose score moved with the axiom, against it,\n"
             "                       or any (default any; the others are skipped and counted)\n"
@@ -230,7 +235,7 @@ static int parse_run_args(run_cli *c, int argc, char **argv, cJSON **job_json)
 {
     *job_json = NULL;
     mch_run_opts *o = &c->o;
-    mch_opt run[10 + 12];
+    mch_opt run[10 + 13];
     mch_source_opt_table src;
     mch_source_opt_table_init(&src, &o->src);
     static const char *const names[] = {"model", "out",         "site",    "sweep",     "heads",
@@ -249,6 +254,7 @@ static int parse_run_args(run_cli *c, int argc, char **argv, cJSON **job_json)
                               MCH_OPT_ROW_DOUBLE("ci", &o->ci, 0.5, 0.9999),
                               MCH_OPT_ROW_FN("select", select_opt, 2),
                               MCH_OPT_ROW_FLAG("per-grade", &o->per_grade),
+                              MCH_OPT_ROW_INT("verify-top", &o->verify_top, 1, MCH_VERIFY_TOP_MAX),
                               {0}};
     memcpy(t, others, sizeof others);
     const mch_opt *const tabs[] = {run, src.opt, NULL};

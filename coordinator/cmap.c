@@ -9,6 +9,14 @@
 #include "jsonout.h"
 #include "perturb.h"
 
+/* The accumulator's estimates in mch_cmap_ests' order. */
+static void acc_ests(mch_cmap_acc *a, mch_est *out[MCH_CMAP_EST])
+{
+    mch_est *all[MCH_CMAP_EST] = {&a->heads,  &a->blocks,     &a->hpz,     &a->hpp,
+                                  &a->vheads, &a->vheads_est, &a->vblocks, &a->vblocks_est};
+    memcpy(out, all, sizeof all);
+}
+
 mch_status mch_cmap_acc_init(mch_cmap_acc *a, const mch_job_spec *spec, mch_err *err)
 {
     memset(a, 0, sizeof *a);
@@ -17,12 +25,13 @@ mch_status mch_cmap_acc_init(mch_cmap_acc *a, const mch_job_spec *spec, mch_err 
     a->L = (int)spec->layers, a->NH = (int)spec->heads, a->K = (int)spec->n_head_pos;
     a->R = MCH_ROLE_COUNT;
     a->B = spec->bootstrap, a->seed = spec->seed, a->axiom = mch_perturb_axiom_sign(k);
-    size_t cells[4];
+    size_t cells[MCH_CMAP_EST];
     mch_cmap_cells(spec, cells);
-    mch_status rc = mch_est_init(&a->heads, cells[0], a->B, err);
-    if (!rc) rc = mch_est_init(&a->blocks, cells[1], a->B, err);
-    if (!rc) rc = mch_est_init(&a->hpz, cells[2], a->B, err);
-    if (!rc) rc = mch_est_init(&a->hpp, cells[3], a->B, err);
+    mch_est *all[MCH_CMAP_EST];
+    acc_ests(a, all);
+    mch_status rc = MCH_OK;
+    for (int i = 0; i < MCH_CMAP_EST && !rc; i++) rc = mch_est_init(all[i], cells[i], a->B, err);
+    if (!rc) rc = mch_stats_init(&a->vrank, spec->verify_top ? 1 : 0, err);
     if (!rc && !(a->w = malloc((size_t)a->B + 1)))
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if (rc) mch_cmap_acc_deinit(a);
@@ -32,10 +41,10 @@ mch_status mch_cmap_acc_init(mch_cmap_acc *a, const mch_job_spec *spec, mch_err 
 void mch_cmap_acc_deinit(mch_cmap_acc *a)
 {
     if (!a) return;
-    mch_est_deinit(&a->heads);
-    mch_est_deinit(&a->blocks);
-    mch_est_deinit(&a->hpz);
-    mch_est_deinit(&a->hpp);
+    mch_est *all[MCH_CMAP_EST];
+    acc_ests(a, all);
+    for (int i = 0; i < MCH_CMAP_EST; i++) mch_est_deinit(all[i]);
+    mch_stats_deinit(&a->vrank);
     for (int i = 0; i < a->n_strata; i++) {
         mch_est_deinit(&a->strata[i].heads);
         mch_est_deinit(&a->strata[i].blocks);
@@ -134,6 +143,83 @@ static int add_head_pos(mch_cmap_acc *a, const mch_pair_result *r, const pair_ct
     return bad;
 }
 
+int mch_spearman(const double *x, const double *y, size_t n, double *ranks, double *rho)
+{
+    if (n < 2) return 1;
+    const double *v[2] = {x, y};
+    for (int s = 0; s < 2; s++) { /* rank of i: 1 + #smaller + (#equal - 1) / 2 */
+        double *rk = ranks + (size_t)s * n;
+        for (size_t i = 0; i < n; i++) {
+            size_t less = 0, equal = 0;
+            for (size_t j = 0; j < n; j++) {
+                less += v[s][j] < v[s][i];
+                equal += v[s][j] == v[s][i];
+            }
+            rk[i] = 1 + (double)less + ((double)equal - 1) / 2;
+        }
+    }
+    double mean = ((double)n + 1) / 2, sxy = 0, sxx = 0, syy = 0;
+    for (size_t i = 0; i < n; i++) {
+        double dx = ranks[i] - mean, dy = ranks[n + i] - mean;
+        sxy += dx * dy, sxx += dx * dx, syy += dy * dy;
+    }
+    if (sxx == 0 || syy == 0) return 1;
+    *rho = sxy / sqrt(sxx * syy);
+    return 0;
+}
+
+/* Whether verified entry i of r repeats an earlier one. */
+static int verified_repeat(const mch_pair_result *r, size_t i)
+{
+    const int32_t *c = r->verified_comp + 3 * i;
+    for (size_t j = 0; j < i; j++) {
+        const int32_t *d = r->verified_comp + 3 * j;
+        if (c[0] == d[0] && c[1] == d[1] && c[2] == d[2]) return 1;
+    }
+    return 0;
+}
+
+/* The verified components of a used pair of score change delta: heads as cells, block rows by
+ * role as add_by_role does over the distinct verified positions, and the rank correlation; 1
+ * when a score is beyond the exact sums, *oom when out of memory. */
+static int add_verified(mch_cmap_acc *a, const mch_pair_result *r, double delta, const pair_ctx *c,
+                        int *oom)
+{
+    size_t n = r->n_verified, nb = a->vblocks.cells, R = (size_t)a->R;
+    double *buf = calloc(6 * n + 3 * nb + 1, sizeof *buf);
+    if (!buf) return *oom = 1, 0;
+    double *ex = buf, *est = buf + n, *ranks = buf + 2 * n; /* effects of distinct entries */
+    double *sums = buf + 4 * n; /* (nb) exact, estimated and count, per block cell */
+    int bad = 0;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (verified_repeat(r, i)) continue;
+        const int32_t *cp = r->verified_comp + 3 * i;
+        double x = r->verified_exact[i], y = r->verified_estimate[i];
+        ex[m] = (x - c->base) / delta, est[m] = (y - c->base) / delta;
+        if (cp[0] < 0) {
+            size_t cell = (size_t)cp[1] * (size_t)a->NH + (size_t)cp[2];
+            bad |= add_cell(&a->vheads, cell, ex[m], x, c) |
+                   add_cell(&a->vheads_est, cell, est[m], y, c);
+        } else {
+            size_t cell = ((size_t)cp[0] * (size_t)a->L + (size_t)cp[1]) * R + r->pair.roles[cp[2]];
+            sums[cell] += x, sums[nb + cell] += y, sums[2 * nb + cell] += 1;
+        }
+        m++;
+    }
+    for (size_t cell = 0; cell < nb; cell++) {
+        double k = sums[2 * nb + cell];
+        if (!k) continue;
+        double x = sums[cell] / k, y = sums[nb + cell] / k;
+        bad |= add_cell(&a->vblocks, cell, (x - c->base) / delta, x, c) |
+               add_cell(&a->vblocks_est, cell, (y - c->base) / delta, y, c);
+    }
+    double rho;
+    if (!bad && m >= 3 && !mch_spearman(est, ex, m, ranks, &rho)) mch_stats_add(&a->vrank, 0, rho);
+    free(buf);
+    return bad;
+}
+
 /* Doubles the room for pair ids; 1 when out of memory. */
 static int grow_ids(mch_cmap_acc *a)
 {
@@ -159,7 +245,8 @@ mch_status mch_cmap_acc_add(mch_cmap_acc *a, const mch_pair_result *r, mch_err *
         return mch_fail(err, MCH_ERR_SHAPE, "pair %016llx: %s", (unsigned long long)p->pair_id,
                         why);
     if ((r->n_heads && !a->heads.cells) || (r->n_blocks && !a->blocks.cells) ||
-        (r->n_head_pos_z && !a->hpz.cells) || (r->n_head_pos_pattern && !a->hpp.cells))
+        (r->n_head_pos_z && !a->hpz.cells) || (r->n_head_pos_pattern && !a->hpp.cells) ||
+        (r->n_verified && !a->vrank.cells))
         return mch_fail(err, MCH_ERR_SHAPE, "pair %016llx: values of a sweep the job does not run",
                         (unsigned long long)p->pair_id);
     if (a->n_ids == a->cap_ids && grow_ids(a))
@@ -181,6 +268,11 @@ mch_status mch_cmap_acc_add(mch_cmap_acc *a, const mch_pair_result *r, mch_err *
     mch_bootstrap_weights(a->seed, p->pair_id, a->B, a->w);
     int bad = mch_xsum_quantize(delta, &c.qden);
     if (!bad) bad = add_maps(a, &a->heads, &a->blocks, r, &c) | add_head_pos(a, r, &c);
+    if (!bad && r->n_verified) {
+        int oom = 0;
+        bad = add_verified(a, r, delta, &c, &oom);
+        if (oom) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    }
     long long keys[3][2] = {{0, p->relevance},
                             {1, p->rank >= 1 ? (p->rank - 1) / 10 : -1},
                             {2, delta * a->axiom > 0 ? 1 : 0}};
@@ -265,12 +357,16 @@ mch_status mch_cmap_acc_finish(mch_cmap_acc *a, const mch_job_spec *spec, const 
     out->pairs_total = a->total, out->pairs_used = a->used;
     out->pairs_skipped = a->skipped, out->pairs_failed = a->failed;
     out->pairs_with = a->with, out->pairs_against = a->against;
-    out->heads = a->heads, out->blocks = a->blocks, out->hpz = a->hpz, out->hpp = a->hpp;
+    mch_est *from[MCH_CMAP_EST], *to[MCH_CMAP_EST];
+    acc_ests(a, from);
+    mch_cmap_ests(out, to);
+    for (int i = 0; i < MCH_CMAP_EST; i++) { /* moved */
+        *to[i] = *from[i];
+        memset(from[i], 0, sizeof *from[i]);
+    }
+    out->vrank = a->vrank;
+    memset(&a->vrank, 0, sizeof a->vrank);
     out->pair_ids = a->pair_ids, out->n_pair_ids = a->n_ids;
-    memset(&a->heads, 0, sizeof a->heads);
-    memset(&a->blocks, 0, sizeof a->blocks);
-    memset(&a->hpz, 0, sizeof a->hpz);
-    memset(&a->hpp, 0, sizeof a->hpp);
     a->pair_ids = NULL;
     a->n_ids = a->cap_ids = 0;
     mch_cmap_canonicalize(out);
@@ -506,8 +602,39 @@ static void json_spec(FILE *f, const mch_job_spec *s)
         fputs(",\"method\":", f);
         mch_json_string(f, s->method);
     }
+    if (s->verify_top) fprintf(f, ",\"verify_top\":%lu", (unsigned long)s->verify_top);
     fputs(",\"software_version\":", f);
     mch_json_string(f, s->software_version);
+}
+
+/* The verified maps: exact and estimated effects of the verified components over the pairs
+ * where each was verified, and the per-pair rank correlation. */
+static void json_verified(FILE *f, const mch_cmap *m, double lv)
+{
+    size_t L = m->spec.layers, NH = m->spec.heads, R = MCH_ROLE_COUNT;
+    fputs(",\"verified\":{\"rank_correlation\":{\"pairs\":", f);
+    const mch_stats *v = &m->vrank;
+    uint64_t n = v->cells ? v->n[0] : 0;
+    fprintf(f, "%llu,\"mean\":", (unsigned long long)n);
+    mch_json_double(f, n ? v->mean[0] : NAN);
+    fputs(",\"std\":", f);
+    mch_json_double(f, v->cells ? mch_stats_std(v, 0) : NAN);
+    putc('}', f);
+    const struct {
+        const char *key;
+        const mch_est *e;
+        size_t rows, cols, planes;
+    } part[] = {{"heads", &m->vheads, L, NH, 1},
+                {"heads_estimate", &m->vheads_est, L, NH, 1},
+                {"blocks_by_role", &m->vblocks, L, R, 3},
+                {"blocks_by_role_estimate", &m->vblocks_est, L, R, 3}};
+    for (size_t i = 0; i < sizeof part / sizeof part[0]; i++) {
+        if (!part[i].e->cells) continue;
+        fprintf(f, ",\"%s\":{", part[i].key);
+        json_stats_block(f, part[i].e, lv, part[i].rows, part[i].cols, part[i].planes);
+        putc('}', f);
+    }
+    putc('}', f);
 }
 
 void mch_cmap_write_json(const mch_cmap *m, FILE *f)
@@ -543,6 +670,7 @@ void mch_cmap_write_json(const mch_cmap *m, FILE *f)
         json_stats_block(f, &m->hpp, lv, K, R, 1);
         fputs("}}", f);
     }
+    if (s->verify_top) json_verified(f, m, lv);
     fputs(",\"strata\":{", f);
     for (size_t i = 0; i < m->n_strata; i++) {
         const mch_cmap_stratum *st = &m->strata[i];

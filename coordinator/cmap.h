@@ -28,6 +28,11 @@ typedef struct {
     mch_est blocks; /* (3, L, R) */
     mch_est hpz;    /* (K, R) */
     mch_est hpp;    /* (K, R) */
+    /* verify_top: the verified components' exact effects and their estimates (over the same
+     * pairs), and the per-pair rank correlation of the two (1 cell). */
+    mch_est vheads, vheads_est;   /* (L, NH) */
+    mch_est vblocks, vblocks_est; /* (3, L, R) */
+    mch_stats vrank;
     mch_acc_stratum *strata;
     int n_strata;
     uint64_t *pair_ids; /* in the order added */
@@ -40,7 +45,11 @@ mch_status mch_cmap_acc_init(mch_cmap_acc *a, const mch_job_spec *spec, mch_err 
 void mch_cmap_acc_deinit(mch_cmap_acc *a); /* accepts NULL */
 
 /* Adds one pair's result, checked with mch_pair_result_check (call in pair order). Strata:
- * relevance grade, rank bucket and direction of the score change. */
+ * relevance grade, rank bucket and direction of the score change (the verified maps have none).
+ * Verified components: each distinct one once (a head, or a block row whose per-role mean over
+ * the pair's distinct verified positions of the role makes the cell), into the exact and the
+ * estimated verified maps; the pair's rank correlation when it has 3 or more distinct
+ * components (mch_spearman). */
 mch_status mch_cmap_acc_add(mch_cmap_acc *a, const mch_pair_result *r, mch_err *err);
 
 /* Moves the statistics into out (zeroed) with a copy of spec, of the sites and of their
@@ -55,6 +64,11 @@ void mch_cmap_canonicalize(mch_cmap *m);
 
 /* Order of strata names: relevance grades, then rank buckets, each by number. */
 int mch_stratum_cmp(const char *a, const char *b);
+
+/* Spearman's rank correlation of x and y (n): Pearson's of their ranks, ties given their mean
+ * rank; ranks (2 n) is scratch. @return 0 and *rho, or 1 when n < 2 or either side is all
+ * tied (no correlation). */
+int mch_spearman(const double *x, const double *y, size_t n, double *ranks, double *rho);
 
 /* Reads and validates an untrusted .cmap file (mch_cmap_unpack). */
 mch_status mch_cmap_load(mch_cmap *m, const char *path, mch_err *err);

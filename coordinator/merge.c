@@ -139,10 +139,12 @@ static mch_status merge_alloc(const mch_cmap_input *in, int n, mch_cmap *out, mc
         prov += in[i].m->n_provenance;
     }
     uint32_t B = m0->spec.bootstrap;
-    mch_status rc = mch_est_init(&out->heads, m0->heads.cells, B, err);
-    if (!rc) rc = mch_est_init(&out->blocks, m0->blocks.cells, B, err);
-    if (!rc) rc = mch_est_init(&out->hpz, m0->hpz.cells, B, err);
-    if (!rc) rc = mch_est_init(&out->hpp, m0->hpp.cells, B, err);
+    mch_est *from[MCH_CMAP_EST], *to[MCH_CMAP_EST];
+    mch_cmap_ests((mch_cmap *)m0, from);
+    mch_cmap_ests(out, to);
+    mch_status rc = MCH_OK;
+    for (int i = 0; i < MCH_CMAP_EST && !rc; i++) rc = mch_est_init(to[i], from[i]->cells, B, err);
+    if (!rc) rc = mch_stats_init(&out->vrank, m0->vrank.cells, err);
     if (!rc && (!(out->pair_ids = malloc((ids + 1) * sizeof *out->pair_ids)) ||
                 !(out->strata = calloc(strata + 1, sizeof *out->strata)) ||
                 !(out->sites = calloc(sites + 1, sizeof *out->sites)) ||
@@ -181,10 +183,11 @@ mch_status mch_cmap_merge(mch_cmap_input *in, int n, mch_cmap *out, mch_err *err
                           in[i].name);
             break;
         }
-        mch_est_fold(&out->heads, &x->heads);
-        mch_est_fold(&out->blocks, &x->blocks);
-        mch_est_fold(&out->hpz, &x->hpz);
-        mch_est_fold(&out->hpp, &x->hpp);
+        mch_est *from[MCH_CMAP_EST], *to[MCH_CMAP_EST];
+        mch_cmap_ests((mch_cmap *)x, from);
+        mch_cmap_ests(out, to);
+        for (int k = 0; k < MCH_CMAP_EST; k++) mch_est_fold(to[k], from[k]);
+        mch_stats_fold(&out->vrank, &x->vrank);
         for (size_t j = 0; j < x->n_provenance && !rc; j++, out->n_provenance++)
             if (!mch_msg_str(&out->provenance[out->n_provenance], x->provenance[j]))
                 rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory merging maps");

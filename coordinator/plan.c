@@ -129,7 +129,12 @@ static mch_status plan_method(const mch_run_opts *o, mch_job_spec *s, mch_err *e
         return mch_fail(err, MCH_ERR_ARG, "--method: unknown '%s' (exact, atp, atp-qk)", o->method);
     if (!mch_msg_str(&s->method, mch_method_spec_name(method)))
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    if (method == MCH_JOB_EXACT) return MCH_OK;
+    s->verify_top = o->verify_top > 0 ? (uint32_t)o->verify_top : 0;
+    if (method == MCH_JOB_EXACT)
+        return s->verify_top ? mch_fail(err, MCH_ERR_ARG,
+                                        "--verify-top checks estimates: it needs --method atp or "
+                                        "atp-qk")
+                             : MCH_OK;
     if (mch_sweeps_bits(s->sweeps, s->n_sweeps) & MCH_SWEEP_HEAD_POS)
         return mch_fail(err, MCH_ERR_ARG,
                         "--method %s estimates the heads and blocks sweeps only; --sweep head-pos "

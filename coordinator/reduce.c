@@ -15,6 +15,8 @@
 
 /* ---- pairs.jsonl -------------------------------------------------------------------------- */
 
+static const char *const block_names[3] = {"resid_pre", "attn_out", "mlp_out"};
+
 /* rows arrays of cols floats from x, as [[..],[..]]. */
 static void float_rows(FILE *f, const float *x, size_t rows, size_t cols)
 {
@@ -36,7 +38,7 @@ static void pair_maps_of(FILE *f, const mch_pair_result *r, const mch_job_spec *
         float_rows(f, scores ? r->heads_scores : r->heads, L, NH);
     }
     if (r->n_blocks) {
-        static const char *names[3] = {"resid_pre", "attn_out", "mlp_out"};
+        const char *const *names = block_names;
         const float *x = scores ? r->blocks_scores : r->blocks;
         fprintf(f, ",\"blocks%s\":{", sfx);
         for (size_t k = 0; k < 3; k++) {
@@ -54,10 +56,34 @@ static void pair_maps_of(FILE *f, const mch_pair_result *r, const mch_job_spec *
     }
 }
 
+/* Verified components [from, to) of r as patch's JSON: name, estimate, exact. */
+static void verified_of(FILE *f, const mch_pair_result *r, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        const int32_t *c = r->verified_comp + 3 * i;
+        if (c[0] < 0)
+            fprintf(f, "%s{\"component\":\"head %d.%d\",\"estimate\":", i > from ? "," : "",
+                    (int)c[1], (int)c[2]);
+        else
+            fprintf(f, "%s{\"component\":\"%s %d %d\",\"estimate\":", i > from ? "," : "",
+                    block_names[c[0]], (int)c[1], (int)c[2]);
+        mch_json_number(f, r->verified_estimate[i]);
+        fputs(",\"exact\":", f);
+        mch_json_number(f, r->verified_exact[i]);
+        putc('}', f);
+    }
+}
+
 static void pair_maps(FILE *f, const mch_pair_result *r, const mch_job_spec *s)
 {
     pair_maps_of(f, r, s, 0);
     pair_maps_of(f, r, s, 1);
+    if (!r->n_verified) return;
+    fputs(",\"verified\":[", f);
+    verified_of(f, r, 0, r->verified_top);
+    fputs("],\"verified_diff_rows\":[", f);
+    verified_of(f, r, r->verified_top, r->n_verified);
+    putc(']', f);
 }
 
 static void write_pair_line(FILE *f, const mch_pair_result *r, const mch_job_spec *s)

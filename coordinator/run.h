@@ -18,6 +18,7 @@ typedef struct {
     const char *blas;          /* provenance: mch_blas_describe of this build (NULL: none) */
     const char *sweep, *heads; /* NULL: "heads"; L.H list for head-pos */
     const char *method;        /* NULL or "exact", "atp", "atp-qk" (docs/ATP.md) */
+    int verify_top;            /* atp: exact patching of each pair's K largest estimates */
     const char *cache, *cache_dtype, *pooling;
     double min_delta;                           /* 0: 1e-3 */
     int bootstrap;                              /* replicates B (-1: 200; 0: none) */

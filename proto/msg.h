@@ -73,6 +73,8 @@ typedef struct {
     char *direction;      /* pairs patched: "any" ("" too), "with" or "against" the axiom */
     char *select;         /* "" (every pair) or "top-delta" */
     char *method;         /* "" (exact patching), "atp" or "atp-qk" (mch_method_of) */
+    uint32_t verify_top;  /* atp, atp-qk: components of a pair verified by exact patching (0:
+                           * none), plus the resid_pre rows where the ids differ with blocks */
     uint64_t select_k;    /* top-delta: the K pairs with the largest score change */
     int select_per_grade; /* top-delta: K pairs per relevance grade */
     mch_input_file *input_files; /* (n_input_files) --input, --run, --topics, --docs,
@@ -129,6 +131,9 @@ enum { MCH_JOB_EXACT, MCH_JOB_ATP, MCH_JOB_ATP_QK };
 int mch_method_of(const char *s);
 /* The spec's string of a method (exact: ""). */
 const char *mch_method_spec_name(int method);
+
+/* The most components a pair's estimates are verified for (--verify-top). */
+#define MCH_VERIFY_TOP_MAX 4096
 
 /* Directions: "any" (or "" or NULL) 0, "with" 1, "against" -1; anything else -2. */
 int mch_direction_parse(const char *s);
@@ -196,6 +201,12 @@ typedef struct {
     float *head_pos_z, *head_pos_z_scores;
     size_t n_head_pos_pattern; /* K * T */
     float *head_pos_pattern, *head_pos_pattern_scores;
+    /* verify_top: the verified components, the verified_top of largest |estimate - baseline|
+     * first, then the resid_pre rows where the ids differ (a component may be in both). */
+    size_t n_verified, verified_top;
+    int32_t *verified_comp;                    /* (n_verified, 3): block (-1: a head), layer,
+                                                * head or position (kernels/atp.h mch_component) */
+    float *verified_estimate, *verified_exact; /* (n_verified) patched scores */
 } mch_pair_result;
 void mch_pair_result_deinit(mch_pair_result *r);
 /* A journal record: the result with the coordinator's own pair. Unpacking checks the pair and
@@ -204,7 +215,8 @@ mch_status mch_pair_result_pack(const mch_pair_result *r, uint8_t **out, size_t 
 mch_status mch_pair_result_unpack(mch_pair_result *r, const uint8_t *buf, size_t len, mch_err *err);
 /* Checks a result's arrays against its pair and the spec (L*NH heads, 3*L*T blocks, K*T
  * head-pos), whatever the result says: a skipped or failed pair has no arrays; every effect,
- * patched score and both scores are finite. @return 0, or 1 with why filled. */
+ * patched score and both scores are finite; verified components lie inside (L, NH, T) with
+ * finite scores, verified_top <= n_verified. @return 0, or 1 with why filled. */
 int mch_pair_result_check(const mch_pair_result *r, int L, int NH, int K, char *why,
                           size_t why_len);
 /* The pair index of a packed result (the journal's record index): 0, or 1 when it does not
@@ -330,7 +342,13 @@ typedef struct {
     mch_est blocks;                     /* (3, L, R): resid_pre, attn_out, mlp_out x layer x role */
     mch_est hpz;                        /* (K, R) head-pos hook_z by role */
     mch_est hpp;                        /* (K, R) head-pos hook_pattern by role */
-    mch_cmap_stratum *strata;           /* (n_strata) */
+    /* verify_top: exact effects of the verified components and their estimates over the same
+     * pairs (a cell's n: the pairs where it was verified); vrank (1 cell): per-pair Spearman
+     * correlation of estimated and exact effects of the verified components. */
+    mch_est vheads, vheads_est;   /* (L, NH) */
+    mch_est vblocks, vblocks_est; /* (3, L, R) */
+    mch_stats vrank;
+    mch_cmap_stratum *strata; /* (n_strata) */
     size_t n_strata;
     uint64_t *pair_ids; /* (n_pair_ids) sorted, unique: the pairs covered (used or skipped) */
     size_t n_pair_ids;
@@ -339,9 +357,14 @@ typedef struct {
     char **provenance; /* (n_provenance) sorted, unique: "SITE\tBLAS description" */
     size_t n_provenance;
 } mch_cmap;
-/* The cells of a map's heads, blocks, hpz and hpp for a spec: those of a sweep that does not run
- * are 0. */
-void mch_cmap_cells(const mch_job_spec *spec, size_t cells[4]);
+/* The estimates of a map, in this order (MCH_CMAP_EST of them). */
+enum { MCH_CMAP_EST = 8 };
+/* Pointers to m's estimates: heads, blocks, hpz, hpp, vheads, vheads_est, vblocks,
+ * vblocks_est. */
+void mch_cmap_ests(mch_cmap *m, mch_est *out[MCH_CMAP_EST]);
+/* The cells of each of a map's estimates for a spec (order of mch_cmap_ests): those of a sweep
+ * that does not run, and the verified ones without verify_top, are 0. */
+void mch_cmap_cells(const mch_job_spec *spec, size_t cells[MCH_CMAP_EST]);
 void mch_cmap_deinit(mch_cmap *m);
 mch_status mch_cmap_pack(const mch_cmap *m, uint8_t **out, size_t *len, mch_err *err);
 /* Unpacks an untrusted map and validates it before use: format, layer and head counts, every

@@ -12,27 +12,40 @@
 
 /* ---- circuit maps ------------------------------------------------------------------------- */
 
-/* The cells of each estimate for a model of L layers and NH heads, K head-pos heads, sweeps. */
-static void cells_of(size_t L, size_t NH, size_t K, unsigned sweeps, size_t cells[4])
+/* The cells of each estimate (mch_cmap_ests' order) for a model of L layers and NH heads, K
+ * head-pos heads, sweeps, verified components or not. */
+static void cells_of(size_t L, size_t NH, size_t K, unsigned sweeps, int verify,
+                     size_t cells[MCH_CMAP_EST])
 {
     size_t R = MCH_ROLE_COUNT;
     cells[0] = sweeps & MCH_SWEEP_HEADS ? L * NH : 0;
     cells[1] = sweeps & MCH_SWEEP_BLOCKS ? 3 * L * R : 0;
     cells[2] = cells[3] = sweeps & MCH_SWEEP_HEAD_POS ? K * R : 0;
+    cells[4] = cells[5] = verify ? cells[0] : 0;
+    cells[6] = cells[7] = verify ? cells[1] : 0;
 }
 
-void mch_cmap_cells(const mch_job_spec *spec, size_t cells[4])
+void mch_cmap_cells(const mch_job_spec *spec, size_t cells[MCH_CMAP_EST])
 {
     cells_of(spec->layers, spec->heads, spec->n_head_pos,
-             mch_sweeps_bits(spec->sweeps, spec->n_sweeps), cells);
+             mch_sweeps_bits(spec->sweeps, spec->n_sweeps), spec->verify_top != 0, cells);
+}
+
+void mch_cmap_ests(mch_cmap *m, mch_est *out[MCH_CMAP_EST])
+{
+    mch_est *all[MCH_CMAP_EST] = {&m->heads,  &m->blocks,     &m->hpz,     &m->hpp,
+                                  &m->vheads, &m->vheads_est, &m->vblocks, &m->vblocks_est};
+    memcpy(out, all, sizeof all);
 }
 
 void mch_cmap_deinit(mch_cmap *m)
 {
     if (!m) return;
     mch_job_spec_deinit(&m->spec);
-    mch_est *all[] = {&m->heads, &m->blocks, &m->hpz, &m->hpp};
-    for (int i = 0; i < 4; i++) mch_est_deinit(all[i]);
+    mch_est *all[MCH_CMAP_EST];
+    mch_cmap_ests(m, all);
+    for (int i = 0; i < MCH_CMAP_EST; i++) mch_est_deinit(all[i]);
+    mch_stats_deinit(&m->vrank);
     for (size_t i = 0; i < m->n_strata; i++) {
         free(m->strata[i].name);
         mch_est_deinit(&m->strata[i].heads);
@@ -51,14 +64,19 @@ typedef struct {
     Mechir__Stats mor;
 } est_pb;
 
+/* The generated form of s, pointing into s. */
+static Mechir__Stats *stats_to_pb(Mechir__Stats *p, const mch_stats *s)
+{
+    mechir__stats__init(p);
+    p->n_n = p->n_mean = p->n_m2 = s->cells;
+    p->n = s->n, p->mean = s->mean, p->m2 = s->m2;
+    return p;
+}
+
 static Mechir__Estimates *est_to_pb(est_pb *p, const mch_est *e, uint64_t *limbs)
 {
     mechir__estimates__init(&p->e);
-    mechir__stats__init(&p->mor);
-    const mch_stats *s = &e->mor;
-    p->mor.n_n = p->mor.n_mean = p->mor.n_m2 = s->cells;
-    p->mor.n = s->n, p->mor.mean = s->mean, p->mor.m2 = s->m2;
-    p->e.mean_of_ratios = &p->mor;
+    p->e.mean_of_ratios = stats_to_pb(&p->mor, &e->mor);
     p->e.replicates = e->B;
     size_t n = e->cells * ((size_t)e->B + 1);
     uint64_t *nh = limbs, *nl = limbs + n, *dh = limbs + 2 * n, *dl = limbs + 3 * n;
@@ -80,6 +98,7 @@ mch_status mch_cmap_pack(const mch_cmap *m, uint8_t **out, size_t *len, mch_err 
 {
     Mechir__CircuitMap c;
     Mechir__JobSpec spec;
+    Mechir__Stats vrank;
     char *roles[MCH_ROLE_COUNT];
     mechir__circuit_map__init(&c);
     msg_spec_to_pb(&m->spec, &spec);
@@ -92,29 +111,37 @@ mch_status mch_cmap_pack(const mch_cmap *m, uint8_t **out, size_t *len, mch_err 
     c.n_roles = MCH_ROLE_COUNT;
     c.roles = roles;
     size_t ns = m->n_strata, nlimbs = 0;
-    const mch_est *top[4] = {&m->heads, &m->blocks, &m->hpz, &m->hpp};
-    for (int i = 0; i < 4; i++) nlimbs += est_limbs(top[i]);
+    mch_est *top[MCH_CMAP_EST];
+    mch_cmap_ests((mch_cmap *)m, top);
+    for (int i = 0; i < MCH_CMAP_EST; i++) nlimbs += est_limbs(top[i]);
     for (size_t i = 0; i < ns; i++)
         nlimbs += est_limbs(&m->strata[i].heads) + est_limbs(&m->strata[i].blocks);
     Mechir__Stratum *st = calloc(ns + 1, sizeof *st), **stp = calloc(ns + 1, sizeof *stp);
-    est_pb *ests = calloc(2 * ns + 4, sizeof *ests);
+    est_pb *ests = calloc(2 * ns + MCH_CMAP_EST, sizeof *ests);
     uint64_t *limbs = malloc((nlimbs + 1) * sizeof *limbs), *l = limbs;
     mch_status rc =
         st && stp && ests && limbs ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if (!rc) {
-        Mechir__Estimates **dst[4] = {&c.heads, &c.blocks_by_role, &c.head_pos_z_by_role,
-                                      &c.head_pos_pattern_by_role};
-        for (int i = 0; i < 4; i++, l += est_limbs(top[i - 1]))
-            *dst[i] = est_to_pb(&ests[i], top[i], l);
+        Mechir__Estimates **dst[MCH_CMAP_EST] = {&c.heads,
+                                                 &c.blocks_by_role,
+                                                 &c.head_pos_z_by_role,
+                                                 &c.head_pos_pattern_by_role,
+                                                 &c.heads_verified,
+                                                 &c.heads_verified_estimate,
+                                                 &c.blocks_by_role_verified,
+                                                 &c.blocks_by_role_verified_estimate};
+        for (int i = 0; i < MCH_CMAP_EST; i++, l += est_limbs(top[i - 1]))
+            if (top[i]->cells || i < 4) *dst[i] = est_to_pb(&ests[i], top[i], l);
+        if (m->vrank.cells) c.verified_rank = stats_to_pb(&vrank, &m->vrank);
     }
     for (size_t i = 0; !rc && i < ns; i++) {
         const mch_cmap_stratum *x = &m->strata[i];
         mechir__stratum__init(&st[i]);
         st[i].name = msg_s(x->name);
         st[i].pairs = x->pairs;
-        st[i].heads = est_to_pb(&ests[4 + 2 * i], &x->heads, l);
+        st[i].heads = est_to_pb(&ests[MCH_CMAP_EST + 2 * i], &x->heads, l);
         l += est_limbs(&x->heads);
-        st[i].blocks_by_role = est_to_pb(&ests[5 + 2 * i], &x->blocks, l);
+        st[i].blocks_by_role = est_to_pb(&ests[MCH_CMAP_EST + 1 + 2 * i], &x->blocks, l);
         l += est_limbs(&x->blocks);
         stp[i] = &st[i];
     }
@@ -197,8 +224,8 @@ static int stratum_kind(const char *name)
 /* The strata of a map with cells[0..1] heads and blocks cells: at most MCH_CMAP_MAX_STRATA,
  * unique names of a known kind, shapes, and pairs that add up to at most pairs_used per kind. The
  * first problem (msg_oom when out of memory), or NULL. */
-static const char *strata_problem(const Mechir__CircuitMap *m, const size_t cells[4], uint32_t B,
-                                  char *why, size_t len)
+static const char *strata_problem(const Mechir__CircuitMap *m, const size_t cells[MCH_CMAP_EST],
+                                  uint32_t B, char *why, size_t len)
 {
     static const char *const kinds[3] = {"relevance", "rank", "direction"};
     if (m->n_strata > MCH_CMAP_MAX_STRATA)
@@ -266,13 +293,26 @@ static const char *map_problem(const Mechir__CircuitMap *m, char *why, size_t le
     size_t K = s ? s->n_head_list / 2 : 0;
     uint32_t B = s ? s->bootstrap : 0;
     int unknown = m->base.n_unknown_fields || (s && s->base.n_unknown_fields);
-    const Mechir__Estimates *all[4] = {m->heads, m->blocks_by_role, m->head_pos_z_by_role,
-                                       m->head_pos_pattern_by_role};
-    size_t cells[4];
-    cells_of(L, NH, K, s ? mch_sweeps_bits(s->sweeps, s->n_sweeps) : 0, cells);
-    static const char *const names[4] = {"heads", "blocks_by_role", "head_pos_z_by_role",
-                                         "head_pos_pattern_by_role"};
-    for (int i = 0; i < 4; i++) unknown |= est_unknown(all[i]);
+    const Mechir__Estimates *all[MCH_CMAP_EST] = {m->heads,
+                                                  m->blocks_by_role,
+                                                  m->head_pos_z_by_role,
+                                                  m->head_pos_pattern_by_role,
+                                                  m->heads_verified,
+                                                  m->heads_verified_estimate,
+                                                  m->blocks_by_role_verified,
+                                                  m->blocks_by_role_verified_estimate};
+    size_t cells[MCH_CMAP_EST];
+    cells_of(L, NH, K, s ? mch_sweeps_bits(s->sweeps, s->n_sweeps) : 0, s && s->verify_top, cells);
+    static const char *const names[MCH_CMAP_EST] = {"heads",
+                                                    "blocks_by_role",
+                                                    "head_pos_z_by_role",
+                                                    "head_pos_pattern_by_role",
+                                                    "heads_verified",
+                                                    "heads_verified_estimate",
+                                                    "blocks_by_role_verified",
+                                                    "blocks_by_role_verified_estimate"};
+    for (int i = 0; i < MCH_CMAP_EST; i++) unknown |= est_unknown(all[i]);
+    unknown |= m->verified_rank && m->verified_rank->base.n_unknown_fields;
     for (size_t i = 0; i < m->n_strata; i++) {
         const Mechir__Stratum *st = m->strata[i];
         unknown |=
@@ -286,11 +326,24 @@ static const char *map_problem(const Mechir__CircuitMap *m, char *why, size_t le
     if (R != MCH_ROLE_COUNT) return "roles: unexpected number of roles";
     const char *bad = counts_problem(m, why, len);
     if (bad) return bad;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < MCH_CMAP_EST; i++)
         if (!est_ok(all[i], cells[i], B, m->pairs_used)) {
             snprintf(why, len, "%s: wrong shape or values", names[i]);
             return why;
         }
+    /* A cell's verified estimates are of the pairs of its exact ones. */
+    for (int i = 4; i < MCH_CMAP_EST; i += 2)
+        for (size_t c = 0; c < cells[i]; c++)
+            if (all[i]->mean_of_ratios->n[c] != all[i + 1]->mean_of_ratios->n[c]) {
+                snprintf(why, len, "%s: cell %zu has %llu pairs, its estimates %llu", names[i], c,
+                         (unsigned long long)all[i]->mean_of_ratios->n[c],
+                         (unsigned long long)all[i + 1]->mean_of_ratios->n[c]);
+                return why;
+            }
+    const Mechir__Stats *vr = m->verified_rank;
+    if (!stats_ok(vr, s->verify_top ? 1 : 0, m->pairs_used) ||
+        (vr && vr->n_n && fabs(vr->mean[0]) > 1))
+        return "verified_rank: wrong shape or values";
     for (size_t i = 0; i < m->n_roles; i++)
         if (!m->roles[i] || strcmp(m->roles[i], mch_role_name((mch_role)i)))
             return "roles: unknown role";
@@ -336,6 +389,16 @@ static mch_status map_from_pb(mch_cmap *out, const Mechir__CircuitMap *m, mch_er
     if (!rc) rc = est_from_pb(&out->blocks, m->blocks_by_role, err);
     if (!rc) rc = est_from_pb(&out->hpz, m->head_pos_z_by_role, err);
     if (!rc) rc = est_from_pb(&out->hpp, m->head_pos_pattern_by_role, err);
+    if (!rc) rc = est_from_pb(&out->vheads, m->heads_verified, err);
+    if (!rc) rc = est_from_pb(&out->vheads_est, m->heads_verified_estimate, err);
+    if (!rc) rc = est_from_pb(&out->vblocks, m->blocks_by_role_verified, err);
+    if (!rc) rc = est_from_pb(&out->vblocks_est, m->blocks_by_role_verified_estimate, err);
+    const Mechir__Stats *vr = m->verified_rank;
+    if (!rc && vr && (rc = mch_stats_init(&out->vrank, vr->n_n, err)) == MCH_OK && vr->n_n) {
+        memcpy(out->vrank.n, vr->n, vr->n_n * sizeof *vr->n);
+        memcpy(out->vrank.mean, vr->mean, vr->n_n * sizeof *vr->mean);
+        memcpy(out->vrank.m2, vr->m2, vr->n_n * sizeof *vr->m2);
+    }
     if (!rc && !(out->strata = calloc(m->n_strata + 1, sizeof *out->strata)))
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !rc && i < m->n_strata; i++, out->n_strata++) {

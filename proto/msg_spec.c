@@ -297,6 +297,7 @@ void msg_spec_to_pb(const mch_job_spec *s, Mechir__JobSpec *m)
     m->seed = s->seed;
     m->bootstrap = s->bootstrap, m->ci_level = s->ci_level;
     m->select_k = s->select_k, m->select_per_grade = s->select_per_grade != 0;
+    m->verify_top = s->verify_top;
     m->n_sweeps = s->n_sweeps, m->sweeps = s->sweeps;
     m->n_head_list = 2 * s->n_head_pos, m->head_list = s->head_pos;
     m->n_cache_hooks = s->n_cache_hooks, m->cache_hooks = s->cache_hooks;
@@ -316,6 +317,7 @@ mch_status msg_spec_from_pb(mch_job_spec *s, const Mechir__JobSpec *m, mch_err *
     s->seed = m->seed;
     s->bootstrap = m->bootstrap, s->ci_level = m->ci_level;
     s->select_k = m->select_k, s->select_per_grade = m->select_per_grade;
+    s->verify_top = m->verify_top;
     if (!rc)
         rc = copy_rest(s, m->head_list, m->n_head_list / 2, m->sweeps, m->n_sweeps, m->cache_hooks,
                        m->n_cache_hooks, err);
@@ -367,6 +369,15 @@ int msg_spec_check(const Mechir__JobSpec *m, char *why, size_t len)
         ((mch_sweeps_bits(m->sweeps, m->n_sweeps) & MCH_SWEEP_HEAD_POS) || m->n_cache_hooks))
         return snprintf(why, len, "spec: method %.40s with a head-pos sweep or cache hooks",
                         m->method),
+               1;
+    if (m->verify_top && (!*msg_s(m->method) || !(mch_sweeps_bits(m->sweeps, m->n_sweeps) &
+                                                  (MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS))))
+        return snprintf(why, len, "spec: verify_top %lu without attribution patching's sweeps",
+                        (unsigned long)m->verify_top),
+               1;
+    if (m->verify_top > MCH_VERIFY_TOP_MAX)
+        return snprintf(why, len, "spec: verify_top %lu is above %d", (unsigned long)m->verify_top,
+                        MCH_VERIFY_TOP_MAX),
                1;
     if (m->n_input_files > MCH_SPEC_INPUT_FILES_MAX)
         return snprintf(why, len, "spec: %zu input files (at most %d)", m->n_input_files,
@@ -489,6 +500,7 @@ static const struct {
     D("ci level", K_DBL, ci_level, 0, 0),
     D("direction", K_STR, direction, 0, 0),
     D("method", K_METHOD, method, 0, 0),
+    D("verify top", K_U32, verify_top, 0, 0),
     D("selection", K_STR, select, 1, 0),
     D("selection k", K_U64, select_k, 1, 0),
     D("per grade", K_INT, select_per_grade, 1, 0),

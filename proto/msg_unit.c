@@ -276,6 +276,9 @@ void mch_pair_result_deinit(mch_pair_result *r)
         r->heads,      r->heads_scores,      r->blocks,           r->blocks_scores,
         r->head_pos_z, r->head_pos_z_scores, r->head_pos_pattern, r->head_pos_pattern_scores};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
+    free(r->verified_comp);
+    free(r->verified_estimate);
+    free(r->verified_exact);
     memset(r, 0, sizeof *r);
 }
 
@@ -298,6 +301,11 @@ static void result_to_pb(const mch_pair_result *r, Mechir__PairResult *m, Mechir
     m->n_head_pos_pattern = m->n_head_pos_pattern_scores = r->n_head_pos_pattern;
     m->head_pos_pattern = r->head_pos_pattern;
     m->head_pos_pattern_scores = r->head_pos_pattern_scores;
+    m->n_verified_component = 3 * r->n_verified;
+    m->verified_component = r->verified_comp;
+    m->n_verified_estimate = m->n_verified_exact = r->n_verified;
+    m->verified_estimate = r->verified_estimate, m->verified_exact = r->verified_exact;
+    m->verified_top = (uint32_t)r->verified_top;
 }
 
 /* Checks a generated result: its pair, and effects and scores of equal lengths. */
@@ -320,6 +328,13 @@ static int result_check(const void *pb, char *why, size_t len)
             return snprintf(why, len, "%s has %zu values but %zu scores", arr[i].name, arr[i].n,
                             arr[i].n_scores),
                    1;
+    size_t nv = m->n_verified_estimate;
+    if (m->n_verified_exact != nv || m->n_verified_component != 3 * nv || m->verified_top > nv)
+        return snprintf(why, len,
+                        "verified: %zu components, %zu estimates, %zu exact scores, top %lu",
+                        m->n_verified_component / 3, nv, m->n_verified_exact,
+                        (unsigned long)m->verified_top),
+               1;
     return 0;
 }
 
@@ -347,6 +362,10 @@ static int result_from_pb(void *plain, const void *pb)
     r->n_head_pos_pattern = m->n_head_pos_pattern;
     r->head_pos_pattern = dup_n(m->head_pos_pattern, m->n_head_pos_pattern, f, &oom);
     r->head_pos_pattern_scores = dup_n(m->head_pos_pattern_scores, m->n_head_pos_pattern, f, &oom);
+    r->n_verified = m->n_verified_estimate, r->verified_top = m->verified_top;
+    r->verified_comp = dup_n(m->verified_component, 3 * r->n_verified, sizeof(int32_t), &oom);
+    r->verified_estimate = dup_n(m->verified_estimate, r->n_verified, f, &oom);
+    r->verified_exact = dup_n(m->verified_exact, r->n_verified, f, &oom);
     if (oom) mch_pair_result_deinit(r);
     return oom;
 }
@@ -384,6 +403,36 @@ int mch_pair_result_index(const uint8_t *buf, size_t len, uint64_t *index)
     return bad;
 }
 
+/* The verified components of r: inside the sweeps the result holds, finite scores. */
+static int verified_check(const mch_pair_result *r, int L, int NH, char *why, size_t why_len)
+{
+    if (!r->n_verified) return 0;
+    if (r->skip_reason || r->error)
+        return snprintf(why, why_len, "a %s pair with verified components",
+                        r->error ? "failed" : "skipped"),
+               1;
+    if (r->verified_top > r->n_verified)
+        return snprintf(why, why_len, "verified: top %zu of %zu components", r->verified_top,
+                        r->n_verified),
+               1;
+    for (size_t i = 0; i < r->n_verified; i++) {
+        const int32_t *c = r->verified_comp + 3 * i;
+        int head = c[0] == -1;
+        int ok = head ? r->n_heads && c[1] >= 0 && c[1] < L && c[2] >= 0 && c[2] < NH
+                      : r->n_blocks && c[0] >= 0 && c[0] < 3 && c[1] >= 0 && c[1] < L &&
+                            c[2] >= 0 && (size_t)c[2] < r->pair.T;
+        if (!ok)
+            return snprintf(why, why_len,
+                            "verified component %zu (%d, %d, %d) is not one of the "
+                            "pair's heads or blocks",
+                            i, (int)c[0], (int)c[1], (int)c[2]),
+                   1;
+        if (!isfinite(r->verified_estimate[i]) || !isfinite(r->verified_exact[i]))
+            return snprintf(why, why_len, "verified component %zu: non-finite score", i), 1;
+    }
+    return 0;
+}
+
 int mch_pair_result_check(const mch_pair_result *r, int L, int NH, int K, char *why, size_t why_len)
 {
     size_t T = r->pair.T;
@@ -416,7 +465,7 @@ int mch_pair_result_check(const mch_pair_result *r, int L, int NH, int K, char *
     }
     if (!isfinite(r->score_baseline) || !isfinite(r->score_perturbed))
         return snprintf(why, why_len, "non-finite score"), 1;
-    return 0;
+    return verified_check(r, L, NH, why, why_len);
 }
 
 /* ---- unit results ------------------------------------------------------------------------- */

@@ -318,20 +318,18 @@ static mch_status result_alloc(mch_patch_result *r, float *bufs[N_BUFS], const m
     return MCH_OK;
 }
 
-/* The components of both sweeps as JSON objects: name, estimate (from est) and exact score. */
-static cJSON *verified_json(const mch_component *c, int n, const mch_config *cfg, int T,
-                            const mch_patch_result *est, const mch_patch_result *ex)
+/* Verified components [from, to) of v as JSON objects: name, estimate and exact score. */
+static cJSON *verified_json(const mch_atp_verified *v, int from, int to)
 {
     cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) {
+    for (int i = from; a && i < to; i++) {
         char name[64];
-        mch_component_name(&c[i], name, sizeof name);
-        cJSON *v = cJSON_CreateObject();
-        cJSON_AddStringToObject(v, "component", name);
-        cJSON_AddItemToObject(v, "estimate",
-                              num(mch_component_score(est, cfg->L, cfg->NH, T, &c[i])));
-        cJSON_AddItemToObject(v, "exact", num(mch_component_score(ex, cfg->L, cfg->NH, T, &c[i])));
-        cJSON_AddItemToArray(a, v);
+        mch_component_name(&v->comp[i], name, sizeof name);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "component", name);
+        cJSON_AddItemToObject(o, "estimate", num(v->estimate[i]));
+        cJSON_AddItemToObject(o, "exact", num(v->exact[i]));
+        cJSON_AddItemToArray(a, o);
     }
     return a;
 }
@@ -342,51 +340,18 @@ static mch_status verify(const mch_patch_one_opts *o, const mch_model *m,
                          const mch_patch_pair *pair, const mch_patch_result *est, cJSON *out,
                          mch_err *err)
 {
-    const mch_config *cfg = &m->cfg;
-    int L = cfg->L, NH = cfg->NH, T = pair->T, K = o->verify_top;
-    unsigned sw = o->sweeps;
-    long n_comp =
-        ((sw & MCH_SWEEP_HEADS) ? (long)L * NH : 0) + ((sw & MCH_SWEEP_BLOCKS) ? 3L * L * T : 0);
-    if (K > n_comp)
-        return mch_fail(err, MCH_ERR_ARG, "--verify-top %d: the pair's sweeps have %ld components",
-                        K, n_comp);
-    size_t LH = (size_t)L * NH, LT = (size_t)L * T;
-    mch_component *top = malloc((size_t)K * sizeof *top), *rows = malloc(LT * sizeof *rows);
-    unsigned char *hmask = calloc(LH, 1), *bmask = calloc(3 * LT, 1);
-    float *hs = malloc(LH * sizeof *hs), *bs = malloc(3 * LT * sizeof *bs);
+    mch_patch_opts po = patch_opts(o);
+    po.sweeps = MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS;
     mch_patcher *p = NULL;
-    mch_status rc = top && rows && hmask && bmask && hs && bs
-                        ? MCH_OK
-                        : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-    int k = 0, nr = 0;
+    mch_atp_verified v = {0};
+    mch_status rc = mch_patcher_create(&p, m, &po, pair->T, err);
+    if (!rc) rc = mch_atp_verify(p, m, pair, est, o->sweeps, o->verify_top, &v, err);
     if (!rc) {
-        k = mch_atp_top(est, sw, L, NH, T, K, top);
-        if (sw & MCH_SWEEP_BLOCKS) nr = mch_atp_diff_rows(pair, L, rows, (int)LT);
-        for (int pass = 0; pass < 2; pass++)
-            for (int i = 0; i < (pass ? nr : k); i++) {
-                const mch_component *c = pass ? &rows[i] : &top[i];
-                if (c->block < 0)
-                    hmask[(size_t)c->layer * NH + c->index] = 1;
-                else
-                    bmask[((size_t)c->block * L + c->layer) * T + c->index] = 1;
-            }
-        mch_patch_opts po = patch_opts(o);
-        po.sweeps = MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS;
-        rc = mch_patcher_create(&p, m, &po, T, err);
+        cJSON_AddItemToObject(out, "verified", verified_json(&v, 0, v.n_top));
+        cJSON_AddItemToObject(out, "verified_diff_rows", verified_json(&v, v.n_top, v.n));
     }
-    mch_patch_result ex = {.heads_scores = hs, .blocks_scores = bs};
-    if (!rc) rc = mch_patch_subset(p, pair, hmask, bmask, &ex, err);
-    if (!rc) {
-        cJSON_AddItemToObject(out, "verified", verified_json(top, k, cfg, T, est, &ex));
-        cJSON_AddItemToObject(out, "verified_diff_rows", verified_json(rows, nr, cfg, T, est, &ex));
-    }
+    mch_atp_verified_free(&v);
     mch_patcher_free(p);
-    free(top);
-    free(rows);
-    free(hmask);
-    free(bmask);
-    free(hs);
-    free(bs);
     return rc;
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "atp.h"
+#include "atp_verify.h"
 #include "model.h"
 #include "msg.h"
 #include "patch.h"

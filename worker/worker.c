@@ -13,6 +13,7 @@
 
 #include "act_store.h"
 #include "atp.h"
+#include "atp_verify.h"
 #include "patch.h"
 #include "perturb.h"
 #include "progress.h"
@@ -103,9 +104,10 @@ mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const c
             mch_fail(err, rc, "--method %s: %s", spec->method, aerr.msg);
             goto fail;
         }
-        po.sweeps = 0; /* the patcher only scores (--select's first pass) */
+        /* the patcher verifies estimates, or only scores (--select's first pass) */
+        po.sweeps = spec->verify_top ? MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS : 0;
     }
-    if ((!w->atp || scoring) &&
+    if ((!w->atp || scoring || spec->verify_top) &&
         (rc = mch_patcher_create(&w->p, w->m, &po, (int)spec->max_len, err)))
         goto fail;
     if (w->n_cache) {
@@ -187,6 +189,35 @@ static int keep_maps(const mch_worker *w, const mch_patch_result *res, size_t nh
     return oom;
 }
 
+/* Exact patching of the pair's verify_top largest estimates and diff rows (atp_verify.h) into
+ * r; a failure fails the pair (r->error), as a failed estimate would. */
+static mch_status keep_verified(mch_worker *w, const mch_patch_pair *pair,
+                                const mch_patch_result *est, mch_pair_result *r, mch_err *err)
+{
+    mch_atp_verified v = {0};
+    mch_err perr = {0};
+    if (mch_atp_verify(w->p, w->m, pair, est, w->sweeps, (int)w->spec->verify_top, &v, &perr)) {
+        uint64_t index = r->pair.index, id = r->pair.pair_id; /* a failed pair has no maps */
+        mch_pair_result_deinit(r);
+        r->pair.index = index, r->pair.pair_id = id;
+        return (r->error = strdup(perr.msg)) ? MCH_OK
+                                             : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    }
+    size_t n = (size_t)v.n;
+    r->n_verified = n, r->verified_top = (size_t)v.n_top;
+    r->verified_comp = malloc((3 * n + 1) * sizeof *r->verified_comp);
+    int oom = !r->verified_comp;
+    for (size_t i = 0; !oom && i < n; i++) {
+        r->verified_comp[3 * i] = v.comp[i].block < 0 ? -1 : v.comp[i].block;
+        r->verified_comp[3 * i + 1] = v.comp[i].layer;
+        r->verified_comp[3 * i + 2] = v.comp[i].index;
+    }
+    r->verified_estimate = dup_floats(v.estimate, n, &oom);
+    r->verified_exact = dup_floats(v.exact, n, &oom);
+    mch_atp_verified_free(&v);
+    return oom ? mch_fail(err, MCH_ERR_NOMEM, "out of memory") : MCH_OK;
+}
+
 /* Patches one pair into r (zeroed by the caller; arrays allocated here); in a score unit only
  * both scores (no sweep, no skip, no cache). */
 static mch_status run_pair(mch_worker *w, const mch_pair_input *in, int score_only,
@@ -236,6 +267,8 @@ static mch_status run_pair(mch_worker *w, const mch_pair_input *in, int score_on
         else
             oom = keep_maps(w, &res, nh, nb, nk, r);
         rc = w->store ? cache_pair(w, in->pair_id, err) : MCH_OK;
+        if (!rc && !oom && !res.skipped && w->atp && w->spec->verify_top)
+            rc = keep_verified(w, &pair, &res, r, err);
     }
     free(buf);
     if (rc) return rc;

@@ -19,6 +19,9 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_golden import score_at  # noqa: E402
+
 MECHIR, ROOT = sys.argv[1], sys.argv[2]
 DATA = os.path.join(ROOT, "tests", "data")
 DEMO = os.path.join(ROOT, "examples", "demo-ce")
@@ -85,14 +88,6 @@ def effects_follow(name, out):
     sb, sp = out["score_baseline"], out["score_perturbed"]
     for a, e in zip(flat(out["heads_scores"]), flat(out["heads"])):
         check(f"{name} heads effect", e, (a - sb) / (sp - sb), 1e-6, 1e-4)
-
-
-def score_at(maps, comp):
-    parts = comp.split()
-    if parts[0] == "head":
-        layer, head = (int(v) for v in parts[1].split("."))
-        return maps["heads_scores"][layer][head]
-    return maps["blocks_scores"][parts[0]][int(parts[1])][int(parts[2])]
 
 
 # ---- the demo cross-encoder ----

@@ -172,6 +172,15 @@ def mean(xs):
     return sum(xs) / len(xs)
 
 
+def score_at(maps, comp):
+    """The patched score of comp ("head L.H" or "SITE L T") in a fixture case or output."""
+    parts = comp.split()
+    if parts[0] == "head":
+        layer, head = (int(v) for v in parts[1].split("."))
+        return maps["heads_scores"][layer][head]
+    return maps["blocks_scores"][parts[0]][int(parts[1])][int(parts[2])]
+
+
 def read_pairs(run_dir):
     """OUT/pairs.jsonl.zst (through the zstd CLI) or OUT/pairs.jsonl, as text; never both."""
     zst, plain = os.path.join(run_dir, "pairs.jsonl.zst"), os.path.join(run_dir, "pairs.jsonl")

@@ -5,7 +5,7 @@
 # with the fixture's ids, both exact scores, per-pair AtP estimates and effects of heads and
 # blocks, and circuit.json means computed from the fixture's per-case effects
 # (run_atp_golden.py); --select top-delta 1 with atp patches the pair that moves most, with the
-# same numbers. Then: job.json and the report name the method; the refusals (exit 1, one line on
+# same numbers; --verify-top 5 against both fixtures (run_atp_golden.py verified). Then: job.json and the report name the method; the refusals (exit 1, one line on
 # stderr naming the option or field): an unknown --method, atp with head-pos, atp with --cache,
 # a --resume with another --method (the same method resumes), a merge of maps of two methods.
 # usage: test_run_atp.sh PATH/TO/mechir REPO_ROOT
@@ -55,12 +55,18 @@ for pos in start end; do
     run_ok $pos exact-$pos
 done
 run_ok start select --method atp --select top-delta 1
+run_ok start verify-start --method atp --verify-top 5
+run_ok end verify-end --method atp --verify-top 5
 
 "$PY" "$ROOT/tests/cli/run_atp_golden.py" check "$FX" "$MODEL/vocab.txt" atp \
     "$T/atp-start" "$T/atp-end" "$T/select" || fail "mechir run --method atp differs from demo-atp.json"
 "$PY" "$ROOT/tests/cli/run_atp_golden.py" check "$FX" "$MODEL/vocab.txt" atp-qk --qk "$QK" \
     "$T/qk-start" "$T/qk-end" || fail "mechir run --method atp-qk differs from demo-atp-qk.json"
 grep -q '"used":1,' "$T/select/circuit.json" || fail "--select top-delta 1 with atp: not one pair used"
+# --verify-top 5: the fixture's verified lists, demo-tfc1.json's exact diff rows, the verified
+# maps and the rank correlation computed from both fixtures.
+"$PY" "$ROOT/tests/cli/run_atp_golden.py" verified "$FX" "$ROOT/tests/data/patching/demo-tfc1.json" \
+    "$MODEL/vocab.txt" "$T/verify-start" "$T/verify-end" || fail "mechir run --verify-top 5 differs from the fixtures"
 
 # The method in job.json (the options as given) and in the report; an exact map has no key.
 grep -q '"method":' "$T/exact-end/circuit.json" && fail "an exact map's circuit.json has a method key"
@@ -90,6 +96,10 @@ refused() {
 }
 refused "an unknown --method" "--method: unknown 'atp2' (exact, atp, atp-qk)" \
     job end bad1 --method atp2
+refused "--verify-top with exact patching" "--verify-top checks estimates: it needs --method atp" \
+    job end bad4 --verify-top 3
+refused "a merge of maps verified for different K" "verify top differs: 5 vs 0" \
+    "$MECHIR" merge "$T/verify-start/circuit.cmap" "$T/atp-start/circuit.cmap" -o "$T/m.cmap"
 refused "--method atp with the head-pos sweep" "--sweep head-pos needs --method exact" \
     job end bad2 --method atp --sweep heads,head-pos --heads 1.1
 refused "--method atp-qk with --cache" "--cache needs --method exact" \
