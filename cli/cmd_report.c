@@ -48,7 +48,7 @@ static int report(const char *map, const char *out, const char *format, int top)
         status = 1;
     } else if (out) {
         mch_log_info("mechir report: %s/index.html, heads.svg, blocks.svg, head_pos.svg, "
-                     "strata.svg, components.csv, components.json, top.txt",
+                     "strata.svg, components.csv, components.json, top.txt, verified.csv",
                      out);
     }
     mch_cmap_deinit(&m);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmap.h"
 #include "jsonout.h"
 #include "outdir.h"
 #include "perturb.h"
@@ -195,8 +196,9 @@ static void set_free(comp_set *s)
 typedef struct {
     const mch_cmap *m;
     est_ctx x;
-    comp_set all;     /* heads, blocks, head-pos */
-    comp_set *strata; /* (m->n_strata) heads and blocks of each stratum */
+    comp_set all;       /* heads, blocks, head-pos */
+    comp_set *strata;   /* (m->n_strata) heads and blocks of each stratum */
+    comp_set vex, vest; /* verified cells: exact and estimated, the same cells in map order */
     int top;
 } report;
 
@@ -658,6 +660,93 @@ static void method_text(const report *rep, char *buf, size_t len)
              rom, rep->x.z, 100 * rep->x.level);
 }
 
+/* ---- verified estimates ---------------------------------------------------------------------- */
+
+enum { AGREE_TOP = 10 };
+
+/* Agreement of the verified cells' estimated and exact mean effects: Spearman's correlation
+ * across the cells (NAN when undefined) and the overlap of the k = min(AGREE_TOP, cells) largest
+ * |mean| of each. */
+typedef struct {
+    double rho;
+    int overlap, k;
+} agreement;
+
+static int cmp_abs_desc(const void *a, const void *b)
+{
+    double x = fabs((*(const component *const *)a)->mean);
+    double y = fabs((*(const component *const *)b)->mean);
+    if (x != y) return x > y ? -1 : 1;
+    return *(const component *const *)a < *(const component *const *)b ? -1 : 1;
+}
+
+static agreement agree(const report *rep)
+{
+    agreement g = {NAN, 0, 0};
+    size_t n = rep->vex.n;
+    double *buf = calloc(4 * n + 1, sizeof *buf);
+    const component **ra = malloc((2 * n + 1) * sizeof *ra), **rb = ra + n;
+    if (!buf || !ra) {
+        free(buf), free(ra);
+        return g;
+    }
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = rep->vest.c[i].mean, buf[n + i] = rep->vex.c[i].mean;
+        ra[i] = &rep->vest.c[i], rb[i] = &rep->vex.c[i];
+    }
+    if (mch_spearman(buf, buf + n, n, buf + 2 * n, &g.rho)) g.rho = NAN;
+    if (n) qsort(ra, n, sizeof *ra, cmp_abs_desc), qsort(rb, n, sizeof *rb, cmp_abs_desc);
+    g.k = n < AGREE_TOP ? (int)n : AGREE_TOP;
+    for (int i = 0; i < g.k; i++) /* the same cell: the same index in both sets */
+        for (int j = 0; j < g.k; j++) g.overlap += ra[i] - rep->vest.c == rb[j] - rep->vex.c;
+    free(buf);
+    free(ra);
+    return g;
+}
+
+/* The summary sentence of the verification (buf). */
+static void verified_text(const report *rep, char *buf, size_t len)
+{
+    const mch_cmap *m = rep->m;
+    const mch_stats *v = &m->vrank;
+    agreement g = agree(rep);
+    unsigned long long np = v->cells ? (unsigned long long)v->n[0] : 0;
+    snprintf(buf, len,
+             "--verify-top %lu: %zu cells verified in at least one pair; per-pair Spearman "
+             "correlation of estimated and exact effects %.4f (std %.4f, %llu pairs); across "
+             "the verified cells' mean effects Spearman %.4f, top-%d overlap by |mean| %d/%d",
+             (unsigned long)m->spec.verify_top, rep->vex.n, np ? v->mean[0] : NAN,
+             v->cells ? mch_stats_std(v, 0) : NAN, np, g.rho, g.k, g.overlap, g.k);
+}
+
+#define VERIFIED_HEADER                                                                            \
+    "kind,component,layer,head,role,n,estimate_mean_of_ratios,exact_mean_of_ratios,"               \
+    "estimate_ratio_of_means,exact_ratio_of_means\n"
+
+/* Every verified cell: its pairs, estimated and exact effects (header only without
+ * --verify-top). */
+static void verified_csv(FILE *f, const void *ctx)
+{
+    const report *rep = ctx;
+    fputs(VERIFIED_HEADER, f);
+    for (size_t i = 0; i < rep->vex.n; i++) {
+        const component *x = &rep->vex.c[i], *e = &rep->vest.c[i];
+        fprintf(f, "%s,%s,%d,", kind_names[x->kind], x->component, x->layer);
+        if (x->head >= 0) fprintf(f, "%d", x->head);
+        putc(',', f);
+        if (x->role >= 0) fputs(mch_role_name((mch_role)x->role), f);
+        fprintf(f, ",%llu,", x->n);
+        num_or_empty(f, e->mean);
+        putc(',', f);
+        num_or_empty(f, x->mean);
+        putc(',', f);
+        num_or_empty(f, e->rom);
+        putc(',', f);
+        num_or_empty(f, x->rom);
+        putc('\n', f);
+    }
+}
+
 static void top_txt(FILE *f, const void *ctx)
 {
     const report *rep = ctx;
@@ -670,6 +759,11 @@ static void top_txt(FILE *f, const void *ctx)
         fprintf(f, "%2zu. %-40s %+.4f %-20s  mean of ratios %+.4f %-20s  n %llu\n", i + 1, name,
                 c->rom, interval(c->rom_lo, c->rom_hi, a), c->mean,
                 interval(c->mor_lo, c->mor_hi, b), c->n);
+    }
+    if (rep->m->spec.verify_top) {
+        char v[600];
+        verified_text(rep, v, sizeof v);
+        fprintf(f, "%s\n", v);
     }
 }
 
@@ -837,6 +931,40 @@ static void top_html(FILE *f, const report *rep)
     fputs("</table>\n", f);
 }
 
+/* The verified cells side by side, by |exact mean| largest first (the top rep->top). */
+static void verified_html(FILE *f, const report *rep)
+{
+    if (!rep->m->spec.verify_top) return;
+    char buf[600], name[80];
+    verified_text(rep, buf, sizeof buf);
+    fputs("<h2>Estimates verified by exact patching</h2>\n<p>", f);
+    esc(f, buf);
+    fputs(". Each cell: the pairs in which it was verified (its n), the mean of their estimated "
+          "and exact effects. Every cell: <a href=\"verified.csv\">verified.csv</a>.</p>\n"
+          "<table>\n",
+          f);
+    tr_head(f, "#|component|n|estimate|exact|estimate - exact");
+    const component **r = malloc((rep->vex.n + 1) * sizeof *r);
+    for (size_t i = 0; r && i < rep->vex.n; i++) r[i] = &rep->vex.c[i];
+    if (r && rep->vex.n) qsort(r, rep->vex.n, sizeof *r, cmp_abs_desc);
+    for (size_t i = 0; r && i < rep->vex.n && (int)i < rep->top; i++) {
+        const component *x = r[i], *e = &rep->vest.c[x - rep->vex.c];
+        comp_name(x, name, sizeof name);
+        snprintf(buf, sizeof buf, "%zu", i + 1);
+        fputs("<tr>", f);
+        td(f, buf, 0);
+        td(f, name, 1);
+        snprintf(buf, sizeof buf, "%llu", x->n);
+        td(f, buf, 0);
+        td_num(f, e->mean, 1);
+        td_num(f, x->mean, 1);
+        td_num(f, e->mean - x->mean, 1);
+        fputs("</tr>\n", f);
+    }
+    free(r);
+    fputs("</table>\n", f);
+}
+
 static void index_html(FILE *f, const void *ctx)
 {
     const report *rep = ctx;
@@ -855,6 +983,7 @@ static void index_html(FILE *f, const void *ctx)
     strata_html(f, rep);
     figure_html(f, "Heads by stratum", "strata.svg", rows);
     top_html(f, rep);
+    verified_html(f, rep);
     fputs("<p>Every component: <a href=\"components.csv\">components.csv</a>, "
           "<a href=\"components.json\">components.json</a>; the map itself: "
           "<code>mechir report MAP --format json</code>.</p>\n</body></html>\n",
@@ -875,6 +1004,7 @@ mch_status mch_report_write(const mch_cmap *m, const char *dir, int top, mch_err
                  {"components.csv", components_csv},
                  {"components.json", components_json},
                  {"top.txt", top_txt},
+                 {"verified.csv", verified_csv},
                  {"index.html", index_html}};
     enum { N_FILES = sizeof files / sizeof files[0] };
     const char *names[N_FILES];
@@ -889,6 +1019,9 @@ mch_status mch_report_write(const mch_cmap *m, const char *dir, int top, mch_err
                         ? MCH_OK
                         : mch_fail(err, MCH_ERR_NOMEM, "out of memory for the report");
     if (!rc) rc = set_build(&r.all, &m->spec, &m->heads, &m->blocks, &m->hpz, &m->hpp, &r.x, err);
+    if (!rc) rc = set_build(&r.vex, &m->spec, &m->vheads, &m->vblocks, NULL, NULL, &r.x, err);
+    if (!rc)
+        rc = set_build(&r.vest, &m->spec, &m->vheads_est, &m->vblocks_est, NULL, NULL, &r.x, err);
     for (size_t i = 0; !rc && i < m->n_strata; i++)
         rc = set_build(&r.strata[i], &m->spec, &m->strata[i].heads, &m->strata[i].blocks, NULL,
                        NULL, &r.x, err);
@@ -900,6 +1033,8 @@ mch_status mch_report_write(const mch_cmap *m, const char *dir, int top, mch_err
     if (!rc) rc = mch_outdir_commit(&od, err);
     mch_outdir_abort(&od);
     set_free(&r.all);
+    set_free(&r.vex);
+    set_free(&r.vest);
     for (size_t i = 0; r.strata && i < m->n_strata; i++) set_free(&r.strata[i]);
     free(r.strata);
     free(r.x.scratch);

@@ -267,10 +267,57 @@ def check_verified_map(run_dir, cj, per_pair, L, NH):
         rg.fail("%s verified.rank_correlation: %s, want %d pairs, mean %s" % (
             run_dir, rc, len(rhos), rg.mean(rhos) if rhos else None))
         good = False
+    report = os.path.join(run_dir, "report")
+    if os.path.isdir(report):
+        good &= check_verified_report(report, heads, blocks, rhos)
     if good:
         rg.ok("%s: circuit.json verified: %d head cells and %d block cells with pairs, "
               "Spearman %.4f over %d pairs, equal the fixtures'" % (
                   run_dir, len(heads), len(blocks), rg.mean(rhos), len(rhos)))
+
+
+def check_verified_report(report, heads, blocks, rhos):
+    """`mechir report`'s verified.csv (every cell's n and means, against the fixtures) and
+    top.txt's agreement line computed here: the per-pair Spearman mean, and across the cells'
+    exact and estimated means Spearman's correlation and the overlap of the 10 largest |mean|."""
+    import csv
+    with open(os.path.join(report, "verified.csv"), encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    want = {}
+    for (l, h), xs in heads.items():
+        want[("head", "attn.hook_z", str(l), str(h), "")] = xs
+    for (site, l, role), xs in blocks.items():
+        want[("block", site, str(l), "", role)] = xs
+    good = len(rows) == len(want)
+    for r in rows:
+        key = (r["kind"], r["component"], r["layer"], r["head"], r["role"])
+        xs = want.get(key)
+        stats["values"] += 1
+        if (xs is None or int(r["n"]) != len(xs)
+                or not rg.close(float(r["estimate_mean_of_ratios"]), rg.mean([a for a, _ in xs]), 1e-4)
+                or not rg.close(float(r["exact_mean_of_ratios"]), rg.mean([b for _, b in xs]), 1e-4)):
+            rg.fail("%s verified.csv %s: n %s, means %s %s; want %s" % (
+                report, key, r["n"], r["estimate_mean_of_ratios"], r["exact_mean_of_ratios"],
+                None if xs is None else (len(xs), rg.mean([a for a, _ in xs]),
+                                         rg.mean([b for _, b in xs]))))
+            good = False
+    if len(rows) != len(want):
+        rg.fail("%s verified.csv: %d cells, want %d" % (report, len(rows), len(want)))
+    # The agreement over the cells' means as the CSV gives them (each checked above): cells tied
+    # within the tolerance (attn_out 0 and resid_pre 1 of one position) rank either way.
+    est = [float(r["estimate_mean_of_ratios"]) for r in rows]
+    ex = [float(r["exact_mean_of_ratios"]) for r in rows]
+    k = min(10, len(rows))
+    top = lambda v: set(sorted(range(len(v)), key=lambda i: -abs(v[i]))[:k])
+    line = "per-pair Spearman correlation of estimated and exact effects %.4f" % rg.mean(rhos)
+    line2 = "mean effects Spearman %.4f, top-%d overlap by |mean| %d/%d" % (
+        spearman(est, ex), k, len(top(est) & top(ex)), k)
+    with open(os.path.join(report, "top.txt"), encoding="utf-8") as f:
+        text = f.read()
+    if line not in text or line2 not in text:
+        rg.fail("%s top.txt: want '%s' and '%s' in:\n%s" % (report, line, line2, text))
+        good = False
+    return good
 
 
 def cmd_verified(fixture, exact_fixture, vocab_path, run_dirs):

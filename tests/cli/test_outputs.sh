@@ -37,7 +37,7 @@ small_run() {
 }
 size() { wc -c < "$1"; }
 
-REPORT_FILES="heads.svg blocks.svg head_pos.svg strata.svg components.csv components.json top.txt index.html"
+REPORT_FILES="heads.svg blocks.svg head_pos.svg strata.svg components.csv components.json top.txt verified.csv index.html"
 # same_files A B: the report files of A and B are byte-identical.
 same_files() {
     for f in $REPORT_FILES; do cmp -s "$1/$f" "$2/$f" || return 1; done

@@ -32,7 +32,7 @@ head -8 "$ROOT/examples/demo-200.tsv" > "$T/in.tsv"
 check "a small run for the report (heads, blocks, head-pos 1.1,2.3)" test -s "$T/run/circuit.cmap"
 "$MECHIR" report "$T/run/circuit.cmap" -o "$T/rep" --top 7 2> /dev/null
 check "report exits 0" test $? -eq 0
-for f in heads.svg blocks.svg head_pos.svg strata.svg components.csv components.json top.txt \
+for f in heads.svg blocks.svg head_pos.svg strata.svg components.csv components.json top.txt verified.csv \
     index.html; do
     check "report writes $f" test -s "$T/rep/$f"
 done

@@ -63,6 +63,8 @@ run_ok end verify-end --method atp --verify-top 5
 "$PY" "$ROOT/tests/cli/run_atp_golden.py" check "$FX" "$MODEL/vocab.txt" atp-qk --qk "$QK" \
     "$T/qk-start" "$T/qk-end" || fail "mechir run --method atp-qk differs from demo-atp-qk.json"
 grep -q '"used":1,' "$T/select/circuit.json" || fail "--select top-delta 1 with atp: not one pair used"
+"$MECHIR" report "$T/verify-end/circuit.cmap" -o "$T/verify-end/report" >/dev/null 2>&1 ||
+    fail "mechir report of a verified map failed"
 # --verify-top 5: the fixture's verified lists, demo-tfc1.json's exact diff rows, the verified
 # maps and the rank correlation computed from both fixtures.
 "$PY" "$ROOT/tests/cli/run_atp_golden.py" verified "$FX" "$ROOT/tests/data/patching/demo-tfc1.json" \
