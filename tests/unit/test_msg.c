@@ -259,6 +259,14 @@ static void assert_result_equal(const mch_pair_result *a, const mch_pair_result 
         assert_int_equal(maps[k].na, maps[k].nb);
         for (int e = 0; e < 2; e++) assert_floats(maps[k].a[e], maps[k].b[e], maps[k].na);
     }
+    assert_int_equal(a->n_verified, b->n_verified);
+    assert_int_equal(a->verified_top, b->verified_top);
+    if (a->n_verified) {
+        assert_memory_equal(a->verified_comp, b->verified_comp,
+                            3 * a->n_verified * sizeof(int32_t));
+        assert_floats(a->verified_estimate, b->verified_estimate, a->n_verified);
+        assert_floats(a->verified_exact, b->verified_exact, a->n_verified);
+    }
 }
 
 static void test_results_roundtrip_preserve_every_field(void **st)
@@ -802,6 +810,119 @@ static void test_method_is_absent_for_exact_and_checked(void **st)
     assert_int_equal(mch_job_spec_diff(&b, &b, MCH_SPEC_SAME_JOB, &d), 0);
 }
 
+/* --verify-top: the spec's field (needs attribution patching's sweeps, compared for a merge), a
+ * result's verified components (round trip, and mch_pair_result_check's refusals), and a map's
+ * verified estimates (round trip; a cell whose exact and estimated counts differ is refused). */
+static void test_verified_fields_roundtrip_and_checks(void **st)
+{
+    (void)st;
+    mch_err err = {0};
+    mch_job_spec s = spec_atp("atp"), x = spec_atp(""), back;
+    s.verify_top = 5, x.verify_top = 3;
+    uint8_t *bytes;
+    size_t len;
+    assert_int_equal(mch_job_spec_pack(&x, &bytes, &len, &err), MCH_OK);
+    assert_int_equal(mch_job_spec_unpack(&back, bytes, len, "x", &err), MCH_ERR_FORMAT);
+    assert_names(&err, "spec: verify_top 3 without attribution patching's sweeps");
+    free(bytes);
+    err = (mch_err){0};
+    x.method = "atp", x.verify_top = MCH_VERIFY_TOP_MAX + 1;
+    assert_int_equal(mch_job_spec_pack(&x, &bytes, &len, &err), MCH_OK);
+    assert_int_equal(mch_job_spec_unpack(&back, bytes, len, "x", &err), MCH_ERR_FORMAT);
+    assert_names(&err, "spec: verify_top 4097 is above 4096");
+    free(bytes);
+    x.verify_top = 3;
+    expect_diff(&s, &x, MCH_SPEC_SAME_MAP, "verify top", "5", "3");
+
+    /* A result of L 3, NH 4, T 6: a head, a block, the same block again (in both lists). */
+    int32_t ids[18] = {101, 7, 8, 102, 9, 102, 101, 7, 8, 102, 55, 102};
+    uint8_t roles[6];
+    memcpy(roles, roles6, 6);
+    float v[2 * 3 * 3 * 6];
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) v[i] = (float)i * 0.5f - 1.0f;
+    int32_t comp[9] = {-1, 2, 3, 1, 0, 5, 1, 0, 5};
+    float est[3] = {0.5f, -0.25f, -0.25f}, ex[3] = {0.75f, 0.125f, 0.125f};
+    mch_pair_result r = {0}, rb;
+    fill_pair(&r.pair, ids, roles, NULL, 0);
+    r.score_baseline = 0.25, r.score_perturbed = 1.25;
+    r.n_heads = 12, r.heads = v, r.heads_scores = v + 12;
+    r.n_blocks = 54, r.blocks = v + 1, r.blocks_scores = v + 2;
+    r.n_verified = 3, r.verified_top = 2;
+    r.verified_comp = comp, r.verified_estimate = est, r.verified_exact = ex;
+    char why[200];
+    assert_int_equal(mch_pair_result_check(&r, 3, 4, 0, why, sizeof why), 0);
+    assert_int_equal(mch_pair_result_pack(&r, &bytes, &len, &err), MCH_OK);
+    if (mch_pair_result_unpack(&rb, bytes, len, &err)) fail_msg("%s", err.msg);
+    assert_result_equal(&r, &rb);
+    mch_pair_result_deinit(&rb);
+    free(bytes);
+    const struct {
+        int at, val;
+        const char *why;
+    } bad[] = {{1, 3, "verified component 0 (-1, 3, 3)"},   /* head layer 3 of 3 */
+               {2, 4, "verified component 0 (-1, 2, 4)"},   /* head 4 of 4 */
+               {5, 6, "verified component 1 (1, 0, 6)"},    /* position 6 of 6 tokens */
+               {3, 3, "verified component 1 (3, 0, 5)"},    /* block kind 3 */
+               {0, -2, "verified component 0 (-2, 2, 3)"}}; /* neither */
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        int32_t keep = comp[bad[k].at];
+        comp[bad[k].at] = bad[k].val;
+        assert_int_equal(mch_pair_result_check(&r, 3, 4, 0, why, sizeof why), 1);
+        if (!strstr(why, bad[k].why)) fail_msg("'%s' does not say '%s'", why, bad[k].why);
+        comp[bad[k].at] = keep;
+    }
+    ex[2] = NAN;
+    assert_int_equal(mch_pair_result_check(&r, 3, 4, 0, why, sizeof why), 1);
+    assert_non_null(strstr(why, "verified component 2: non-finite score"));
+    ex[2] = 0.125f;
+    r.n_heads = 0; /* a head verified in a result without the heads sweep */
+    assert_int_equal(mch_pair_result_check(&r, 3, 4, 0, why, sizeof why), 1);
+    r.n_heads = 12, r.verified_top = 4;
+    assert_int_equal(mch_pair_result_check(&r, 3, 4, 0, why, sizeof why), 1);
+    assert_non_null(strstr(why, "verified: top 4 of 3 components"));
+
+    /* A map with the verified estimates: they survive the round trip; unequal counts do not. */
+    err = (mch_err){0};
+    mch_cmap m, mb;
+    build_map(&m);
+    mch_job_spec_deinit(&m.spec);
+    s.input_files = NULL, s.n_input_files = 0;
+    assert_int_equal(mch_job_spec_copy(&m.spec, &s, &err), MCH_OK);
+    mch_est_deinit(&m.hpz), mch_est_deinit(&m.hpp); /* atp: no head-pos */
+    assert_int_equal(mch_est_init(&m.hpz, 0, 3, &err), MCH_OK);
+    assert_int_equal(mch_est_init(&m.hpp, 0, 3, &err), MCH_OK);
+    size_t cells[MCH_CMAP_EST];
+    mch_cmap_cells(&m.spec, cells);
+    assert_int_equal(cells[4], 12);
+    assert_int_equal(cells[6], 3 * 3 * MCH_ROLE_COUNT);
+    mch_est *all[MCH_CMAP_EST];
+    mch_cmap_ests(&m, all);
+    const uint8_t w[4] = {1, 2, 0, 1};
+    for (int k = 4; k < MCH_CMAP_EST; k++) {
+        assert_int_equal(mch_est_init(all[k], cells[k], 3, &err), MCH_OK);
+        mch_est_add(all[k], 7, 0.25 * k, 1000 * k, 4000, w);
+    }
+    assert_int_equal(mch_stats_init(&m.vrank, 1, &err), MCH_OK);
+    mch_stats_add(&m.vrank, 0, 0.5);
+    mch_stats_add(&m.vrank, 0, -0.25);
+    assert_int_equal(mch_cmap_pack(&m, &bytes, &len, &err), MCH_OK);
+    if (mch_cmap_unpack(&mb, bytes, len, "map", &err)) fail_msg("%s", err.msg);
+    mch_est *got[MCH_CMAP_EST];
+    mch_cmap_ests(&mb, got);
+    for (int k = 4; k < MCH_CMAP_EST; k++) assert_stats_equal(all[k], got[k]);
+    assert_int_equal(mb.vrank.n[0], 2);
+    assert_true(mb.vrank.mean[0] == 0.125);
+    mch_cmap_deinit(&mb);
+    free(bytes);
+    mch_est_add(&m.vheads, 1, 0.5, 1, 2, w); /* cell 1: 1 pair exact, 0 estimated */
+    err = (mch_err){0};
+    assert_int_equal(mch_cmap_pack(&m, &bytes, &len, &err), MCH_OK);
+    assert_int_equal(mch_cmap_unpack(&mb, bytes, len, "map", &err), MCH_ERR_FORMAT);
+    assert_names(&err, "heads_verified: cell 1 has 1 pairs, its estimates 0");
+    free(bytes);
+    mch_cmap_deinit(&m);
+}
+
 static void test_sweep_head_list_and_hook_parsers(void **st)
 {
     (void)st;
@@ -874,6 +995,7 @@ int main(void)
         cmocka_unit_test(test_spec_diff_names_the_first_differing_field),
         cmocka_unit_test(test_method_is_absent_for_exact_and_checked),
         cmocka_unit_test(test_sweep_head_list_and_hook_parsers),
+        cmocka_unit_test(test_verified_fields_roundtrip_and_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
