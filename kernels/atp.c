@@ -30,16 +30,25 @@ typedef struct {
 struct mch_atp {
     const mch_model *m;
     mch_patch_opts o;
-    int max_T, T; /* T: tokens of the last successful run, 0 if none */
-    int bi;       /* bi-encoder: the score is dot(query vector, pooled document) */
+    int max_B, max_T; /* pairs a run takes, tokens a pair has */
+    int n;            /* pairs of the last run */
+    int *T;           /* (max_B) tokens of each pair of the last run; 0: failed or none */
+    int *slot;        /* (max_B) the pair's sequence in the runs' batches */
+    int *off;         /* (max_B + 1) first row of each sequence in an (N, C) plane */
+    size_t *poff;     /* (max_B + 1) first float of each sequence's (NH, T, T) pattern */
+    int bi;           /* bi-encoder: the score is dot(query vector, pooled document) */
     mch_backward *bw;
-    mch_workspace *ws; /* the perturbed run and the query (max_position_embeddings tokens) */
+    mch_workspace *ws; /* the perturbed batch and the queries (max_position_embeddings tokens) */
     mch_hooks *hooks;
     capture_ctx caps[MCH_SITE_COUNT];
-    float *pert[MCH_SITE_COUNT]; /* (L, plane) perturbed activations, NULL for sites not kept */
-    float *pooled;               /* (C) the perturbed document's vector */
-    float *q_emb;                /* (C) the query's vector, for q_ids[0..q_T) */
-    int32_t *q_ids;              /* (max_position_embeddings) */
+    float *pert[MCH_SITE_COUNT];    /* (L, plane) perturbed activations, NULL for sites not kept */
+    int32_t *ids_b, *ids_p, *types; /* (max_B, max_T) the batches, padded */
+    int *lengths;                   /* (max_B) */
+    float *score_b, *score_p;       /* (max_B) */
+    float *pooled;                  /* (max_B, C) the perturbed documents' vectors */
+    float *q_emb;                   /* (max_B, C) each sequence's query vector */
+    float *q_last;                  /* (C) the vector of q_ids[0..q_T) */
+    int32_t *q_ids;                 /* (max_position_embeddings) */
     int q_T;
     int qk; /* the run reads the perturbed pattern and v (the QK fix); else they are not copied */
 };
@@ -48,16 +57,23 @@ struct mch_atp {
 static size_t plane_max(const mch_atp *a, mch_site site)
 {
     const mch_config *c = &a->m->cfg;
-    size_t T = (size_t)a->max_T;
-    return site == MCH_SITE_PATTERN ? (size_t)c->NH * T * T : T * (size_t)c->C;
+    size_t T = (size_t)a->max_T, B = (size_t)a->max_B;
+    return site == MCH_SITE_PATTERN ? B * c->NH * T * T : B * T * (size_t)c->C;
+}
+
+/* Sequence s's part of the perturbed plane of (site, l). */
+static float *pert_at(const mch_atp *a, mch_site site, int l, int s)
+{
+    size_t o = site == MCH_SITE_PATTERN ? a->poff[s] : (size_t)a->off[s] * a->m->cfg.C;
+    return a->pert[site] + (size_t)l * plane_max(a, site) + o;
 }
 
 static int capture(void *user, const mch_act_view *v)
 {
     capture_ctx *cc = user;
     if (!cc->a->qk && (cc->site == MCH_SITE_PATTERN || cc->site == MCH_SITE_V)) return 0;
-    float *dst = cc->a->pert[cc->site] + (size_t)v->layer * plane_max(cc->a, cc->site);
-    memcpy(dst, v->data, mch_site_floats(&cc->a->m->cfg, cc->site, v->T) * sizeof(float));
+    memcpy(pert_at(cc->a, cc->site, v->layer, v->seq), v->data,
+           mch_site_floats(&cc->a->m->cfg, cc->site, v->T) * sizeof(float));
     return 0;
 }
 
@@ -65,9 +81,9 @@ void mch_atp_free(mch_atp *a)
 {
     if (!a) return;
     for (int s = 0; s < MCH_SITE_COUNT; s++) free(a->pert[s]);
-    free(a->pooled);
-    free(a->q_emb);
-    free(a->q_ids);
+    void *bufs[] = {a->T,       a->slot,    a->off,     a->poff,   a->ids_b, a->ids_p,  a->types,
+                    a->lengths, a->score_b, a->score_p, a->pooled, a->q_emb, a->q_last, a->q_ids};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     mch_hooks_free(a->hooks);
     mch_workspace_free(a->ws);
     mch_backward_free(a->bw);
@@ -76,6 +92,12 @@ void mch_atp_free(mch_atp *a)
 
 mch_status mch_atp_create(mch_atp **out, const mch_model *m, const mch_patch_opts *opts, int max_T,
                           mch_err *err)
+{
+    return mch_atp_create_batch(out, m, opts, max_T, 1, err);
+}
+
+mch_status mch_atp_create_batch(mch_atp **out, const mch_model *m, const mch_patch_opts *opts,
+                                int max_T, int max_pairs, mch_err *err)
 {
     const mch_config *c = &m->cfg;
     if (opts->sweeps & ~(unsigned)(MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS))
@@ -86,15 +108,19 @@ mch_status mch_atp_create(mch_atp **out, const mch_model *m, const mch_patch_opt
     if (max_T < 1 || max_T > c->max_pos)
         return mch_fail(err, MCH_ERR_ARG, "max_T %d outside 1..%d (max_position_embeddings)", max_T,
                         c->max_pos);
+    if (max_pairs < 1 || max_pairs > MCH_BACKWARD_MAX_BATCH)
+        return mch_fail(err, MCH_ERR_ARG, "a batch of %d pairs; allowed 1..%d", max_pairs,
+                        MCH_BACKWARD_MAX_BATCH);
     mch_atp *a = calloc(1, sizeof *a);
     if (!a) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     a->m = m;
     a->o = *opts;
     if (a->o.min_delta <= 0) a->o.min_delta = 1e-3;
+    a->max_B = max_pairs;
     a->max_T = max_T;
     a->bi = c->head == MCH_HEAD_NONE;
     mch_err berr = {0};
-    mch_status rc = mch_backward_create(&a->bw, m, max_T, opts->pooling, &berr);
+    mch_status rc = mch_backward_create_batch(&a->bw, m, max_pairs, max_T, opts->pooling, &berr);
     if (rc) {
         mch_atp_free(a);
         if (rc == MCH_ERR_NOMEM) return mch_fail(err, rc, "%s", berr.msg);
@@ -103,11 +129,23 @@ mch_status mch_atp_create(mch_atp **out, const mch_model *m, const mch_patch_opt
                         "lacks: %s",
                         c->model_type, c->architecture, berr.msg);
     }
-    size_t L = (size_t)c->L;
-    int ok = (a->ws = mch_workspace_create(m, c->max_pos, c->max_pos)) != NULL &&
+    size_t L = (size_t)c->L, B = (size_t)max_pairs, C = (size_t)c->C, BT = B * max_T;
+    int tokens = (int)BT > c->max_pos ? (int)BT : c->max_pos;
+    int ok = (a->ws = mch_workspace_create(m, tokens, c->max_pos)) != NULL &&
              (a->hooks = mch_hooks_create(c->L)) != NULL &&
-             (a->pooled = malloc((size_t)c->C * sizeof(float))) != NULL &&
-             (a->q_emb = malloc((size_t)c->C * sizeof(float))) != NULL &&
+             (a->T = calloc(B, sizeof *a->T)) != NULL &&
+             (a->slot = calloc(B, sizeof *a->slot)) != NULL &&
+             (a->off = calloc(B + 1, sizeof *a->off)) != NULL &&
+             (a->poff = calloc(B + 1, sizeof *a->poff)) != NULL &&
+             (a->ids_b = malloc(BT * sizeof *a->ids_b)) != NULL &&
+             (a->ids_p = malloc(BT * sizeof *a->ids_p)) != NULL &&
+             (a->types = malloc(BT * sizeof *a->types)) != NULL &&
+             (a->lengths = malloc(B * sizeof *a->lengths)) != NULL &&
+             (a->score_b = malloc(B * sizeof(float))) != NULL &&
+             (a->score_p = malloc(B * sizeof(float))) != NULL &&
+             (a->pooled = malloc(B * C * sizeof(float))) != NULL &&
+             (a->q_emb = malloc(B * C * sizeof(float))) != NULL &&
+             (a->q_last = malloc(C * sizeof(float))) != NULL &&
              (a->q_ids = malloc((size_t)c->max_pos * sizeof *a->q_ids)) != NULL;
     for (size_t i = 0; ok && i < sizeof kept / sizeof kept[0]; i++)
         ok =
@@ -115,7 +153,8 @@ mch_status mch_atp_create(mch_atp **out, const mch_model *m, const mch_patch_opt
     if (!ok) {
         mch_atp_free(a);
         return mch_fail(err, MCH_ERR_NOMEM,
-                        "out of memory sizing attribution patching for %d tokens", max_T);
+                        "out of memory sizing attribution patching for %d pairs of %d tokens",
+                        max_pairs, max_T);
     }
     for (size_t i = 0; !rc && i < sizeof kept / sizeof kept[0]; i++) {
         a->caps[kept[i]] = (capture_ctx){a, kept[i]};
@@ -132,8 +171,8 @@ mch_status mch_atp_create(mch_atp **out, const mch_model *m, const mch_patch_opt
 
 /* ---- the two runs ------------------------------------------------------------------------- */
 
-/* The query's vector into a->q_emb, computed again only when the query's ids change. */
-static mch_status query_vector(mch_atp *a, const mch_patch_pair *pair, mch_err *err)
+/* The query's vector into q (C), computed again only when the query's ids change. */
+static mch_status query_vector(mch_atp *a, const mch_patch_pair *pair, float *q, mch_err *err)
 {
     int Tq = pair->Tq;
     if (!pair->query_ids || Tq < 1)
@@ -142,31 +181,78 @@ static mch_status query_vector(mch_atp *a, const mch_patch_pair *pair, mch_err *
         return mch_fail(err, MCH_ERR_ARG, "query of %d tokens; max_position_embeddings is %d", Tq,
                         a->m->cfg.max_pos);
     size_t bytes = (size_t)Tq * sizeof *a->q_ids;
-    if (a->q_T == Tq && !memcmp(a->q_ids, pair->query_ids, bytes)) return MCH_OK;
-    a->q_T = 0;
-    mch_batch bt = {1, Tq, pair->query_ids, NULL, &Tq};
-    mch_forward_opts fo = {NULL, 0, NULL, a->o.pooling};
-    mch_forward_out fout = {NULL, NULL, a->q_emb};
-    mch_status rc = mch_forward(a->m, a->ws, &bt, &fo, &fout, err);
-    if (rc) return rc;
-    memcpy(a->q_ids, pair->query_ids, bytes);
-    a->q_T = Tq;
+    if (a->q_T != Tq || memcmp(a->q_ids, pair->query_ids, bytes)) {
+        a->q_T = 0;
+        mch_batch bt = {1, Tq, pair->query_ids, NULL, &Tq};
+        mch_forward_opts fo = {NULL, 0, NULL, a->o.pooling};
+        mch_forward_out fout = {NULL, NULL, a->q_last};
+        mch_status rc = mch_forward(a->m, a->ws, &bt, &fo, &fout, err);
+        if (rc) return rc;
+        memcpy(a->q_ids, pair->query_ids, bytes);
+        a->q_T = Tq;
+    }
+    memcpy(q, a->q_last, (size_t)a->m->cfg.C * sizeof *q);
     return MCH_OK;
 }
 
-/* The perturbed input's forward, its activations captured; *score as the backward's. */
-static mch_status perturbed_run(mch_atp *a, const mch_patch_pair *pair, float *score, mch_err *err)
+/* The checks mch_forward makes of a batch, for one pair, so that a bad pair fails alone instead
+ * of the batch it is in: its length and every id and token type of both inputs. */
+static mch_status check_pair(const mch_atp *a, const mch_patch_pair *pair, mch_err *err)
 {
-    int T = pair->T;
-    mch_batch bt = {1, T, pair->ids_perturbed, pair->token_types, &T};
-    mch_forward_opts fo = {a->hooks, 0, NULL, a->o.pooling};
-    mch_forward_out fout = {a->bi ? NULL : score, NULL, a->bi ? a->pooled : NULL};
-    mch_status rc = mch_forward(a->m, a->ws, &bt, &fo, &fout, err);
-    if (rc || !a->bi) return rc;
-    double dot = 0;
-    for (int i = 0; i < a->m->cfg.C; i++) dot += (double)a->q_emb[i] * a->pooled[i];
-    *score = (float)dot;
+    const mch_config *c = &a->m->cfg;
+    if (pair->T < 1 || pair->T > a->max_T)
+        return mch_fail(err, MCH_ERR_ARG,
+                        "pair of %d tokens; this attribution patching context holds 1..%d", pair->T,
+                        a->max_T);
+    for (int t = 0; t < pair->T; t++) {
+        int32_t ib = pair->ids_baseline[t], ip = pair->ids_perturbed[t];
+        int32_t tt = pair->token_types ? pair->token_types[t] : 0;
+        if (ib < 0 || ib >= c->V || ip < 0 || ip >= c->V)
+            return mch_fail(err, MCH_ERR_ARG,
+                            "%s input position %d: token id %d outside the vocabulary "
+                            "(vocab_size %d)",
+                            ib < 0 || ib >= c->V ? "baseline" : "perturbed", t,
+                            ib < 0 || ib >= c->V ? ib : ip, c->V);
+        if (c->type_vocab > 0 && (tt < 0 || tt >= c->type_vocab))
+            return mch_fail(err, MCH_ERR_ARG, "position %d: token type %d outside 0..%d", t, tt,
+                            c->type_vocab - 1);
+    }
     return MCH_OK;
+}
+
+/* Pair i into row s of the padded batches (its query's vector already in q_emb row s). */
+static void add_pair(mch_atp *a, const mch_patch_pair *pair, int s)
+{
+    size_t row = (size_t)s * a->max_T, bytes = (size_t)pair->T * sizeof(int32_t);
+    memcpy(a->ids_b + row, pair->ids_baseline, bytes);
+    memcpy(a->ids_p + row, pair->ids_perturbed, bytes);
+    if (pair->token_types)
+        memcpy(a->types + row, pair->token_types, bytes);
+    else
+        memset(a->types + row, 0, bytes);
+    a->lengths[s] = pair->T;
+    a->off[s + 1] = a->off[s] + pair->T;
+    a->poff[s + 1] = a->poff[s] + (size_t)a->m->cfg.NH * pair->T * pair->T;
+}
+
+/* The B perturbed inputs' forward, their activations captured, then the baselines' forward +
+ * backward: scores into score_p and score_b. */
+static mch_status run_batches(mch_atp *a, int B, mch_err *err)
+{
+    int C = a->m->cfg.C;
+    mch_batch bp = {B, a->max_T, a->ids_p, a->types, a->lengths};
+    mch_forward_opts fo = {a->hooks, 0, NULL, a->o.pooling};
+    mch_forward_out fout = {a->bi ? NULL : a->score_p, NULL, a->bi ? a->pooled : NULL};
+    mch_status rc = mch_forward(a->m, a->ws, &bp, &fo, &fout, err);
+    if (rc) return rc;
+    for (int s = 0; a->bi && s < B; s++) {
+        double dot = 0;
+        for (int i = 0; i < C; i++)
+            dot += (double)a->q_emb[(size_t)s * C + i] * a->pooled[(size_t)s * C + i];
+        a->score_p[s] = (float)dot;
+    }
+    mch_batch bb = {B, a->max_T, a->ids_b, a->types, a->lengths};
+    return mch_backward_run_batch(a->bw, &bb, a->bi ? a->q_emb : NULL, a->score_b, err);
 }
 
 /* ---- estimates ---------------------------------------------------------------------------- */
@@ -193,21 +279,21 @@ static void store(float *scores_out, float *effects_out, size_t idx, double chan
             (float)((est - res->score_baseline) / (res->score_perturbed - res->score_baseline));
 }
 
-static void estimate_heads(const mch_atp *a, mch_atp_method method, mch_patch_result *res)
+static void estimate_heads(const mch_atp *a, int p, mch_atp_method method, mch_patch_result *res)
 {
     const mch_config *c = &a->m->cfg;
-    int T = a->T, NH = c->NH, HS = c->HS, C = c->C;
+    int T = a->T[p], NH = c->NH, HS = c->HS, C = c->C;
     size_t TT = (size_t)T * T;
     for (int l = 0; l < c->L; l++) {
-        const float *pz = mch_atp_activation(a, 1, MCH_SITE_Z, l);
-        const float *bz = mch_atp_activation(a, 0, MCH_SITE_Z, l);
-        const float *gz = mch_atp_grad(a, MCH_SITE_Z, l);
-        const float *pv = mch_atp_activation(a, 1, MCH_SITE_V, l);
-        const float *bv = mch_atp_activation(a, 0, MCH_SITE_V, l);
-        const float *gv = mch_atp_grad(a, MCH_SITE_V, l);
-        const float *pA = mch_atp_activation(a, 1, MCH_SITE_PATTERN, l);
-        const float *bA = mch_atp_activation(a, 0, MCH_SITE_PATTERN, l);
-        const float *gA = mch_atp_grad(a, MCH_SITE_PATTERN, l);
+        const float *pz = mch_atp_activation_pair(a, p, 1, MCH_SITE_Z, l);
+        const float *bz = mch_atp_activation_pair(a, p, 0, MCH_SITE_Z, l);
+        const float *gz = mch_atp_grad_pair(a, p, MCH_SITE_Z, l);
+        const float *pv = mch_atp_activation_pair(a, p, 1, MCH_SITE_V, l);
+        const float *bv = mch_atp_activation_pair(a, p, 0, MCH_SITE_V, l);
+        const float *gv = mch_atp_grad_pair(a, p, MCH_SITE_V, l);
+        const float *pA = mch_atp_activation_pair(a, p, 1, MCH_SITE_PATTERN, l);
+        const float *bA = mch_atp_activation_pair(a, p, 0, MCH_SITE_PATTERN, l);
+        const float *gA = mch_atp_grad_pair(a, p, MCH_SITE_PATTERN, l);
         for (int h = 0; h < NH; h++) {
             size_t col = (size_t)h * HS, pat = (size_t)h * TT;
             double s;
@@ -222,14 +308,14 @@ static void estimate_heads(const mch_atp *a, mch_atp_method method, mch_patch_re
     }
 }
 
-static void estimate_blocks(const mch_atp *a, mch_patch_result *res)
+static void estimate_blocks(const mch_atp *a, int p, mch_patch_result *res)
 {
-    int T = a->T, C = a->m->cfg.C, L = a->m->cfg.L;
+    int T = a->T[p], C = a->m->cfg.C, L = a->m->cfg.L;
     for (int k = 0; k < MCH_BLOCK_COUNT; k++)
         for (int l = 0; l < L; l++) {
-            const float *ap = mch_atp_activation(a, 1, block_sites[k], l);
-            const float *ab = mch_atp_activation(a, 0, block_sites[k], l);
-            const float *g = mch_atp_grad(a, block_sites[k], l);
+            const float *ap = mch_atp_activation_pair(a, p, 1, block_sites[k], l);
+            const float *ab = mch_atp_activation_pair(a, p, 0, block_sites[k], l);
+            const float *g = mch_atp_grad_pair(a, p, block_sites[k], l);
             for (int t = 0; t < T; t++) {
                 size_t row = (size_t)t * C;
                 int same = !memcmp(ap + row, ab + row, (size_t)C * sizeof(float));
@@ -241,35 +327,19 @@ static void estimate_blocks(const mch_atp *a, mch_patch_result *res)
         }
 }
 
-mch_status mch_atp_run(mch_atp *a, const mch_patch_pair *pair, mch_atp_method method,
-                       mch_patch_result *res, mch_err *err)
+/* Pair p's scores, skip decision and estimates, once both batches ran. */
+static mch_status finish_pair(mch_atp *a, int p, const mch_patch_pair *pair, mch_atp_method method,
+                              mch_patch_result *res, mch_err *err)
 {
-    res->skipped = 0;
-    res->skip_reason[0] = 0;
-    res->patches = res->forwards_saved = 0;
-    a->T = 0;
-    if (pair->T < 1 || pair->T > a->max_T)
-        return mch_fail(err, MCH_ERR_ARG,
-                        "pair of %d tokens; this attribution patching context holds 1..%d", pair->T,
-                        a->max_T);
-    if (method != MCH_ATP_LINEAR && method != MCH_ATP_QK)
-        return mch_fail(err, MCH_ERR_ARG, "unknown attribution patching method %d", (int)method);
-    mch_status rc;
-    if (a->bi && (rc = query_vector(a, pair, err))) return rc;
-    a->qk = method == MCH_ATP_QK;
-    float sp = 0, sb = 0;
-    if ((rc = perturbed_run(a, pair, &sp, err)) ||
-        (rc = mch_backward_run(a->bw, pair->T, pair->ids_baseline, pair->token_types,
-                               a->bi ? a->q_emb : NULL, &sb, err)))
-        return rc;
-    res->score_baseline = sb;
-    res->score_perturbed = sp;
+    int s = a->slot[p];
+    res->score_baseline = a->score_b[s];
+    res->score_perturbed = a->score_p[s];
     if (!isfinite(res->score_baseline) || !isfinite(res->score_perturbed))
         return mch_fail(err, MCH_ERR_FORMAT,
                         "non-finite score (baseline %g, perturbed %g): the model's weights or "
                         "activations are not finite (mechir score --check-weights)",
                         res->score_baseline, res->score_perturbed);
-    a->T = pair->T;
+    a->T[p] = pair->T;
     /* The skip rules and texts of mch_patch_run, so either engine skips the same pairs. */
     double delta = res->score_perturbed - res->score_baseline;
     if (!(fabs(delta) >= a->o.min_delta))
@@ -280,24 +350,83 @@ mch_status mch_atp_run(mch_atp *a, const mch_patch_pair *pair, mch_atp_method me
                  "score change %.3g is not in the direction selected", delta);
     res->skipped = res->skip_reason[0] != 0;
     if (res->skipped) return MCH_OK;
-    if (a->o.sweeps & MCH_SWEEP_HEADS) estimate_heads(a, method, res);
-    if (a->o.sweeps & MCH_SWEEP_BLOCKS) estimate_blocks(a, res);
+    if (a->o.sweeps & MCH_SWEEP_HEADS) estimate_heads(a, p, method, res);
+    if (a->o.sweeps & MCH_SWEEP_BLOCKS) estimate_blocks(a, p, res);
     return MCH_OK;
+}
+
+mch_status mch_atp_run_batch(mch_atp *a, const mch_patch_pair *pairs, int n, mch_atp_method method,
+                             mch_patch_result *results, mch_err *pair_errs, mch_err *err)
+{
+    a->n = 0;
+    if (n < 1 || n > a->max_B)
+        return mch_fail(err, MCH_ERR_ARG,
+                        "a batch of %d pairs; this attribution patching context holds 1..%d", n,
+                        a->max_B);
+    if (method != MCH_ATP_LINEAR && method != MCH_ATP_QK)
+        return mch_fail(err, MCH_ERR_ARG, "unknown attribution patching method %d", (int)method);
+    a->qk = method == MCH_ATP_QK;
+    int B = 0;
+    for (int p = 0; p < n; p++) {
+        mch_patch_result *res = &results[p];
+        res->skipped = 0;
+        res->skip_reason[0] = 0;
+        res->patches = res->forwards_saved = 0;
+        pair_errs[p] = (mch_err){0};
+        a->T[p] = 0;
+        a->slot[p] = -1;
+        if (check_pair(a, &pairs[p], &pair_errs[p]) ||
+            (a->bi &&
+             query_vector(a, &pairs[p], a->q_emb + (size_t)B * a->m->cfg.C, &pair_errs[p])))
+            continue;
+        add_pair(a, &pairs[p], B);
+        a->slot[p] = B++;
+    }
+    a->n = n;
+    mch_err berr = {0};
+    if (B && run_batches(a, B, &berr)) { /* not expected once every pair passed check_pair */
+        for (int p = 0; p < n; p++)
+            if (a->slot[p] >= 0) mch_fail(&pair_errs[p], berr.code, "%s", berr.msg);
+        return MCH_OK;
+    }
+    for (int p = 0; p < n; p++)
+        if (a->slot[p] >= 0) finish_pair(a, p, &pairs[p], method, &results[p], &pair_errs[p]);
+    return MCH_OK;
+}
+
+mch_status mch_atp_run(mch_atp *a, const mch_patch_pair *pair, mch_atp_method method,
+                       mch_patch_result *res, mch_err *err)
+{
+    mch_err perr = {0};
+    mch_status rc = mch_atp_run_batch(a, pair, 1, method, res, &perr, err);
+    if (rc) return rc;
+    return perr.code ? mch_fail(err, perr.code, "%s", perr.msg) : MCH_OK;
+}
+
+const float *mch_atp_activation_pair(const mch_atp *a, int pair, int run, mch_site site, int layer)
+{
+    if (pair < 0 || pair >= a->n || !a->T[pair] || site < 0 || site >= MCH_SITE_COUNT ||
+        !a->pert[site] || layer < 0 || layer >= a->m->cfg.L)
+        return NULL;
+    if (run == 0) return mch_backward_activation_seq(a->bw, a->slot[pair], site, layer);
+    if (!a->qk && (site == MCH_SITE_PATTERN || site == MCH_SITE_V)) return NULL; /* not copied */
+    return pert_at(a, site, layer, a->slot[pair]);
+}
+
+const float *mch_atp_grad_pair(const mch_atp *a, int pair, mch_site site, int layer)
+{
+    if (pair < 0 || pair >= a->n || !a->T[pair]) return NULL;
+    return mch_backward_grad_seq(a->bw, a->slot[pair], site, layer);
 }
 
 const float *mch_atp_activation(const mch_atp *a, int run, mch_site site, int layer)
 {
-    if (!a->T || site < 0 || site >= MCH_SITE_COUNT || !a->pert[site] || layer < 0 ||
-        layer >= a->m->cfg.L)
-        return NULL;
-    if (run == 0) return mch_backward_activation(a->bw, site, layer);
-    if (!a->qk && (site == MCH_SITE_PATTERN || site == MCH_SITE_V)) return NULL; /* not copied */
-    return a->pert[site] + (size_t)layer * plane_max(a, site);
+    return mch_atp_activation_pair(a, 0, run, site, layer);
 }
 
 const float *mch_atp_grad(const mch_atp *a, mch_site site, int layer)
 {
-    return a->T ? mch_backward_grad(a->bw, site, layer) : NULL;
+    return mch_atp_grad_pair(a, 0, site, layer);
 }
 
 /* ---- components --------------------------------------------------------------------------- */

@@ -33,6 +33,11 @@ typedef struct mch_atp mch_atp;
  * mch_atp_free. */
 mch_status mch_atp_create(mch_atp **out, const mch_model *m, const mch_patch_opts *opts, int max_T,
                           mch_err *err);
+/* mch_atp_create for batches of up to max_pairs pairs (1..MCH_BACKWARD_MAX_BATCH; create is
+ * max_pairs = 1). Memory grows with max_pairs: three (L, max_pairs * NH * max_T^2) pattern
+ * buffers (perturbed, baseline, gradient) beside about twenty (L, max_pairs * max_T * C) ones. */
+mch_status mch_atp_create_batch(mch_atp **out, const mch_model *m, const mch_patch_opts *opts,
+                                int max_T, int max_pairs, mch_err *err);
 void mch_atp_free(mch_atp *a); /* accepts NULL */
 
 /* One pair: both exact scores, then, unless the pair is skipped as mch_patch_run skips it (the
@@ -46,6 +51,21 @@ void mch_atp_free(mch_atp *a); /* accepts NULL */
 mch_status mch_atp_run(mch_atp *a, const mch_patch_pair *pair, mch_atp_method method,
                        mch_patch_result *res, mch_err *err);
 
+/* n pairs (1..max_pairs) at once, each with the result mch_atp_run would give it (up to float
+ * rounding: the sgemm sees more rows): the n perturbed inputs run as one padded mch_forward
+ * batch, the n baselines as one batched forward + backward (mch_backward_run_batch), then each
+ * pair's scores, skip and estimates into results[i] as mch_atp_run's. Pairs may differ in
+ * length and come in any order.
+ * Per-pair errors: pair_errs (n) gets each pair's outcome, code MCH_OK or the code and message
+ * mch_atp_run would have returned for that pair alone (a length outside 1..max_T, ids or token
+ * types outside the model's, a bi-encoder pair without query ids, a non-finite score). A failed
+ * pair fails alone: it is left out of the batch (or, for a non-finite score, only its result
+ * is dropped) and the others run; its result has score_* undefined, skipped 0 and patches 0.
+ * @return MCH_OK when the batch ran (even if every pair failed); MCH_ERR_ARG, with nothing run,
+ * for n outside 1..max_pairs or an unknown method. Nothing is allocated. */
+mch_status mch_atp_run_batch(mch_atp *a, const mch_patch_pair *pairs, int n, mch_atp_method method,
+                             mch_patch_result *results, mch_err *pair_errs, mch_err *err);
+
 /* After a successful run: run 0 baseline, 1 perturbed, the activation at (site, layer) for the
  * sites AtP reads (resid_pre, v, pattern, z, attn_out, mlp_out), shaped as hooks.h for the
  * pair's T; NULL for another site or a layer out of range, and for the perturbed pattern and v
@@ -53,6 +73,10 @@ mch_status mch_atp_run(mch_atp *a, const mch_patch_pair *pair, mch_atp_method me
 const float *mch_atp_activation(const mch_atp *a, int run, mch_site site, int layer);
 /* After a successful run: the baseline's gradient at (site, layer) (mch_backward_grad). */
 const float *mch_atp_grad(const mch_atp *a, mch_site site, int layer);
+/* The same for pair i of the last mch_atp_run_batch (pair 0 is what the two above read), shaped
+ * for that pair's T; NULL for a pair that failed or is outside the last batch. */
+const float *mch_atp_activation_pair(const mch_atp *a, int pair, int run, mch_site site, int layer);
+const float *mch_atp_grad_pair(const mch_atp *a, int pair, mch_site site, int layer);
 
 /* A component of the heads and blocks sweeps. */
 typedef struct {

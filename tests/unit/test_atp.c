@@ -51,10 +51,9 @@ typedef struct {
     mch_patch_result res;
 } atp_case;
 
-/* Reads case c into k and runs it through a with method; the run must succeed unskipped. */
-static void run_case(mch_atp *a, int bi, const cJSON *c, mch_atp_method method, atp_case *k)
+/* Reads case c's pair into k and points k's result at k's arrays. */
+static void read_case(int bi, const cJSON *c, atp_case *k)
 {
-    mch_err err = {0};
     int T = ids_of(c, "ids_baseline", k->base);
     assert_int_equal(ids_of(c, "ids_perturbed", k->pert), T);
     assert_int_equal(ids_of(c, "token_types", k->types), T);
@@ -68,6 +67,13 @@ static void run_case(mch_atp *a, int bi, const cJSON *c, mch_atp_method method, 
     k->res.heads_scores = k->heads_scores;
     k->res.blocks = k->blocks;
     k->res.blocks_scores = k->blocks_scores;
+}
+
+/* Reads case c into k and runs it through a with method; the run must succeed unskipped. */
+static void run_case(mch_atp *a, int bi, const cJSON *c, mch_atp_method method, atp_case *k)
+{
+    mch_err err = {0};
+    read_case(bi, c, k);
     if (mch_atp_run(a, &k->pair, method, &k->res, &err)) fail_msg("mch_atp_run: %s", err.msg);
     assert_false(k->res.skipped);
 }
@@ -108,10 +114,68 @@ static long compare_estimates(const char *what, const float *got, const float *e
     return bad;
 }
 
-/* Every case of a golden AtP fixture through mch_atp_run (LINEAR): every heads_scores and
- * blocks_scores entry, the effects, both scores, and mch_atp_top(k = 5) against `verified`. */
-static void run_atp_fixture(const char *model_dir, const char *fixture)
+/* What check_case compared, over a fixture's cases. */
+typedef struct {
+    long compared, bad, exact, verified;
+} tally;
+
+/* Case ci's result k (run unskipped) against the fixture's case c: both scores, every
+ * heads_scores entry, the blocks_scores entries and mch_atp_top(k = 5) against `verified` when
+ * the fixture has them, and the effects. */
+static void check_case(const cJSON *c, const atp_case *k, int L, int NH, int bi, unsigned sweeps,
+                       int ci, tally *n)
 {
+    static double want[MCH_BLOCK_COUNT * 64 * MAXT];
+    int T = k->pair.T;
+    assert_false(k->res.skipped);
+    double sb = num(c, "score_baseline"), sp = num(c, "score_perturbed");
+    assert_true(tu_close(k->res.score_baseline, sb, 1e-5, 1e-5));
+    assert_true(tu_close(k->res.score_perturbed, sp, 1e-5, 1e-5));
+    assert_int_equal(k->res.patches, (long)L * NH + 3L * L * T);
+    char name[96];
+    assert_int_equal(tu_flatten(cJSON_GetObjectItem(c, "heads_scores"), want, 64 * 64), L * NH);
+    snprintf(name, sizeof name, "case %d heads_scores", ci);
+    n->bad += compare_estimates(name, k->heads_scores, k->heads, want, (long)L * NH, &k->res, sb,
+                                sp, bi, &n->exact);
+    n->compared += (long)L * NH;
+    const cJSON *bs = cJSON_GetObjectItem(c, "blocks_scores");
+    for (int b = 0; bs && b < MCH_BLOCK_COUNT; b++) {
+        size_t off = (size_t)b * L * T;
+        assert_int_equal(tu_flatten(cJSON_GetObjectItem(bs, block_names[b]), want, 64 * MAXT),
+                         (long)L * T);
+        snprintf(name, sizeof name, "case %d blocks_scores.%s", ci, block_names[b]);
+        n->bad += compare_estimates(name, k->blocks_scores + off, k->blocks + off, want,
+                                    (long)L * T, &k->res, sb, sp, bi, &n->exact);
+        n->compared += (long)L * T;
+    }
+    const cJSON *v = cJSON_GetObjectItem(c, "verified");
+    if (!v) return;
+    /* the five largest changes, in the fixture's order */
+    mch_component top[5];
+    assert_int_equal(cJSON_GetArraySize(v), 5);
+    assert_int_equal(mch_atp_top(&k->res, sweeps, L, NH, T, 5, top), 5);
+    for (int i = 0; i < 5; i++) {
+        const cJSON *vi = cJSON_GetArrayItem(v, i);
+        const char *want_name = cJSON_GetObjectItem(vi, "component")->valuestring;
+        mch_component_name(&top[i], name, sizeof name);
+        if (strcmp(name, want_name)) {
+            fprintf(stderr, "MISMATCH case %d top[%d]: %s, verified %s\n", ci, i, name, want_name);
+            n->bad++;
+        }
+        float est = mch_component_score(&k->res, L, NH, T, &top[i]);
+        if (!tu_close(est, num(vi, "estimate"), ATOL, RTOL)) n->bad++;
+        n->verified++;
+    }
+}
+
+/* Every case of a golden AtP fixture through mch_atp_run (one pair at a time) or, batched,
+ * through one mch_atp_run_batch of every case in reverse order (the fixtures' pairs differ in
+ * length) with two bad pairs among them (an id outside the vocabulary in the middle, a pair
+ * longer than the context after it), which must fail alone. Each case is held to check_case. */
+static void run_atp_fixture(const char *model_dir, const char *fixture, mch_atp_method method,
+                            int batched)
+{
+    enum { MAXCASES = 6 };
     mch_err err = {0};
     mch_model *m = NULL;
     assert_int_equal(mch_model_open(&m, model_dir, &err), MCH_OK);
@@ -120,65 +184,68 @@ static void run_atp_fixture(const char *model_dir, const char *fixture)
     assert_non_null(g);
     mch_patch_opts o = {.sweeps = MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS, .pooling = MCH_POOL_CLS};
     mch_atp *a = NULL;
-    if (mch_atp_create(&a, m, &o, MAXT, &err)) fail_msg("mch_atp_create: %s", err.msg);
-    static atp_case k;
-    static double want[MCH_BLOCK_COUNT * 64 * MAXT];
-    long compared = 0, bad = 0, exact = 0, verified = 0;
-    int ci = 0;
+    if (mch_atp_create_batch(&a, m, &o, MAXT, batched ? MAXCASES + 2 : 1, &err))
+        fail_msg("mch_atp_create_batch: %s", err.msg);
+    static atp_case ks[MAXCASES + 2];
+    const cJSON *cs = cJSON_GetObjectItem(g, "cases");
+    int nc = cJSON_GetArraySize(cs);
+    assert_true(nc > 0 && nc <= MAXCASES);
+    tally n = {0};
     worst_error = 0;
-    const cJSON *c;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItem(g, "cases"))
-    {
-        run_case(a, bi, c, MCH_ATP_LINEAR, &k);
-        int T = k.pair.T;
-        double sb = num(c, "score_baseline"), sp = num(c, "score_perturbed");
-        assert_true(tu_close(k.res.score_baseline, sb, 1e-5, 1e-5));
-        assert_true(tu_close(k.res.score_perturbed, sp, 1e-5, 1e-5));
-        assert_int_equal(k.res.patches, (long)L * NH + 3L * L * T);
-        char name[96];
-        assert_int_equal(tu_flatten(cJSON_GetObjectItem(c, "heads_scores"), want, 64 * 64), L * NH);
-        snprintf(name, sizeof name, "case %d heads_scores", ci);
-        bad += compare_estimates(name, k.heads_scores, k.heads, want, (long)L * NH, &k.res, sb, sp,
-                                 bi, &exact);
-        compared += (long)L * NH;
-        const cJSON *bs = cJSON_GetObjectItem(c, "blocks_scores");
-        for (int b = 0; b < MCH_BLOCK_COUNT; b++) {
-            size_t off = (size_t)b * L * T;
-            assert_int_equal(tu_flatten(cJSON_GetObjectItem(bs, block_names[b]), want, 64 * MAXT),
-                             (long)L * T);
-            snprintf(name, sizeof name, "case %d blocks_scores.%s", ci, block_names[b]);
-            bad += compare_estimates(name, k.blocks_scores + off, k.blocks + off, want, (long)L * T,
-                                     &k.res, sb, sp, bi, &exact);
-            compared += (long)L * T;
+    if (!batched) {
+        for (int ci = 0; ci < nc; ci++) {
+            run_case(a, bi, cJSON_GetArrayItem(cs, ci), method, &ks[0]);
+            check_case(cJSON_GetArrayItem(cs, ci), &ks[0], L, NH, bi, o.sweeps, ci, &n);
         }
-        /* the five largest changes, in the fixture's order */
-        mch_component top[5];
-        const cJSON *v = cJSON_GetObjectItem(c, "verified");
-        assert_int_equal(cJSON_GetArraySize(v), 5);
-        assert_int_equal(mch_atp_top(&k.res, o.sweeps, L, NH, T, 5, top), 5);
-        for (int i = 0; i < 5; i++) {
-            const cJSON *vi = cJSON_GetArrayItem(v, i);
-            const char *want_name = cJSON_GetObjectItem(vi, "component")->valuestring;
-            mch_component_name(&top[i], name, sizeof name);
-            if (strcmp(name, want_name)) {
-                fprintf(stderr, "MISMATCH case %d top[%d]: %s, verified %s\n", ci, i, name,
-                        want_name);
-                bad++;
+    } else {
+        /* batch slot s holds case order[s]; -1 and -2 are the bad pairs */
+        int order[MAXCASES + 2], nb = 0, lens[MAXCASES] = {0};
+        for (int ci = nc - 1; ci >= 0; ci--) {
+            if (ci == nc / 2 - 1 || (nc == 1 && ci == 0)) order[nb++] = -1;
+            order[nb++] = ci;
+            if (ci == nc / 2 - 1) order[nb++] = -2;
+        }
+        mch_patch_pair pairs[MAXCASES + 2];
+        mch_patch_result results[MAXCASES + 2];
+        mch_err perrs[MAXCASES + 2];
+        for (int s = 0; s < nb; s++) {
+            atp_case *k = &ks[s];
+            read_case(bi, cJSON_GetArrayItem(cs, order[s] < 0 ? 0 : order[s]), k);
+            if (order[s] >= 0) lens[order[s]] = k->pair.T;
+            if (order[s] == -1) k->pert[k->pair.T / 2] = m->cfg.V; /* outside the vocabulary */
+            if (order[s] == -2) k->pair.T = MAXT + 1;
+            pairs[s] = k->pair;
+            results[s] = k->res;
+        }
+        assert_int_equal(mch_atp_run_batch(a, pairs, nb, method, results, perrs, &err), MCH_OK);
+        int distinct = 0;
+        for (int ci = 1; ci < nc; ci++) distinct += lens[ci] != lens[0];
+        assert_true(nc == 1 || distinct > 0); /* pairs of different lengths in one batch */
+        for (int s = 0; s < nb; s++) {
+            ks[s].res = results[s];
+            if (order[s] < 0) {
+                assert_int_equal(perrs[s].code, MCH_ERR_ARG);
+                assert_non_null(
+                    strstr(perrs[s].msg, order[s] == -1 ? "outside the vocabulary" : "129 tokens"));
+                assert_int_equal(results[s].patches, 0);
+                assert_null(mch_atp_grad_pair(a, s, MCH_SITE_Z, 0));
+                continue;
             }
-            float est = mch_component_score(&k.res, L, NH, T, &top[i]);
-            if (!tu_close(est, num(vi, "estimate"), ATOL, RTOL)) bad++;
-            verified++;
+            if (perrs[s].code) fail_msg("pair %d (case %d): %s", s, order[s], perrs[s].msg);
+            assert_non_null(mch_atp_grad_pair(a, s, MCH_SITE_Z, 0));
+            check_case(cJSON_GetArrayItem(cs, order[s]), &ks[s], L, NH, bi, o.sweeps, order[s], &n);
         }
-        ci++;
     }
-    printf("%s: %d cases, %ld estimates compared (%ld exactly score_baseline; largest error "
-           "%.3g), %ld top components\n",
-           fixture, ci, compared, exact, worst_error, verified);
-    assert_true(ci > 0);
-    assert_true(compared > 0);
-    assert_true(exact > 0);
-    assert_true(verified > 0);
-    assert_int_equal(bad, 0);
+    printf("%s (%s%s): %d cases, %ld estimates compared (%ld exactly score_baseline; largest "
+           "error %.3g), %ld top components\n",
+           fixture, method == MCH_ATP_QK ? "qk" : "linear", batched ? ", batched" : "", nc,
+           n.compared, n.exact, worst_error, n.verified);
+    assert_true(n.compared > 0);
+    if (method == MCH_ATP_LINEAR) {
+        assert_true(n.exact > 0);
+        assert_true(n.verified > 0);
+    }
+    assert_int_equal(n.bad, 0);
     mch_atp_free(a);
     cJSON_Delete(g);
     mch_model_close(m);
@@ -187,13 +254,31 @@ static void run_atp_fixture(const char *model_dir, const char *fixture)
 static void test_demo_atp_matches_golden_estimates(void **st)
 {
     (void)st;
-    run_atp_fixture(DEMO, ATP "/demo-atp.json");
+    run_atp_fixture(DEMO, ATP "/demo-atp.json", MCH_ATP_LINEAR, 0);
+}
+
+static void test_demo_atp_batched_matches_golden_estimates(void **st)
+{
+    (void)st;
+    run_atp_fixture(DEMO, ATP "/demo-atp.json", MCH_ATP_LINEAR, 1);
+}
+
+static void test_demo_atp_qk_batched_matches_golden_estimates(void **st)
+{
+    (void)st;
+    run_atp_fixture(DEMO, ATP "/demo-atp-qk.json", MCH_ATP_QK, 1);
+}
+
+static void test_biencoder_atp_batched_matches_golden_estimates(void **st)
+{
+    (void)st;
+    run_atp_fixture(DOT, ATP "/distilbert-dot-atp.json", MCH_ATP_LINEAR, 1);
 }
 
 static void test_biencoder_atp_matches_golden_estimates(void **st)
 {
     (void)st;
-    run_atp_fixture(DOT, ATP "/distilbert-dot-atp.json");
+    run_atp_fixture(DOT, ATP "/distilbert-dot-atp.json", MCH_ATP_LINEAR, 0);
 }
 
 /* gz . (dA dv) of head h at layer l: the second-order term the QK fix leaves out, from the
@@ -452,6 +537,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_demo_atp_matches_golden_estimates),
         cmocka_unit_test(test_biencoder_atp_matches_golden_estimates),
+        cmocka_unit_test(test_demo_atp_batched_matches_golden_estimates),
+        cmocka_unit_test(test_demo_atp_qk_batched_matches_golden_estimates),
+        cmocka_unit_test(test_biencoder_atp_batched_matches_golden_estimates),
         cmocka_unit_test(test_demo_atp_qk_matches_golden_estimates),
         cmocka_unit_test(test_top_components_diff_rows_and_names),
         cmocka_unit_test(test_atp_refuses_bad_input_and_skips_like_the_patcher),
