@@ -424,6 +424,12 @@ const float *mch_atp_activation(const mch_atp *a, int run, mch_site site, int la
     return mch_atp_activation_pair(a, 0, run, site, layer);
 }
 
+const float *mch_atp_baseline(const mch_atp *a, mch_site site, int layer)
+{
+    if (a->n < 1 || !a->T[0]) return NULL;
+    return mch_backward_activation_seq(a->bw, a->slot[0], site, layer);
+}
+
 const float *mch_atp_grad(const mch_atp *a, mch_site site, int layer)
 {
     return mch_atp_grad_pair(a, 0, site, layer);

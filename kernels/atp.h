@@ -71,6 +71,10 @@ mch_status mch_atp_run_batch(mch_atp *a, const mch_patch_pair *pairs, int n, mch
  * pair's T; NULL for another site or a layer out of range, and for the perturbed pattern and v
  * after a run without the QK fix (only MCH_ATP_QK reads them, so only it copies them). */
 const float *mch_atp_activation(const mch_atp *a, int run, mch_site site, int layer);
+/* After a successful run of one pair (mch_atp_run, or pair 0 of a batch): the baseline run's
+ * activation at any site the backward's forward keeps (hooks.h shapes; NULL otherwise), for
+ * exact patching from these runs (mch_atp_verify). */
+const float *mch_atp_baseline(const mch_atp *a, mch_site site, int layer);
 /* After a successful run: the baseline's gradient at (site, layer) (mch_backward_grad). */
 const float *mch_atp_grad(const mch_atp *a, mch_site site, int layer);
 /* The same for pair i of the last mch_atp_run_batch (pair 0 is what the two above read), shaped

@@ -13,9 +13,24 @@ void mch_atp_verified_free(mch_atp_verified *v)
     memset(v, 0, sizeof *v);
 }
 
-mch_status mch_atp_verify(mch_patcher *p, const mch_model *m, const mch_patch_pair *pair,
-                          const mch_patch_result *est, unsigned sweeps, int k,
-                          mch_atp_verified *out, mch_err *err)
+/* The runs of an mch_atp context, as mch_patch_runs reads them. */
+static const float *atp_act(const void *ctx, int run, mch_site site, int layer)
+{
+    return run ? mch_atp_activation(ctx, 1, site, layer) : mch_atp_baseline(ctx, site, layer);
+}
+
+mch_status mch_atp_patch_subset(mch_patcher *p, const mch_atp *a, const mch_patch_pair *pair,
+                                const mch_patch_result *est, const unsigned char *heads_mask,
+                                const unsigned char *blocks_mask, mch_patch_result *res,
+                                mch_err *err)
+{
+    mch_patch_runs runs = {(float)est->score_baseline, (float)est->score_perturbed, atp_act, a};
+    return mch_patch_subset_given(p, pair, &runs, heads_mask, blocks_mask, res, err);
+}
+
+mch_status mch_atp_verify(mch_patcher *p, const mch_model *m, const mch_atp *a,
+                          const mch_patch_pair *pair, const mch_patch_result *est, unsigned sweeps,
+                          int k, mch_atp_verified *out, mch_err *err)
 {
     memset(out, 0, sizeof *out);
     const mch_config *cfg = &m->cfg;
@@ -44,7 +59,9 @@ mch_status mch_atp_verify(mch_patcher *p, const mch_model *m, const mch_patch_pa
                 bmask[((size_t)c->block * L + c->layer) * T + c->index] = 1;
         }
         mch_patch_result ex = {.heads_scores = hs, .blocks_scores = bs};
-        rc = mch_patch_subset(p, pair, hmask, bmask, &ex, err);
+        rc = a && m->cfg.head != MCH_HEAD_NONE
+                 ? mch_atp_patch_subset(p, a, pair, est, hmask, bmask, &ex, err)
+                 : mch_patch_subset(p, pair, hmask, bmask, &ex, err);
         for (int i = 0; !rc && i < out->n; i++) {
             out->estimate[i] = mch_component_score(est, L, NH, T, &out->comp[i]);
             out->exact[i] = mch_component_score(&ex, L, NH, T, &out->comp[i]);

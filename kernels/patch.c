@@ -780,12 +780,12 @@ mch_status mch_patch_run(mch_patcher *p, const mch_patch_pair *pair, mch_patch_r
     return MCH_OK;
 }
 
-mch_status mch_patch_subset(mch_patcher *p, const mch_patch_pair *pair,
-                            const unsigned char *heads_mask, const unsigned char *blocks_mask,
-                            mch_patch_result *res, mch_err *err)
+/* The chosen components of mch_patch_subset, once both runs are cached. */
+static mch_status subset_sweeps(mch_patcher *p, const mch_patch_pair *pair,
+                                const unsigned char *heads_mask, const unsigned char *blocks_mask,
+                                mch_patch_result *res, mch_err *err)
 {
-    mch_status rc = mch_patch_scores(p, pair, res, err);
-    if (rc) return rc;
+    mch_status rc = MCH_OK;
     /* Only the raw scores: the effects divide by a score change no rule has checked here. */
     mch_patch_result sub = *res;
     sub.heads = sub.blocks = NULL;
@@ -797,6 +797,65 @@ mch_status mch_patch_subset(mch_patcher *p, const mch_patch_pair *pair,
     res->patches = sub.patches;
     res->forwards_saved = sub.forwards_saved;
     return rc;
+}
+
+mch_status mch_patch_subset(mch_patcher *p, const mch_patch_pair *pair,
+                            const unsigned char *heads_mask, const unsigned char *blocks_mask,
+                            mch_patch_result *res, mch_err *err)
+{
+    mch_status rc = mch_patch_scores(p, pair, res, err);
+    return rc ? rc : subset_sweeps(p, pair, heads_mask, blocks_mask, res, err);
+}
+
+/* Copies the sites of one given run into rc (need: those the engine reads of that run). */
+static mch_status load_run(mch_patcher *p, const mch_patch_runs *runs, int run, run_cache *rc,
+                           mch_err *err)
+{
+    static const mch_site pert_sites[] = {MCH_SITE_Z, MCH_SITE_RESID_PRE, MCH_SITE_ATTN_OUT,
+                                          MCH_SITE_MLP_OUT};
+    const mch_site *sites = run ? pert_sites : cached_sites;
+    size_t n =
+        run ? sizeof pert_sites / sizeof *pert_sites : sizeof cached_sites / sizeof *cached_sites;
+    for (size_t i = 0; i < n; i++)
+        for (int l = 0; l < p->L; l++) {
+            const float *src = runs->act(runs->ctx, run, sites[i], l);
+            char name[64];
+            if (!src)
+                return mch_fail(err, MCH_ERR_ARG, "the given %s run has no %s",
+                                run ? "perturbed" : "baseline",
+                                mch_hook_name(sites[i], l, name, sizeof name));
+            memcpy(cache_at(rc, sites[i], p, l), src, plane(p) * sizeof(float));
+        }
+    return MCH_OK;
+}
+
+mch_status mch_patch_subset_given(mch_patcher *p, const mch_patch_pair *pair,
+                                  const mch_patch_runs *runs, const unsigned char *heads_mask,
+                                  const unsigned char *blocks_mask, mch_patch_result *res,
+                                  mch_err *err)
+{
+    if (p->bi || p->o.n_heads || p->o.save_patterns)
+        return mch_fail(err, MCH_ERR_UNSUPPORTED,
+                        "given runs: cross-encoders without head-pos or saved patterns only");
+    if (pair->T < 1 || pair->T > p->max_T)
+        return mch_fail(err, MCH_ERR_ARG, "pair of %d tokens; this patcher holds 1..%d", pair->T,
+                        p->max_T);
+    p->T = pair->T;
+    res->skipped = 0;
+    res->skip_reason[0] = 0;
+    res->patches = res->forwards_saved = 0;
+    mch_status rc = load_run(p, runs, 0, &p->base, err);
+    if (!rc) rc = load_run(p, runs, 1, &p->pert, err);
+    if (rc) return rc;
+    for (int l = 0; l < p->L; l++) { /* as full_run */
+        const mch_layer_weights *w = &p->m->layers[l];
+        mch_layernorm_forward(p->base.ln1 + (size_t)l * plane(p),
+                              cache_at(&p->base, MCH_SITE_RESID_MID, p, l), w->ln1_g, w->ln1_b,
+                              p->T, p->C, p->m->cfg.eps);
+    }
+    p->base.score = res->score_baseline = runs->score_baseline;
+    p->pert.score = res->score_perturbed = runs->score_perturbed;
+    return subset_sweeps(p, pair, heads_mask, blocks_mask, res, err);
 }
 
 const float *mch_patcher_activation(const mch_patcher *cp, int run, mch_site site, int layer)

@@ -98,6 +98,26 @@ mch_status mch_patch_scores(mch_patcher *p, const mch_patch_pair *pair, mch_patc
 mch_status mch_patch_subset(mch_patcher *p, const mch_patch_pair *pair,
                             const unsigned char *heads_mask, const unsigned char *blocks_mask,
                             mch_patch_result *res, mch_err *err);
+/* Both full runs of a pair as another context already computed them (attribution patching's
+ * forwards, kernels/atp_verify.c): act(ctx, run, site, layer) gives run 0 (baseline) or 1
+ * (perturbed)'s activation at (site, layer) shaped as hooks.h says for the pair's T, for the
+ * baseline every site the engine caches (resid_pre, q, k, v, z, attn_out, resid_mid, mlp_out,
+ * normalized_resid_post), for the perturbed run hook_z, resid_pre, attn_out and mlp_out; a NULL
+ * fails. They must be the numbers mch_forward gives for the pair (one sequence), so that the
+ * patched scores are those of mch_patch_subset. */
+typedef struct {
+    float score_baseline, score_perturbed;
+    const float *(*act)(const void *ctx, int run, mch_site site, int layer);
+    const void *ctx;
+} mch_patch_runs;
+
+/* mch_patch_subset from given full runs instead of recomputing them: cross-encoders only (a
+ * bi-encoder is refused, MCH_ERR_UNSUPPORTED), neither head-pos nor saved patterns. */
+mch_status mch_patch_subset_given(mch_patcher *p, const mch_patch_pair *pair,
+                                  const mch_patch_runs *runs, const unsigned char *heads_mask,
+                                  const unsigned char *blocks_mask, mch_patch_result *res,
+                                  mch_err *err);
+
 /* One activation of the last pair's full runs (run 0 baseline, 1 perturbed), shaped as the site
  * says for T = the pair's tokens; NULL for a site that is not kept (hook_pattern without
  * keep_patterns, head-pos or save_patterns). hook_full_embed is blocks.0.hook_resid_pre. */

@@ -345,7 +345,7 @@ static mch_status verify(const mch_patch_one_opts *o, const mch_model *m,
     mch_patcher *p = NULL;
     mch_atp_verified v = {0};
     mch_status rc = mch_patcher_create(&p, m, &po, pair->T, err);
-    if (!rc) rc = mch_atp_verify(p, m, pair, est, o->sweeps, o->verify_top, &v, err);
+    if (!rc) rc = mch_atp_verify(p, m, NULL, pair, est, o->sweeps, o->verify_top, &v, err);
     if (!rc) {
         cJSON_AddItemToObject(out, "verified", verified_json(&v, 0, v.n_top));
         cJSON_AddItemToObject(out, "verified_diff_rows", verified_json(&v, v.n_top, v.n));

@@ -196,7 +196,8 @@ static mch_status keep_verified(mch_worker *w, const mch_patch_pair *pair,
 {
     mch_atp_verified v = {0};
     mch_err perr = {0};
-    if (mch_atp_verify(w->p, w->m, pair, est, w->sweeps, (int)w->spec->verify_top, &v, &perr)) {
+    if (mch_atp_verify(w->p, w->m, w->atp, pair, est, w->sweeps, (int)w->spec->verify_top, &v,
+                       &perr)) {
         uint64_t index = r->pair.index, id = r->pair.pair_id; /* a failed pair has no maps */
         mch_pair_result_deinit(r);
         r->pair.index = index, r->pair.pair_id = id;
