@@ -546,16 +546,22 @@ static void num_or_empty(FILE *f, double v)
     "kind,component,layer,head,role,ratio_of_means,rom_ci_low,rom_ci_high,mean_of_ratios,std,n,"   \
     "mor_ci_low,mor_ci_high,sum_patched_minus_baseline,sum_perturbed_minus_baseline\n"
 
+/* The columns naming a component in both CSV files: kind, component, layer, head, role. */
+static void csv_key(FILE *f, const component *c)
+{
+    fprintf(f, "%s,%s,%d,", kind_names[c->kind], c->component, c->layer);
+    if (c->head >= 0) fprintf(f, "%d", c->head);
+    putc(',', f);
+    if (c->role >= 0) fputs(mch_role_name((mch_role)c->role), f);
+}
+
 static void components_csv(FILE *f, const void *ctx)
 {
     const report *rep = ctx;
     fputs(CSV_HEADER, f);
     for (size_t i = 0; i < rep->all.n; i++) {
         const component *c = &rep->all.c[i];
-        fprintf(f, "%s,%s,%d,", kind_names[c->kind], c->component, c->layer);
-        if (c->head >= 0) fprintf(f, "%d", c->head);
-        putc(',', f);
-        if (c->role >= 0) fputs(mch_role_name((mch_role)c->role), f);
+        csv_key(f, c);
         const double v[10] = {c->rom, c->rom_lo, c->rom_hi, c->mean, c->std,
                               NAN,    c->mor_lo, c->mor_hi, c->num,  c->den};
         for (int k = 0; k < 10; k++) {
@@ -731,10 +737,7 @@ static void verified_csv(FILE *f, const void *ctx)
     fputs(VERIFIED_HEADER, f);
     for (size_t i = 0; i < rep->vex.n; i++) {
         const component *x = &rep->vex.c[i], *e = &rep->vest.c[i];
-        fprintf(f, "%s,%s,%d,", kind_names[x->kind], x->component, x->layer);
-        if (x->head >= 0) fprintf(f, "%d", x->head);
-        putc(',', f);
-        if (x->role >= 0) fputs(mch_role_name((mch_role)x->role), f);
+        csv_key(f, x);
         fprintf(f, ",%llu,", x->n);
         num_or_empty(f, e->mean);
         putc(',', f);
