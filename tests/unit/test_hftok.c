@@ -1,0 +1,237 @@
+/* tokenizer.json parity: every case of tests/data/tokenizers/cases.jsonl against the goldens the
+ * Hugging Face tokenizers library wrote (golden.jsonl per tokenizer: ids, pair ids, pair type
+ * ids, pair ids truncated only_second to 48, null where the library refuses), for each way a
+ * tokenizer can be loaded (tokenizer.json, legacy "a b" merges, vocab.txt + tokenizer_config);
+ * bert-base-uncased's vocab.txt goldens of tests/data/tokenizer/; refusals naming the JSON path. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "hftok.h"
+#include "testutil.h"
+
+#define TOKDIR MCH_TEST_DATA "/tokenizers"
+#define CASES_EXPECTED 369
+
+/* cJSON ends strings at a NUL, and cases hold "\u0000": lines are read with it spelled as the
+ * noncharacter U+FDD0 (in no case), turned back into NUL by unnul. */
+#define NUL_STANDIN "\xEF\xB7\x90"
+
+/* s with every U+FDD0 made NUL again, into buf (as long as s); *len its length. */
+static const char *unnul(const char *s, char *buf, size_t *len)
+{
+    size_t n = 0;
+    for (; *s; s++) {
+        if (!strncmp(s, NUL_STANDIN, 3)) {
+            buf[n++] = 0;
+            s += 2;
+        } else {
+            buf[n++] = *s;
+        }
+    }
+    *len = n;
+    return buf;
+}
+
+/* Lines of a JSONL file as parsed objects; NULL-terminated array, *n the count. */
+static cJSON **read_jsonl(const char *path, size_t *n)
+{
+    size_t len;
+    char *s = tu_read_file(path, &len);
+    *n = 0;
+    if (!s) return NULL;
+    size_t cap = 16;
+    cJSON **v = malloc((cap + 1) * sizeof *v);
+    for (char *line = s, *end; line && *line; line = end ? end + 1 : NULL) {
+        end = strchr(line, '\n');
+        if (end) *end = '\0';
+        if (!*line) continue;
+        for (char *z; (z = strstr(line, "\\u0000"));) memcpy(z, "\\ufdd0", 6);
+        if (*n == cap) v = realloc(v, ((cap *= 2) + 1) * sizeof *v);
+        v[(*n)++] = cJSON_Parse(line);
+    }
+    v[*n] = NULL;
+    free(s);
+    return v;
+}
+
+static void free_jsonl(cJSON **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) cJSON_Delete(v[i]);
+    free(v);
+}
+
+/* Compares enc (ids or types) with the JSON array want; prints the first difference. */
+static int same_ids(const char *what, const char *id, const int32_t *got, size_t n,
+                    const cJSON *want, long *compared)
+{
+    size_t wn = (size_t)cJSON_GetArraySize(want);
+    size_t i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, want)
+    {
+        if (i >= n || got[i] != (int32_t)e->valuedouble) {
+            fprintf(stderr, "MISMATCH %s %s[%zu]: got %d want %d (lengths %zu vs %zu)\n", id, what,
+                    i, i < n ? got[i] : -1, (int)e->valuedouble, n, wn);
+            return 0;
+        }
+        i++;
+    }
+    if (n != wn) {
+        fprintf(stderr, "MISMATCH %s %s: length %zu, want %zu\n", id, what, n, wn);
+        return 0;
+    }
+    *compared += (long)n;
+    return 1;
+}
+
+/* Every case of cases.jsonl through tok against golden; returns the ids compared. */
+static long check_goldens(const mch_tok *tok, const char *golden_path, const char *label)
+{
+    size_t nc, ng;
+    cJSON **cases = read_jsonl(TOKDIR "/cases.jsonl", &nc);
+    cJSON **gold = read_jsonl(golden_path, &ng);
+    assert_non_null(cases);
+    assert_non_null(gold);
+    assert_int_equal(nc, CASES_EXPECTED);
+    assert_int_equal(ng, nc);
+    long compared = 0, bad = 0, refusals = 0;
+    mch_tok_enc enc = {0};
+    for (size_t i = 0; i < nc; i++) {
+        const cJSON *c = cases[i], *g = gold[i];
+        const char *id = cJSON_GetObjectItem(c, "id")->valuestring;
+        assert_string_equal(id, cJSON_GetObjectItem(g, "id")->valuestring);
+        const cJSON *pair = cJSON_GetObjectItem(c, "pair");
+        const char *text0 = cJSON_GetObjectItem(c, "text")->valuestring;
+        const char *a0 = cJSON_GetArrayItem(pair, 0)->valuestring;
+        const char *b0 = cJSON_GetArrayItem(pair, 1)->valuestring;
+        char *tb = malloc(strlen(text0) + 1), *ab = malloc(strlen(a0) + 1),
+             *bb = malloc(strlen(b0) + 1);
+        size_t tl, al, bl;
+        const char *text = unnul(text0, tb, &tl), *a = unnul(a0, ab, &al), *b = unnul(b0, bb, &bl);
+        mch_err err = {0};
+        int ok = 1;
+        assert_int_equal(mch_tok_encode(tok, text, tl, NULL, 0, 0, &enc, &err), MCH_OK);
+        ok &= same_ids("ids", id, enc.ids, enc.n, cJSON_GetObjectItem(g, "ids"), &compared);
+        assert_int_equal(mch_tok_encode(tok, a, al, b, bl, 0, &enc, &err), MCH_OK);
+        ok &=
+            same_ids("pair_ids", id, enc.ids, enc.n, cJSON_GetObjectItem(g, "pair_ids"), &compared);
+        const cJSON *pt = cJSON_GetObjectItem(g, "pair_type_ids");
+        if (pt) {
+            ok &= same_ids("pair_type_ids", id, enc.types, enc.n, pt, &compared);
+        } else { /* absent: all 0 */
+            for (size_t k = 0; k < enc.n; k++) ok &= enc.types[k] == 0;
+            compared += (long)enc.n;
+        }
+        const cJSON *m48 = cJSON_GetObjectItem(g, "pair_ids_max48");
+        mch_status st = mch_tok_encode(tok, a, al, b, bl, 48, &enc, &err);
+        if (cJSON_IsNull(m48)) {
+            refusals++;
+            if (st != MCH_ERR_ARG) {
+                fprintf(stderr, "MISMATCH %s pair_ids_max48: encoded, the library refuses\n", id);
+                ok = 0;
+            }
+        } else if (st != MCH_OK) {
+            fprintf(stderr, "MISMATCH %s pair_ids_max48: refused (%s)\n", id, err.msg);
+            ok = 0;
+        } else {
+            ok &= same_ids("pair_ids_max48", id, enc.ids, enc.n, m48, &compared);
+        }
+        bad += !ok;
+        free(tb);
+        free(ab);
+        free(bb);
+    }
+    mch_tok_enc_free(&enc);
+    printf("%s: %zu cases, %ld ids compared, %ld refusals matched, %ld cases differ\n", label, nc,
+           compared, refusals, bad);
+    free_jsonl(cases, nc);
+    free_jsonl(gold, ng);
+    assert_int_equal(bad, 0);
+    assert_true(compared > 10000);
+    return compared;
+}
+
+static mch_tok *open_json(const char *path)
+{
+    size_t len;
+    char *s = tu_read_file(path, &len);
+    assert_non_null(s);
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    mch_status st = mch_tok_parse_json(&t, s, len, path, &err);
+    if (st) fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(st, MCH_OK);
+    free(s);
+    return t;
+}
+
+static void test_hftok_wordpiece_cased_json_matches_library(void **state)
+{
+    (void)state;
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_tok_open(&t, TOKDIR "/wordpiece-cased", &err), MCH_OK);
+    check_goldens(t, TOKDIR "/wordpiece-cased/golden.jsonl", "wordpiece-cased tokenizer.json");
+    mch_tok_free(t);
+}
+
+static void test_hftok_wordpiece_cased_vocab_txt_stays_cased(void **state)
+{
+    (void)state;
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_tok_open_vocab_txt(&t, TOKDIR "/wordpiece-cased/vocab.txt",
+                                            TOKDIR "/wordpiece-cased/tokenizer_config.json", &err),
+                     MCH_OK);
+    check_goldens(t, TOKDIR "/wordpiece-cased/golden.jsonl", "wordpiece-cased vocab.txt");
+    mch_tok_free(t);
+}
+
+static void test_hftok_bpe_roberta_matches_library(void **state)
+{
+    (void)state;
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_tok_open(&t, TOKDIR "/bpe-roberta", &err), MCH_OK);
+    check_goldens(t, TOKDIR "/bpe-roberta/golden.jsonl", "bpe-roberta tokenizer.json");
+    mch_tok_free(t);
+}
+
+static void test_hftok_bpe_legacy_merges_match_library(void **state)
+{
+    (void)state;
+    mch_tok *t = open_json(TOKDIR "/bpe-roberta/tokenizer.legacy-merges.json");
+    check_goldens(t, TOKDIR "/bpe-roberta/golden.jsonl", "bpe-roberta legacy merges");
+    mch_tok_free(t);
+}
+
+static void test_hftok_unigram_t5_matches_library(void **state)
+{
+    (void)state;
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_tok_open(&t, TOKDIR "/unigram-t5", &err), MCH_OK);
+    check_goldens(t, TOKDIR "/unigram-t5/golden.jsonl", "unigram-t5 tokenizer.json");
+    mch_tok_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hftok_wordpiece_cased_json_matches_library),
+        cmocka_unit_test(test_hftok_wordpiece_cased_vocab_txt_stays_cased),
+        cmocka_unit_test(test_hftok_bpe_roberta_matches_library),
+        cmocka_unit_test(test_hftok_bpe_legacy_merges_match_library),
+        cmocka_unit_test(test_hftok_unigram_t5_matches_library),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
