@@ -224,6 +224,158 @@ static void test_hftok_unigram_t5_matches_library(void **state)
     mch_tok_free(t);
 }
 
+/* bert-base-uncased from its vocab.txt alone (do_lower_case defaults to true) against the
+ * library's ids of tests/data/tokenizer/ (the old WordPiece path's goldens). */
+static void test_hftok_uncased_vocab_txt_matches_library(void **state)
+{
+    (void)state;
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_tok_open_vocab_txt(
+                         &t, MCH_TEST_DATA "/tokenizer/bert-base-uncased-vocab.txt", NULL, &err),
+                     MCH_OK);
+    static const char *const files[] = {MCH_TEST_DATA "/tokenizer/cases.jsonl",
+                                        MCH_TEST_DATA "/tokenizer/punct-cases.jsonl"};
+    long compared = 0, cases = 0, bad = 0;
+    mch_tok_enc enc = {0};
+    for (int f = 0; f < 2; f++) {
+        size_t n;
+        cJSON **v = read_jsonl(files[f], &n);
+        assert_non_null(v);
+        for (size_t i = 0; i < n; i++) {
+            const char *a = cJSON_GetObjectItem(v[i], "text_a")->valuestring;
+            const char *b = cJSON_GetObjectItem(v[i], "text_b")->valuestring;
+            char id[32];
+            snprintf(id, sizeof id, "%s:%zu", f ? "punct" : "cases", i + 1);
+            int ok = 1;
+            assert_int_equal(mch_tok_encode(t, a, strlen(a), NULL, 0, 0, &enc, &err), MCH_OK);
+            ok &= same_ids("single_ids", id, enc.ids, enc.n,
+                           cJSON_GetObjectItem(v[i], "single_ids"), &compared);
+            assert_int_equal(mch_tok_encode(t, a, strlen(a), b, strlen(b), 0, &enc, &err), MCH_OK);
+            ok &= same_ids("pair_ids", id, enc.ids, enc.n, cJSON_GetObjectItem(v[i], "pair_ids"),
+                           &compared);
+            ok &= same_ids("pair_type_ids", id, enc.types, enc.n,
+                           cJSON_GetObjectItem(v[i], "pair_type_ids"), &compared);
+            bad += !ok;
+            cases++;
+        }
+        free_jsonl(v, n);
+    }
+    mch_tok_enc_free(&enc);
+    mch_tok_free(t);
+    printf("bert-base-uncased vocab.txt: %ld cases, %ld ids compared, %ld differ\n", cases,
+           compared, bad);
+    assert_int_equal(cases, 36 + 98);
+    assert_int_equal(bad, 0);
+}
+
+/* The text of path with the first occurrence of from replaced by to. */
+static char *edited(const char *path, const char *from, const char *to, size_t *len)
+{
+    size_t n;
+    char *s = tu_read_file(path, &n);
+    assert_non_null(s);
+    char *at = strstr(s, from);
+    assert_non_null(at);
+    size_t fl = strlen(from), tl = strlen(to);
+    char *out = malloc(n - fl + tl + 1);
+    size_t pre = (size_t)(at - s);
+    memcpy(out, s, pre);
+    memcpy(out + pre, to, tl);
+    memcpy(out + pre + tl, at + fl, n - pre - fl + 1);
+    *len = n - fl + tl;
+    free(s);
+    return out;
+}
+
+static void expect_refusal(const char *json, size_t len, const char *want)
+{
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    mch_status st = mch_tok_parse_json(&t, json, len, "x/tokenizer.json", &err);
+    if (st == MCH_OK || !strstr(err.msg, want))
+        fprintf(stderr, "want a refusal with \"%s\", got status %d: %s\n", want, st, err.msg);
+    assert_int_equal(st, MCH_ERR_FORMAT);
+    assert_null(t);
+    assert_non_null(strstr(err.msg, want));
+    assert_non_null(strstr(err.msg, "x/tokenizer.json: "));
+}
+
+static void expect_edit_refused(const char *dir, const char *from, const char *to, const char *want)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s/tokenizer.json", TOKDIR, dir);
+    size_t len;
+    char *s = edited(path, from, to, &len);
+    expect_refusal(s, len, want);
+    free(s);
+}
+
+static void test_hftok_unknown_parts_refused_naming_json_path(void **state)
+{
+    (void)state;
+    expect_edit_refused("wordpiece-cased", "\"type\":\"BertNormalizer\"", "\"type\":\"NFKC\"",
+                        "normalizer.type 'NFKC' is not supported");
+    expect_edit_refused("unigram-t5", "\"type\":\"Strip\"", "\"type\":\"NFKC\"",
+                        "normalizer.normalizers[1].type 'NFKC' is not supported");
+    expect_edit_refused("wordpiece-cased", "\"type\":\"BertPreTokenizer\"", "\"type\":\"Split\"",
+                        "pre_tokenizer.type 'Split' is not supported");
+    expect_edit_refused("unigram-t5", "\"prepend_scheme\":\"always\"",
+                        "\"prepend_scheme\":\"sometimes\"",
+                        "pre_tokenizer.prepend_scheme 'sometimes' is not supported");
+    expect_edit_refused("wordpiece-cased", "\"type\":\"WordPiece\",\"unk_token\"",
+                        "\"type\":\"WordLevel\",\"unk_token\"",
+                        "model.type 'WordLevel' is not supported");
+    expect_edit_refused("bpe-roberta", "\"type\":\"RobertaProcessing\"", "\"type\":\"Sequence\"",
+                        "post_processor.type 'Sequence' is not supported");
+    expect_edit_refused("bpe-roberta", "\"byte_fallback\":false", "\"byte_fallback\":true",
+                        "model.byte_fallback true is not supported");
+    expect_edit_refused("unigram-t5", "\"unk_id\":2", "\"unk_id\":null", "model.unk_id is null");
+    expect_edit_refused("unigram-t5", "\"precompiled_charsmap\":\"", "\"precompiled_charsmap\":\"!",
+                        "normalizer.normalizers[0].precompiled_charsmap is not base64");
+    expect_edit_refused("wordpiece-cased", "\"unk_token\":\"[UNK]\"", "\"unk_token\":\"[NOPE]\"",
+                        "model.unk_token '[NOPE]' is not in model.vocab");
+    /* merges that reference unknown tokens */
+    static const char bpe_bad[] = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,"
+                                  "\"ab\":2},\"merges\":[[\"a\",\"b\"],[\"a\",\"c\"]]}}";
+    expect_refusal(bpe_bad, sizeof bpe_bad - 1,
+                   "model.merges[1] references 'c', which is not in model.vocab");
+    static const char bpe_nonew[] = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},"
+                                    "\"merges\":[\"a b\"]}}";
+    expect_refusal(bpe_nonew, sizeof bpe_nonew - 1,
+                   "model.merges[0] references 'ab', which is not in model.vocab");
+    static const char no_model[] = "{\"normalizer\":null}";
+    expect_refusal(no_model, sizeof no_model - 1, "model is missing");
+    static const char not_json[] = "{\"model\":";
+    expect_refusal(not_json, sizeof not_json - 1, "not a JSON object");
+}
+
+/* A directory's files: tokenizer.json wins over vocab.txt; neither is an I/O error naming DIR. */
+static void test_hftok_open_refuses_empty_dir(void **state)
+{
+    (void)state;
+    char dir[512];
+    assert_int_equal(tu_tmpdir_make(dir, sizeof dir, "hftok"), 0);
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_tok_open(&t, dir, &err), MCH_ERR_IO);
+    assert_null(t);
+    assert_non_null(strstr(err.msg, "neither tokenizer.json nor vocab.txt"));
+    char path[600];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"do_lower_case\": \"yes\"}", f);
+    fclose(f);
+    err = (mch_err){0};
+    assert_int_not_equal(
+        mch_tok_open_vocab_txt(&t, MCH_TEST_DATA "/tokenizer/bert-base-uncased-vocab.txt", path,
+                               &err),
+        MCH_OK);
+    assert_non_null(strstr(err.msg, "do_lower_case is not true or false"));
+    unlink(path);
+    assert_int_equal(tu_tmpdir_remove(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +384,9 @@ int main(void)
         cmocka_unit_test(test_hftok_bpe_roberta_matches_library),
         cmocka_unit_test(test_hftok_bpe_legacy_merges_match_library),
         cmocka_unit_test(test_hftok_unigram_t5_matches_library),
+        cmocka_unit_test(test_hftok_uncased_vocab_txt_matches_library),
+        cmocka_unit_test(test_hftok_unknown_parts_refused_naming_json_path),
+        cmocka_unit_test(test_hftok_open_refuses_empty_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
