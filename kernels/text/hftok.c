@@ -320,7 +320,7 @@ static size_t added_count(const tk_piece *p, size_t n)
 }
 
 mch_status mch_tok_encode(const mch_tok *t, const char *a, size_t alen, const char *b, size_t blen,
-                          int max_len, mch_tok_enc *out, mch_err *err)
+                          int max_len, int max_first, mch_tok_enc *out, mch_err *err)
 {
     if (!t || !a || !out) return mch_fail(err, MCH_ERR_ARG, "mch_tok_encode: NULL argument");
     out->n = 0;
@@ -338,7 +338,12 @@ mch_status mch_tok_encode(const mch_tok *t, const char *a, size_t alen, const ch
                           max_len, added);
             goto done;
         }
-        if (total > max) {
+        if (b && max_first > 0) {
+            size_t room = max - added;
+            if (seq[0].n > (size_t)max_first) seq[0].n = (size_t)max_first;
+            if (seq[0].n > room) seq[0].n = room;
+            if (seq[1].n > room - seq[0].n) seq[1].n = room - seq[0].n;
+        } else if (total > max) {
             size_t rm = total - max;
             mch_ids *cut = b ? &seq[1] : &seq[0];
             if (b && cut->n <= rm) {

@@ -54,12 +54,15 @@ typedef struct {
 } mch_tok_enc;
 void mch_tok_enc_free(mch_tok_enc *e); /* accepts NULL */
 
-/* a (alen bytes) alone (b NULL) or the pair (a, b) with the post-processor's special tokens, into
- * out (replacing what it held). max_len > 0 truncates as the library's only_second strategy: the
- * single text, or the pair's second text, loses tokens at its end so the whole has at most
- * max_len; when the second text cannot absorb the excess (it would need to lose all its tokens
- * or more), MCH_ERR_ARG names the lengths, as the library refuses. */
+/* a (alen bytes) alone (b NULL) or the pair (a, b) with the post-processor's special tokens,
+ * into out (replacing what it held). max_len > 0 bounds the whole:
+ * - max_first == 0: the library's only_second truncation. The single text, or the pair's second
+ *   text, loses tokens at its end; when the second text cannot absorb the excess (it would lose
+ *   all its tokens or more), MCH_ERR_ARG names the lengths, as the library refuses.
+ * - max_first > 0: as mechir score cuts a pair (mch_encode_pair): the first text is cut to
+ *   max_first tokens and further when the pair could not hold it, then the second so the whole
+ *   fits; never refused unless max_len cannot hold the special tokens. */
 mch_status mch_tok_encode(const mch_tok *t, const char *a, size_t alen, const char *b, size_t blen,
-                          int max_len, mch_tok_enc *out, mch_err *err);
+                          int max_len, int max_first, mch_tok_enc *out, mch_err *err);
 
 #endif

@@ -119,9 +119,9 @@ static long check_goldens(const mch_tok *tok, const char *golden_path, const cha
         const char *text = unnul(text0, tb, &tl), *a = unnul(a0, ab, &al), *b = unnul(b0, bb, &bl);
         mch_err err = {0};
         int ok = 1;
-        assert_int_equal(mch_tok_encode(tok, text, tl, NULL, 0, 0, &enc, &err), MCH_OK);
+        assert_int_equal(mch_tok_encode(tok, text, tl, NULL, 0, 0, 0, &enc, &err), MCH_OK);
         ok &= same_ids("ids", id, enc.ids, enc.n, cJSON_GetObjectItem(g, "ids"), &compared);
-        assert_int_equal(mch_tok_encode(tok, a, al, b, bl, 0, &enc, &err), MCH_OK);
+        assert_int_equal(mch_tok_encode(tok, a, al, b, bl, 0, 0, &enc, &err), MCH_OK);
         ok &=
             same_ids("pair_ids", id, enc.ids, enc.n, cJSON_GetObjectItem(g, "pair_ids"), &compared);
         const cJSON *pt = cJSON_GetObjectItem(g, "pair_type_ids");
@@ -132,7 +132,7 @@ static long check_goldens(const mch_tok *tok, const char *golden_path, const cha
             compared += (long)enc.n;
         }
         const cJSON *m48 = cJSON_GetObjectItem(g, "pair_ids_max48");
-        mch_status st = mch_tok_encode(tok, a, al, b, bl, 48, &enc, &err);
+        mch_status st = mch_tok_encode(tok, a, al, b, bl, 48, 0, &enc, &err);
         if (cJSON_IsNull(m48)) {
             refusals++;
             if (st != MCH_ERR_ARG) {
@@ -248,10 +248,11 @@ static void test_hftok_uncased_vocab_txt_matches_library(void **state)
             char id[32];
             snprintf(id, sizeof id, "%s:%zu", f ? "punct" : "cases", i + 1);
             int ok = 1;
-            assert_int_equal(mch_tok_encode(t, a, strlen(a), NULL, 0, 0, &enc, &err), MCH_OK);
+            assert_int_equal(mch_tok_encode(t, a, strlen(a), NULL, 0, 0, 0, &enc, &err), MCH_OK);
             ok &= same_ids("single_ids", id, enc.ids, enc.n,
                            cJSON_GetObjectItem(v[i], "single_ids"), &compared);
-            assert_int_equal(mch_tok_encode(t, a, strlen(a), b, strlen(b), 0, &enc, &err), MCH_OK);
+            assert_int_equal(mch_tok_encode(t, a, strlen(a), b, strlen(b), 0, 0, &enc, &err),
+                             MCH_OK);
             ok &= same_ids("pair_ids", id, enc.ids, enc.n, cJSON_GetObjectItem(v[i], "pair_ids"),
                            &compared);
             ok &= same_ids("pair_type_ids", id, enc.types, enc.n,
