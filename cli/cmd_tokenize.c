@@ -95,7 +95,9 @@ static const char *line_field(const cJSON *o, const char *key, const char *where
     return v->valuestring;
 }
 
-static int tokenize_file(tk_run *r, const char *path, uint64_t max_line_bytes)
+/* One pass over the file: with print, each line encoded and printed; without, each line only
+ * checked (so that a bad line is the error before anything is printed). */
+static int file_pass(tk_run *r, const char *path, uint64_t max_line_bytes, int print)
 {
     mch_lines *l = NULL;
     mch_err err = {0};
@@ -133,12 +135,25 @@ static int tokenize_file(tk_run *r, const char *path, uint64_t max_line_bytes)
         }
         const char *q = r->pair ? line_field(o, "query", where) : NULL;
         const char *d = (!r->pair || q) ? line_field(o, "text", where) : NULL;
-        rc = !d ? 1 : r->pair ? encode_print(r, q, d, where) : encode_print(r, d, NULL, where);
+        if (!d)
+            rc = 1;
+        else if (print)
+            rc = r->pair ? encode_print(r, q, d, where) : encode_print(r, d, NULL, where);
         cJSON_Delete(o);
         if (rc) break;
     }
     mch_lines_close(l);
     return rc;
+}
+
+static int tokenize_file(tk_run *r, const char *path, uint64_t max_line_bytes)
+{
+    mch_err err = {0};
+    if (mch_input_need_regular(path, "mechir tokenize (a check, then the ids)", &err)) {
+        mch_log_error("mechir tokenize: %s", err.msg);
+        return 1;
+    }
+    return file_pass(r, path, max_line_bytes, 0) || file_pass(r, path, max_line_bytes, 1);
 }
 
 /* The default --max-len: max_position_embeddings of a config.json mechir runs, else 0. */
@@ -149,7 +164,7 @@ static int default_max_len(const char *model)
     mch_config cfg;
     mch_err err = {0};
     if (mch_config_open(&cfg, path, &err)) {
-        mch_log_info("mechir tokenize: no --max-len from config.json (%s): no limit", err.msg);
+        mch_log_debug("mechir tokenize: no --max-len from config.json (%s): no limit", err.msg);
         return 0;
     }
     return cfg.max_pos;
