@@ -351,6 +351,32 @@ static void test_hftok_unknown_parts_refused_naming_json_path(void **state)
     expect_refusal(not_json, sizeof not_json - 1, "not a JSON object");
 }
 
+/* BertNormalizer with lowercase true and strip_accents null strips accents too (the library's
+ * default follows lowercase): the edited cased tokenizer gives "Naïve CAFÉ" the cased ids of
+ * "naive cafe". */
+static void test_hftok_bert_strip_accents_follows_lowercase(void **state)
+{
+    (void)state;
+    size_t len;
+    char *s = edited(TOKDIR "/wordpiece-cased/tokenizer.json", "\"lowercase\":false",
+                     "\"lowercase\":true", &len);
+    mch_tok *lower = NULL, *cased = open_json(TOKDIR "/wordpiece-cased/tokenizer.json");
+    mch_err err = {0};
+    assert_int_equal(mch_tok_parse_json(&lower, s, len, "lower", &err), MCH_OK);
+    free(s);
+    mch_ids a = {0}, b = {0};
+    static const char in[] = "Na\xC3\xAFve CAF\xC3\x89", plain[] = "naive cafe";
+    assert_int_equal(mch_tok_tokenize(lower, in, sizeof in - 1, &a, &err), MCH_OK);
+    assert_int_equal(mch_tok_tokenize(cased, plain, sizeof plain - 1, &b, &err), MCH_OK);
+    assert_true(a.n > 0);
+    assert_int_equal(a.n, b.n);
+    assert_memory_equal(a.ids, b.ids, a.n * sizeof *a.ids);
+    mch_ids_free(&a);
+    mch_ids_free(&b);
+    mch_tok_free(lower);
+    mch_tok_free(cased);
+}
+
 /* A directory's files: tokenizer.json wins over vocab.txt; neither is an I/O error naming DIR. */
 static void test_hftok_open_refuses_empty_dir(void **state)
 {
@@ -388,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_hftok_uncased_vocab_txt_matches_library),
         cmocka_unit_test(test_hftok_unknown_parts_refused_naming_json_path),
         cmocka_unit_test(test_hftok_open_refuses_empty_dir),
+        cmocka_unit_test(test_hftok_bert_strip_accents_follows_lowercase),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
