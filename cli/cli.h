@@ -16,6 +16,7 @@ int mch_cmd_submit(int argc, char **argv);
 int mch_cmd_merge(int argc, char **argv);
 int mch_cmd_cache(int argc, char **argv);
 int mch_cmd_report(int argc, char **argv);
+int mch_cmd_tokenize(int argc, char **argv);
 
 /* `mechir run`'s options into *o: a JOB.json first (argv[1] ending in .json; its keys are the
  * long options without dashes), then the rest of argv. *given: the options as given, in order,

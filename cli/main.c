@@ -26,6 +26,7 @@ static void usage(FILE *f)
                "  cache    list, extract (.npy), verify or benchmark a run's activation cache\n"
                "  merge    combine circuit maps of shards or sites\n"
                "  report   heatmaps, top components, CSV/JSON of a circuit map\n"
+               "  tokenize the ids a model's tokenizer gives texts or pairs (JSONL)\n"
                "\n"
                "options:\n"
                "  -h, --help     this text; 'mechir <command> --help' for a command's options\n"
@@ -61,6 +62,7 @@ static int run_command(int argc, char **argv)
     if (!strcmp(cmd, "merge")) return mch_cmd_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "cache")) return mch_cmd_cache(argc - 1, argv + 1);
     if (!strcmp(cmd, "report")) return mch_cmd_report(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return mch_cmd_tokenize(argc - 1, argv + 1);
     mch_log_error("mechir: unknown command '%s' (see 'mechir --help')", cmd);
     return 2;
 }

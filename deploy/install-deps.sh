@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libopenblas-dev libcjson-dev libutf8proc-dev libstemmer-dev
+  libopenblas-dev libcjson-dev libutf8proc-dev libpcre2-dev libstemmer-dev
   libprotobuf-c-dev protobuf-c-compiler libzstd-dev zstd libxxhash-dev
   libopenmpi-dev openmpi-bin libssl-dev
   libcmocka-dev librsvg2-bin netpbm python3 python3-numpy

@@ -3,6 +3,7 @@
  * single pass (clean, whitespace, CJK, lowercase, NFD minus Mn, punctuation split); each finished
  * word goes straight to WordPiece. Tokenizing never allocates except to grow a caller's mch_ids. */
 #include "tokenizer.h"
+#include "hftok_int.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -354,7 +355,7 @@ void mch_ids_free(mch_ids *a)
 
 /* HF _is_chinese_char: CJK Unified Ideographs and extensions, compatibility ideographs. Kana and
  * Hangul are not in it. */
-static bool is_cjk(uint32_t c)
+bool mch_is_cjk(uint32_t c)
 {
     return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
            (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
@@ -543,7 +544,7 @@ static int walk(walker *k, const char *text, size_t len)
             continue;
         if (cat == UTF8PROC_CATEGORY_ZS || c == 0x2028 || c == 0x2029) {
             rc = word_flush(k);
-        } else if (is_cjk(c)) {
+        } else if (mch_is_cjk(c)) {
             rc = word_flush(k);
             if (!rc) rc = feed_letter(k, c);
             if (!rc) rc = word_flush(k);

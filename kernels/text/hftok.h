@@ -1,0 +1,68 @@
+/* Hugging Face fast tokenizers (tokenizer.json), identical ids: added tokens split out of the raw
+ * text (non-normalized ones) and of each normalized segment (normalized ones), then normalizer ->
+ * pre-tokenizer -> model per word, then the post-processor's special tokens and type ids.
+ * Supported pipelines (anything else is refused naming its JSON path):
+ *   normalizer   BertNormalizer, Precompiled (sentencepiece charsmap), Strip, Replace, Sequence
+ *   pre-tok      BertPreTokenizer, ByteLevel (GPT-2 regex, PCRE2), Metaspace, WhitespaceSplit,
+ *                Sequence
+ *   model        WordPiece, BPE (merges as "a b" or ["a", "b"]), Unigram (Viterbi, fused unk)
+ *   post         TemplateProcessing, RobertaProcessing, BertProcessing, ByteLevel, null
+ * Without tokenizer.json a directory's vocab.txt is read as BertTokenizer would read it, with
+ * do_lower_case / strip_accents / tokenize_chinese_chars from tokenizer_config.json. */
+#ifndef MCH_HFTOK_H
+#define MCH_HFTOK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mch_err.h"
+#include "tokenizer.h"
+
+typedef struct mch_tok mch_tok;
+
+/* DIR/tokenizer.json when it exists, else DIR/vocab.txt (+ DIR/tokenizer_config.json when it
+ * exists). *out is set only on success; free with mch_tok_free. */
+mch_status mch_tok_open(mch_tok **out, const char *dir, mch_err *err);
+
+/* A tokenizer.json text; name is used in messages ("DIR/tokenizer.json: model.type ..."). */
+mch_status mch_tok_parse_json(mch_tok **out, const char *json, size_t len, const char *name,
+                              mch_err *err);
+
+/* vocab.txt at vocab_path as BertTokenizer reads it; config_path (may be NULL) is a
+ * tokenizer_config.json whose do_lower_case (default true), strip_accents (default: as
+ * do_lower_case) and tokenize_chinese_chars (default true) are honoured. */
+mch_status mch_tok_open_vocab_txt(mch_tok **out, const char *vocab_path, const char *config_path,
+                                  mch_err *err);
+
+void mch_tok_free(mch_tok *t); /* accepts NULL */
+
+/* Number of ids (one past the largest id of the vocabulary and the added tokens). */
+int32_t mch_tok_size(const mch_tok *t);
+/* The token string of an id, or NULL (out of range, or an id no token has). */
+const char *mch_tok_token(const mch_tok *t, int32_t id);
+/* The id of a token (vocabulary or added token, exact bytes), or -1. */
+int32_t mch_tok_lookup(const mch_tok *t, const char *s, size_t len);
+
+/* Appends the ids of text (valid UTF-8; no post-processor tokens) to out. */
+mch_status mch_tok_tokenize(const mch_tok *t, const char *text, size_t len, mch_ids *out,
+                            mch_err *err);
+
+/* A model input: ids and their token types, owned by the caller (init with {0}). */
+typedef struct {
+    int32_t *ids, *types;
+    size_t n, cap;
+} mch_tok_enc;
+void mch_tok_enc_free(mch_tok_enc *e); /* accepts NULL */
+
+/* a (alen bytes) alone (b NULL) or the pair (a, b) with the post-processor's special tokens,
+ * into out (replacing what it held). max_len > 0 bounds the whole:
+ * - max_first == 0: the library's only_second truncation. The single text, or the pair's second
+ *   text, loses tokens at its end; when the second text cannot absorb the excess (it would lose
+ *   all its tokens or more), MCH_ERR_ARG names the lengths, as the library refuses.
+ * - max_first > 0: as mechir score cuts a pair (mch_encode_pair): the first text is cut to
+ *   max_first tokens and further when the pair could not hold it, then the second so the whole
+ *   fits; never refused unless max_len cannot hold the special tokens. */
+mch_status mch_tok_encode(const mch_tok *t, const char *a, size_t alen, const char *b, size_t blen,
+                          int max_len, int max_first, mch_tok_enc *out, mch_err *err);
+
+#endif
