@@ -134,8 +134,8 @@ int main(int argc, char **argv)
     int nT = argc > a + 1 ? argc - a - 1 : 3;
     for (int i = 0; ok && i < nT; i++) {
         int T = argc > a + 1 ? atoi(argv[a + 1 + i]) : defaults[i];
-        if (T < 20 || T > m->cfg.max_pos) {
-            fprintf(stderr, "bench_atp_batch: T %d outside 20..%d\n", T, m->cfg.max_pos);
+        if (T < 20 || T > m->cfg.max_tokens) {
+            fprintf(stderr, "bench_atp_batch: T %d outside 20..%d\n", T, m->cfg.max_tokens);
             ok = 0;
             break;
         }

@@ -323,11 +323,11 @@ static mch_status demo_pair(demo *d, uint64_t pair, const char *query, const cha
     const mch_config *c = &d->m->cfg;
     int32_t ids[2][DEMO_LEN], types[2][DEMO_LEN];
     int lens[2];
-    mch_status st = mch_encode_pair(d->m->vocab, query, doc, DEMO_QUERY_LEN, DEMO_LEN, ids[0],
-                                    types[0], &lens[0], err);
+    mch_status st = mch_tok_encode_to(d->m->tok, query, doc, DEMO_QUERY_LEN, DEMO_LEN, ids[0],
+                                      types[0], &lens[0], err);
     if (!st)
-        st = mch_encode_pair(d->m->vocab, query, other_doc, DEMO_QUERY_LEN, DEMO_LEN, ids[1],
-                             types[1], &lens[1], err);
+        st = mch_tok_encode_to(d->m->tok, query, other_doc, DEMO_QUERY_LEN, DEMO_LEN, ids[1],
+                               types[1], &lens[1], err);
     mch_batch bt = {2, DEMO_LEN, &ids[0][0], &types[0][0], lens};
     mch_forward_opts fo = {d->hk, 0, NULL, MCH_POOL_CLS};
     float scores[2];

@@ -31,8 +31,9 @@ static void tokenize_usage(FILE *f)
            "                       {\"query\": ..., \"text\": ...}; a bad line is an error naming\n"
            "                       FILE:LINE\n"
            "  --pair               each line is a query-document pair (a cross-encoder's input)\n"
-           "  --max-len N          tokens in all (default: config.json's\n"
-           "                       max_position_embeddings for the encoders mechir runs, else no\n"
+           "  --max-len N          tokens in all (default: the positions config.json gives the\n"
+           "                       encoders mechir runs: max_position_embeddings, less\n"
+           "                       pad_token_id + 1 for RoBERTa; else no\n"
            "                       limit); a single text is cut at its end\n"
            "  --max-query-len N    a pair's query is cut to N tokens first (default 64, as mechir\n"
            "                       score), then the document so the pair fits --max-len\n"
@@ -167,7 +168,7 @@ static int default_max_len(const char *model)
         mch_log_debug("mechir tokenize: no --max-len from config.json (%s): no limit", err.msg);
         return 0;
     }
-    return cfg.max_pos;
+    return cfg.max_tokens;
 }
 
 int mch_cmd_tokenize(int argc, char **argv)

@@ -120,7 +120,7 @@ static mch_status df_pass(mch_pair_source *s, const mch_source_opts *o, mch_err 
 mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
                                 const mch_model_meta *m, mch_err *err)
 {
-    if (!m->vocab) return mch_fail(err, MCH_ERR_ARG, "%s: the model has no vocab.txt", m->dir);
+    if (!m->tok) return mch_fail(err, MCH_ERR_ARG, "%s: the model has no tokenizer", m->dir);
     int trec = o->run || o->topics || o->docs || o->qrels;
     if (!!o->input == !!trec)
         return mch_fail(err, MCH_ERR_ARG,
@@ -153,14 +153,14 @@ mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
     }
     po->filler = o->filler;
     po->term = o->term;
-    po->max_len = o->max_len ? o->max_len : m->cfg.max_pos;
+    po->max_len = o->max_len ? o->max_len : m->cfg.max_tokens;
     po->max_query_len = o->max_query_len;
     po->bi = m->cfg.head == MCH_HEAD_NONE;
     po->stem = o->stem;
     po->seed = o->seed;
-    if (!rc && po->max_len > m->cfg.max_pos)
+    if (!rc && po->max_len > m->cfg.max_tokens)
         rc = mch_fail(err, MCH_ERR_ARG, "--max-len %d exceeds max_position_embeddings %d",
-                      po->max_len, m->cfg.max_pos);
+                      po->max_len, m->cfg.max_tokens);
     if (!rc && o->stopwords)
         rc = mch_stopwords_load(&s->stop, o->stopwords, o->max_line_bytes, err);
     po->stopwords = s->stop;
@@ -173,7 +173,7 @@ mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
             rc = df_pass(s, o, err);
         po->df = s->df;
     }
-    if (!rc) rc = mch_perturber_create(&s->pert, m->vocab, po, err);
+    if (!rc) rc = mch_perturber_create(&s->pert, m->tok, po, err);
     mch_input_opts io = {.strict = o->strict,
                          .top_k = o->top_k,
                          .report_cap = 1000,

@@ -156,7 +156,11 @@ mch_status mch_plan_spec(const mch_run_opts *o, const mch_model_meta *m, mch_job
     char sha[65], vocab_sha[65];
     memset(s, 0, sizeof *s);
     mch_status rc = sha_of(o->model, "model.safetensors", sha, err);
-    if (!rc) rc = sha_of(o->model, "vocab.txt", vocab_sha, err);
+    char tok_path[4096]; /* the tokenizer file (tokenizer.json or vocab.txt) */
+    if (!rc && mch_tok_file(o->model, tok_path, sizeof tok_path))
+        rc = mch_fail(err, MCH_ERR_IO, "%s: neither tokenizer.json nor vocab.txt is there",
+                      o->model);
+    if (!rc) rc = mch_sha256_file(tok_path, vocab_sha, err);
     if (rc) return rc;
     const char *const strs[][2] = {
         {MCH_JOB_FORMAT, NULL},
@@ -181,7 +185,7 @@ mch_status mch_plan_spec(const mch_run_opts *o, const mch_model_meta *m, mch_job
     if (!(s->inputs = inputs_text(so))) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if ((rc = plan_input_files(so, s, err))) return rc;
     s->layers = (uint32_t)cfg->L, s->heads = (uint32_t)cfg->NH, s->hidden = (uint32_t)cfg->C;
-    s->max_len = (uint32_t)(so->max_len ? so->max_len : cfg->max_pos);
+    s->max_len = (uint32_t)(so->max_len ? so->max_len : cfg->max_tokens);
     s->max_query_len = (uint32_t)(so->max_query_len ? so->max_query_len : 64);
     s->min_delta = o->min_delta > 0 ? o->min_delta : 1e-3;
     s->seed = so->seed;

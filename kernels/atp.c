@@ -105,9 +105,9 @@ mch_status mch_atp_create_batch(mch_atp **out, const mch_model *m, const mch_pat
                         "attribution patching estimates the heads and blocks sweeps only, not "
                         "head-pos (sweeps 0x%x)",
                         opts->sweeps);
-    if (max_T < 1 || max_T > c->max_pos)
+    if (max_T < 1 || max_T > c->max_tokens)
         return mch_fail(err, MCH_ERR_ARG, "max_T %d outside 1..%d (max_position_embeddings)", max_T,
-                        c->max_pos);
+                        c->max_tokens);
     if (max_pairs < 1 || max_pairs > MCH_BACKWARD_MAX_BATCH)
         return mch_fail(err, MCH_ERR_ARG, "a batch of %d pairs; allowed 1..%d", max_pairs,
                         MCH_BACKWARD_MAX_BATCH);
@@ -130,8 +130,8 @@ mch_status mch_atp_create_batch(mch_atp **out, const mch_model *m, const mch_pat
                         c->model_type, c->architecture, berr.msg);
     }
     size_t L = (size_t)c->L, B = (size_t)max_pairs, C = (size_t)c->C, BT = B * max_T;
-    int tokens = (int)BT > c->max_pos ? (int)BT : c->max_pos;
-    int ok = (a->ws = mch_workspace_create(m, tokens, c->max_pos)) != NULL &&
+    int tokens = (int)BT > c->max_tokens ? (int)BT : c->max_tokens;
+    int ok = (a->ws = mch_workspace_create(m, tokens, c->max_tokens)) != NULL &&
              (a->hooks = mch_hooks_create(c->L)) != NULL &&
              (a->T = calloc(B, sizeof *a->T)) != NULL &&
              (a->slot = calloc(B, sizeof *a->slot)) != NULL &&
@@ -146,7 +146,7 @@ mch_status mch_atp_create_batch(mch_atp **out, const mch_model *m, const mch_pat
              (a->pooled = malloc(B * C * sizeof(float))) != NULL &&
              (a->q_emb = malloc(B * C * sizeof(float))) != NULL &&
              (a->q_last = malloc(C * sizeof(float))) != NULL &&
-             (a->q_ids = malloc((size_t)c->max_pos * sizeof *a->q_ids)) != NULL;
+             (a->q_ids = malloc((size_t)c->max_tokens * sizeof *a->q_ids)) != NULL;
     for (size_t i = 0; ok && i < sizeof kept / sizeof kept[0]; i++)
         ok =
             (a->pert[kept[i]] = mch_alloc_large(L * plane_max(a, kept[i]) * sizeof(float))) != NULL;
@@ -177,9 +177,9 @@ static mch_status query_vector(mch_atp *a, const mch_patch_pair *pair, float *q,
     int Tq = pair->Tq;
     if (!pair->query_ids || Tq < 1)
         return mch_fail(err, MCH_ERR_ARG, "a bi-encoder pair needs the query's token ids");
-    if (Tq > a->m->cfg.max_pos)
+    if (Tq > a->m->cfg.max_tokens)
         return mch_fail(err, MCH_ERR_ARG, "query of %d tokens; max_position_embeddings is %d", Tq,
-                        a->m->cfg.max_pos);
+                        a->m->cfg.max_tokens);
     size_t bytes = (size_t)Tq * sizeof *a->q_ids;
     if (a->q_T != Tq || memcmp(a->q_ids, pair->query_ids, bytes)) {
         a->q_T = 0;

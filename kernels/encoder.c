@@ -208,11 +208,13 @@ static void embed_forward(const mch_model *m, mch_workspace *ws, const mch_batch
     int E = c->E;
     float *dst = m->proj_w ? ws->emb : ws->x;
     for (int b = 0; b < bt->B; b++) {
+        int pos = c->pos_offset; /* RoBERTa: pads (pad_id) keep position pad_id, others count on */
         for (int t = 0; t < bt->lengths[b]; t++) {
             float *row = dst + (size_t)(ws->off[b] + t) * E;
             int32_t id = bt->ids[(size_t)b * bt->T + t];
             int32_t tt = bt->types ? bt->types[(size_t)b * bt->T + t] : 0;
-            const float *we = m->wte + (size_t)id * E, *pe = m->wpe + (size_t)t * E;
+            int p = c->pos_offset && id == c->pad_id ? c->pad_id : c->pos_offset ? pos++ : t;
+            const float *we = m->wte + (size_t)id * E, *pe = m->wpe + (size_t)p * E;
             for (int e = 0; e < E; e++) row[e] = we[e] + pe[e];
             if (m->wtt) {
                 const float *te = m->wtt + (size_t)tt * E;
@@ -299,11 +301,11 @@ static mch_status check_batch(const mch_model *m, const mch_workspace *ws, const
     long total = 0;
     for (int b = 0; b < bt->B; b++) {
         int T = bt->lengths[b];
-        int lim = bt->T < c->max_pos ? bt->T : c->max_pos;
+        int lim = bt->T < c->max_tokens ? bt->T : c->max_tokens;
         if (T < 1 || T > lim)
             return mch_fail(err, MCH_ERR_ARG,
                             "sequence %d has %d tokens; allowed 1..%d (max_position_embeddings %d)",
-                            b, T, lim, c->max_pos);
+                            b, T, lim, c->max_tokens);
         if (T > ws->max_T)
             return mch_fail(err, MCH_ERR_ARG, "sequence %d has %d tokens; workspace holds %d", b, T,
                             ws->max_T);
@@ -336,6 +338,7 @@ void mch_head_forward(const mch_model *m, float *logits, float *tmp, const float
     size_t n = (size_t)B * C;
     switch (c->head) {
     case MCH_HEAD_BERT_SEQCLS:
+    case MCH_HEAD_ROBERTA_SEQCLS:
         mch_tanh_forward(tmp, n);
         break;
     case MCH_HEAD_DISTIL_SEQCLS:

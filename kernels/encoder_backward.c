@@ -111,9 +111,9 @@ mch_status mch_backward_create_batch(mch_backward **out, const mch_model *m, int
                                      mch_pooling pooling, mch_err *err)
 {
     const mch_config *c = &m->cfg;
-    if (max_T < 1 || max_T > c->max_pos)
+    if (max_T < 1 || max_T > c->max_tokens)
         return mch_fail(err, MCH_ERR_ARG, "backward for %d tokens; allowed 1..%d", max_T,
-                        c->max_pos);
+                        c->max_tokens);
     if (max_B < 1 || max_B > MCH_BACKWARD_MAX_BATCH)
         return mch_fail(err, MCH_ERR_ARG, "backward for %d sequences; allowed 1..%d", max_B,
                         MCH_BACKWARD_MAX_BATCH);
@@ -180,6 +180,7 @@ void mch_head_backward(const mch_model *m, float *dcls, float *pre, float *dpre,
     memcpy(dpre, m->cls_w + (size_t)label * C, (size_t)C * sizeof *dpre);
     switch (c->head) {
     case MCH_HEAD_BERT_SEQCLS:
+    case MCH_HEAD_ROBERTA_SEQCLS:
         mch_tanh_backward(dpre, dpre, pre, (size_t)C);
         break;
     case MCH_HEAD_DISTIL_SEQCLS:

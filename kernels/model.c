@@ -111,6 +111,7 @@ static int plan_slots(slot_list *l, mch_model *m)
         ok &= add_slot(l, &m->cls_b, c->num_labels, 0, "classifier.bias");
         break;
     case MCH_HEAD_ELECTRA_SEQCLS:
+    case MCH_HEAD_ROBERTA_SEQCLS:
         ok &= add_slot(l, &m->head_w, c->C, c->C, "classifier.dense.weight");
         ok &= add_slot(l, &m->head_b, c->C, 0, "classifier.dense.bias");
         ok &= add_slot(l, &m->cls_w, c->num_labels, c->C, "classifier.out_proj.weight");
@@ -190,7 +191,7 @@ static mch_status check_absent(const mch_safetensors *st, const mch_config *c, c
 }
 
 mch_status mch_model_from_parts(mch_model **out, const mch_config *cfg, mch_safetensors *st,
-                                mch_vocab *vocab, const char *name, mch_err *err)
+                                mch_tok *tok, const char *name, mch_err *err)
 {
     mch_model *m = calloc(1, sizeof *m);
     slot_list l = {0};
@@ -202,13 +203,16 @@ mch_status mch_model_from_parts(mch_model **out, const mch_config *cfg, mch_safe
     }
     m->cfg = *cfg;
     m->st = st;
-    m->vocab = vocab;
+    m->tok = tok;
     m->weight_bytes = st->map_len;
     /* Checked before any weight is converted: that may close st, which fail: below would close
      * again. */
-    if (vocab && mch_vocab_size(vocab) > cfg->V) {
-        rc = mch_fail(err, MCH_ERR_SHAPE, "%s: vocab.txt has %d tokens but vocab_size is %d", name,
-                      mch_vocab_size(vocab), cfg->V);
+    char tok_file[4096];
+    if (tok && mch_tok_size(tok) > cfg->V) {
+        rc = mch_fail(err, MCH_ERR_SHAPE, "%s: %s has %d tokens but vocab_size is %d", name,
+                      mch_tok_file(name, tok_file, sizeof tok_file) ? "the tokenizer"
+                                                                    : strrchr(tok_file, '/') + 1,
+                      mch_tok_size(tok), cfg->V);
         goto fail;
     }
     if (!plan_slots(&l, m)) {
@@ -279,11 +283,11 @@ fail:
     free(l.s);
     if (m) {
         m->st = st;
-        m->vocab = vocab;
+        m->tok = tok;
         mch_model_close(m);
     } else {
         mch_st_close(st);
-        mch_vocab_free(vocab);
+        mch_tok_free(tok);
     }
     return rc;
 }
@@ -292,23 +296,23 @@ mch_status mch_model_open(mch_model **out, const char *dir, mch_err *err)
 {
     char path[4096];
     mch_config cfg;
-    mch_vocab *vocab = NULL;
-    mch_status rc = mch_model_text_read(dir, &cfg, &vocab, err);
+    mch_tok *tok = NULL;
+    mch_status rc = mch_model_text_read(dir, &cfg, &tok, err);
     if (rc) return rc;
     mch_safetensors *st = NULL;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if ((rc = mch_st_open(&st, path, err))) {
-        mch_vocab_free(vocab);
+        mch_tok_free(tok);
         return rc;
     }
-    return mch_model_from_parts(out, &cfg, st, vocab, dir, err);
+    return mch_model_from_parts(out, &cfg, st, tok, dir, err);
 }
 
 void mch_model_close(mch_model *m)
 {
     if (!m) return;
     mch_st_close(m->st);
-    mch_vocab_free(m->vocab);
+    mch_tok_free(m->tok);
     free(m->owned);
     free(m->layers);
     free(m->dir);

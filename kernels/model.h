@@ -1,5 +1,5 @@
 /* A loaded encoder: config, weights (F32 used in place from the mapping; F16/BF16 converted once
- * to F32), and the vocabulary. Every weight's shape was checked against config.json at load, so
+ * to F32), and the tokenizer. Every weight's shape was checked against config.json at load, so
  * the kernels can trust them. */
 #ifndef MCH_MODEL_H
 #define MCH_MODEL_H
@@ -7,7 +7,7 @@
 #include "config.h"
 #include "meta.h"
 #include "safetensors.h"
-#include "tokenizer.h"
+#include "hftok.h"
 
 typedef struct {
     const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b; /* (C, C), (C) */
@@ -32,18 +32,19 @@ typedef struct {
     mch_layer_weights *layers;        /* (L) */
     const float *head_w, *head_b;     /* (C, C): pooler / pre_classifier / classifier.dense */
     const float *cls_w, *cls_b;       /* (num_labels, C) */
-    mch_vocab *vocab;
+    mch_tok *tok; /* NULL: only token ids can be used */
 } mch_model;
 
-/* Opens a Hugging Face model directory (config.json, model.safetensors, vocab.txt). On failure
+/* Opens a Hugging Face model directory (config.json, model.safetensors, tokenizer.json or
+ * vocab.txt). On failure
  * err names the file and the tensor or key; *out is untouched. Free with mch_model_close. */
 mch_status mch_model_open(mch_model **out, const char *dir, mch_err *err);
 
 /* Loads weights from already-parsed parts (tests and benchmarks build models in memory).
- * vocab may be NULL (then only token ids can be scored). Takes ownership of st and vocab on
+ * tok may be NULL (then only token ids can be scored). Takes ownership of st and tok on
  * success and on failure. */
 mch_status mch_model_from_parts(mch_model **out, const mch_config *cfg, mch_safetensors *st,
-                                mch_vocab *vocab, const char *name, mch_err *err);
+                                mch_tok *tok, const char *name, mch_err *err);
 
 void mch_model_close(mch_model *m); /* accepts NULL */
 

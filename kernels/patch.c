@@ -148,9 +148,9 @@ mch_status mch_patcher_create(mch_patcher **out, const mch_model *m, const mch_p
                               int max_T, mch_err *err)
 {
     const mch_config *c = &m->cfg;
-    if (max_T < 1 || max_T > c->max_pos)
+    if (max_T < 1 || max_T > c->max_tokens)
         return mch_fail(err, MCH_ERR_ARG, "max_T %d outside 1..%d (max_position_embeddings)", max_T,
-                        c->max_pos);
+                        c->max_tokens);
     for (int k = 0; k < opts->n_heads; k++) {
         int l = opts->heads[2 * k], h = opts->heads[2 * k + 1];
         if (l < 0 || l >= c->L || h < 0 || h >= c->NH)
@@ -215,9 +215,9 @@ mch_status mch_patcher_create(mch_patcher **out, const mch_model *m, const mch_p
          (p->tpos = malloc(s_max * sizeof *p->tpos)) &&
          (p->todo = malloc((size_t)(max_T > p->NH ? max_T : p->NH) * sizeof *p->todo)) &&
          (p->zeros = calloc(s_max, sizeof *p->zeros)) &&
-         (p->q_ids = malloc((size_t)c->max_pos * sizeof *p->q_ids)) &&
-         (p->ws = mch_workspace_create(m, c->max_pos > max_T ? c->max_pos : max_T,
-                                       c->max_pos > max_T ? c->max_pos : max_T)) &&
+         (p->q_ids = malloc((size_t)c->max_tokens * sizeof *p->q_ids)) &&
+         (p->ws = mch_workspace_create(m, c->max_tokens > max_T ? c->max_tokens : max_T,
+                                       c->max_tokens > max_T ? c->max_tokens : max_T)) &&
          (p->cap_hooks = mch_hooks_create(c->L)) && (p->naive_hooks = mch_hooks_create(c->L));
     if (!ok) {
         mch_patcher_free(p);
@@ -251,9 +251,9 @@ static mch_status query_embedding(mch_patcher *p, const mch_patch_pair *pair, mc
 {
     if (!pair->query_ids || pair->Tq < 1)
         return mch_fail(err, MCH_ERR_ARG, "a bi-encoder pair needs the query's token ids");
-    if (pair->Tq > p->m->cfg.max_pos)
+    if (pair->Tq > p->m->cfg.max_tokens)
         return mch_fail(err, MCH_ERR_ARG, "query of %d tokens; max_position_embeddings is %d",
-                        pair->Tq, p->m->cfg.max_pos);
+                        pair->Tq, p->m->cfg.max_tokens);
     if (p->q_T == pair->Tq && !memcmp(p->q_ids, pair->query_ids, (size_t)pair->Tq * 4))
         return MCH_OK;
     p->q_T = 0;

@@ -22,20 +22,20 @@ mch_status mch_scorer_create(mch_scorer **out, const mch_model *m, const mch_sco
                              mch_err *err)
 {
     const mch_config *c = &m->cfg;
-    if (!m->vocab) return mch_fail(err, MCH_ERR_ARG, "%s: model has no vocabulary", m->dir);
+    if (!m->tok) return mch_fail(err, MCH_ERR_ARG, "%s: model has no tokenizer", m->dir);
     mch_scorer *s = calloc(1, sizeof *s);
     if (!s) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     s->m = m;
     s->o = *opts;
-    if (s->o.max_len <= 0) s->o.max_len = c->max_pos;
+    if (s->o.max_len <= 0) s->o.max_len = c->max_tokens;
     if (s->o.max_query_len <= 0) s->o.max_query_len = 64;
     if (s->o.batch_size <= 0) s->o.batch_size = 32;
     s->bi = c->head == MCH_HEAD_NONE;
     int min_len = s->bi ? 2 : 3;
-    if (s->o.max_len < min_len || s->o.max_len > c->max_pos) {
+    if (s->o.max_len < min_len || s->o.max_len > c->max_tokens) {
         free(s);
         return mch_fail(err, MCH_ERR_ARG, "max_len %d outside %d..%d (max_position_embeddings)",
-                        opts->max_len, min_len, c->max_pos);
+                        opts->max_len, min_len, c->max_tokens);
     }
     size_t seqs = (size_t)s->o.batch_size * (s->bi ? 2 : 1), T = (size_t)s->o.max_len;
     /* A forward takes as many whole sequences as fit MCH_SCORE_TOKENS tokens, so the
@@ -83,10 +83,10 @@ mch_status mch_scorer_run(mch_scorer *s, const char *const *queries, const char 
     int seqs = s->bi ? 2 * n : n;
     for (int i = 0; i < seqs; i++) {
         int32_t *ids = s->ids + (size_t)i * T;
-        rc = s->bi ? mch_encode_single(m->vocab, i < n ? queries[i] : docs[i - n], T, ids,
-                                       &s->lens[i], err)
-                   : mch_encode_pair(m->vocab, queries[i], docs[i], s->o.max_query_len, T, ids,
-                                     s->types + (size_t)i * T, &s->lens[i], err);
+        rc = s->bi ? mch_tok_encode_to(m->tok, i < n ? queries[i] : docs[i - n], NULL, 0, T, ids,
+                                       NULL, &s->lens[i], err)
+                   : mch_tok_encode_to(m->tok, queries[i], docs[i], s->o.max_query_len, T, ids,
+                                       s->types + (size_t)i * T, &s->lens[i], err);
         if (rc) return rc;
     }
     for (int i0 = 0; i0 < seqs;) {

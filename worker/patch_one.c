@@ -87,7 +87,7 @@ mch_status mch_patch_one_check(const mch_patch_one_opts *o, const mch_model *m, 
 {
     mch_status rc0 = check_method(o, m, err);
     if (rc0) return rc0;
-    int cap = m->cfg.max_pos;
+    int cap = m->cfg.max_tokens;
     int max_len = o->max_len ? o->max_len : cap;
     if (max_len > cap)
         return mch_fail(err, MCH_ERR_ARG, "--max-len %d exceeds max_position_embeddings %d",
@@ -105,7 +105,7 @@ mch_status mch_patch_one_check(const mch_patch_one_opts *o, const mch_model *m, 
                         "--ids-baseline has %d ids, --ids-perturbed %d, --token-types %d; they "
                         "must be equal",
                         Tb, Tp, Tt);
-    if (m->cfg.head == MCH_HEAD_NONE && !o->query_ids && (!o->query || !m->vocab))
+    if (m->cfg.head == MCH_HEAD_NONE && !o->query_ids && (!o->query || !m->tok))
         return mch_fail(err, MCH_ERR_ARG, "a bi-encoder needs --query-ids or --query");
     return MCH_OK;
 }
@@ -134,11 +134,11 @@ static mch_status pair_from_texts(pair_ids *ids, const mch_patch_one_opts *o, co
         int qlen = o->max_query_len ? o->max_query_len : 64;
         int32_t *tp = calloc((size_t)max_len, sizeof *tp);
         if (!tp) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
-        rc = mch_encode_pair(m->vocab, o->query, o->baseline, qlen, max_len, ids->b, ids->types,
-                             &Tb, err);
+        rc = mch_tok_encode_to(m->tok, o->query, o->baseline, qlen, max_len, ids->b, ids->types,
+                               &Tb, err);
         if (!rc)
-            rc = mch_encode_pair(m->vocab, o->query, o->perturbed, qlen, max_len, ids->p, tp, &Tp,
-                                 err);
+            rc = mch_tok_encode_to(m->tok, o->query, o->perturbed, qlen, max_len, ids->p, tp, &Tp,
+                                   err);
         if (!rc && (Tb != Tp || memcmp(ids->types, tp, (size_t)Tb * sizeof *tp)))
             rc = mch_fail(err, MCH_ERR_SHAPE,
                           "baseline and perturbed pairs have %d and %d tokens (or different "
@@ -146,8 +146,9 @@ static mch_status pair_from_texts(pair_ids *ids, const mch_patch_one_opts *o, co
                           Tb, Tp);
         free(tp);
     } else {
-        rc = mch_encode_single(m->vocab, o->baseline, max_len, ids->b, &Tb, err);
-        if (!rc) rc = mch_encode_single(m->vocab, o->perturbed, max_len, ids->p, &Tp, err);
+        rc = mch_tok_encode_to(m->tok, o->baseline, NULL, 0, max_len, ids->b, NULL, &Tb, err);
+        if (!rc)
+            rc = mch_tok_encode_to(m->tok, o->perturbed, NULL, 0, max_len, ids->p, NULL, &Tp, err);
         if (!rc && Tb != Tp)
             rc = mch_fail(err, MCH_ERR_SHAPE,
                           "baseline and perturbed documents have %d and %d tokens; patching "
@@ -163,7 +164,7 @@ static mch_status pair_from_texts(pair_ids *ids, const mch_patch_one_opts *o, co
 static mch_status pair_build(pair_ids *ids, const mch_patch_one_opts *o, const mch_model *m,
                              mch_err *err)
 {
-    int cap = m->cfg.max_pos;
+    int cap = m->cfg.max_tokens;
     int max_len = o->max_len ? o->max_len : cap;
     ids->b = calloc((size_t)cap, sizeof *ids->b);
     ids->p = calloc((size_t)cap, sizeof *ids->p);
@@ -180,13 +181,13 @@ static mch_status pair_build(pair_ids *ids, const mch_patch_one_opts *o, const m
             rc = ids_parse("--token-types", o->token_types, ids->types, cap, &Tt, err);
         if (!rc && o->query_ids)
             rc = ids_parse("--query-ids", o->query_ids, ids->q, cap, &ids->Tq, err);
-    } else if (!m->vocab) {
-        rc = mch_fail(err, MCH_ERR_ARG, "%s has no vocab.txt; give token ids", m->dir);
+    } else if (!m->tok) {
+        rc = mch_fail(err, MCH_ERR_ARG, "%s has no tokenizer; give token ids", m->dir);
     } else {
         rc = pair_from_texts(ids, o, m, max_len, err);
     }
     if (!rc && m->cfg.head == MCH_HEAD_NONE && !ids->Tq)
-        rc = mch_encode_single(m->vocab, o->query, max_len, ids->q, &ids->Tq, err);
+        rc = mch_tok_encode_to(m->tok, o->query, NULL, 0, max_len, ids->q, NULL, &ids->Tq, err);
     return rc;
 }
 
@@ -212,11 +213,11 @@ static cJSON *matrix(const float *x, int rows, int cols)
     return a;
 }
 
-static cJSON *tokens(const mch_vocab *v, const int32_t *ids, int n)
+static cJSON *tokens(const mch_tok *v, const int32_t *ids, int n)
 {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; i < n; i++) {
-        const char *t = v ? mch_vocab_token(v, ids[i]) : NULL;
+        const char *t = v ? mch_tok_token(v, ids[i]) : NULL;
         cJSON_AddItemToArray(a, t ? cJSON_CreateString(t) : cJSON_CreateNull());
     }
     return a;
@@ -286,8 +287,8 @@ static cJSON *result_json(const mch_patch_one_opts *a, const mch_model *m, const
     if (r->skipped) cJSON_AddStringToObject(o, "skipped", r->skip_reason);
     cJSON_AddItemToObject(o, "score_baseline", num(r->score_baseline));
     cJSON_AddItemToObject(o, "score_perturbed", num(r->score_perturbed));
-    cJSON_AddItemToObject(o, "tokens", tokens(m->vocab, ids->b, ids->T));
-    cJSON_AddItemToObject(o, "tokens_perturbed", tokens(m->vocab, ids->p, ids->T));
+    cJSON_AddItemToObject(o, "tokens", tokens(m->tok, ids->b, ids->T));
+    cJSON_AddItemToObject(o, "tokens_perturbed", tokens(m->tok, ids->p, ids->T));
     cJSON_AddItemToObject(o, "ids_baseline", int_array(ids->b, ids->T));
     cJSON_AddItemToObject(o, "ids_perturbed", int_array(ids->p, ids->T));
     cJSON_AddItemToObject(o, "token_types", int_array(ids->types, ids->T));

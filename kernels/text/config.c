@@ -19,6 +19,8 @@ const char *mch_arch_name(mch_arch a)
         return "distilbert";
     case MCH_ARCH_ELECTRA:
         return "electra";
+    case MCH_ARCH_ROBERTA:
+        return "roberta"; /* XLM-RoBERTa checkpoints use the same prefix */
     }
     return "?";
 }
@@ -79,6 +81,8 @@ static const struct {
     {"DistilBertForSequenceClassification", MCH_ARCH_DISTILBERT, MCH_HEAD_DISTIL_SEQCLS},
     {"ElectraModel", MCH_ARCH_ELECTRA, MCH_HEAD_NONE},
     {"ElectraForSequenceClassification", MCH_ARCH_ELECTRA, MCH_HEAD_ELECTRA_SEQCLS},
+    {"RobertaForSequenceClassification", MCH_ARCH_ROBERTA, MCH_HEAD_ROBERTA_SEQCLS},
+    {"XLMRobertaForSequenceClassification", MCH_ARCH_ROBERTA, MCH_HEAD_ROBERTA_SEQCLS},
 };
 
 static mch_status parse_root(mch_config *cfg, const cJSON *root, const char *name, mch_err *err)
@@ -93,10 +97,13 @@ static mch_status parse_root(mch_config *cfg, const cJSON *root, const char *nam
         cfg->arch = MCH_ARCH_DISTILBERT;
     else if (!strcmp(mt->valuestring, "electra"))
         cfg->arch = MCH_ARCH_ELECTRA;
+    else if (!strcmp(mt->valuestring, "roberta") || !strcmp(mt->valuestring, "xlm-roberta"))
+        cfg->arch = MCH_ARCH_ROBERTA;
     else
         return mch_fail(err, MCH_ERR_UNSUPPORTED,
-                        "%s: model_type '%.40s' is not supported (bert, distilbert, electra)", name,
-                        mt->valuestring);
+                        "%s: model_type '%.40s' is not supported (bert, distilbert, electra, "
+                        "roberta, xlm-roberta)",
+                        name, mt->valuestring);
     snprintf(cfg->model_type, sizeof cfg->model_type, "%s", mt->valuestring);
 
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(root, "architectures");
@@ -155,6 +162,11 @@ static mch_status parse_root(mch_config *cfg, const cJSON *root, const char *nam
         if (cfg->arch == MCH_ARCH_ELECTRA &&
             (rc = get_int(root, "embedding_size", cfg->C, 1, big, &cfg->E, name, err)))
             return rc;
+        if (cfg->arch == MCH_ARCH_ROBERTA) {
+            if ((rc = get_int(root, "pad_token_id", 1, 0, 1 << 24, &cfg->pad_id, name, err)))
+                return rc;
+            cfg->pos_offset = cfg->pad_id + 1;
+        }
         act_key = "hidden_act";
         c_key = "hidden_size";
         nh_key = "num_attention_heads";
@@ -162,6 +174,12 @@ static mch_status parse_root(mch_config *cfg, const cJSON *root, const char *nam
     if ((rc = get_int(root, "vocab_size", -1, 1, 1 << 24, &cfg->V, name, err)) ||
         (rc = get_int(root, "max_position_embeddings", -1, 1, big, &cfg->max_pos, name, err)))
         return rc;
+    if (cfg->pos_offset >= cfg->max_pos)
+        return mch_fail(err, MCH_ERR_FORMAT,
+                        "%s: key 'pad_token_id' = %d leaves no position of "
+                        "max_position_embeddings = %d",
+                        name, cfg->pad_id, cfg->max_pos);
+    cfg->max_tokens = cfg->max_pos - cfg->pos_offset;
     if (cfg->NH == 0)
         return mch_fail(err, MCH_ERR_FORMAT, "%s: key '%s' (attention heads) is 0", name, nh_key);
     if (cfg->C % cfg->NH != 0)

@@ -1,4 +1,5 @@
-/* Hugging Face config.json for the encoders mechir runs: BERT, DistilBERT, ELECTRA.
+/* Hugging Face config.json for the encoders mechir runs: BERT, DistilBERT, ELECTRA, RoBERTa and
+ * XLM-RoBERTa.
  * Everything mechir would compute wrongly (relative positions, an unknown activation, an unknown
  * architecture) is refused here, so the encoder never meets it. */
 #ifndef MCH_CONFIG_H
@@ -8,14 +9,15 @@
 
 #include "mch_err.h"
 
-typedef enum { MCH_ARCH_BERT, MCH_ARCH_DISTILBERT, MCH_ARCH_ELECTRA } mch_arch;
+typedef enum { MCH_ARCH_BERT, MCH_ARCH_DISTILBERT, MCH_ARCH_ELECTRA, MCH_ARCH_ROBERTA } mch_arch;
 
 /* What sits on top of the encoder. */
 typedef enum {
-    MCH_HEAD_NONE,          /* BertModel / DistilBertModel / ElectraModel: a bi-encoder */
-    MCH_HEAD_BERT_SEQCLS,   /* pooler dense + tanh, then classifier */
-    MCH_HEAD_DISTIL_SEQCLS, /* pre_classifier + ReLU + classifier */
-    MCH_HEAD_ELECTRA_SEQCLS /* classifier.dense + exact GELU + classifier.out_proj */
+    MCH_HEAD_NONE,           /* BertModel / DistilBertModel / ElectraModel: a bi-encoder */
+    MCH_HEAD_BERT_SEQCLS,    /* pooler dense + tanh, then classifier */
+    MCH_HEAD_DISTIL_SEQCLS,  /* pre_classifier + ReLU + classifier */
+    MCH_HEAD_ELECTRA_SEQCLS, /* classifier.dense + exact GELU + classifier.out_proj */
+    MCH_HEAD_ROBERTA_SEQCLS  /* classifier.dense + tanh + classifier.out_proj */
 } mch_head_kind;
 
 typedef enum { MCH_ACT_GELU_ERF, MCH_ACT_GELU_TANH, MCH_ACT_RELU } mch_activation;
@@ -33,10 +35,13 @@ typedef struct {
     int FF;         /* FFN inner size (I in the shape comments; I is a macro in complex.h) */
     int E;          /* embedding size (ELECTRA may differ from C) */
     int V;          /* vocabulary size */
-    int max_pos;    /* max_position_embeddings */
+    int max_pos;    /* max_position_embeddings (rows of the position table) */
+    int max_tokens; /* the longest sequence: max_pos - pos_offset */
     int type_vocab; /* 0 for DistilBERT (no token types) */
     int num_labels; /* classifier outputs; 0 for a bi-encoder */
     float eps;      /* LayerNorm epsilon */
+    int pos_offset; /* RoBERTa: position ids start at pad_token_id + 1 and skip pads; else 0 */
+    int pad_id;     /* RoBERTa: pad_token_id (a pad inside a text takes position pad_id) */
 } mch_config;
 
 /* Parses config.json text; name is used in messages ("DIR/config.json: key 'n_heads' ..."). */

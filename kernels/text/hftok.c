@@ -79,12 +79,24 @@ static bool file_exists(const char *path)
     return stat(path, &sb) == 0;
 }
 
+int mch_tok_file(const char *dir, char *path, size_t cap)
+{
+    static const char *const names[] = {"tokenizer.json", "vocab.txt"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, cap, "%s/%s", dir, names[i]);
+        if (file_exists(path)) return 0;
+    }
+    return -1;
+}
+
 mch_status mch_tok_open(mch_tok **out, const char *dir, mch_err *err)
 {
     if (!out || !dir) return mch_fail(err, MCH_ERR_ARG, "mch_tok_open: NULL argument");
     char path[4096], cfg[4096];
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    if (file_exists(path)) {
+    if (mch_tok_file(dir, path, sizeof path))
+        return mch_fail(err, MCH_ERR_IO, "%s: neither tokenizer.json nor vocab.txt is there", dir);
+    size_t n = strlen(path);
+    if (n >= 14 && !strcmp(path + n - 14, "tokenizer.json")) {
         char *data;
         size_t len;
         mch_status st = tk_read_file(path, &data, &len, err);
@@ -93,10 +105,7 @@ mch_status mch_tok_open(mch_tok **out, const char *dir, mch_err *err)
         free(data);
         return st;
     }
-    snprintf(path, sizeof path, "%s/vocab.txt", dir);
     snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", dir);
-    if (!file_exists(path))
-        return mch_fail(err, MCH_ERR_IO, "%s: neither tokenizer.json nor vocab.txt is there", dir);
     return mch_tok_open_vocab_txt(out, path, file_exists(cfg) ? cfg : NULL, err);
 }
 
@@ -296,27 +305,46 @@ void mch_tok_enc_free(mch_tok_enc *e)
     memset(e, 0, sizeof *e);
 }
 
-static int enc_put(mch_tok_enc *e, int32_t id, int32_t type)
-{
-    if (e->n == e->cap) {
-        size_t ncap = e->cap ? 2 * e->cap : 64;
-        int32_t *ni = realloc(e->ids, ncap * sizeof *ni);
-        if (ni) e->ids = ni;
-        int32_t *nt = realloc(e->types, ncap * sizeof *nt);
-        if (nt) e->types = nt;
-        if (!ni || !nt) return -1;
-        e->cap = ncap;
-    }
-    e->ids[e->n] = id;
-    e->types[e->n++] = type;
-    return 0;
-}
-
 static size_t added_count(const tk_piece *p, size_t n)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) k += p[i].nids;
     return k;
+}
+
+int mch_tok_n_special(const mch_tok *t, bool pair)
+{
+    if (!t->post.set) return 0;
+    return (int)(pair ? added_count(t->post.pair, t->post.npair)
+                      : added_count(t->post.single, t->post.nsingle));
+}
+
+size_t mch_tok_assemble(const mch_tok *t, const int32_t *a, size_t na, const int32_t *b, size_t nb,
+                        int32_t *ids, int32_t *types, uint8_t *special)
+{
+    size_t n = 0;
+    const int32_t *seq[2] = {a, b};
+    size_t len[2] = {na, b ? nb : 0};
+    if (!t->post.set) {
+        for (int k = 0; k < (b ? 2 : 1); k++)
+            for (size_t i = 0; i < len[k]; i++, n++) {
+                ids[n] = seq[k][i], types[n] = k;
+                if (special) special[n] = 0;
+            }
+        return n;
+    }
+    const tk_piece *tpl = b ? t->post.pair : t->post.single;
+    size_t ntpl = b ? t->post.npair : t->post.nsingle;
+    for (size_t p = 0; p < ntpl; p++) {
+        const tk_piece *pc = &tpl[p];
+        size_t m = pc->is_seq ? len[pc->seq] : pc->nids;
+        const int32_t *src = pc->is_seq ? seq[pc->seq] : pc->ids;
+        for (size_t i = 0; i < m; i++, n++) {
+            ids[n] = src[i], types[n] = pc->type;
+            if (special) special[n] = !pc->is_seq;
+        }
+    }
+    return n;
 }
 
 mch_status mch_tok_encode(const mch_tok *t, const char *a, size_t alen, const char *b, size_t blen,
@@ -356,23 +384,22 @@ mch_status mch_tok_encode(const mch_tok *t, const char *a, size_t alen, const ch
             cut->n -= rm < cut->n ? rm : cut->n;
         }
     }
-    int rc = 0;
-    if (!t->post.set) {
-        for (int k = 0; k < (b ? 2 : 1); k++)
-            for (size_t i = 0; i < seq[k].n && !rc; i++) rc = enc_put(out, seq[k].ids[i], k);
-    } else {
-        for (size_t p = 0; p < ntpl && !rc; p++) {
-            const tk_piece *pc = &tpl[p];
-            if (pc->is_seq) {
-                const mch_ids *s = &seq[pc->seq];
-                for (size_t i = 0; i < s->n && !rc; i++) rc = enc_put(out, s->ids[i], pc->type);
-            } else {
-                for (size_t i = 0; i < pc->nids && !rc; i++)
-                    rc = enc_put(out, pc->ids[i], pc->type);
-            }
+    size_t need = seq[0].n + seq[1].n + added;
+    if (need > out->cap) {
+        int32_t *ni = realloc(out->ids, need * sizeof *ni);
+        if (ni) out->ids = ni;
+        int32_t *nt = realloc(out->types, need * sizeof *nt);
+        if (nt) out->types = nt;
+        if (!ni || !nt) {
+            st = mch_fail(err, MCH_ERR_NOMEM, "out of memory for %zu token ids", need);
+            goto done;
         }
+        out->cap = need;
     }
-    if (rc) st = mch_fail(err, MCH_ERR_NOMEM, "out of memory for %zu token ids", out->n);
+    static const int32_t none[1] = {0}; /* an empty second text is still a pair */
+    const int32_t *second = b ? (seq[1].ids ? seq[1].ids : none) : NULL;
+    out->n =
+        mch_tok_assemble(t, seq[0].ids, seq[0].n, second, seq[1].n, out->ids, out->types, NULL);
 done:
     mch_ids_free(&seq[0]);
     mch_ids_free(&seq[1]);

@@ -12,6 +12,7 @@
 #ifndef MCH_HFTOK_H
 #define MCH_HFTOK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,5 +65,52 @@ void mch_tok_enc_free(mch_tok_enc *e); /* accepts NULL */
  *   fits; never refused unless max_len cannot hold the special tokens. */
 mch_status mch_tok_encode(const mch_tok *t, const char *a, size_t alen, const char *b, size_t blen,
                           int max_len, int max_first, mch_tok_enc *out, mch_err *err);
+
+/* ---- model inputs built by hand (perturbations) ------------------------------------------- */
+
+/* The post-processor's special tokens around a single text (pair false) or a pair. */
+int mch_tok_n_special(const mch_tok *t, bool pair);
+
+/* a (na ids) alone (b NULL) or the pair (a, b) laid out with the post-processor's special tokens
+ * into ids and types (room for na + nb + mch_tok_n_special), special[i] set to 1 on a special
+ * token and 0 on a text token (special may be NULL). Returns the count written. */
+size_t mch_tok_assemble(const mch_tok *t, const int32_t *a, size_t na, const int32_t *b, size_t nb,
+                        int32_t *ids, int32_t *types, uint8_t *special);
+
+/* mch_tok_encode of NUL-terminated texts into caller arrays of max_len entries (types may be
+ * NULL), *n set to the count: a pair (b not NULL) cut as mechir score cuts it (max_first), a single
+ * text cut at its end. */
+mch_status mch_tok_encode_to(const mch_tok *t, const char *a, const char *b, int max_first,
+                             int max_len, int32_t *ids, int32_t *types, int *n, mch_err *err);
+
+/* The tokenizer's unknown token id, or -1 when it has none (byte-level BPE). */
+int32_t mch_tok_unk(const mch_tok *t);
+
+/* Whether every text is lowercased and stripped of accents before the model sees it (the BERT
+ * normalizer uncased, as bert-base-uncased): then a word spelled from pieces is already in the
+ * form mch_basic_words gives. */
+bool mch_tok_uncased(const mch_tok *t);
+
+/* Where a token stands in its word. */
+typedef enum {
+    MCH_PIECE_START,    /* begins a word: WordPiece without "##", BPE "Ġ…", Metaspace "▁…" */
+    MCH_PIECE_CONTINUE, /* continues the word before it: WordPiece "##…" */
+    MCH_PIECE_GLUED     /* no word-start mark (BPE, Unigram): part of the word before it when the
+                           two touch with letters or digits, else a word of its own ("," "'s") */
+} mch_piece_kind;
+
+/* The text a token adds to its word (without "##", the "Ġ"/"▁" mark or the spaces it stands for;
+ * byte-level symbols decoded to their bytes) into buf (NUL-terminated, *len bytes) and its kind.
+ * Returns -1 for an id no token has or a text longer than cap - 1 bytes, else the kind. */
+int mch_tok_piece(const mch_tok *t, int32_t id, char *buf, size_t cap, size_t *len);
+
+/* Appends the ids of word as it reads after other words of a text (a byte-level BPE without
+ * add_prefix_space sees " word"), so that injected words carry their word-start mark. */
+mch_status mch_tok_tokenize_word(const mch_tok *t, const char *word, size_t len, mch_ids *out,
+                                 mch_err *err);
+
+/* The file mch_tok_open reads in dir (tokenizer.json, else vocab.txt) into path; -1 when none
+ * exists. What a job spec hashes as the model's vocabulary. */
+int mch_tok_file(const char *dir, char *path, size_t cap);
 
 #endif

@@ -357,7 +357,9 @@ mch_status mch_df_save(const mch_df *df, const char *path, mch_err *err)
 /* ---- the perturber ------------------------------------------------------------------------ */
 
 struct mch_perturber {
-    const mch_vocab *v;
+    const mch_tok *v;
+    int n_special; /* the post-processor's tokens around the input */
+    bool fold;     /* spelled words are lowercased and unaccented (a cased tokenizer) */
     mch_perturb_opts o;
     mch_strmap *own_stop;
     const mch_strmap *stop;
@@ -371,8 +373,8 @@ struct mch_perturber {
     size_t term_cap;
     int n_terms;
     mch_ids q, d, t;
-    int32_t *ids_b, *ids_p, *types, *qids;
-    uint8_t *roles, *doc_roles, *query_roles;
+    int32_t *ids_b, *ids_p, *types, *qids, *seq_b, *seq_p;
+    uint8_t *roles, *doc_roles, *query_roles, *seq_roles, *special;
     char word[1024];
     /* the injected term's words (spelled from its wordpieces) and, with stemming, their stems;
      * n_tw 0 when a word of the term cannot be spelled (then it has no occurrences) */
@@ -400,6 +402,10 @@ void mch_perturber_free(mch_perturber *p)
     free(p->roles);
     free(p->doc_roles);
     free(p->query_roles);
+    free(p->seq_b);
+    free(p->seq_p);
+    free(p->seq_roles);
+    free(p->special);
     free(p);
 }
 
@@ -442,13 +448,14 @@ static int build_lnc1_vocab(mch_perturber *p)
     return 1;
 }
 
-mch_status mch_perturber_create(mch_perturber **out, const mch_vocab *v, const mch_perturb_opts *o,
+mch_status mch_perturber_create(mch_perturber **out, const mch_tok *v, const mch_perturb_opts *o,
                                 mch_err *err)
 {
+    int n_special = mch_tok_n_special(v, !o->bi);
     if ((o->kind == MCH_PERTURB_TDC || o->kind == MCH_PERTURB_LNC1) && !o->df)
         return mch_fail(err, MCH_ERR_ARG, "perturbation %s needs document frequencies",
                         mch_perturb_name(o->kind));
-    int min_len = o->bi ? 3 : 4;
+    int min_len = n_special + (o->bi ? 1 : 2);
     if (o->max_len < min_len)
         return mch_fail(err, MCH_ERR_ARG, "max_len %d is too small (at least %d)", o->max_len,
                         min_len);
@@ -457,6 +464,8 @@ mch_status mch_perturber_create(mch_perturber **out, const mch_vocab *v, const m
     mch_perturber *p = calloc(1, sizeof *p);
     if (!p) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     p->v = v;
+    p->n_special = n_special;
+    p->fold = !mch_tok_uncased(v);
     p->o = *o;
     if (!p->o.filler) p->o.filler = "a";
     if (p->o.max_query_len <= 0) p->o.max_query_len = 64;
@@ -471,13 +480,14 @@ mch_status mch_perturber_create(mch_perturber **out, const mch_vocab *v, const m
         !((p->terms = mch_strmap_create()) && (p->stems = mch_strmap_create()) &&
           (p->ids_b = malloc(T * 4)) && (p->ids_p = malloc(T * 4)) && (p->types = malloc(T * 4)) &&
           (p->qids = malloc(T * 4)) && (p->roles = malloc(T)) && (p->doc_roles = malloc(T)) &&
-          (p->query_roles = malloc(T))))
+          (p->query_roles = malloc(T)) && (p->seq_b = malloc(T * 4)) &&
+          (p->seq_p = malloc(T * 4)) && (p->seq_roles = malloc(T)) && (p->special = malloc(T))))
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if (!rc) {
         mch_ids f = {0};
-        rc = mch_tokenize(v, p->o.filler, strlen(p->o.filler), &f, err);
+        rc = mch_tok_tokenize_word(v, p->o.filler, strlen(p->o.filler), &f, err);
         if (!rc && f.n != 1)
-            rc = mch_fail(err, MCH_ERR_ARG, "filler '%s' is %zu wordpieces; it must be exactly one",
+            rc = mch_fail(err, MCH_ERR_ARG, "filler '%s' is %zu tokens; it must be exactly one",
                           p->o.filler, f.n);
         if (!rc) p->filler_id = f.ids[0];
         mch_ids_free(&f);
@@ -631,37 +641,62 @@ static mch_status choose_term(mch_perturber *p, const char *term, uint64_t *rng,
 
 /* ---- token roles (see perturb.h) ------------------------------------------------------------ */
 
-/* The end of the word that starts at piece i of ids[0..n): the next piece that is not a "##"
- * continuation, or n. */
-static int word_end(const mch_vocab *v, const int32_t *ids, int i, int n)
+static bool wordish(unsigned char c)
 {
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c >= 0x80;
+}
+
+/* The end of the word that starts at piece i of ids[0..n): the next piece that starts a word
+ * (mch_tok_piece), or is glued to its neighbour without letters or digits on both sides, or n. */
+static int word_end(const mch_tok *v, const int32_t *ids, int i, int n)
+{
+    char a[256], b[256];
+    size_t al = 0, bl;
+    if (mch_tok_piece(v, ids[i], a, sizeof a, &al) < 0) al = 0;
     int j = i + 1;
     for (; j < n; j++) {
-        const char *c = mch_vocab_token(v, ids[j]);
-        if (!c || strncmp(c, "##", 2) != 0) break;
+        int k = mch_tok_piece(v, ids[j], b, sizeof b, &bl);
+        if (k == MCH_PIECE_START || k < 0) break;
+        if (k == MCH_PIECE_GLUED &&
+            (!al || !bl || !wordish((unsigned char)a[al - 1]) || !wordish((unsigned char)b[0])))
+            break;
+        memcpy(a, b, bl + 1);
+        al = bl;
     }
     return j;
 }
 
-/* Spells the word of pieces ids[i..j) into buf (the first piece as it is, the continuations
- * without their "##"). Returns 0 when it does not fit cap bytes or holds an unknown piece: an
- * [UNK] spells no word, so it matches nothing. */
-static int spell(const mch_vocab *v, const int32_t *ids, int i, int j, char *buf, size_t cap,
+/* Lowercases and strips accents from buf[0..*len) in place (NFD, marks dropped, case folded), as
+ * mch_basic_words spells query terms; 0 when the result does not fit cap bytes. */
+static int fold_word(char *buf, size_t cap, size_t *len)
+{
+    utf8proc_uint8_t *o = NULL;
+    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)buf, (utf8proc_ssize_t)*len, &o,
+                                      UTF8PROC_DECOMPOSE | UTF8PROC_STRIPMARK | UTF8PROC_CASEFOLD);
+    int ok = n >= 0 && (size_t)n < cap;
+    if (ok) {
+        memcpy(buf, o, (size_t)n + 1);
+        *len = (size_t)n;
+    }
+    free(o);
+    return ok;
+}
+
+/* Spells the word of pieces ids[i..j) into buf (what each piece adds, mch_tok_piece; with a
+ * cased tokenizer lowercased and unaccented). Returns 0 when it does not fit cap bytes or holds
+ * an unknown piece: an unknown token spells no word, so it matches nothing. */
+static int spell(const mch_perturber *p, const int32_t *ids, int i, int j, char *buf, size_t cap,
                  size_t *len)
 {
-    size_t wl = 0;
+    size_t wl = 0, cl;
     for (int k = i; k < j; k++) {
-        const char *c = mch_vocab_token(v, ids[k]);
-        if (!c || ids[k] == mch_vocab_unk(v)) return 0;
-        if (k > i) c += 2;
-        size_t cl = strlen(c);
-        if (wl + cl >= cap) return 0;
-        memcpy(buf + wl, c, cl);
+        if (ids[k] == mch_tok_unk(p->v) || mch_tok_piece(p->v, ids[k], buf + wl, cap - wl, &cl) < 0)
+            return 0;
         wl += cl;
     }
     buf[wl] = 0;
     *len = wl;
-    return 1;
+    return !p->fold || fold_word(buf, cap, len);
 }
 
 /* Splits the term's wordpieces p->t into words and keeps their spellings (and stems). */
@@ -675,7 +710,7 @@ static void term_words(mch_perturber *p)
         int j = word_end(p->v, ids, i, n);
         size_t wl, sl;
         int k = p->n_tw;
-        if (k == 128 || !spell(p->v, ids, i, j, p->tw + off, sizeof p->tw - off, &wl)) {
+        if (k == 128 || !spell(p, ids, i, j, p->tw + off, sizeof p->tw - off, &wl)) {
             p->n_tw = 0;
             return;
         }
@@ -702,7 +737,7 @@ static int is_term_word(mch_perturber *p, const int32_t *ids, int i, int j, int 
 {
     char w[sizeof p->word];
     size_t wl, sl;
-    if (!spell(p->v, ids, i, j, w, sizeof w, &wl)) return 0;
+    if (!spell(p, ids, i, j, w, sizeof w, &wl)) return 0;
     if (wl == p->tw_len[k] && !memcmp(w, p->tw + p->tw_off[k], wl)) return 1;
     if (!p->stemmer) return 0;
     const char *st = stem_of(p, w, wl, &sl);
@@ -720,7 +755,7 @@ static void segment_roles(mch_perturber *p, const int32_t *ids, int n, uint8_t *
     for (int i = 0; i < n;) {
         int j = word_end(p->v, ids, i, n);
         size_t wl;
-        int match = match_terms && spell(p->v, ids, i, j, p->word, sizeof p->word, &wl) &&
+        int match = match_terms && spell(p, ids, i, j, p->word, sizeof p->word, &wl) &&
                     is_query_term(p, p->word, wl);
         memset(roles + i, match ? role_match : role_other, (size_t)(j - i));
         i = j;
@@ -742,70 +777,61 @@ mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, con
     memset(out, 0, sizeof *out);
     out->pair_id = mch_pair_id(qid, docno);
     uint64_t rng = mch_pair_seed(p->o.seed, out->pair_id);
-    const mch_vocab *v = p->v;
+    const mch_tok *v = p->v;
     mch_status rc = collect_terms(p, query, err);
     if (rc) return rc;
     if ((rc = choose_term(p, term, &rng, out, err)) || out->skip[0]) return rc;
     p->q.n = p->d.n = p->t.n = 0;
-    if ((rc = mch_tokenize(v, out->term, strlen(out->term), &p->t, err)) ||
-        (rc = mch_tokenize(v, query, strlen(query), &p->q, err)) ||
-        (rc = mch_tokenize(v, text, strlen(text), &p->d, err)))
+    if ((rc = mch_tok_tokenize_word(v, out->term, strlen(out->term), &p->t, err)) ||
+        (rc = mch_tok_tokenize(v, query, strlen(query), &p->q, err)) ||
+        (rc = mch_tok_tokenize(v, text, strlen(text), &p->d, err)))
         return rc;
-    int nt = (int)p->t.n, max_len = p->o.max_len;
+    int nt = (int)p->t.n, max_len = p->o.max_len, ns = p->n_special;
     if (!nt) {
-        snprintf(out->skip, sizeof out->skip, "term '%.60s' has no wordpieces", out->term);
+        snprintf(out->skip, sizeof out->skip, "term '%.60s' has no tokens", out->term);
         return MCH_OK;
     }
     int nq = (int)p->q.n < p->o.max_query_len ? (int)p->q.n : p->o.max_query_len;
-    if (p->o.bi && nq > max_len - 2) nq = max_len - 2;
-    int room = p->o.bi ? max_len - 2 - nt : max_len - nq - 3 - nt;
+    if (p->o.bi && nq > max_len - ns) nq = max_len - ns;
+    int room = p->o.bi ? max_len - ns - nt : max_len - nq - ns - nt;
     if (room < 0) {
         snprintf(out->skip, sizeof out->skip,
-                 "the term's %d wordpieces do not fit max_len %d beside the query's %d", nt,
-                 max_len, nq);
+                 "the term's %d tokens do not fit max_len %d beside the query's %d", nt, max_len,
+                 nq);
         return MCH_OK;
     }
     int nd = (int)p->d.n < room ? (int)p->d.n : room;
     int pos = p->o.pos == MCH_POS_START ? 0 : p->o.pos == MCH_POS_END ? nd : p->o.pos_index;
     if (pos > nd) pos = nd;
-    int32_t cls = mch_vocab_cls(v), sep = mch_vocab_sep(v);
     term_words(p);
     if (!p->o.bi)
         segment_roles(p, p->q.ids, nq, p->query_roles, MCH_ROLE_QUERY_TERM, 0, MCH_ROLE_QUERY_OTHER,
                       MCH_ROLE_QUERY_OTHER);
     segment_roles(p, p->d.ids, nd, p->doc_roles, MCH_ROLE_DOC_TERM, 1, MCH_ROLE_DOC_MATCH,
                   MCH_ROLE_DOC_OTHER);
-    int T = 0;
-    p->ids_b[T] = p->ids_p[T] = cls;
-    p->types[T] = 0;
-    p->roles[T++] = MCH_ROLE_CLS;
-    if (!p->o.bi) {
-        for (int i = 0; i < nq; i++) {
-            p->ids_b[T] = p->ids_p[T] = p->q.ids[i];
-            p->types[T] = 0;
-            p->roles[T++] = p->query_roles[i];
-        }
-        p->ids_b[T] = p->ids_p[T] = sep;
-        p->types[T] = 0;
-        p->roles[T++] = MCH_ROLE_SEP;
-    }
-    int32_t seg = p->o.bi ? 0 : 1;
+    /* The document with the term (fillers in the baseline) at pos; roles of the text tokens in
+     * the order the template takes them (the query first). */
+    int S = 0, nr = 0, base = p->o.bi ? 0 : nq;
     for (int i = 0; i <= nd; i++) {
         if (i == pos)
-            for (int k = 0; k < nt; k++) {
-                p->ids_b[T] = p->filler_id;
-                p->ids_p[T] = p->t.ids[k];
-                p->types[T] = seg;
-                p->roles[T++] = MCH_ROLE_INJECTED;
+            for (int k = 0; k < nt; k++, S++) {
+                p->seq_b[S] = p->filler_id;
+                p->seq_p[S] = p->t.ids[k];
+                p->seq_roles[base + S] = MCH_ROLE_INJECTED;
             }
         if (i == nd) break;
-        p->ids_b[T] = p->ids_p[T] = p->d.ids[i];
-        p->types[T] = seg;
-        p->roles[T++] = p->doc_roles[i];
+        p->seq_b[S] = p->seq_p[S] = p->d.ids[i];
+        p->seq_roles[base + S++] = p->doc_roles[i];
     }
-    p->ids_b[T] = p->ids_p[T] = sep;
-    p->types[T] = seg;
-    p->roles[T++] = MCH_ROLE_SEP;
+    memcpy(p->seq_roles, p->query_roles, (size_t)base);
+    const int32_t *qa = p->o.bi ? NULL : p->q.ids;
+    int T =
+        (int)mch_tok_assemble(v, p->o.bi ? p->seq_b : qa, p->o.bi ? (size_t)S : (size_t)nq,
+                              p->o.bi ? NULL : p->seq_b, (size_t)S, p->ids_b, p->types, p->special);
+    mch_tok_assemble(v, p->o.bi ? p->seq_p : qa, p->o.bi ? (size_t)S : (size_t)nq,
+                     p->o.bi ? NULL : p->seq_p, (size_t)S, p->ids_p, p->types, NULL);
+    for (int t = 0; t < T; t++)
+        p->roles[t] = !p->special[t] ? p->seq_roles[nr++] : t == 0 ? MCH_ROLE_CLS : MCH_ROLE_SEP;
     out->position = pos;
     out->n_term = nt;
     out->T = T;
@@ -814,11 +840,8 @@ mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, con
     out->token_types = p->types;
     out->roles = p->roles;
     if (p->o.bi) {
-        int Tq = 0;
-        p->qids[Tq++] = cls;
-        for (int i = 0; i < nq; i++) p->qids[Tq++] = p->q.ids[i];
-        p->qids[Tq++] = sep;
-        out->Tq = Tq;
+        /* the query's token types are not used: seq_b is free scratch by now */
+        out->Tq = (int)mch_tok_assemble(v, p->q.ids, (size_t)nq, NULL, 0, p->qids, p->seq_b, NULL);
         out->query_ids = p->qids;
     }
     return MCH_OK;

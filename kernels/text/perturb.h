@@ -16,7 +16,7 @@
 #include <stdio.h>
 
 #include "strmap.h"
-#include "tokenizer.h"
+#include "hftok.h"
 
 /* Pair id: FNV-1a 64 over the bytes of qid, one 0x1F byte, and the bytes of docno. */
 uint64_t mch_pair_id(const char *qid, const char *docno);
@@ -111,8 +111,11 @@ typedef struct {
 
 typedef struct mch_perturber mch_perturber;
 
-/* Checks the options (filler is one wordpiece; tdc/lnc1 have a df table; max_len fits). */
-mch_status mch_perturber_create(mch_perturber **out, const mch_vocab *v, const mch_perturb_opts *o,
+/* Checks the options (filler is one token; tdc/lnc1 have a df table; max_len fits). The pair
+ * is laid out by the tokenizer's post-processor (BERT [CLS] q [SEP] d [SEP], RoBERTa
+ * <s> q </s></s> d </s>, ...); its special tokens take the roles cls (one before every text) and
+ * sep. t must outlive the perturber. */
+mch_status mch_perturber_create(mch_perturber **out, const mch_tok *t, const mch_perturb_opts *o,
                                 mch_err *err);
 void mch_perturber_free(mch_perturber *p); /* accepts NULL */
 

@@ -509,8 +509,8 @@ static mch_status op_model(const fi_case *c, uint64_t *h, mch_err *err)
     }
     fnv_floats(h, m->head_w, C * C), fnv_floats(h, m->head_b, C);
     fnv_floats(h, m->cls_w, (size_t)g->num_labels * C), fnv_floats(h, m->cls_b, g->num_labels);
-    fnv_i(h, mch_vocab_size(m->vocab));
-    for (int32_t i = 0; i < mch_vocab_size(m->vocab); i++) fnv_s(h, mch_vocab_token(m->vocab, i));
+    fnv_i(h, mch_tok_size(m->tok));
+    for (int32_t i = 0; i < mch_tok_size(m->tok); i++) fnv_s(h, mch_tok_token(m->tok, i));
     mch_model_close(m);
     return MCH_OK;
 }
@@ -520,8 +520,8 @@ static mch_status op_model_meta(const fi_case *c, uint64_t *h, mch_err *err)
     mch_model_meta *m = NULL;
     mch_status rc = mch_model_meta_open(&m, c->a, err);
     if (rc) return rc;
-    fnv_i(h, m->cfg.V), fnv_i(h, m->cfg.C), fnv_i(h, mch_vocab_size(m->vocab));
-    for (int32_t i = 0; i < mch_vocab_size(m->vocab); i++) fnv_s(h, mch_vocab_token(m->vocab, i));
+    fnv_i(h, m->cfg.V), fnv_i(h, m->cfg.C), fnv_i(h, mch_tok_size(m->tok));
+    for (int32_t i = 0; i < mch_tok_size(m->tok); i++) fnv_s(h, mch_tok_token(m->tok, i));
     mch_model_meta_close(m);
     return MCH_OK;
 }

@@ -1,6 +1,6 @@
 /* Golden parity of the encoder: every score, logit, embedding and every element of
  * normalized_resid_post of case 0, for every fixture model (F32, F16, BF16; BERT, DistilBERT,
- * ELECTRA), against golden.json from an independent reference; plus the batch-equals-single
+ * ELECTRA, RoBERTa, XLM-RoBERTa), against golden.json from an independent reference; plus the batch-equals-single
  * property and the tokenizer path from texts to the golden ids. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -95,9 +95,9 @@ static void run_cross_encoder(const char *model)
         int32_t tids[512], ttypes[512];
         int tn = 0;
         int max_len = (int)cJSON_GetObjectItem(c, "max_len")->valuedouble;
-        assert_int_equal(mch_encode_pair(m->vocab, cJSON_GetObjectItem(c, "query")->valuestring,
-                                         cJSON_GetObjectItem(c, "doc")->valuestring, 64, max_len,
-                                         tids, ttypes, &tn, &err),
+        assert_int_equal(mch_tok_encode_to(m->tok, cJSON_GetObjectItem(c, "query")->valuestring,
+                                           cJSON_GetObjectItem(c, "doc")->valuestring, 64, max_len,
+                                           tids, ttypes, &tn, &err),
                          MCH_OK);
         assert_int_equal(tn, T);
         assert_memory_equal(tids, ids, (size_t)T * sizeof *ids);
@@ -182,6 +182,17 @@ static void test_electra_ce_tiny_matches_golden(void **s)
     run_cross_encoder("electra-ce-tiny");
 }
 
+static void test_roberta_ce_tiny_matches_golden(void **s)
+{
+    (void)s;
+    run_cross_encoder("roberta-ce-tiny");
+}
+static void test_xlmr_ce_tiny_matches_golden(void **s)
+{
+    (void)s;
+    run_cross_encoder("xlmr-ce-tiny");
+}
+
 static void test_distilbert_dot_tiny_matches_golden(void **s)
 {
     (void)s;
@@ -213,8 +224,9 @@ static void test_distilbert_dot_tiny_matches_golden(void **s)
         for (int side = 0; side < 2; side++) {
             int32_t tids[512];
             int tn = 0;
-            assert_int_equal(mch_encode_single(m->vocab, texts[side], max_len, tids, &tn, &err),
-                             MCH_OK);
+            assert_int_equal(
+                mch_tok_encode_to(m->tok, texts[side], NULL, 0, max_len, tids, NULL, &tn, &err),
+                MCH_OK);
             assert_int_equal(tn, lens[side]);
             assert_memory_equal(tids, ids + 512 * side, (size_t)tn * sizeof *tids);
         }
@@ -275,6 +287,8 @@ int main(void)
         cmocka_unit_test(test_bert_ce_tiny_gelu_tanh_matches_golden),
         cmocka_unit_test(test_distilbert_ce_tiny_matches_golden),
         cmocka_unit_test(test_electra_ce_tiny_matches_golden),
+        cmocka_unit_test(test_roberta_ce_tiny_matches_golden),
+        cmocka_unit_test(test_xlmr_ce_tiny_matches_golden),
         cmocka_unit_test(test_distilbert_dot_tiny_matches_golden),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,8 +31,8 @@ static int setup(void **state)
     const char *d[2] = {"Paris is the capital and most populous city of France.",
                         "Zstd is a fast lossless compression algorithm."};
     for (int b = 0; b < 2; b++)
-        if (mch_encode_pair(f->m->vocab, q[b], d[b], 64, 64, f->ids + 64 * b, f->types + 64 * b,
-                            &f->lens[b], &err))
+        if (mch_tok_encode_to(f->m->tok, q[b], d[b], 64, 64, f->ids + 64 * b, f->types + 64 * b,
+                              &f->lens[b], &err))
             return -1;
     *state = f;
     return 0;

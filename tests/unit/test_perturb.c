@@ -15,19 +15,20 @@
 #include "perturb.h"
 #include "testutil.h"
 
-static mch_vocab *vocab;
+static mch_tok *vocab;
 
 static int setup(void **s)
 {
     (void)s;
     mch_err err = {0};
-    return mch_vocab_open(&vocab, MCH_TEST_DATA "/tokenizer/bert-base-uncased-vocab.txt", &err);
+    return mch_tok_open_vocab_txt(&vocab, MCH_TEST_DATA "/tokenizer/bert-base-uncased-vocab.txt",
+                                  NULL, &err);
 }
 
 static int teardown(void **s)
 {
     (void)s;
-    mch_vocab_free(vocab);
+    mch_tok_free(vocab);
     return 0;
 }
 
@@ -207,9 +208,9 @@ static void expect_roles(mch_perturber *p, const char *query, const char *doc, c
     mch_err err = {0};
     assert_int_equal(mch_perturb(p, "q", query, "d", doc, term, &pr, &err), MCH_OK);
     assert_string_equal(pr.skip, "");
-    int32_t filler = mch_vocab_lookup(vocab, "a", 1);
+    int32_t filler = mch_tok_lookup(vocab, "a", 1);
     for (int t = 0; t < n && t < pr.T; t++) {
-        const char *tok = mch_vocab_token(vocab, pr.ids_perturbed[t]);
+        const char *tok = mch_tok_token(vocab, pr.ids_perturbed[t]);
         const char *role = mch_role_name(pr.roles[t]);
         if (strcmp(tok, want[t].tok) || strcmp(role, want[t].role))
             fail_msg("position %d: got %s/%s, want %s/%s (query '%s', doc '%s')", t, tok, role,
@@ -564,8 +565,8 @@ static void test_positions_and_skips(void **s)
     assert_int_equal(pr.T, 12);
     assert_int_equal(pr.position, 1);
     assert_int_equal(pr.roles[4], MCH_ROLE_INJECTED);
-    assert_int_equal(pr.ids_baseline[4], mch_vocab_lookup(vocab, "a", 1));
-    assert_int_equal(pr.ids_perturbed[4], mch_vocab_lookup(vocab, "dog", 3));
+    assert_int_equal(pr.ids_baseline[4], mch_tok_lookup(vocab, "a", 1));
+    assert_int_equal(pr.ids_perturbed[4], mch_tok_lookup(vocab, "dog", 3));
     /* An index beyond the document is clamped to its end. */
     mch_perturber_free(p);
     o.pos_index = 50;
@@ -576,7 +577,7 @@ static void test_positions_and_skips(void **s)
     assert_int_equal(mch_perturb(p, "q", "cat", "d", "one two", NULL, &pr, &err), MCH_OK);
     assert_non_null(strstr(pr.skip, "no term"));
     assert_int_equal(mch_perturb(p, "q", "cat", "d", "one two", "\xe2\x80\x8b", &pr, &err), MCH_OK);
-    assert_non_null(strstr(pr.skip, "no wordpieces"));
+    assert_non_null(strstr(pr.skip, "no tokens"));
     assert_int_equal(mch_perturb(p, "q", "cat dog cow pig hen ram ewe", "d", "one",
                                  "supercalifragilistic", &pr, &err),
                      MCH_OK);
