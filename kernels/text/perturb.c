@@ -647,7 +647,8 @@ static bool wordish(unsigned char c)
 }
 
 /* The end of the word that starts at piece i of ids[0..n): the next piece that starts a word
- * (mch_tok_piece), or is glued to its neighbour without letters or digits on both sides, or n. */
+ * (mch_tok_piece), or is glued to its neighbour without letters or digits on both sides, or n.
+ * A piece that is only a word-start mark takes the glued piece after it into its word. */
 static int word_end(const mch_tok *v, const int32_t *ids, int i, int n)
 {
     char a[256], b[256];
@@ -657,8 +658,9 @@ static int word_end(const mch_tok *v, const int32_t *ids, int i, int n)
     for (; j < n; j++) {
         int k = mch_tok_piece(v, ids[j], b, sizeof b, &bl);
         if (k == MCH_PIECE_START || k < 0) break;
-        if (k == MCH_PIECE_GLUED &&
-            (!al || !bl || !wordish((unsigned char)a[al - 1]) || !wordish((unsigned char)b[0])))
+        /* glued to a bare word-start mark ("▁" before "Compression") or letters to letters */
+        if (k == MCH_PIECE_GLUED && al &&
+            (!bl || !wordish((unsigned char)a[al - 1]) || !wordish((unsigned char)b[0])))
             break;
         memcpy(a, b, bl + 1);
         al = bl;

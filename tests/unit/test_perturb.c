@@ -599,6 +599,144 @@ static void test_positions_and_skips(void **s)
     assert_int_equal(mch_perturber_create(&p, vocab, &o, &e3), MCH_ERR_ARG);
 }
 
+/* ---- other tokenizers: the pair's layout and word roles -------------------------------------
+ * Expectations come from the text, not from the perturber: the test decodes the tokens itself
+ * (ASCII text only: byte-level "Ġ" and Metaspace "▁" stand for a space, WordPiece "##" glues),
+ * finds each token's word in the document by its offset, and expects doc_match exactly for the
+ * tokens of words that are query terms (case-insensitively), doc_other for the rest. */
+
+static int is_alnum_ascii(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* The lowercase word of text around offset at (a maximal run of letters and digits). */
+static void word_at(const char *text, size_t at, char *out, size_t cap)
+{
+    size_t b = at, e = at, n = 0;
+    while (b > 0 && is_alnum_ascii(text[b - 1])) b--;
+    while (is_alnum_ascii(text[e])) e++;
+    for (size_t i = b; i < e && n + 1 < cap; i++) {
+        char c = text[i];
+        out[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    out[n] = 0;
+}
+
+typedef struct {
+    const char *dir, *space_mark; /* "Ġ", "▁" or NULL (WordPiece "##") */
+    int n_lead;                   /* specials before the query: 1 (<s>, [CLS]) or 0 (T5) */
+    int n_mid;                    /* specials between query and document */
+    const char *filler_token;     /* the filler's token string */
+} tok_case;
+
+static void check_layout_and_roles(const tok_case *tc)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, MCH_TEST_DATA "/tokenizers/%s", tc->dir);
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_tok_open(&t, dir, &err), MCH_OK);
+    const char *query = "fast compression library";
+    const char *doc = "Zstandard is a fast compression algorithm. Compression is fast, and it "
+                      "compresses well";
+    mch_perturb_opts o = {0};
+    o.kind = MCH_PERTURB_INJECT;
+    o.pos = MCH_POS_END;
+    o.max_len = 128;
+    mch_perturber *p = NULL;
+    assert_int_equal(mch_perturber_create(&p, t, &o, &err), MCH_OK);
+    mch_pair pr;
+    assert_int_equal(mch_perturb(p, "q", query, "d", doc, "library", &pr, &err), MCH_OK);
+    assert_string_equal(pr.skip, "");
+    int T = pr.T, checked = 0, matches = 0;
+    /* lead specials, the query, mid specials, the document, the injected term, one special */
+    int q0 = tc->n_lead, qn = 0;
+    while (pr.roles[q0 + qn] == MCH_ROLE_QUERY_OTHER || pr.roles[q0 + qn] == MCH_ROLE_QUERY_TERM)
+        qn++;
+    assert_true(qn >= 3);
+    for (int i = 0; i < tc->n_lead; i++) assert_int_equal(pr.roles[i], MCH_ROLE_CLS);
+    for (int i = 0; i < tc->n_mid; i++) assert_int_equal(pr.roles[q0 + qn + i], MCH_ROLE_SEP);
+    assert_int_equal(pr.roles[T - 1], MCH_ROLE_SEP);
+    int d0 = q0 + qn + tc->n_mid, d1 = T - 1 - pr.n_term;
+    assert_int_equal(d1 - d0, pr.position);
+    /* the injected tokens spell " library"; the baseline holds the filler there */
+    char spelled[256] = "";
+    for (int i = d1; i < T - 1; i++) {
+        assert_int_equal(pr.roles[i], MCH_ROLE_INJECTED);
+        assert_string_equal(mch_tok_token(t, pr.ids_baseline[i]), tc->filler_token);
+        strcat(spelled, mch_tok_token(t, pr.ids_perturbed[i]));
+    }
+    char want[64];
+    snprintf(want, sizeof want, "%slibrary", tc->space_mark ? tc->space_mark : "");
+    assert_string_equal(spelled, want);
+    /* the query's "library" tokens are query_term, the others query_other */
+    size_t qoff = 0;
+    for (int i = q0; i < q0 + qn; i++) {
+        const char *tok = mch_tok_token(t, pr.ids_baseline[i]);
+        size_t ml = tc->space_mark ? strlen(tc->space_mark) : 0;
+        if (ml && !strncmp(tok, tc->space_mark, ml)) tok += ml, qoff++;
+        if (!ml && !strncmp(tok, "##", 2))
+            tok += 2;
+        else if (!ml && i > q0)
+            qoff++;
+        while (query[qoff] == ' ') qoff++;
+        char w[64];
+        word_at(query, qoff, w, sizeof w);
+        assert_int_equal(pr.roles[i],
+                         strcmp(w, "library") ? MCH_ROLE_QUERY_OTHER : MCH_ROLE_QUERY_TERM);
+        qoff += strlen(tok);
+    }
+    /* document tokens: walk the text by the decoded tokens */
+    size_t off = 0;
+    for (int i = d0; i < d1; i++, checked++) {
+        const char *tok = mch_tok_token(t, pr.ids_baseline[i]);
+        assert_int_equal(pr.ids_baseline[i], pr.ids_perturbed[i]);
+        size_t ml = tc->space_mark ? strlen(tc->space_mark) : 0;
+        if (ml && !strncmp(tok, tc->space_mark, ml)) tok += ml;
+        if (!ml && !strncmp(tok, "##", 2)) tok += 2;
+        while (doc[off] == ' ') off++;
+        assert_memory_equal(doc + off, tok, strlen(tok));
+        char w[64];
+        word_at(doc, off, w, sizeof w);
+        int match = is_alnum_ascii(doc[off]) &&
+                    (!strcmp(w, "fast") || !strcmp(w, "compression") || !strcmp(w, "library"));
+        matches += match;
+        assert_int_equal(pr.roles[i], match ? MCH_ROLE_DOC_MATCH : MCH_ROLE_DOC_OTHER);
+        off += strlen(tok);
+    }
+    assert_int_equal(off, strlen(doc));
+    assert_true(checked > 10 && matches >= 4);
+    printf("%s: %d document tokens checked, %d of query-term words\n", tc->dir, checked, matches);
+    mch_perturber_free(p);
+    mch_tok_free(t);
+}
+
+static void test_bpe_roberta_layout_and_roles(void **s)
+{
+    (void)s;
+    tok_case tc = {"bpe-roberta", "\xc4\xa0", 1, 2,
+                   "\xc4\xa0"
+                   "a"};
+    check_layout_and_roles(&tc);
+}
+
+static void test_unigram_t5_layout_and_roles(void **s)
+{
+    (void)s;
+    tok_case tc = {"unigram-t5", "\xe2\x96\x81", 0, 1,
+                   "\xe2\x96\x81"
+                   "a"};
+    check_layout_and_roles(&tc);
+}
+
+static void test_wordpiece_cased_layout_and_roles(void **s)
+{
+    (void)s;
+    tok_case tc = {"wordpiece-cased", NULL, 1, 1, "a"};
+    check_layout_and_roles(&tc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -616,6 +754,9 @@ int main(void)
         cmocka_unit_test(test_roles_at_truncation_judge_the_pieces_inside_the_window),
         cmocka_unit_test(test_tdc_picks_the_rarest_query_term_and_lnc1_a_non_query_word),
         cmocka_unit_test(test_positions_and_skips),
+        cmocka_unit_test(test_bpe_roberta_layout_and_roles),
+        cmocka_unit_test(test_unigram_t5_layout_and_roles),
+        cmocka_unit_test(test_wordpiece_cased_layout_and_roles),
         cmocka_unit_test(test_df_and_stopwords_lines_are_bounded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
