@@ -27,7 +27,7 @@ static void pairs_usage(FILE *f)
             "relevance and rank when known). Bad input lines and pairs that cannot be perturbed\n"
             "are reported with file:line and a reason; produced + skipped = input units.\n"
             "\n"
-            "  --model DIR          model directory (vocab.txt and config.json are used)\n"
+            "  --model DIR          model directory (config.json and tokenizer.json or vocab.txt)\n"
             "  -o, --out FILE       output JSONL (default stdout; a file is written atomically)\n"
             "  --skips FILE         the full skip report (default: the first 20 bad lines of\n"
             "                       each kind on stderr)\n"

@@ -27,7 +27,7 @@ static void score_usage(FILE *f)
            "'qid<TAB>docno<TAB>score' per line, in input order.\n"
            "\n"
            "  --model DIR          Hugging Face model directory (config.json, model.safetensors,\n"
-           "                       vocab.txt)\n"
+           "                       tokenizer.json or vocab.txt)\n"
            "  --query TEXT         query text\n"
            "  --doc TEXT           document text\n"
            "  --input FILE         TSV with columns qid, query, docno, text, read as mechir pairs\n"

@@ -25,7 +25,7 @@ const char mch_source_help[] =
     "  --perturb KIND       tfc1 (default), tdc, lnc1, inject\n"
     "  --term TEXT          inject: the term when the input has no term column\n"
     "  --position P         start, end (default) or a document token index\n"
-    "  --filler WORD        baseline filler, one wordpiece (default a)\n"
+    "  --filler WORD        baseline filler, one token (default a)\n"
     "  --seed S             job seed of every random choice (default 0)\n"
     "  --max-len N          tokens of a pair (default: the model's max_position_embeddings)\n"
     "  --max-query-len N    query tokens (default 64)\n"

@@ -1,5 +1,5 @@
 /* Planning a run (see plan.h). The spec is built from the options and the model's text side
- * only (config.json, vocab.txt, the sha256 of the weights file): the coordinator never maps
+ * only (config.json, the tokenizer, the sha256 of the weights file): the coordinator never maps
  * weights. */
 #include "plan.h"
 
