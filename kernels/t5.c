@@ -95,6 +95,24 @@ static int plan(t5_slots *l, mch_t5 *m)
     return ok;
 }
 
+mch_status mch_t5_tensors(const mch_t5_config *cfg, mch_t5_tensor_fn fn, void *ctx, mch_err *err)
+{
+    mch_t5 m = {.cfg = *cfg};
+    t5_slots l = {0};
+    mch_status rc = MCH_OK;
+    m.enc = calloc((size_t)cfg->L, sizeof *m.enc);
+    m.dec = calloc((size_t)cfg->LD, sizeof *m.dec);
+    if (!m.enc || !m.dec || !plan(&l, &m))
+        rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory listing T5 tensors");
+    for (int i = 0; !rc && i < l.n; i++)
+        if (fn(ctx, l.s[i].name, l.s[i].d0, l.s[i].d1))
+            rc = mch_fail(err, MCH_ERR_ARG, "tensor '%s': the caller stopped", l.s[i].name);
+    free(l.s);
+    free(m.enc);
+    free(m.dec);
+    return rc;
+}
+
 static void shape_text(char *buf, size_t cap, const int64_t *shape, int ndim)
 {
     size_t n = (size_t)snprintf(buf, cap, "[");

@@ -52,6 +52,12 @@ mch_status mch_t5_from_parts(mch_t5 **out, const mch_t5_config *cfg, mch_safeten
                              const char *name, mch_err *err);
 void mch_t5_close(mch_t5 *m); /* accepts NULL */
 
+/* Calls fn for every tensor a model of this config needs, in load order, with its Hugging Face
+ * name and shape (d1 = 0: one dimension); for writers of checkpoints (bench/bench_t5.c). fn
+ * returns 0 to go on. @return MCH_OK, MCH_ERR_NOMEM, or MCH_ERR_ARG when fn stopped the walk. */
+typedef int (*mch_t5_tensor_fn)(void *ctx, const char *name, int64_t d0, int64_t d1);
+mch_status mch_t5_tensors(const mch_t5_config *cfg, mch_t5_tensor_fn fn, void *ctx, mch_err *err);
+
 /* Relative position bucket of Hugging Face's T5Attention._relative_position_bucket for
  * rel = key position - query position, in float32 as torch computes it. */
 int mch_t5_bucket(int rel, int bidirectional, int n_buckets, int max_distance);
