@@ -309,7 +309,8 @@ mch_t5_ws *mch_t5_workspace_create(const mch_t5 *m, int T_max)
         T * C,  T * C,  T * C, T * IN, T * IN, T * IN, T * IN, T * T, (size_t)c->NH * (2 * T - 1),
         T * FF, T * FF, T * C, C,      C,      C,      IN,     IN,    (size_t)c->V};
     size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~15u;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        total += (sizes[i] + 15) & ~(size_t)15;
     mch_t5_ws *ws = calloc(1, sizeof *ws);
     if (!ws || !(ws->block = mch_alloc_large(total * sizeof(float)))) {
         free(ws);
@@ -321,7 +322,7 @@ mch_t5_ws *mch_t5_workspace_create(const mch_t5 *m, int T_max)
     size_t off = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *dst[i] = ws->block + off;
-        off += (sizes[i] + 15) & ~15u;
+        off += (sizes[i] + 15) & ~(size_t)15;
     }
     ws->T_max = T_max;
     return ws;

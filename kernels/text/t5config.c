@@ -127,6 +127,10 @@ static mch_status parse_root(mch_t5_config *cfg, const cJSON *root, const char *
         (rc = read_int(root, "decoder_start_token_id", cfg->pad_id, 0, cfg->V - 1,
                        &cfg->decoder_start, name, err)))
         return rc;
+    if ((long long)cfg->NH * cfg->HS > BIG)
+        return mch_fail(err, MCH_ERR_FORMAT,
+                        "%s: keys 'num_heads' = %d times 'd_kv' = %d exceed %d (attention size)",
+                        name, cfg->NH, cfg->HS, BIG);
     if (cfg->n_buckets % 2 != 0)
         return mch_fail(err, MCH_ERR_FORMAT,
                         "%s: key 'relative_attention_num_buckets' = %d must be even", name,
