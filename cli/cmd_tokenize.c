@@ -30,7 +30,9 @@ static void tokenize_usage(FILE *f)
            "  --input FILE         JSONL (plain or .zst): {\"text\": ...} a line, or with --pair\n"
            "                       {\"query\": ..., \"text\": ...}; a bad line is an error naming\n"
            "                       FILE:LINE\n"
-           "  --pair               each line is a query-document pair (a cross-encoder's input)\n"
+           "  --pair               each line is a query-document pair (a cross-encoder's input;\n"
+           "                       for a MonoT5, \"Query: q Document: d Relevant:\" cut with </s>\n"
+           "                       kept last)\n"
            "  --max-len N          tokens in all (default: the positions config.json gives the\n"
            "                       encoders mechir runs: max_position_embeddings, less\n"
            "                       pad_token_id + 1 for RoBERTa; else no\n"
@@ -69,6 +71,7 @@ static int print_enc(const mch_tok *t, const mch_tok_enc *e)
 typedef struct {
     const mch_tok *tok;
     int pair, max_len, max_query_len;
+    int monot5; /* config.json's model_type is t5: a pair is MonoT5's prompt */
     mch_tok_enc enc;
 } tk_run;
 
@@ -76,8 +79,9 @@ typedef struct {
 static int encode_print(tk_run *r, const char *a, const char *b, const char *where)
 {
     mch_err err = {0};
-    if (mch_tok_encode(r->tok, a, strlen(a), b, b ? strlen(b) : 0, r->max_len, r->max_query_len,
-                       &r->enc, &err)) {
+    if (b && r->monot5 ? mch_tok_encode_monot5(r->tok, a, b, r->max_len, &r->enc, &err)
+                       : mch_tok_encode(r->tok, a, strlen(a), b, b ? strlen(b) : 0, r->max_len,
+                                        r->max_query_len, &r->enc, &err)) {
         mch_log_error("mechir tokenize: %s: %s", where, err.msg);
         return 1;
     }
@@ -157,8 +161,9 @@ static int tokenize_file(tk_run *r, const char *path, uint64_t max_line_bytes)
     return file_pass(r, path, max_line_bytes, 0) || file_pass(r, path, max_line_bytes, 1);
 }
 
-/* The default --max-len: max_position_embeddings of a config.json mechir runs, else 0. */
-static int default_max_len(const char *model)
+/* The default --max-len: max_position_embeddings of a config.json mechir runs, else 0; sets
+ * *monot5 for a T5 model. */
+static int default_max_len(const char *model, int *monot5)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", model);
@@ -168,6 +173,7 @@ static int default_max_len(const char *model)
         mch_log_debug("mechir tokenize: no --max-len from config.json (%s): no limit", err.msg);
         return 0;
     }
+    *monot5 = cfg.arch == MCH_ARCH_T5;
     return cfg.max_tokens;
 }
 
@@ -210,7 +216,8 @@ int mch_cmd_tokenize(int argc, char **argv)
         mch_log_error("mechir tokenize: %s", err.msg);
         return 1;
     }
-    if (r.max_len < 0) r.max_len = default_max_len(model);
+    int max_len = default_max_len(model, &r.monot5);
+    if (r.max_len < 0) r.max_len = max_len;
     r.tok = tok;
     int rc =
         text ? encode_print(&r, text, NULL, "--text") : tokenize_file(&r, input, max_line_bytes);

@@ -100,6 +100,8 @@ mch_status mch_atp_create_batch(mch_atp **out, const mch_model *m, const mch_pat
                                 int max_T, int max_pairs, mch_err *err)
 {
     const mch_config *c = &m->cfg;
+    mch_status rc0 = mch_model_need_encoder(m, "attribution patching", err);
+    if (rc0) return rc0;
     if (opts->sweeps & ~(unsigned)(MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS))
         return mch_fail(err, MCH_ERR_ARG,
                         "attribution patching estimates the heads and blocks sweeps only, not "

@@ -95,7 +95,7 @@ struct mch_workspace {
 mch_workspace *mch_workspace_create(const mch_model *m, int max_tokens, int max_T)
 {
     const mch_config *c = &m->cfg;
-    if (max_tokens < 1 || max_T < 1) return NULL;
+    if (max_tokens < 1 || max_T < 1 || m->t5) return NULL;
     mch_workspace *ws = calloc(1, sizeof *ws);
     if (!ws) return NULL;
     ws->max_tokens = max_tokens;
@@ -348,6 +348,7 @@ void mch_head_forward(const mch_model *m, float *logits, float *tmp, const float
         mch_gelu_erf_forward(tmp, n);
         break;
     case MCH_HEAD_NONE:
+    case MCH_HEAD_MONOT5: /* never here: mch_model_need_encoder refused it */
         break;
     }
     mch_linear_forward(logits, c->num_labels, tmp, C, m->cls_w, m->cls_b, B, C, c->num_labels);
@@ -368,7 +369,8 @@ mch_status mch_forward(const mch_model *m, mch_workspace *ws, const mch_batch *b
     static const mch_forward_opts defaults = {0};
     const mch_forward_opts *o = opts ? opts : &defaults;
     const mch_config *c = &m->cfg;
-    mch_status rc = check_batch(m, ws, bt, o, err);
+    mch_status rc = mch_model_need_encoder(m, "the hooked encoder forward", err);
+    if (!rc) rc = check_batch(m, ws, bt, o, err);
     if (rc) return rc;
     if ((out->scores || out->logits) && c->head == MCH_HEAD_NONE)
         return mch_fail(err, MCH_ERR_ARG,

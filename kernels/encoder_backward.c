@@ -111,6 +111,8 @@ mch_status mch_backward_create_batch(mch_backward **out, const mch_model *m, int
                                      mch_pooling pooling, mch_err *err)
 {
     const mch_config *c = &m->cfg;
+    mch_status rc0 = mch_model_need_encoder(m, "the backward pass", err);
+    if (rc0) return rc0;
     if (max_T < 1 || max_T > c->max_tokens)
         return mch_fail(err, MCH_ERR_ARG, "backward for %d tokens; allowed 1..%d", max_T,
                         c->max_tokens);
@@ -190,6 +192,7 @@ void mch_head_backward(const mch_model *m, float *dcls, float *pre, float *dpre,
         mch_gelu_erf_backward(dpre, dpre, pre, (size_t)C);
         break;
     case MCH_HEAD_NONE:
+    case MCH_HEAD_MONOT5: /* never here: mch_model_need_encoder refused it */
         break;
     }
     mch_linear_backward(dcls, C, dpre, C, m->head_w, 1, C, C);

@@ -97,6 +97,7 @@ static int plan_slots(slot_list *l, mch_model *m)
      * BERT pooler; lookup tries both forms for every slot. */
     switch (c->head) {
     case MCH_HEAD_NONE:
+    case MCH_HEAD_MONOT5: /* never here: mch_model_need_encoder refused it */
         break;
     case MCH_HEAD_BERT_SEQCLS:
         ok &= add_slot(l, &m->head_w, c->C, c->C, "pooler.dense.weight");
@@ -292,6 +293,34 @@ fail:
     return rc;
 }
 
+mch_status mch_model_need_encoder(const mch_model *m, const char *what, mch_err *err)
+{
+    if (!m->t5) return MCH_OK;
+    return mch_fail(err, MCH_ERR_UNSUPPORTED,
+                    "%s: a MonoT5 (T5ForConditionalGeneration) can be scored, but %s is not "
+                    "supported for it yet",
+                    m->dir, what);
+}
+
+/* A MonoT5 directory: the model and its tokenizer through kernels/t5.h. */
+static mch_status open_monot5(mch_model **out, const char *dir, const mch_config *cfg, mch_err *err)
+{
+    mch_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->dir = strdup(dir))) {
+        free(m);
+        return mch_fail(err, MCH_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    m->cfg = *cfg;
+    mch_status rc = mch_monot5_open(&m->t5, dir, err);
+    if (rc) {
+        mch_model_close(m);
+        return rc;
+    }
+    m->weight_bytes = m->t5->model->weight_bytes;
+    *out = m;
+    return MCH_OK;
+}
+
 mch_status mch_model_open(mch_model **out, const char *dir, mch_err *err)
 {
     char path[4096];
@@ -299,6 +328,10 @@ mch_status mch_model_open(mch_model **out, const char *dir, mch_err *err)
     mch_tok *tok = NULL;
     mch_status rc = mch_model_text_read(dir, &cfg, &tok, err);
     if (rc) return rc;
+    if (cfg.arch == MCH_ARCH_T5) {
+        mch_tok_free(tok);
+        return open_monot5(out, dir, &cfg, err);
+    }
     mch_safetensors *st = NULL;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if ((rc = mch_st_open(&st, path, err))) {
@@ -313,6 +346,7 @@ void mch_model_close(mch_model *m)
     if (!m) return;
     mch_st_close(m->st);
     mch_tok_free(m->tok);
+    mch_monot5_close(m->t5);
     free(m->owned);
     free(m->layers);
     free(m->dir);

@@ -8,6 +8,7 @@
 #include "meta.h"
 #include "safetensors.h"
 #include "hftok.h"
+#include "t5.h"
 
 typedef struct {
     const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b; /* (C, C), (C) */
@@ -32,7 +33,9 @@ typedef struct {
     mch_layer_weights *layers;        /* (L) */
     const float *head_w, *head_b;     /* (C, C): pooler / pre_classifier / classifier.dense */
     const float *cls_w, *cls_b;       /* (num_labels, C) */
-    mch_tok *tok; /* NULL: only token ids can be used */
+    mch_tok *tok;                     /* NULL: only token ids can be used */
+    mch_monot5 *t5; /* cfg.arch MCH_ARCH_T5: the MonoT5 (its own weights and tokenizer); the
+                       encoder fields above are then unset and only scoring runs it */
 } mch_model;
 
 /* Opens a Hugging Face model directory (config.json, model.safetensors, tokenizer.json or
@@ -47,5 +50,9 @@ mch_status mch_model_from_parts(mch_model **out, const mch_config *cfg, mch_safe
                                 mch_tok *tok, const char *name, mch_err *err);
 
 void mch_model_close(mch_model *m); /* accepts NULL */
+
+/* MCH_OK for an encoder model; for a MonoT5, MCH_ERR_UNSUPPORTED naming the directory and what
+ * (a forward with hooks, patching, attribution patching, ...), which is not built for it yet. */
+mch_status mch_model_need_encoder(const mch_model *m, const char *what, mch_err *err);
 
 #endif

@@ -148,6 +148,8 @@ mch_status mch_patcher_create(mch_patcher **out, const mch_model *m, const mch_p
                               int max_T, mch_err *err)
 {
     const mch_config *c = &m->cfg;
+    mch_status rc0 = mch_model_need_encoder(m, "activation patching", err);
+    if (rc0) return rc0;
     if (max_T < 1 || max_T > c->max_tokens)
         return mch_fail(err, MCH_ERR_ARG, "max_T %d outside 1..%d (max_position_embeddings)", max_T,
                         c->max_tokens);

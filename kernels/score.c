@@ -22,7 +22,7 @@ mch_status mch_scorer_create(mch_scorer **out, const mch_model *m, const mch_sco
                              mch_err *err)
 {
     const mch_config *c = &m->cfg;
-    if (!m->tok) return mch_fail(err, MCH_ERR_ARG, "%s: model has no tokenizer", m->dir);
+    if (!m->tok && !m->t5) return mch_fail(err, MCH_ERR_ARG, "%s: model has no tokenizer", m->dir);
     mch_scorer *s = calloc(1, sizeof *s);
     if (!s) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     s->m = m;
@@ -36,6 +36,10 @@ mch_status mch_scorer_create(mch_scorer **out, const mch_model *m, const mch_sco
         free(s);
         return mch_fail(err, MCH_ERR_ARG, "max_len %d outside %d..%d (max_position_embeddings)",
                         opts->max_len, min_len, c->max_tokens);
+    }
+    if (m->t5) { /* MonoT5: one forward a pair through kernels/t5.h, nothing to size here */
+        *out = s;
+        return MCH_OK;
     }
     size_t seqs = (size_t)s->o.batch_size * (s->bi ? 2 : 1), T = (size_t)s->o.max_len;
     /* A forward takes as many whole sequences as fit MCH_SCORE_TOKENS tokens, so the
@@ -80,6 +84,14 @@ mch_status mch_scorer_run(mch_scorer *s, const char *const *queries, const char 
     mch_status rc;
     if (n < 1 || n > s->o.batch_size)
         return mch_fail(err, MCH_ERR_ARG, "%d pairs; the batch holds 1..%d", n, s->o.batch_size);
+    if (m->t5) {
+        for (int i = 0; i < n; i++) {
+            mch_monot5_result r;
+            if ((rc = mch_monot5_score(m->t5, queries[i], docs[i], T, &r, err))) return rc;
+            scores[i] = r.score;
+        }
+        return MCH_OK;
+    }
     int seqs = s->bi ? 2 * n : n;
     for (int i = 0; i < seqs; i++) {
         int32_t *ids = s->ids + (size_t)i * T;

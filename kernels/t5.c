@@ -611,28 +611,13 @@ void mch_monot5_close(mch_monot5 *m)
     mch_tok_enc_free(&m->enc);
     mch_tok_free(m->tok);
     mch_t5_close(m->model);
-    free(m->prompt);
     free(m);
 }
 
 mch_status mch_monot5_encode(mch_monot5 *m, const char *query, const char *doc, int max_len,
                              mch_err *err)
 {
-    if (max_len < 2)
-        return mch_fail(err, MCH_ERR_ARG, "max_len %d cannot hold a token and </s> (at least 2)",
-                        max_len);
-    static const char p0[] = "Query: ", p1[] = " Document: ", p2[] = " Relevant:";
-    size_t ql = strlen(query), dl = strlen(doc);
-    size_t need = sizeof p0 + sizeof p1 + sizeof p2 + ql + dl;
-    if (need > m->prompt_cap) {
-        char *p = realloc(m->prompt, need);
-        if (!p) return mch_fail(err, MCH_ERR_NOMEM, "out of memory for a %zu-byte prompt", need);
-        m->prompt = p;
-        m->prompt_cap = need;
-    }
-    int n = snprintf(m->prompt, m->prompt_cap, "%s%s%s%s%s", p0, query, p1, doc, p2);
-    /* The template appends </s>; cutting the single text keeps it last. */
-    return mch_tok_encode(m->tok, m->prompt, (size_t)n, NULL, 0, max_len, 0, &m->enc, err);
+    return mch_tok_encode_monot5(m->tok, query, doc, max_len, &m->enc, err);
 }
 
 mch_status mch_monot5_score_ids(mch_monot5 *m, const int32_t *ids, int T, const mch_t5_hooks *hooks,

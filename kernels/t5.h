@@ -135,8 +135,6 @@ typedef struct {
     int32_t true_id, false_id; /* the pieces "▁true" / "▁false" */
     mch_t5_ws *ws;             /* grown to the longest max_len asked for */
     mch_tok_enc enc;           /* the last pair's input ids */
-    char *prompt;              /* reused prompt buffer */
-    size_t prompt_cap;
 } mch_monot5;
 
 typedef struct {

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "t5config.h"
+
 #define MCH_CONFIG_MAX_BYTES (16u << 20)
 
 const char *mch_arch_name(mch_arch a)
@@ -21,6 +23,8 @@ const char *mch_arch_name(mch_arch a)
         return "electra";
     case MCH_ARCH_ROBERTA:
         return "roberta"; /* XLM-RoBERTa checkpoints use the same prefix */
+    case MCH_ARCH_T5:
+        return "t5";
     }
     return "?";
 }
@@ -102,7 +106,7 @@ static mch_status parse_root(mch_config *cfg, const cJSON *root, const char *nam
     else
         return mch_fail(err, MCH_ERR_UNSUPPORTED,
                         "%s: model_type '%.40s' is not supported (bert, distilbert, electra, "
-                        "roberta, xlm-roberta)",
+                        "roberta, xlm-roberta, t5)",
                         name, mt->valuestring);
     snprintf(cfg->model_type, sizeof cfg->model_type, "%s", mt->valuestring);
 
@@ -211,6 +215,30 @@ static mch_status parse_root(mch_config *cfg, const cJSON *root, const char *nam
     return MCH_OK;
 }
 
+/* A MonoT5's config.json (t5config.c reads it all) as the few sizes the rest of mechir sees. */
+static mch_status parse_t5(mch_config *cfg, const char *json, size_t len, const char *name,
+                           mch_err *err)
+{
+    mch_t5_config t5;
+    mch_status rc = mch_t5_config_parse(&t5, json, len, name, err);
+    if (rc) return rc;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->arch = MCH_ARCH_T5;
+    cfg->head = MCH_HEAD_MONOT5;
+    snprintf(cfg->model_type, sizeof cfg->model_type, "t5");
+    snprintf(cfg->architecture, sizeof cfg->architecture, "T5ForConditionalGeneration");
+    cfg->C = cfg->E = t5.C;
+    cfg->L = t5.L;
+    cfg->NH = t5.NH;
+    cfg->HS = t5.HS;
+    cfg->FF = t5.FF;
+    cfg->V = t5.V;
+    cfg->num_labels = 1;
+    cfg->eps = t5.eps;
+    cfg->max_pos = cfg->max_tokens = MCH_MONOT5_MAX_LEN;
+    return MCH_OK;
+}
+
 mch_status mch_config_parse(mch_config *cfg, const char *json, size_t len, const char *name,
                             mch_err *err)
 {
@@ -219,7 +247,10 @@ mch_status mch_config_parse(mch_config *cfg, const char *json, size_t len, const
         cJSON_Delete(root);
         return mch_fail(err, MCH_ERR_FORMAT, "%s: not a JSON object", name);
     }
-    mch_status rc = parse_root(cfg, root, name, err);
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    mch_status rc = cJSON_IsString(mt) && !strcmp(mt->valuestring, "t5")
+                        ? parse_t5(cfg, json, len, name, err)
+                        : parse_root(cfg, root, name, err);
     cJSON_Delete(root);
     return rc;
 }

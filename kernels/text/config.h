@@ -9,7 +9,18 @@
 
 #include "mch_err.h"
 
-typedef enum { MCH_ARCH_BERT, MCH_ARCH_DISTILBERT, MCH_ARCH_ELECTRA, MCH_ARCH_ROBERTA } mch_arch;
+/* The default --max-len of a MonoT5 (relative positions have no table): pygaggle's 512. */
+#define MCH_MONOT5_MAX_LEN 512
+
+/* MCH_ARCH_T5: MonoT5 (T5ForConditionalGeneration); only C, L, NH, HS, FF, V, max_pos and
+ * max_tokens are set here (mch_t5_config has the rest), and only scoring runs it. */
+typedef enum {
+    MCH_ARCH_BERT,
+    MCH_ARCH_DISTILBERT,
+    MCH_ARCH_ELECTRA,
+    MCH_ARCH_ROBERTA,
+    MCH_ARCH_T5
+} mch_arch;
 
 /* What sits on top of the encoder. */
 typedef enum {
@@ -17,7 +28,8 @@ typedef enum {
     MCH_HEAD_BERT_SEQCLS,    /* pooler dense + tanh, then classifier */
     MCH_HEAD_DISTIL_SEQCLS,  /* pre_classifier + ReLU + classifier */
     MCH_HEAD_ELECTRA_SEQCLS, /* classifier.dense + exact GELU + classifier.out_proj */
-    MCH_HEAD_ROBERTA_SEQCLS  /* classifier.dense + tanh + classifier.out_proj */
+    MCH_HEAD_ROBERTA_SEQCLS, /* classifier.dense + tanh + classifier.out_proj */
+    MCH_HEAD_MONOT5          /* log P("true") at the first decoder step (kernels/t5.h) */
 } mch_head_kind;
 
 typedef enum { MCH_ACT_GELU_ERF, MCH_ACT_GELU_TANH, MCH_ACT_RELU } mch_activation;

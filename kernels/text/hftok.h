@@ -83,6 +83,12 @@ size_t mch_tok_assemble(const mch_tok *t, const int32_t *a, size_t na, const int
 mch_status mch_tok_encode_to(const mch_tok *t, const char *a, const char *b, int max_first,
                              int max_len, int32_t *ids, int32_t *types, int *n, mch_err *err);
 
+/* A MonoT5's input (pygaggle's): "Query: {query} Document: {doc} Relevant:" as one text with the
+ * post-processor's tokens (</s> last), cut to max_len (>= 2) tokens keeping </s> last, so a long
+ * document cuts off the end of the prompt. Into out (replacing what it held). */
+mch_status mch_tok_encode_monot5(const mch_tok *t, const char *query, const char *doc, int max_len,
+                                 mch_tok_enc *out, mch_err *err);
+
 /* The tokenizer's unknown token id, or -1 when it has none (byte-level BPE). */
 int32_t mch_tok_unk(const mch_tok *t);
 

@@ -124,3 +124,20 @@ mch_status mch_tok_encode_to(const mch_tok *t, const char *a, const char *b, int
     mch_tok_enc_free(&e);
     return st;
 }
+
+mch_status mch_tok_encode_monot5(const mch_tok *t, const char *query, const char *doc, int max_len,
+                                 mch_tok_enc *out, mch_err *err)
+{
+    if (max_len < 2)
+        return mch_fail(err, MCH_ERR_ARG, "max_len %d cannot hold a token and </s> (at least 2)",
+                        max_len);
+    static const char p0[] = "Query: ", p1[] = " Document: ", p2[] = " Relevant:";
+    size_t need = sizeof p0 + sizeof p1 + sizeof p2 + strlen(query) + strlen(doc);
+    char *prompt = malloc(need);
+    if (!prompt) return mch_fail(err, MCH_ERR_NOMEM, "out of memory for a %zu-byte prompt", need);
+    int n = snprintf(prompt, need, "%s%s%s%s%s", p0, query, p1, doc, p2);
+    /* The template appends </s>; cutting the single text keeps it last. */
+    mch_status st = mch_tok_encode(t, prompt, (size_t)n, NULL, 0, max_len, 0, out, err);
+    free(prompt);
+    return st;
+}
