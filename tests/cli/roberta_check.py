@@ -87,8 +87,10 @@ def check_maps(what, out, ref, sb_want, sp_want):
         for h in range(NH):
             items.append(("head %d.%d" % (l, h), hs[l][h], he[l][h], heads_ref[l][h]))
     for s in SITES:
-        bs, be = out["blocks_scores"][s], out["blocks"][s]
         T = len(blocks_ref[s][0])
+        if T == 0:  # heads only
+            continue
+        bs, be = out["blocks_scores"][s], out["blocks"][s]
         if len(bs) != L or any(len(r) != T for r in bs):
             fail("%s: blocks_scores.%s shape differs from (%d, %d)" % (what, s, L, T))
             return False
@@ -126,18 +128,18 @@ def check_maps(what, out, ref, sb_want, sp_want):
     return True
 
 
-def patch_pair(what, ids_b, ids_p, extra=()):
+def patch_pair(what, ids_b, ids_p, blocks=True):
     out = mechir("patch", "--model", MODEL, "--ids-baseline", ",".join(map(str, ids_b)),
-                 "--ids-perturbed", ",".join(map(str, ids_p)), "--sweep", "heads,blocks",
-                 "--min-delta", "1e-9", *extra)
+                 "--ids-perturbed", ",".join(map(str, ids_p)),
+                 "--sweep", "heads,blocks" if blocks else "heads", "--min-delta", "1e-9")
     if out is None:
         return
     out = json.loads(out)
     if out.get("ids_baseline") != ids_b or out.get("ids_perturbed") != ids_p:
         fail("%s: mechir patch echoed other ids" % what)
         return
-    sb, sp, heads, blocks = REF.patch(ids_b, ids_p)
-    check_maps(what, out, (heads, blocks), sb, sp)
+    sb, sp, heads, blocks_ref = REF.patch(ids_b, ids_p, blocks=blocks)
+    check_maps(what, out, (heads, blocks_ref), sb, sp)
 
 
 def vocab_of(model_dir):
@@ -202,6 +204,15 @@ def main():
         [REF.pad + 1 + t for t in range(first_doc + 1, len(ids) - 1)]
     if REF.positions(both_b) != want_pos:
         fail("the reference's position ids of a pad inside the text are not padding rule's")
+
+    # the longest sequence: max_position_embeddings - pad_token_id - 1 tokens, the last one at
+    # the last position embedding (heads only: blocks would take 6 T float64 forwards)
+    n_max = REF.cfg["max_position_embeddings"] - REF.pad - 1
+    body = cases[9]["input_ids"][1:-1]
+    long_b = [0] + (body * (n_max // len(body) + 1))[:n_max - 2] + [2]
+    long_p = list(long_b)
+    long_p[n_max // 2] = ids[1]
+    patch_pair("%s patch (%d tokens, heads)" % (name, n_max), long_b, long_p, blocks=False)
 
     # 3b. the text path: golden case 1's document with one word changed (same token count).
     d0 = cases[1]["doc"]

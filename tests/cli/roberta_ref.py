@@ -137,9 +137,10 @@ class Roberta:
         logits = self.lin(y, "classifier.out_proj", prefix=False)
         return float(logits[0] if self.labels == 1 else logits[1])
 
-    def patch(self, ids_b, ids_p):
+    def patch(self, ids_b, ids_p, blocks=True):
         """MechIR-style patching of a pair: (score_b, score_p, heads_scores (L, NH),
-        blocks_scores {site: (L, T)}), raw patched scores, one forward per patch."""
+        blocks_scores {site: (L, T)}, or (L, 0) without blocks), raw patched scores, one forward
+        per patch."""
         assert len(ids_b) == len(ids_p)
         T = len(ids_b)
         cache = {}
@@ -147,9 +148,9 @@ class Roberta:
         sb = self.forward(ids_b)
         heads = [[self.forward(ids_b, patch=("z", l, h, cache[("z", l)][:, h, :]))
                   for h in range(self.NH)] for l in range(self.L)]
-        blocks = {s: [[self.forward(ids_b, patch=(s, l, t, cache[(s, l)][t]))
-                       for t in range(T)] for l in range(self.L)] for s in SITES}
-        return sb, sp, heads, blocks
+        maps = {s: [[self.forward(ids_b, patch=(s, l, t, cache[(s, l)][t]))
+                     for t in range(T if blocks else 0)] for l in range(self.L)] for s in SITES}
+        return sb, sp, heads, maps
 
 
 def effect(patched, sb, sp):
