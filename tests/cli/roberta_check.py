@@ -223,7 +223,8 @@ def main():
     if out is not None:
         out = json.loads(out)
         ib, ip = out.get("ids_baseline"), out.get("ids_perturbed")
-        diff = [t for t in range(len(ids)) if ip is not None and len(ip) == len(ids) and ip[t] != ids[t]]
+        same_len = isinstance(ip, list) and len(ip) == len(ids)
+        diff = [t for t in range(len(ids)) if same_len and ip[t] != ids[t]]
         if ib != ids:
             fail("%s patch --baseline: ids differ from golden case 1's input_ids" % name)
         elif len(diff) != 1 or vocab[ip[diff[0]]] not in ("\u0120fast", "\u2581fast"):

@@ -10,7 +10,10 @@ set -u
 [ $# -eq 2 ] || { echo "usage: $0 MECHIR_BINARY REPO_ROOT" >&2; exit 2; }
 . "$(dirname "$0")/checks.sh"
 PY=/usr/bin/python3
-"$PY" -c 'import torch, numpy' 2>/dev/null || { echo "FAIL - $PY lacks python3-torch or numpy"; exit 1; }
+"$PY" -c 'import torch, numpy' 2>/dev/null || {
+    echo "FAIL - $PY lacks python3-torch or numpy"
+    exit 1
+}
 T=$(mktemp -d "${TMPDIR:-/tmp}/mch_roberta.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
 trap 'exit 1' HUP INT TERM
