@@ -74,7 +74,7 @@ def check_maps(what, out, ref, sb_want, sp_want):
     ref: (heads_scores, blocks_scores) of the reference. Element-wise, every value."""
     good = check_score(what + " score_baseline", out.get("score_baseline"), sb_want)
     good &= check_score(what + " score_perturbed", out.get("score_perturbed"), sp_want)
-    sb, sp = out["score_baseline"], out["score_perturbed"]
+    sb = out["score_baseline"]
     d_want = sp_want - sb_want
     heads_ref, blocks_ref = ref
     items = []  # (name, got patched, got effect, want patched)
@@ -122,6 +122,8 @@ def check_maps(what, out, ref, sb_want, sp_want):
                 fail("%s %s: %s" % (what, name, "; ".join(errs)))
     if bad:
         fail("%s: %d of %d components differ from the reference" % (what, bad, len(items)))
+        return False
+    if not good:
         return False
     ok("%s: both scores and %d patched scores and effects (heads %dx%d, blocks 3x%dx%d) equal "
        "the reference" % (what, len(items), L, NH, L, len(blocks_ref["resid_pre"][0])))
