@@ -209,6 +209,8 @@ int mch_cmd_patch(int argc, char **argv)
     cJSON *out = NULL;
     if (mch_model_open(&m, a.model, &err)) {
         st = 1;
+    } else if (mch_model_need_encoder(m, "activation patching", &err)) {
+        st = 1; /* a valid request this model cannot serve yet */
     } else if (mch_patch_one_check(&a.o, m, &err)) {
         st = 2;
     } else if (mch_patch_one_run(&a.o, m, &out, &err)) {

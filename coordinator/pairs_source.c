@@ -164,7 +164,7 @@ mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
     po->stem = o->stem;
     po->seed = o->seed;
     if (!rc && po->max_len > m->cfg.max_tokens)
-        rc = mch_fail(err, MCH_ERR_ARG, "--max-len %d exceeds max_position_embeddings %d",
+        rc = mch_fail(err, MCH_ERR_ARG, "--max-len %d exceeds the model's longest input, %d tokens",
                       po->max_len, m->cfg.max_tokens);
     if (!rc && o->stopwords)
         rc = mch_stopwords_load(&s->stop, o->stopwords, o->max_line_bytes, err);

@@ -108,8 +108,8 @@ mch_status mch_atp_create_batch(mch_atp **out, const mch_model *m, const mch_pat
                         "head-pos (sweeps 0x%x)",
                         opts->sweeps);
     if (max_T < 1 || max_T > c->max_tokens)
-        return mch_fail(err, MCH_ERR_ARG, "max_T %d outside 1..%d (max_position_embeddings)", max_T,
-                        c->max_tokens);
+        return mch_fail(err, MCH_ERR_ARG, "max_T %d outside 1..%d (the model's longest input)",
+                        max_T, c->max_tokens);
     if (max_pairs < 1 || max_pairs > MCH_BACKWARD_MAX_BATCH)
         return mch_fail(err, MCH_ERR_ARG, "a batch of %d pairs; allowed 1..%d", max_pairs,
                         MCH_BACKWARD_MAX_BATCH);

@@ -151,8 +151,8 @@ mch_status mch_patcher_create(mch_patcher **out, const mch_model *m, const mch_p
     mch_status rc0 = mch_model_need_encoder(m, "activation patching", err);
     if (rc0) return rc0;
     if (max_T < 1 || max_T > c->max_tokens)
-        return mch_fail(err, MCH_ERR_ARG, "max_T %d outside 1..%d (max_position_embeddings)", max_T,
-                        c->max_tokens);
+        return mch_fail(err, MCH_ERR_ARG, "max_T %d outside 1..%d (the model's longest input)",
+                        max_T, c->max_tokens);
     for (int k = 0; k < opts->n_heads; k++) {
         int l = opts->heads[2 * k], h = opts->heads[2 * k + 1];
         if (l < 0 || l >= c->L || h < 0 || h >= c->NH)

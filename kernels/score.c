@@ -34,7 +34,7 @@ mch_status mch_scorer_create(mch_scorer **out, const mch_model *m, const mch_sco
     int min_len = s->bi ? 2 : 3;
     if (s->o.max_len < min_len || s->o.max_len > c->max_tokens) {
         free(s);
-        return mch_fail(err, MCH_ERR_ARG, "max_len %d outside %d..%d (max_position_embeddings)",
+        return mch_fail(err, MCH_ERR_ARG, "max_len %d outside %d..%d (the model's longest input)",
                         opts->max_len, min_len, c->max_tokens);
     }
     if (m->t5) { /* MonoT5: one forward a pair through kernels/t5.h, nothing to size here */

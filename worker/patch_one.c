@@ -85,13 +85,15 @@ static mch_status check_method(const mch_patch_one_opts *o, const mch_model *m, 
 
 mch_status mch_patch_one_check(const mch_patch_one_opts *o, const mch_model *m, mch_err *err)
 {
+    mch_status rc1 = mch_model_need_encoder(m, "activation patching", err);
+    if (rc1) return rc1;
     mch_status rc0 = check_method(o, m, err);
     if (rc0) return rc0;
     int cap = m->cfg.max_tokens;
     int max_len = o->max_len ? o->max_len : cap;
     if (max_len > cap)
-        return mch_fail(err, MCH_ERR_ARG, "--max-len %d exceeds max_position_embeddings %d",
-                        max_len, cap);
+        return mch_fail(err, MCH_ERR_ARG,
+                        "--max-len %d exceeds the model's longest input, %d tokens", max_len, cap);
     if (!o->ids_baseline) return MCH_OK;
     int Tb, Tp, Tt, Tq;
     mch_status rc = ids_parse("--ids-baseline", o->ids_baseline, NULL, cap, &Tb, err);

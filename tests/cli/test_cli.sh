@@ -506,7 +506,7 @@ usage_ab "patch: bad --pooling" "--pooling takes cls or mean, got 'max'" --sweep
 usage_ab "patch: texts and ids at once" "give --model, --sweep" \
     --ids-baseline 1 --ids-perturbed 1 --sweep heads
 usage_ab "patch: --max-len beyond the model" \
-    "--max-len 999999 exceeds max_position_embeddings 512" --sweep heads --max-len 999999
+    "--max-len 999999 exceeds the model's longest input, 512 tokens" --sweep heads --max-len 999999
 expect_refused "patch: head outside the model (exit 1)" "head 9.9 is outside the model" -- \
     patch --model "$BERT" --query q --baseline a --perturbed b --sweep head-pos --heads 9.9
 [ "$rc" -eq 1 ] || fail "patch: head outside the model: exit status $rc, want 1"
