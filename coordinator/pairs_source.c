@@ -121,11 +121,6 @@ mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
                                 const mch_model_meta *m, mch_err *err)
 {
     if (!m->tok) return mch_fail(err, MCH_ERR_ARG, "%s: the model has no tokenizer", m->dir);
-    if (m->cfg.arch == MCH_ARCH_T5)
-        return mch_fail(err, MCH_ERR_UNSUPPORTED,
-                        "%s: a MonoT5 (T5ForConditionalGeneration) can be scored, but perturbed "
-                        "pairs of its prompt (pairs, run) are not supported for it yet",
-                        m->dir);
     int trec = o->run || o->topics || o->docs || o->qrels;
     if (!!o->input == !!trec)
         return mch_fail(err, MCH_ERR_ARG,
@@ -161,6 +156,7 @@ mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
     po->max_len = o->max_len ? o->max_len : m->cfg.max_tokens;
     po->max_query_len = o->max_query_len;
     po->bi = m->cfg.head == MCH_HEAD_NONE;
+    po->monot5 = m->cfg.arch == MCH_ARCH_T5;
     po->stem = o->stem;
     po->seed = o->seed;
     if (!rc && po->max_len > m->cfg.max_tokens)

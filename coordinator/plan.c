@@ -153,6 +153,11 @@ mch_status mch_plan_spec(const mch_run_opts *o, const mch_model_meta *m, mch_job
 {
     const mch_config *cfg = &m->cfg;
     const mch_source_opts *so = &o->src;
+    if (cfg->arch == MCH_ARCH_T5)
+        return mch_fail(err, MCH_ERR_UNSUPPORTED,
+                        "%s: a MonoT5 (T5ForConditionalGeneration) can be scored and its pairs "
+                        "built (mechir pairs), but runs are not supported for it yet",
+                        o->model);
     char sha[65], vocab_sha[65];
     memset(s, 0, sizeof *s);
     mch_status rc = sha_of(o->model, "model.safetensors", sha, err);

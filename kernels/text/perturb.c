@@ -358,7 +358,11 @@ mch_status mch_df_save(const mch_df *df, const char *path, mch_err *err)
 
 struct mch_perturber {
     const mch_tok *v;
-    int n_special; /* the post-processor's tokens around the input */
+    int n_special;    /* the post-processor's tokens around the input (MonoT5: the prompt's too) */
+    mch_ids frame[3]; /* MonoT5: "Query:", "Document:", "Relevant:" */
+    int32_t *tail;    /* MonoT5: "Relevant:" and the single text's suffix (</s>) */
+    int n_tail;
+    mch_ids whole; /* MonoT5: the whole prompt, to check that it splits at the document */
     bool fold;     /* spelled words are lowercased and unaccented (a cased tokenizer) */
     mch_perturb_opts o;
     mch_strmap *own_stop;
@@ -406,6 +410,9 @@ void mch_perturber_free(mch_perturber *p)
     free(p->seq_p);
     free(p->seq_roles);
     free(p->special);
+    for (int k = 0; k < 3; k++) mch_ids_free(&p->frame[k]);
+    free(p->tail);
+    mch_ids_free(&p->whole);
     free(p);
 }
 
@@ -448,6 +455,45 @@ static int build_lnc1_vocab(mch_perturber *p)
     return 1;
 }
 
+/* The MonoT5 prompt's fixed tokens (pygaggle's "Query: {q} Document: {d} Relevant:"), each
+ * tokenized as it reads in the prompt, and the last with the template's suffix (</s>) as tail;
+ * n_special becomes their count. */
+static mch_status monot5_frame(mch_perturber *p, mch_err *err)
+{
+    static const char *const words[3] = {"Query:", "Document:", "Relevant:"};
+    mch_status rc = MCH_OK;
+    int n = 0;
+    for (int k = 0; k < 3 && !rc; k++) {
+        rc = k == 0 ? mch_tok_tokenize(p->v, words[k], strlen(words[k]), &p->frame[k], err)
+                    : mch_tok_tokenize_word(p->v, words[k], strlen(words[k]), &p->frame[k], err);
+        n += (int)p->frame[k].n;
+    }
+    if (rc) return rc;
+    int suffix = mch_tok_n_special(p->v, false);
+    size_t m = p->frame[2].n, all = m + (size_t)suffix;
+    int32_t *types = malloc(all * sizeof *types);
+    uint8_t *sp = malloc(all);
+    p->tail = malloc(all * sizeof *p->tail);
+    if (!types || !sp || !p->tail) {
+        free(types);
+        free(sp);
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    }
+    size_t got = mch_tok_assemble(p->v, p->frame[2].ids, m, NULL, 0, p->tail, types, sp);
+    /* The suffix must follow the text: a template with tokens before the text is not MonoT5's. */
+    int ok = got == all && !memcmp(p->tail, p->frame[2].ids, m * sizeof *p->tail);
+    for (size_t i = 0; ok && i < m; i++) ok = !sp[i];
+    free(types);
+    free(sp);
+    if (!ok)
+        return mch_fail(err, MCH_ERR_UNSUPPORTED,
+                        "the tokenizer's post-processor puts tokens before a text; a MonoT5 "
+                        "prompt ends with them only");
+    p->n_tail = (int)all;
+    p->n_special = n + suffix;
+    return MCH_OK;
+}
+
 mch_status mch_perturber_create(mch_perturber **out, const mch_tok *v, const mch_perturb_opts *o,
                                 mch_err *err)
 {
@@ -456,6 +502,8 @@ mch_status mch_perturber_create(mch_perturber **out, const mch_tok *v, const mch
         return mch_fail(err, MCH_ERR_ARG, "perturbation %s needs document frequencies",
                         mch_perturb_name(o->kind));
     int min_len = n_special + (o->bi ? 1 : 2);
+    if (o->monot5 && o->bi)
+        return mch_fail(err, MCH_ERR_ARG, "a MonoT5 is a cross-encoder, not a bi-encoder");
     if (o->max_len < min_len)
         return mch_fail(err, MCH_ERR_ARG, "max_len %d is too small (at least %d)", o->max_len,
                         min_len);
@@ -492,6 +540,7 @@ mch_status mch_perturber_create(mch_perturber **out, const mch_tok *v, const mch
         if (!rc) p->filler_id = f.ids[0];
         mch_ids_free(&f);
     }
+    if (!rc && o->monot5) rc = monot5_frame(p, err);
     if (!rc && o->kind == MCH_PERTURB_LNC1 && !build_lnc1_vocab(p))
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if (rc) {
@@ -773,6 +822,55 @@ static void segment_roles(mch_perturber *p, const int32_t *ids, int n, uint8_t *
     }
 }
 
+/* Whether the whole prompt's tokens are the frame's, the query's and the document's side by side
+ * (so the document's tokens can be cut and injected into without changing the rest). */
+static mch_status monot5_splits(mch_perturber *p, const char *query, const char *text, int *split,
+                                mch_err *err)
+{
+    size_t ql = strlen(query), dl = strlen(text), n = ql + dl + 40;
+    char *s = malloc(n);
+    if (!s) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    int len = snprintf(s, n, "Query: %s Document: %s Relevant:", query, text);
+    p->whole.n = 0;
+    mch_status rc = mch_tok_tokenize(p->v, s, (size_t)len, &p->whole, err);
+    free(s);
+    if (rc) return rc;
+    const mch_ids *parts[5] = {&p->frame[0], &p->q, &p->frame[1], &p->d, &p->frame[2]};
+    size_t at = 0;
+    *split = 1;
+    for (int k = 0; k < 5 && *split; k++) {
+        *split = at + parts[k]->n <= p->whole.n &&
+                 (parts[k]->n == 0 ||
+                  !memcmp(p->whole.ids + at, parts[k]->ids, parts[k]->n * sizeof *p->whole.ids));
+        at += parts[k]->n;
+    }
+    *split = *split && at == p->whole.n;
+    return MCH_OK;
+}
+
+/* Appends n ids (both inputs alike, or the baseline's and the perturbed's) with their roles
+ * (roles NULL: role r for all); returns the new length. */
+static int put_run(mch_perturber *p, int T, const int32_t *b, const int32_t *pert, int n,
+                   const uint8_t *roles, uint8_t r)
+{
+    for (int i = 0; i < n; i++, T++) {
+        p->ids_b[T] = b[i];
+        p->ids_p[T] = pert[i];
+        p->roles[T] = roles ? roles[i] : r;
+    }
+    return T;
+}
+
+/* "Query:" q "Document:" d' "Relevant:" </s>; the prompt's own tokens take the role sep. */
+static int monot5_layout(mch_perturber *p, int nq, int S)
+{
+    int T = put_run(p, 0, p->frame[0].ids, p->frame[0].ids, (int)p->frame[0].n, NULL, MCH_ROLE_SEP);
+    T = put_run(p, T, p->q.ids, p->q.ids, nq, p->query_roles, 0);
+    T = put_run(p, T, p->frame[1].ids, p->frame[1].ids, (int)p->frame[1].n, NULL, MCH_ROLE_SEP);
+    T = put_run(p, T, p->seq_b, p->seq_p, S, p->seq_roles + nq, 0);
+    return put_run(p, T, p->tail, p->tail, p->n_tail, NULL, MCH_ROLE_SEP);
+}
+
 mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, const char *docno,
                        const char *text, const char *term, mch_pair *out, mch_err *err)
 {
@@ -788,6 +886,16 @@ mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, con
         (rc = mch_tok_tokenize(v, query, strlen(query), &p->q, err)) ||
         (rc = mch_tok_tokenize(v, text, strlen(text), &p->d, err)))
         return rc;
+    if (p->o.monot5) {
+        int split = 0;
+        if ((rc = monot5_splits(p, query, text, &split, err))) return rc;
+        if (!split) {
+            snprintf(out->skip, sizeof out->skip,
+                     "the prompt's tokens do not split where the query and the document meet "
+                     "the prompt's words");
+            return MCH_OK;
+        }
+    }
     int nt = (int)p->t.n, max_len = p->o.max_len, ns = p->n_special;
     if (!nt) {
         snprintf(out->skip, sizeof out->skip, "term '%.60s' has no tokens", out->term);
@@ -827,6 +935,11 @@ mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, con
     }
     memcpy(p->seq_roles, p->query_roles, (size_t)base);
     const int32_t *qa = p->o.bi ? NULL : p->q.ids;
+    if (p->o.monot5) {
+        out->T = monot5_layout(p, nq, S);
+        memset(p->types, 0, (size_t)out->T * sizeof *p->types);
+        goto done;
+    }
     int T =
         (int)mch_tok_assemble(v, p->o.bi ? p->seq_b : qa, p->o.bi ? (size_t)S : (size_t)nq,
                               p->o.bi ? NULL : p->seq_b, (size_t)S, p->ids_b, p->types, p->special);
@@ -834,9 +947,10 @@ mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, con
                      p->o.bi ? NULL : p->seq_p, (size_t)S, p->ids_p, p->types, NULL);
     for (int t = 0; t < T; t++)
         p->roles[t] = !p->special[t] ? p->seq_roles[nr++] : t == 0 ? MCH_ROLE_CLS : MCH_ROLE_SEP;
+    out->T = T;
+done:
     out->position = pos;
     out->n_term = nt;
-    out->T = T;
     out->ids_baseline = p->ids_b;
     out->ids_perturbed = p->ids_p;
     out->token_types = p->types;

@@ -89,6 +89,7 @@ typedef struct {
     int max_len;                 /* tokens of the (cross-encoder) pair or bi-encoder document */
     int max_query_len;           /* default 64 */
     int bi;                      /* bi-encoder layout: [CLS] doc' [SEP], query encoded alone */
+    int monot5; /* MonoT5 layout: "Query: q Document: doc' Relevant:" </s>, one sequence */
     int stem;                    /* match query terms by Snowball English stems */
     uint64_t seed;               /* job seed */
     const mch_strmap *stopwords; /* NULL: the built-in list */

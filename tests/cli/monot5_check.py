@@ -80,10 +80,8 @@ with open(docs, "w") as f:
 refusals = [
     ("patch", ["patch", "--model", model, "--query", "a", "--baseline", "b c", "--perturbed",
                "b d", "--sweep", "heads"], "activation patching is not supported"),
-    ("pairs", ["pairs", "--model", model, "--input", docs, "-o", os.path.join(tmp, "p.jsonl")],
-     "perturbed pairs of its prompt"),
     ("run", ["run", "--model", model, "--input", docs, "--sweep", "heads", "--out",
-             os.path.join(tmp, "run")], "not supported for it yet"),
+             os.path.join(tmp, "run")], "runs are not supported for it yet"),
 ]
 for name, args, want in refusals:
     r = run(*args)
@@ -92,6 +90,37 @@ for name, args, want in refusals:
         fail(f"{name}: exit {r.returncode}, stderr {err!r} (want one line with {want!r})")
     if os.path.exists(os.path.join(tmp, "run", "circuit.json")):
         fail(f"{name}: wrote a circuit map")
+
+# mechir pairs on the prompt layout: the perturbed and baseline ids are the prompts of the document
+# with " TERM" and " a" appended, as mechir tokenize --pair gives them (checked above)
+short = [c for c in cases if c["max_len"] == 128 and len(c["input_ids"]) < 100 and c["doc"].strip()
+         and not any(x in c["query"] + c["doc"] for x in "\t\n\r")]
+inp = os.path.join(tmp, "pairs.tsv")
+with open(inp, "w") as f:
+    for i, c in enumerate(short):
+        f.write(f"q{i}\t{c['query']}\td{i}\t{c['doc']}\n")
+out = os.path.join(tmp, "pairs.jsonl")
+r = run("pairs", "--model", model, "--input", inp, "--perturb", "inject", "--term", "package",
+        "--max-len", "128", "-o", out)
+pairs = [json.loads(x) for x in open(out)] if r.returncode == 0 else []
+if len(pairs) != len(short) or not pairs:
+    fail(f"pairs: exit {r.returncode}, {len(pairs)} pairs for {len(short)}: {r.stderr.strip()}")
+for pr, c in zip(pairs, short):
+    want = {}
+    for side, add in (("perturbed_ids", " package"), ("baseline_ids", " a")):
+        tin = os.path.join(tmp, "one.jsonl")
+        with open(tin, "w") as f:
+            f.write(json.dumps({"query": c["query"], "text": c["doc"] + add}) + "\n")
+        t = run("tokenize", "--model", model, "--input", tin, "--pair", "--max-len", "128")
+        want[side] = json.loads(t.stdout)["ids"] if t.returncode == 0 else None
+        compared += len(pr[side])
+        if pr[side] != want[side]:
+            fail(f"pairs {pr['qid']}: {side} differ from the tokenized prompt")
+    roles = pr["roles"]
+    differ = [i for i, (b, p) in enumerate(zip(pr["baseline_ids"], pr["perturbed_ids"])) if b != p]
+    injected = [i for i, r in enumerate(roles) if r == "injected"]
+    if roles[-1] != "sep" or "cls" in roles or not differ or differ != injected:
+        fail(f"pairs {pr['qid']}: roles {roles}")
 
 # a config with an unknown feed_forward_proj: the file and the key, exit 1
 broken = os.path.join(tmp, "broken")

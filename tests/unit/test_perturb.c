@@ -737,6 +737,75 @@ static void test_wordpiece_cased_layout_and_roles(void **s)
     check_layout_and_roles(&tc);
 }
 
+/* MonoT5: the pair is the prompt "Query: q Document: d Relevant:" </s>. The perturbed and baseline
+ * ids must be exactly the prompt of the document with " library" / " a" appended, as
+ * mch_tok_encode_monot5 makes it (checked against the MonoT5 goldens by cli_monot5); the prompt's
+ * own tokens are sep, the injected ones injected, and doc_match falls on the 5 tokens of the
+ * words fast, compression, Compression, fast ("▁" "Compression" is two). */
+static void test_monot5_prompt_layout_and_roles(void **s)
+{
+    (void)s;
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_tok_open(&t, MCH_TEST_DATA "/models/monot5-tiny", &err), MCH_OK);
+    const char *query = "fast compression library";
+    const char *doc =
+        "Zstandard is a fast compression algorithm. Compression is fast, and it compresses well";
+    mch_perturb_opts o = {0};
+    o.kind = MCH_PERTURB_INJECT;
+    o.pos = MCH_POS_END;
+    o.max_len = 128;
+    o.monot5 = 1;
+    mch_perturber *p = NULL;
+    assert_int_equal(mch_perturber_create(&p, t, &o, &err), MCH_OK);
+    mch_pair pr;
+    assert_int_equal(mch_perturb(p, "q", query, "d", doc, "library", &pr, &err), MCH_OK);
+    assert_string_equal(pr.skip, "");
+    char text[256];
+    const char *add[2] = {" a", " library"};
+    const int32_t *got[2] = {pr.ids_baseline, pr.ids_perturbed};
+    for (int k = 0; k < 2; k++) {
+        mch_tok_enc e = {0};
+        snprintf(text, sizeof text, "%s%s", doc, add[k]);
+        assert_int_equal(mch_tok_encode_monot5(t, query, text, 128, &e, &err), MCH_OK);
+        assert_int_equal((int)e.n, pr.T);
+        assert_memory_equal(e.ids, got[k], e.n * sizeof *e.ids);
+        mch_tok_enc_free(&e);
+    }
+    int n_sep = 0, n_match = 0, n_inj = 0, n_qterm = 0;
+    for (int i = 0; i < pr.T; i++) {
+        const char *tok = mch_tok_token(t, pr.ids_baseline[i]);
+        n_sep += pr.roles[i] == MCH_ROLE_SEP;
+        n_match += pr.roles[i] == MCH_ROLE_DOC_MATCH;
+        n_inj += pr.roles[i] == MCH_ROLE_INJECTED;
+        if (pr.roles[i] == MCH_ROLE_QUERY_TERM) {
+            n_qterm++;
+            assert_string_equal(tok, "\xe2\x96\x81library");
+        }
+        assert_int_equal(pr.token_types[i], 0);
+        assert_int_not_equal(pr.roles[i], MCH_ROLE_CLS);
+    }
+    assert_int_equal(n_match, 5);
+    assert_int_equal(n_inj, pr.n_term);
+    assert_int_equal(n_qterm, 1);
+    assert_int_equal(pr.roles[pr.T - 1], MCH_ROLE_SEP); /* </s> */
+    /* "Query:", "Document:", "Relevant:" and </s> */
+    mch_ids fr = {0};
+    assert_int_equal(mch_tok_tokenize(t, "Query: Document: Relevant:", 26, &fr, &err), MCH_OK);
+    assert_int_equal(n_sep, (int)fr.n + 1);
+    mch_ids_free(&fr);
+    /* A document cut to fit keeps the prompt's end: "Relevant:" </s> stay last. */
+    mch_perturber_free(p);
+    o.max_len = 24;
+    assert_int_equal(mch_perturber_create(&p, t, &o, &err), MCH_OK);
+    assert_int_equal(mch_perturb(p, "q", query, "d", doc, "library", &pr, &err), MCH_OK);
+    assert_int_equal(pr.T, 24);
+    assert_int_equal(pr.roles[pr.T - 1], MCH_ROLE_SEP);
+    assert_string_equal(mch_tok_token(t, pr.ids_perturbed[pr.T - 1]), "</s>");
+    mch_perturber_free(p);
+    mch_tok_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -757,6 +826,7 @@ int main(void)
         cmocka_unit_test(test_bpe_roberta_layout_and_roles),
         cmocka_unit_test(test_unigram_t5_layout_and_roles),
         cmocka_unit_test(test_wordpiece_cased_layout_and_roles),
+        cmocka_unit_test(test_monot5_prompt_layout_and_roles),
         cmocka_unit_test(test_df_and_stopwords_lines_are_bounded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
