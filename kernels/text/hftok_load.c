@@ -179,36 +179,38 @@ static mch_status load_precompiled(ctx *c, const cJSON *o, const char *path, tk_
         free(raw.p);
         return bad(c, p, "is not base64");
     }
+    st = tk_charsmap(n, raw.p, raw.n, c->name, p, c->err);
+    free(raw.p);
+    return st;
+}
+
+mch_status tk_charsmap(tk_norm *n, const char *raw, size_t len, const char *name, const char *field,
+                       mch_err *err)
+{
     uint32_t trie = 0;
-    if (raw.n >= 4)
-        trie = (uint32_t)(unsigned char)raw.p[0] | (uint32_t)(unsigned char)raw.p[1] << 8 |
-               (uint32_t)(unsigned char)raw.p[2] << 16 | (uint32_t)(unsigned char)raw.p[3] << 24;
-    if (raw.n < 4 || trie % 4 || trie > raw.n - 4) {
-        mch_fail(c->err, MCH_ERR_FORMAT, "%s: %s: %zu bytes with a trie of %u bytes", c->name, p,
-                 raw.n, trie);
-        free(raw.p);
-        return MCH_ERR_FORMAT;
-    }
+    if (len >= 4)
+        trie = (uint32_t)(unsigned char)raw[0] | (uint32_t)(unsigned char)raw[1] << 8 |
+               (uint32_t)(unsigned char)raw[2] << 16 | (uint32_t)(unsigned char)raw[3] << 24;
+    if (len < 4 || trie % 4 || trie > len - 4)
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: %s: %zu bytes with a trie of %u bytes", name,
+                        field, len, trie);
     n->nunits = trie / 4;
     n->units = malloc((n->nunits ? n->nunits : 1) * sizeof *n->units);
-    n->pool_len = raw.n - 4 - trie;
+    n->pool_len = len - 4 - trie;
     n->pool = malloc(n->pool_len + 1);
-    if (!n->units || !n->pool) {
-        free(raw.p);
-        return nomem(c, p);
-    }
+    if (!n->units || !n->pool)
+        return mch_fail(err, MCH_ERR_NOMEM, "%s: out of memory reading %s", name, field);
     for (size_t i = 0; i < n->nunits; i++) {
-        const unsigned char *u = (const unsigned char *)raw.p + 4 + 4 * i;
+        const unsigned char *u = (const unsigned char *)raw + 4 + 4 * i;
         n->units[i] =
             (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
     }
-    memcpy(n->pool, raw.p + 4 + trie, n->pool_len);
+    memcpy(n->pool, raw + 4 + trie, n->pool_len);
     n->pool[n->pool_len] = '\0';
-    free(raw.p);
     size_t at;
     if (!mch_utf8_valid(n->pool, n->pool_len, &at))
-        return mch_fail(c->err, MCH_ERR_FORMAT,
-                        "%s: %s: replacement strings are not UTF-8 (byte %zu)", c->name, p, at);
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: %s: replacement strings are not UTF-8 (byte %zu)",
+                        name, field, at);
     return MCH_OK;
 }
 
@@ -409,6 +411,13 @@ static mch_status add_token(ctx *c, mch_tok *t, const char *tok, size_t len, int
     if (!slot) return nomem(c, path);
     if (added) *slot = id;
     return MCH_OK;
+}
+
+mch_status tk_add_token(mch_tok *t, const char *tok, size_t len, int32_t id, const char *name,
+                        mch_err *err)
+{
+    ctx c = {name, err};
+    return add_token(&c, t, tok, len, id, "the vocabulary");
 }
 
 static mch_status vocab_entry(ctx *c, mch_tok *t, tk_model *m, const char *tok, int64_t id,
