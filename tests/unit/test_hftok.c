@@ -387,7 +387,12 @@ static void test_hftok_open_refuses_empty_dir(void **state)
     mch_err err = {0};
     assert_int_equal(mch_tok_open(&t, dir, &err), MCH_ERR_IO);
     assert_null(t);
-    assert_non_null(strstr(err.msg, "neither tokenizer.json nor vocab.txt"));
+    assert_non_null(strstr(err.msg, "tokenizer.json"));
+    assert_non_null(strstr(err.msg, "vocab.txt"));
+    assert_int_equal(mch_tok_open_dir(&t, dir, &err), MCH_ERR_IO);
+    assert_null(t);
+    assert_non_null(strstr(err.msg, "no tokenizer.json, vocab.json + merges.txt, spiece.model, "
+                                    "sentencepiece.bpe.model or vocab.txt there"));
     char path[600];
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     FILE *f = fopen(path, "w");
