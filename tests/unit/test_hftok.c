@@ -389,6 +389,7 @@ static void test_hftok_open_refuses_empty_dir(void **state)
     assert_null(t);
     assert_non_null(strstr(err.msg, "tokenizer.json"));
     assert_non_null(strstr(err.msg, "vocab.txt"));
+    err = (mch_err){0};
     assert_int_equal(mch_tok_open_dir(&t, dir, &err), MCH_ERR_IO);
     assert_null(t);
     assert_non_null(strstr(err.msg, "no tokenizer.json, vocab.json + merges.txt, spiece.model, "
