@@ -434,12 +434,18 @@ static void test_hftok_bpe_vocab_json_merges_match_library(void **state)
     snprintf(link, sizeof link, "%s/tokenizer_config.json", dir);
     unlink(link);
     assert_int_equal(mch_tok_open_dir(&t, dir, &err), MCH_OK);
-    mch_ids ids = {0};
+    mch_tok *ref = open_json(TOKDIR "/bpe-roberta/tokenizer.json");
+    mch_ids ids = {0}, want = {0};
     static const char text[] = "A <mask> in Debian packages";
     assert_int_equal(mch_tok_tokenize(t, text, sizeof text - 1, &ids, &err), MCH_OK);
+    assert_int_equal(mch_tok_tokenize(ref, text, sizeof text - 1, &want, &err), MCH_OK);
     assert_true(ids.n > 2);
     assert_int_equal(ids.ids[1], 7999); /* " <mask>": lstrip */
+    assert_int_equal(ids.n, want.n);    /* add_prefix_space false: "A", not "ĠA" */
+    assert_memory_equal(ids.ids, want.ids, ids.n * sizeof *ids.ids);
     mch_ids_free(&ids);
+    mch_ids_free(&want);
+    mch_tok_free(ref);
     mch_tok_free(t);
     t = NULL;
     /* a merges line that is not two tokens names the file and line */
@@ -489,6 +495,39 @@ static void test_hftok_spm_xlmr_matches_sentencepiece(void **state)
     assert_string_equal(mch_tok_token(t, 3), "<unk>");
     assert_int_equal(mch_tok_lookup(t, "<s>", 3), 0);
     mch_tok_free(t);
+}
+
+/* A model with nested custom normalization rules ("ab" and "a": the longest wins),
+ * remove_extra_whitespaces and add_dummy_prefix false (tests/data/tokenizers/spm-rules/make.py):
+ * sentencepiece's ids of each text, no special token. */
+static void test_hftok_spm_rules_match_sentencepiece(void **state)
+{
+    (void)state;
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    mch_status st = mch_tok_open_spm(&t, TOKDIR "/spm-rules/spiece.model", MCH_SPM_T5, &err);
+    if (st) fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(st, MCH_OK);
+    size_t n;
+    cJSON **v = read_jsonl(TOKDIR "/spm-rules/golden.jsonl", &n);
+    assert_non_null(v);
+    long compared = 0, bad = 0;
+    mch_ids ids = {0};
+    for (size_t i = 0; i < n; i++) {
+        const char *text = cJSON_GetObjectItem(v[i], "text")->valuestring;
+        char id[32];
+        snprintf(id, sizeof id, "spm-rules:%zu", i + 1);
+        ids.n = 0;
+        assert_int_equal(mch_tok_tokenize(t, text, strlen(text), &ids, &err), MCH_OK);
+        bad += !same_ids("ids", id, ids.ids, ids.n, cJSON_GetObjectItem(v[i], "ids"), &compared);
+    }
+    printf("spm-rules spiece.model: %zu texts, %ld ids compared, %ld differ\n", n, compared, bad);
+    mch_ids_free(&ids);
+    free_jsonl(v, n);
+    mch_tok_free(t);
+    assert_int_equal(n, 58);
+    assert_int_equal(bad, 0);
+    assert_true(compared > 1000);
 }
 
 /* ---- hand-made ModelProto bytes for the refusals -------------------------------------------- */
@@ -639,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_hftok_bpe_vocab_json_merges_match_library),
         cmocka_unit_test(test_hftok_spm_t5_matches_sentencepiece),
         cmocka_unit_test(test_hftok_spm_xlmr_matches_sentencepiece),
+        cmocka_unit_test(test_hftok_spm_rules_match_sentencepiece),
         cmocka_unit_test(test_hftok_spm_malformed_refused_naming_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
