@@ -704,7 +704,7 @@ static mch_status token_pair(ctx *c, const cJSON *o, const char *key, int32_t *i
 }
 
 static mch_status template_list(ctx *c, const cJSON *o, const char *key, const cJSON *specials,
-                                tk_piece **out, size_t *n)
+                                int32_t nid, tk_piece **out, size_t *n)
 {
     char p[64];
     snprintf(p, sizeof p, "post_processor.%s", key);
@@ -756,6 +756,24 @@ static mch_status template_list(ctx *c, const cJSON *o, const char *key, const c
         if (st) return st;
         ++*n;
     }
+    /* Each sequence exactly once (B only in pair): truncation counts every other piece as
+     * special tokens, and ids must come from the vocabulary. */
+    int uses[2] = {0, 0};
+    for (size_t i = 0; i < *n; i++) {
+        const tk_piece *pc = &(*out)[i];
+        if (pc->is_seq) uses[pc->seq]++;
+        for (size_t j = 0; j < pc->nids; j++)
+            if (pc->ids[j] >= nid)
+                return mch_fail(
+                    c->err, MCH_ERR_FORMAT,
+                    "%s: %s[%zu]: special token id %d is not in the vocabulary (%d ids)", c->name,
+                    p, i, pc->ids[j], nid);
+    }
+    bool pair = !strcmp(key, "pair");
+    if (uses[0] != 1 || uses[1] != (pair ? 1 : 0))
+        return mch_fail(
+            c->err, MCH_ERR_FORMAT, "%s: %s uses $A %d and $B %d times; %s", c->name, p, uses[0],
+            uses[1], pair ? "a pair template holds each once" : "a single template holds $A once");
     return MCH_OK;
 }
 
@@ -791,8 +809,8 @@ static mch_status load_post(ctx *c, mch_tok *t, const cJSON *o)
     if (!strcmp(type, "ByteLevel")) return MCH_OK;
     if (!strcmp(type, "TemplateProcessing")) {
         const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "special_tokens");
-        if ((st = template_list(c, o, "single", sp, &t->post.single, &t->post.nsingle)) ||
-            (st = template_list(c, o, "pair", sp, &t->post.pair, &t->post.npair)))
+        if ((st = template_list(c, o, "single", sp, t->nid, &t->post.single, &t->post.nsingle)) ||
+            (st = template_list(c, o, "pair", sp, t->nid, &t->post.pair, &t->post.npair)))
             return st;
         t->post.set = true;
         return MCH_OK;
@@ -801,6 +819,11 @@ static mch_status load_post(ctx *c, mch_tok *t, const cJSON *o)
     if (roberta || !strcmp(type, "BertProcessing")) {
         int32_t cls, sep;
         if ((st = token_pair(c, o, "cls", &cls)) || (st = token_pair(c, o, "sep", &sep))) return st;
+        if (cls >= t->nid || sep >= t->nid)
+            return mch_fail(c->err, MCH_ERR_FORMAT,
+                            "%s: post_processor: cls id %d or sep id %d is not in the vocabulary "
+                            "(%d ids)",
+                            c->name, cls, sep, t->nid);
         t->post.set = true;
         return fixed_template(c, t, cls, sep, roberta, roberta ? 0 : 1);
     }

@@ -332,6 +332,11 @@ static void test_hftok_unknown_parts_refused_naming_json_path(void **state)
     expect_edit_refused("bpe-roberta", "\"byte_fallback\":false", "\"byte_fallback\":true",
                         "model.byte_fallback true is not supported");
     expect_edit_refused("unigram-t5", "\"unk_id\":2", "\"unk_id\":null", "model.unk_id is null");
+    /* a pair template that holds $A twice (fuzz_hftok's find: encodings beyond max_len) */
+    expect_edit_refused("unigram-t5", "{\"Sequence\":{\"id\":\"B\"", "{\"Sequence\":{\"id\":\"A\"",
+                        "post_processor.pair uses $A 2 and $B 0 times");
+    expect_edit_refused("bpe-roberta", "\"sep\":[\"</s>\",2]", "\"sep\":[\"</s>\",8000]",
+                        "post_processor: cls id 0 or sep id 8000 is not in the vocabulary");
     expect_edit_refused("unigram-t5", "\"precompiled_charsmap\":\"", "\"precompiled_charsmap\":\"!",
                         "normalizer.normalizers[0].precompiled_charsmap is not base64");
     expect_edit_refused("wordpiece-cased", "\"unk_token\":\"[UNK]\"", "\"unk_token\":\"[NOPE]\"",
