@@ -387,9 +387,16 @@ static mch_status load_pre(ctx *c, const cJSON *o, const char *path, tk_pre *p, 
  */
 
 /* Records token (len bytes) as id in the tokenizer's id table and lookup map. */
+/* The largest id a vocabulary may use: the id table is sized by the largest id (the largest real
+ * vocabularies hold about 10^6 entries), so one stray id must not allocate gigabytes. */
+#define TK_MAX_ID ((1 << 24) - 1)
+
 static mch_status add_token(ctx *c, mch_tok *t, const char *tok, size_t len, int32_t id,
                             const char *path)
 {
+    if (id < 0 || id > TK_MAX_ID)
+        return mch_fail(c->err, MCH_ERR_FORMAT, "%s: %s: id %d is above the largest supported (%d)",
+                        c->name, path, id, TK_MAX_ID);
     if (id >= t->ntok) {
         size_t ncap = t->ntok ? (size_t)t->ntok : 1024;
         while (ncap <= (size_t)id) ncap *= 2;

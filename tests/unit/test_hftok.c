@@ -350,6 +350,11 @@ static void test_hftok_unknown_parts_refused_naming_json_path(void **state)
                                     "\"merges\":[\"a b\"]}}";
     expect_refusal(bpe_nonew, sizeof bpe_nonew - 1,
                    "model.merges[0] references 'ab', which is not in model.vocab");
+    /* an id that would size the id table in gigabytes (fuzz_hftok's find) */
+    static const char huge_id[] = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,"
+                                  "\"b\":2000000000},\"merges\":[]}}";
+    expect_refusal(huge_id, sizeof huge_id - 1,
+                   "model.vocab['b']: id 2000000000 is above the largest supported (16777215)");
     static const char no_model[] = "{\"normalizer\":null}";
     expect_refusal(no_model, sizeof no_model - 1, "model is missing");
     static const char not_json[] = "{\"model\":";
