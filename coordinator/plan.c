@@ -163,8 +163,8 @@ mch_status mch_plan_spec(const mch_run_opts *o, const mch_model_meta *m, mch_job
     mch_status rc = sha_of(o->model, "model.safetensors", sha, err);
     char tok_path[4096]; /* the tokenizer file (tokenizer.json or vocab.txt) */
     if (!rc && mch_tok_file(o->model, tok_path, sizeof tok_path))
-        rc = mch_fail(err, MCH_ERR_IO, "%s: neither tokenizer.json nor vocab.txt is there",
-                      o->model);
+        rc = mch_fail(err, MCH_ERR_IO,
+                      "%s: no tokenizer file (tokenizer.json, vocab.json, ...) is there", o->model);
     if (!rc) rc = mch_sha256_file(tok_path, vocab_sha, err);
     if (rc) return rc;
     const char *const strs[][2] = {

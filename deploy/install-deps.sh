@@ -9,6 +9,7 @@ packages=(
   libprotobuf-c-dev protobuf-c-compiler libzstd-dev zstd libxxhash-dev
   libopenmpi-dev openmpi-bin libssl-dev
   libcmocka-dev librsvg2-bin netpbm python3 python3-numpy
+  nodejs npm python3-sentencepiece # tests/ref/tokenizers_ref.sh: the reference libraries
   iproute2 # tests/mpi/netns_nodes.sh: network namespaces as nodes
   strace # tests/mpi/kill_campaign.sh: kills at the final writes
 )

@@ -81,7 +81,8 @@ static bool file_exists(const char *path)
 
 int mch_tok_file(const char *dir, char *path, size_t cap)
 {
-    static const char *const names[] = {"tokenizer.json", "vocab.txt"};
+    static const char *const names[] = {"tokenizer.json", "vocab.json", "spiece.model",
+                                        "sentencepiece.bpe.model", "vocab.txt"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(path, cap, "%s/%s", dir, names[i]);
         if (file_exists(path)) return 0;
@@ -91,22 +92,7 @@ int mch_tok_file(const char *dir, char *path, size_t cap)
 
 mch_status mch_tok_open(mch_tok **out, const char *dir, mch_err *err)
 {
-    if (!out || !dir) return mch_fail(err, MCH_ERR_ARG, "mch_tok_open: NULL argument");
-    char path[4096], cfg[4096];
-    if (mch_tok_file(dir, path, sizeof path))
-        return mch_fail(err, MCH_ERR_IO, "%s: neither tokenizer.json nor vocab.txt is there", dir);
-    size_t n = strlen(path);
-    if (n >= 14 && !strcmp(path + n - 14, "tokenizer.json")) {
-        char *data;
-        size_t len;
-        mch_status st = tk_read_file(path, &data, &len, err);
-        if (st) return st;
-        st = mch_tok_parse_json(out, data, len, path, err);
-        free(data);
-        return st;
-    }
-    snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", dir);
-    return mch_tok_open_vocab_txt(out, path, file_exists(cfg) ? cfg : NULL, err);
+    return mch_tok_open_dir(out, dir, err);
 }
 
 int32_t mch_tok_size(const mch_tok *t)

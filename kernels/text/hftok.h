@@ -115,8 +115,37 @@ int mch_tok_piece(const mch_tok *t, int32_t id, char *buf, size_t cap, size_t *l
 mch_status mch_tok_tokenize_word(const mch_tok *t, const char *word, size_t len, mch_ids *out,
                                  mch_err *err);
 
-/* The file mch_tok_open reads in dir (tokenizer.json, else vocab.txt) into path; -1 when none
- * exists. What a job spec hashes as the model's vocabulary. */
+/* The first file mch_tok_open reads in dir (mch_tok_open_dir's order: tokenizer.json,
+ * vocab.json, spiece.model, sentencepiece.bpe.model, vocab.txt) into path; -1 when none exists.
+ * What a job spec hashes as the model's vocabulary. */
 int mch_tok_file(const char *dir, char *path, size_t cap);
+
+/* ---- the files older than tokenizer.json (hftok_files.c, spm_model.c) ---------------------- */
+
+/* DIR's tokenizer files, the first found of: tokenizer.json; vocab.json + merges.txt
+ * (RobertaTokenizer); spiece.model (T5Tokenizer); sentencepiece.bpe.model
+ * (XLMRobertaTokenizer); vocab.txt (BertTokenizer). tokenizer_config.json is read with the last
+ * three when it exists. *out is set only on success. */
+mch_status mch_tok_open_dir(mch_tok **out, const char *dir, mch_err *err);
+
+/* vocab.json + merges.txt as RobertaTokenizer reads them: ByteLevel (add_prefix_space from
+ * config_path, default false), BPE, <s> A </s> / <s> A </s></s> B </s> (cls_token, sep_token),
+ * added tokens from added_tokens_decoder or else <s> <pad> </s> <unk> and <mask> (lstrip).
+ * config_path may be NULL. */
+mch_status mch_tok_open_bpe_files(mch_tok **out, const char *vocab_path, const char *merges_path,
+                                  const char *config_path, mch_err *err);
+
+/* A sentencepiece unigram model (ModelProto bytes), encoded as sentencepiece encodes (its
+ * normalizer, its Viterbi; special-token strings in the text are plain text) with the ids and
+ * special tokens of the slow transformers tokenizer:
+ *   MCH_SPM_T5    ids = the model's ids, A </s> / A </s> B </s>, <extra_id_0..99> after the
+ *                 pieces (<extra_id_N> = pieces + 99 - N);
+ *   MCH_SPM_XLMR  fairseq ids: <s> 0 <pad> 1 </s> 2 <unk> 3, piece i -> i + 1, <mask> last;
+ *                 <s> A </s> / <s> A </s></s> B </s>.
+ * A malformed or unsupported model is refused naming name and the field. */
+enum { MCH_SPM_T5 = 1, MCH_SPM_XLMR = 2 };
+mch_status mch_tok_parse_spm(mch_tok **out, const void *data, size_t len, int layout,
+                             const char *name, mch_err *err);
+mch_status mch_tok_open_spm(mch_tok **out, const char *path, int layout, mch_err *err);
 
 #endif

@@ -41,7 +41,9 @@ bool tk_is_whitespace(uint32_t c); /* Rust char::is_whitespace (White_Space) */
 /* BERT's _is_chinese_char: CJK ideographs (tokenizer.c). */
 bool mch_is_cjk(uint32_t c);
 
-enum { TN_BERT, TN_PRECOMPILED, TN_STRIP, TN_REPLACE, TN_SEQ };
+/* TN_SPM: sentencepiece's own normalizer over the whole text (spm_model.c): the charsmap's longest
+ * rule, remove_extra_whitespaces, add_dummy_prefix, escape_whitespaces. */
+enum { TN_BERT, TN_PRECOMPILED, TN_STRIP, TN_REPLACE, TN_SEQ, TN_SPM };
 typedef struct tk_norm {
     int kind;
     bool clean, cjk, strip_accents, lowercase; /* BertNormalizer */
@@ -55,6 +57,7 @@ typedef struct tk_norm {
     size_t lit_len, content_len;
     struct tk_norm *items; /* Sequence */
     size_t nitems;
+    bool dummy_prefix, extra_ws, escape_ws; /* TN_SPM (units/pool: its charsmap) */
 } tk_norm;
 
 enum { TP_BERT, TP_BYTELEVEL, TP_METASPACE, TP_WSPLIT, TP_SEQ };
@@ -71,7 +74,8 @@ typedef struct tk_pre {
     size_t nitems;
 } tk_pre;
 
-enum { TM_WORDPIECE, TM_BPE, TM_UNIGRAM };
+/* TM_SPM: sentencepiece's unigram Viterbi in float (spm_model.c), pieces -> output ids. */
+enum { TM_WORDPIECE, TM_BPE, TM_UNIGRAM, TM_SPM };
 typedef struct {
     int kind;
     mch_strmap *vocab; /* token -> id */
@@ -86,6 +90,9 @@ typedef struct {
     double *scores;
     double min_score;
     size_t max_piece_bytes;
+    /* TM_SPM: vocab maps a piece to its sentencepiece id; score and output id of each such id */
+    float *fscores, fmin;
+    int32_t *out_id, sp_unk;
 } tk_model;
 
 /* Applies n to s[0..len) into out (appended). 0, or -1 when out of memory. */
@@ -149,5 +156,26 @@ mch_status tk_read_file(const char *path, char **data, size_t *len, mch_err *err
 mch_status tk_load_json(mch_tok *t, const char *json, size_t len, const char *name, mch_err *err);
 mch_status tk_load_vocab_txt(mch_tok *t, const char *vocab_path, const char *config_path,
                              mch_err *err);
+
+/* A new empty tokenizer (t->all created), or MCH_ERR_NOMEM. */
+mch_status tk_new(mch_tok **t, mch_err *err);
+/* Records token (len bytes) as id in t's id table and lookup map (name: for messages). */
+mch_status tk_add_token(mch_tok *t, const char *tok, size_t len, int32_t id, const char *name,
+                        mch_err *err);
+/* A sentencepiece charsmap blob (uint32 trie size, darts units, NUL-separated replacements) into
+ * n->units / n->pool; the message names name and field. */
+mch_status tk_charsmap(tk_norm *n, const char *raw, size_t len, const char *name, const char *field,
+                       mch_err *err);
+/* The value and length of the longest charsmap rule that is a prefix of s[0..len), or -1. */
+int64_t tk_darts_longest(const tk_norm *n, const char *s, size_t len, size_t *mlen);
+/* TN_SPM and TM_SPM (spm_model.c). */
+int tk_spm_normalize(const tk_norm *n, const char *s, size_t len, tk_buf *out);
+int tk_spm_word(const tk_model *m, const char *w, size_t len, mch_ids *out);
+/* A ModelProto into a zeroed t (t->all created) with T5's or XLM-R's ids and template. */
+mch_status tk_load_spm(mch_tok *t, const char *data, size_t len, int layout, const char *name,
+                       mch_err *err);
+/* vocab.json + merges.txt (+ tokenizer_config.json) as RobertaTokenizer reads them. */
+mch_status tk_load_bpe_files(mch_tok *t, const char *vocab_path, const char *merges_path,
+                             const char *config_path, mch_err *err);
 
 #endif

@@ -179,36 +179,38 @@ static mch_status load_precompiled(ctx *c, const cJSON *o, const char *path, tk_
         free(raw.p);
         return bad(c, p, "is not base64");
     }
+    st = tk_charsmap(n, raw.p, raw.n, c->name, p, c->err);
+    free(raw.p);
+    return st;
+}
+
+mch_status tk_charsmap(tk_norm *n, const char *raw, size_t len, const char *name, const char *field,
+                       mch_err *err)
+{
     uint32_t trie = 0;
-    if (raw.n >= 4)
-        trie = (uint32_t)(unsigned char)raw.p[0] | (uint32_t)(unsigned char)raw.p[1] << 8 |
-               (uint32_t)(unsigned char)raw.p[2] << 16 | (uint32_t)(unsigned char)raw.p[3] << 24;
-    if (raw.n < 4 || trie % 4 || trie > raw.n - 4) {
-        mch_fail(c->err, MCH_ERR_FORMAT, "%s: %s: %zu bytes with a trie of %u bytes", c->name, p,
-                 raw.n, trie);
-        free(raw.p);
-        return MCH_ERR_FORMAT;
-    }
+    if (len >= 4)
+        trie = (uint32_t)(unsigned char)raw[0] | (uint32_t)(unsigned char)raw[1] << 8 |
+               (uint32_t)(unsigned char)raw[2] << 16 | (uint32_t)(unsigned char)raw[3] << 24;
+    if (len < 4 || trie % 4 || trie > len - 4)
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: %s: %zu bytes with a trie of %u bytes", name,
+                        field, len, trie);
     n->nunits = trie / 4;
     n->units = malloc((n->nunits ? n->nunits : 1) * sizeof *n->units);
-    n->pool_len = raw.n - 4 - trie;
+    n->pool_len = len - 4 - trie;
     n->pool = malloc(n->pool_len + 1);
-    if (!n->units || !n->pool) {
-        free(raw.p);
-        return nomem(c, p);
-    }
+    if (!n->units || !n->pool)
+        return mch_fail(err, MCH_ERR_NOMEM, "%s: out of memory reading %s", name, field);
     for (size_t i = 0; i < n->nunits; i++) {
-        const unsigned char *u = (const unsigned char *)raw.p + 4 + 4 * i;
+        const unsigned char *u = (const unsigned char *)raw + 4 + 4 * i;
         n->units[i] =
             (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
     }
-    memcpy(n->pool, raw.p + 4 + trie, n->pool_len);
+    memcpy(n->pool, raw + 4 + trie, n->pool_len);
     n->pool[n->pool_len] = '\0';
-    free(raw.p);
     size_t at;
     if (!mch_utf8_valid(n->pool, n->pool_len, &at))
-        return mch_fail(c->err, MCH_ERR_FORMAT,
-                        "%s: %s: replacement strings are not UTF-8 (byte %zu)", c->name, p, at);
+        return mch_fail(err, MCH_ERR_FORMAT, "%s: %s: replacement strings are not UTF-8 (byte %zu)",
+                        name, field, at);
     return MCH_OK;
 }
 
@@ -385,9 +387,16 @@ static mch_status load_pre(ctx *c, const cJSON *o, const char *path, tk_pre *p, 
  */
 
 /* Records token (len bytes) as id in the tokenizer's id table and lookup map. */
+/* The largest id a vocabulary may use: the id table is sized by the largest id (the largest real
+ * vocabularies hold about 10^6 entries), so one stray id must not allocate gigabytes. */
+#define TK_MAX_ID ((1 << 24) - 1)
+
 static mch_status add_token(ctx *c, mch_tok *t, const char *tok, size_t len, int32_t id,
                             const char *path)
 {
+    if (id < 0 || id > TK_MAX_ID)
+        return mch_fail(c->err, MCH_ERR_FORMAT, "%s: %s: id %d is above the largest supported (%d)",
+                        c->name, path, id, TK_MAX_ID);
     if (id >= t->ntok) {
         size_t ncap = t->ntok ? (size_t)t->ntok : 1024;
         while (ncap <= (size_t)id) ncap *= 2;
@@ -409,6 +418,13 @@ static mch_status add_token(ctx *c, mch_tok *t, const char *tok, size_t len, int
     if (!slot) return nomem(c, path);
     if (added) *slot = id;
     return MCH_OK;
+}
+
+mch_status tk_add_token(mch_tok *t, const char *tok, size_t len, int32_t id, const char *name,
+                        mch_err *err)
+{
+    ctx c = {name, err};
+    return add_token(&c, t, tok, len, id, "the vocabulary");
 }
 
 static mch_status vocab_entry(ctx *c, mch_tok *t, tk_model *m, const char *tok, int64_t id,
@@ -695,7 +711,7 @@ static mch_status token_pair(ctx *c, const cJSON *o, const char *key, int32_t *i
 }
 
 static mch_status template_list(ctx *c, const cJSON *o, const char *key, const cJSON *specials,
-                                tk_piece **out, size_t *n)
+                                int32_t nid, tk_piece **out, size_t *n)
 {
     char p[64];
     snprintf(p, sizeof p, "post_processor.%s", key);
@@ -747,6 +763,24 @@ static mch_status template_list(ctx *c, const cJSON *o, const char *key, const c
         if (st) return st;
         ++*n;
     }
+    /* Each sequence exactly once (B only in pair): truncation counts every other piece as
+     * special tokens, and ids must come from the vocabulary. */
+    int uses[2] = {0, 0};
+    for (size_t i = 0; i < *n; i++) {
+        const tk_piece *pc = &(*out)[i];
+        if (pc->is_seq) uses[pc->seq]++;
+        for (size_t j = 0; j < pc->nids; j++)
+            if (pc->ids[j] >= nid)
+                return mch_fail(
+                    c->err, MCH_ERR_FORMAT,
+                    "%s: %s[%zu]: special token id %d is not in the vocabulary (%d ids)", c->name,
+                    p, i, pc->ids[j], nid);
+    }
+    bool pair = !strcmp(key, "pair");
+    if (uses[0] != 1 || uses[1] != (pair ? 1 : 0))
+        return mch_fail(
+            c->err, MCH_ERR_FORMAT, "%s: %s uses $A %d and $B %d times; %s", c->name, p, uses[0],
+            uses[1], pair ? "a pair template holds each once" : "a single template holds $A once");
     return MCH_OK;
 }
 
@@ -782,8 +816,8 @@ static mch_status load_post(ctx *c, mch_tok *t, const cJSON *o)
     if (!strcmp(type, "ByteLevel")) return MCH_OK;
     if (!strcmp(type, "TemplateProcessing")) {
         const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "special_tokens");
-        if ((st = template_list(c, o, "single", sp, &t->post.single, &t->post.nsingle)) ||
-            (st = template_list(c, o, "pair", sp, &t->post.pair, &t->post.npair)))
+        if ((st = template_list(c, o, "single", sp, t->nid, &t->post.single, &t->post.nsingle)) ||
+            (st = template_list(c, o, "pair", sp, t->nid, &t->post.pair, &t->post.npair)))
             return st;
         t->post.set = true;
         return MCH_OK;
@@ -792,6 +826,11 @@ static mch_status load_post(ctx *c, mch_tok *t, const cJSON *o)
     if (roberta || !strcmp(type, "BertProcessing")) {
         int32_t cls, sep;
         if ((st = token_pair(c, o, "cls", &cls)) || (st = token_pair(c, o, "sep", &sep))) return st;
+        if (cls >= t->nid || sep >= t->nid)
+            return mch_fail(c->err, MCH_ERR_FORMAT,
+                            "%s: post_processor: cls id %d or sep id %d is not in the vocabulary "
+                            "(%d ids)",
+                            c->name, cls, sep, t->nid);
         t->post.set = true;
         return fixed_template(c, t, cls, sep, roberta, roberta ? 0 : 1);
     }

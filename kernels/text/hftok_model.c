@@ -266,6 +266,8 @@ int tk_model_word(const tk_model *m, const char *w, size_t len, mch_ids *out)
         return wordpiece(m, w, len, out);
     case TM_BPE:
         return bpe(m, w, len, out);
+    case TM_SPM:
+        return tk_spm_word(m, w, len, out);
     default:
         return unigram(m, w, len, out);
     }
@@ -277,5 +279,7 @@ void tk_model_deinit(tk_model *m)
     mch_strmap_free(m->vocab);
     mch_strmap_free(m->merges);
     free(m->scores);
+    free(m->fscores);
+    free(m->out_id);
     memset(m, 0, sizeof *m);
 }

@@ -180,29 +180,43 @@ static int norm_bert(const tk_norm *n, const char *s, size_t len, tk_buf *out)
     return rc;
 }
 
-/* sentencepiece's double array (darts-clone): the value of the shortest key that is a prefix of
- * s[0..len), or -1. Every index is checked against the array's size. */
-static int64_t darts_first(const tk_norm *n, const char *s, size_t len)
+/* sentencepiece's double array (darts-clone): the keys that are prefixes of s[0..len), shortest
+ * first; with longest false the first one's value, else the longest one's (its length in *mlen).
+ * -1 when none. Every index is checked against the array's size. */
+static int64_t darts_walk(const tk_norm *n, const char *s, size_t len, bool longest, size_t *mlen)
 {
     const uint32_t *u = n->units;
+    int64_t found = -1;
     if (n->nunits == 0) return -1;
 #define DA_OFFSET(x) (((x) >> 10) << (((x) & (1u << 9)) >> 6))
     size_t pos = DA_OFFSET(u[0]);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == 0) return -1;
+        if (c == 0) break;
         pos ^= c;
-        if (pos >= n->nunits) return -1;
+        if (pos >= n->nunits) break;
         uint32_t unit = u[pos];
-        if ((unit & ((1u << 31) | 0xFFu)) != c) return -1;
+        if ((unit & ((1u << 31) | 0xFFu)) != c) break;
         pos ^= DA_OFFSET(unit);
         if ((unit >> 8) & 1) {
-            if (pos >= n->nunits) return -1;
-            return (int64_t)(u[pos] & ((1u << 31) - 1));
+            if (pos >= n->nunits) break;
+            found = (int64_t)(u[pos] & ((1u << 31) - 1));
+            if (mlen) *mlen = i + 1;
+            if (!longest) return found;
         }
     }
 #undef DA_OFFSET
-    return -1;
+    return found;
+}
+
+static int64_t darts_first(const tk_norm *n, const char *s, size_t len)
+{
+    return darts_walk(n, s, len, false, NULL);
+}
+
+int64_t tk_darts_longest(const tk_norm *n, const char *s, size_t len, size_t *mlen)
+{
+    return darts_walk(n, s, len, true, mlen);
 }
 
 /* The charsmap replacement for chunk (the shortest matching rule, which may cover only part of
@@ -319,6 +333,8 @@ int tk_norm_apply(const tk_norm *n, const char *s, size_t len, tk_buf *out)
         return norm_strip(n, s, len, out);
     case TN_REPLACE:
         return norm_replace(n, s, len, out);
+    case TN_SPM:
+        return tk_spm_normalize(n, s, len, out);
     default:
         break;
     }

@@ -332,6 +332,11 @@ static void test_hftok_unknown_parts_refused_naming_json_path(void **state)
     expect_edit_refused("bpe-roberta", "\"byte_fallback\":false", "\"byte_fallback\":true",
                         "model.byte_fallback true is not supported");
     expect_edit_refused("unigram-t5", "\"unk_id\":2", "\"unk_id\":null", "model.unk_id is null");
+    /* a pair template that holds $A twice (fuzz_hftok's find: encodings beyond max_len) */
+    expect_edit_refused("unigram-t5", "{\"Sequence\":{\"id\":\"B\"", "{\"Sequence\":{\"id\":\"A\"",
+                        "post_processor.pair uses $A 2 and $B 0 times");
+    expect_edit_refused("bpe-roberta", "\"sep\":[\"</s>\",2]", "\"sep\":[\"</s>\",8000]",
+                        "post_processor: cls id 0 or sep id 8000 is not in the vocabulary");
     expect_edit_refused("unigram-t5", "\"precompiled_charsmap\":\"", "\"precompiled_charsmap\":\"!",
                         "normalizer.normalizers[0].precompiled_charsmap is not base64");
     expect_edit_refused("wordpiece-cased", "\"unk_token\":\"[UNK]\"", "\"unk_token\":\"[NOPE]\"",
@@ -345,6 +350,11 @@ static void test_hftok_unknown_parts_refused_naming_json_path(void **state)
                                     "\"merges\":[\"a b\"]}}";
     expect_refusal(bpe_nonew, sizeof bpe_nonew - 1,
                    "model.merges[0] references 'ab', which is not in model.vocab");
+    /* an id that would size the id table in gigabytes (fuzz_hftok's find) */
+    static const char huge_id[] = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,"
+                                  "\"b\":2000000000},\"merges\":[]}}";
+    expect_refusal(huge_id, sizeof huge_id - 1,
+                   "model.vocab['b']: id 2000000000 is above the largest supported (16777215)");
     static const char no_model[] = "{\"normalizer\":null}";
     expect_refusal(no_model, sizeof no_model - 1, "model is missing");
     static const char not_json[] = "{\"model\":";
@@ -387,7 +397,13 @@ static void test_hftok_open_refuses_empty_dir(void **state)
     mch_err err = {0};
     assert_int_equal(mch_tok_open(&t, dir, &err), MCH_ERR_IO);
     assert_null(t);
-    assert_non_null(strstr(err.msg, "neither tokenizer.json nor vocab.txt"));
+    assert_non_null(strstr(err.msg, "tokenizer.json"));
+    assert_non_null(strstr(err.msg, "vocab.txt"));
+    err = (mch_err){0};
+    assert_int_equal(mch_tok_open_dir(&t, dir, &err), MCH_ERR_IO);
+    assert_null(t);
+    assert_non_null(strstr(err.msg, "no tokenizer.json, vocab.json + merges.txt, spiece.model, "
+                                    "sentencepiece.bpe.model or vocab.txt there"));
     char path[600];
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     FILE *f = fopen(path, "w");
@@ -403,6 +419,260 @@ static void test_hftok_open_refuses_empty_dir(void **state)
     assert_int_equal(tu_tmpdir_remove(dir), 0);
 }
 
+/* vocab.json + merges.txt (RobertaTokenizer's files), found by mch_tok_open_dir in a directory
+ * without tokenizer.json: the library's ids of tokenizer.json on every case. */
+static void test_hftok_bpe_vocab_json_merges_match_library(void **state)
+{
+    (void)state;
+    char dir[512], link[700];
+    assert_int_equal(tu_tmpdir_make(dir, sizeof dir, "hftok"), 0);
+    static const char *const files[] = {"vocab.json", "merges.txt", "tokenizer_config.json"};
+    char abs[4096];
+    for (int k = 0; k < 3; k++) {
+        snprintf(link, sizeof link, "%s/%s", dir, files[k]);
+        snprintf(abs, sizeof abs, "%s/bpe-roberta/%s", TOKDIR, files[k]);
+        assert_int_equal(symlink(abs, link), 0);
+    }
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    mch_status st = mch_tok_open_dir(&t, dir, &err);
+    if (st) fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(st, MCH_OK);
+    check_goldens(t, TOKDIR "/bpe-roberta/golden.jsonl", "bpe-roberta vocab.json + merges.txt");
+    mch_tok_free(t);
+    /* without tokenizer_config.json: the same defaults */
+    snprintf(link, sizeof link, "%s/tokenizer_config.json", dir);
+    unlink(link);
+    assert_int_equal(mch_tok_open_dir(&t, dir, &err), MCH_OK);
+    mch_tok *ref = open_json(TOKDIR "/bpe-roberta/tokenizer.json");
+    mch_ids ids = {0}, want = {0};
+    static const char text[] = "A <mask> in Debian packages";
+    assert_int_equal(mch_tok_tokenize(t, text, sizeof text - 1, &ids, &err), MCH_OK);
+    assert_int_equal(mch_tok_tokenize(ref, text, sizeof text - 1, &want, &err), MCH_OK);
+    assert_true(ids.n > 2);
+    assert_int_equal(ids.ids[1], 7999); /* " <mask>": lstrip */
+    assert_int_equal(ids.n, want.n);    /* add_prefix_space false: "A", not "ĠA" */
+    assert_memory_equal(ids.ids, want.ids, ids.n * sizeof *ids.ids);
+    mch_ids_free(&ids);
+    mch_ids_free(&want);
+    mch_tok_free(ref);
+    mch_tok_free(t);
+    t = NULL;
+    /* a merges line that is not two tokens names the file and line */
+    snprintf(abs, sizeof abs, "%s/merges.txt", dir);
+    unlink(abs);
+    FILE *f = fopen(abs, "w");
+    fputs("#version: 0.2\n\xC4\xA0 a\nabc\n", f);
+    fclose(f);
+    assert_int_equal(mch_tok_open_dir(&t, dir, &err), MCH_ERR_FORMAT);
+    assert_null(t);
+    assert_non_null(strstr(err.msg, "merges.txt:3: 'abc' is not two tokens"));
+    for (int k = 0; k < 2; k++) {
+        snprintf(link, sizeof link, "%s/%s", dir, files[k]);
+        unlink(link);
+    }
+    assert_int_equal(tu_tmpdir_remove(dir), 0);
+}
+
+/* spiece.model read by mch_tok_open_dir against sentencepiece's ids + </s> (T5Tokenizer). */
+static void test_hftok_spm_t5_matches_sentencepiece(void **state)
+{
+    (void)state;
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    mch_status st = mch_tok_open_dir(&t, TOKDIR "/spm-t5", &err);
+    if (st) fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(st, MCH_OK);
+    check_goldens(t, TOKDIR "/spm-t5/golden.jsonl", "spm-t5 spiece.model");
+    assert_int_equal(mch_tok_size(t), 8100);
+    assert_string_equal(mch_tok_token(t, 8099), "<extra_id_0>");
+    assert_string_equal(mch_tok_token(t, 1), "</s>");
+    mch_tok_free(t);
+}
+
+/* sentencepiece.bpe.model against sentencepiece's ids in fairseq order (XLMRobertaTokenizer). */
+static void test_hftok_spm_xlmr_matches_sentencepiece(void **state)
+{
+    (void)state;
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    mch_status st = mch_tok_open_dir(&t, TOKDIR "/spm-xlmr", &err);
+    if (st) fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(st, MCH_OK);
+    check_goldens(t, TOKDIR "/spm-xlmr/golden.jsonl", "spm-xlmr sentencepiece.bpe.model");
+    assert_int_equal(mch_tok_size(t), 8002);
+    assert_string_equal(mch_tok_token(t, 8001), "<mask>");
+    assert_string_equal(mch_tok_token(t, 3), "<unk>");
+    assert_int_equal(mch_tok_lookup(t, "<s>", 3), 0);
+    mch_tok_free(t);
+}
+
+/* A model with nested custom normalization rules ("ab" and "a": the longest wins),
+ * remove_extra_whitespaces and add_dummy_prefix false (tests/data/tokenizers/spm-rules/make.py):
+ * sentencepiece's ids of each text, no special token. */
+static void test_hftok_spm_rules_match_sentencepiece(void **state)
+{
+    (void)state;
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    mch_status st = mch_tok_open_spm(&t, TOKDIR "/spm-rules/spiece.model", MCH_SPM_T5, &err);
+    if (st) fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(st, MCH_OK);
+    size_t n;
+    cJSON **v = read_jsonl(TOKDIR "/spm-rules/golden.jsonl", &n);
+    assert_non_null(v);
+    long compared = 0, bad = 0;
+    mch_ids ids = {0};
+    for (size_t i = 0; i < n; i++) {
+        const char *text = cJSON_GetObjectItem(v[i], "text")->valuestring;
+        char id[32];
+        snprintf(id, sizeof id, "spm-rules:%zu", i + 1);
+        ids.n = 0;
+        assert_int_equal(mch_tok_tokenize(t, text, strlen(text), &ids, &err), MCH_OK);
+        bad += !same_ids("ids", id, ids.ids, ids.n, cJSON_GetObjectItem(v[i], "ids"), &compared);
+    }
+    printf("spm-rules spiece.model: %zu texts, %ld ids compared, %ld differ\n", n, compared, bad);
+    mch_ids_free(&ids);
+    free_jsonl(v, n);
+    mch_tok_free(t);
+    assert_int_equal(n, 58);
+    assert_int_equal(bad, 0);
+    assert_true(compared > 1000);
+}
+
+/* ---- hand-made ModelProto bytes for the refusals -------------------------------------------- */
+
+typedef struct {
+    unsigned char b[512];
+    size_t n;
+} pb;
+
+static void pb_varint(pb *p, uint64_t v)
+{
+    do {
+        p->b[p->n++] = (unsigned char)((v & 0x7F) | (v > 0x7F ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+}
+
+static void pb_bytes(pb *p, unsigned field, const void *s, size_t len)
+{
+    pb_varint(p, (uint64_t)field << 3 | 2);
+    pb_varint(p, len);
+    memcpy(p->b + p->n, s, len);
+    p->n += len;
+}
+
+/* A piece message: piece, score (float), type. */
+static void pb_piece(pb *p, const char *piece, float score, int type)
+{
+    pb m = {0};
+    pb_bytes(&m, 1, piece, strlen(piece));
+    uint32_t bits;
+    memcpy(&bits, &score, 4);
+    pb_varint(&m, 2 << 3 | 5);
+    for (int k = 0; k < 4; k++) m.b[m.n++] = (unsigned char)(bits >> (8 * k));
+    pb_varint(&m, 3 << 3 | 0);
+    pb_varint(&m, (uint64_t)type);
+    pb_bytes(p, 1, m.b, m.n);
+}
+
+static void expect_spm_refusal(const pb *p, int layout, const char *want)
+{
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    mch_status st = mch_tok_parse_spm(&t, p->b, p->n, layout, "x/spiece.model", &err);
+    if (st == MCH_OK || !strstr(err.msg, want))
+        fprintf(stderr, "want a refusal with \"%s\", got status %d: %s\n", want, st, err.msg);
+    assert_int_equal(st, MCH_ERR_FORMAT);
+    assert_null(t);
+    assert_non_null(strstr(err.msg, want));
+    assert_non_null(strstr(err.msg, "x/spiece.model: "));
+    assert_null(strchr(err.msg, '\n'));
+}
+
+static void test_hftok_spm_malformed_refused_naming_field(void **state)
+{
+    (void)state;
+    pb good = {0};
+    pb_piece(&good, "<unk>", 0, 2);
+    pb_piece(&good, "</s>", 0, 3);
+    pb_piece(&good,
+             "\xE2\x96\x81"
+             "a",
+             -1.5f, 1);
+    pb_piece(&good, "a", -2.5f, 1);
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_tok_parse_spm(&t, good.b, good.n, MCH_SPM_T5, "x", &err), MCH_OK);
+    mch_ids ids = {0};
+    /* "a a" -> ▁a ▁a; "b" is unknown, and a run of unknowns is one unk */
+    assert_int_equal(mch_tok_tokenize(t, "  a a bb a ", 11, &ids, &err), MCH_OK);
+    static const int32_t want[] = {2, 2, 0, 2};
+    assert_int_equal(ids.n, 4);
+    assert_memory_equal(ids.ids, want, sizeof want);
+    mch_ids_free(&ids);
+    mch_tok_free(t);
+    t = NULL;
+
+    pb p = good;
+    p.n -= 3; /* the last piece cut short */
+    expect_spm_refusal(&p, MCH_SPM_T5, "ModelProto (byte");
+    p = good;
+    pb_piece(&p, "a", -3.0f, 1);
+    expect_spm_refusal(&p, MCH_SPM_T5, "pieces[4].piece 'a' appears twice");
+    p = good;
+    pb_piece(&p, "x", -3.0f, 9);
+    expect_spm_refusal(&p, MCH_SPM_T5, "pieces[4].type (byte");
+    p = good;
+    pb_piece(&p, "<0x41>", 0, 6);
+    expect_spm_refusal(&p, MCH_SPM_T5, "pieces[4].type BYTE is not supported");
+    p = good;
+    pb_piece(&p, "", 0, 1);
+    expect_spm_refusal(&p, MCH_SPM_T5, "pieces[4] (byte");
+    p = (pb){0};
+    pb_piece(&p, "</s>", 0, 3);
+    pb_piece(&p, "a", -1, 1);
+    expect_spm_refusal(&p, MCH_SPM_T5, "pieces: no piece of type UNKNOWN");
+    static const unsigned char bpe_type[] = {2 << 3 | 2, 2, 3 << 3 | 0, 2};
+    p = good;
+    memcpy(p.b + p.n, bpe_type, sizeof bpe_type);
+    p.n += sizeof bpe_type;
+    expect_spm_refusal(&p, MCH_SPM_T5, "trainer_spec.model_type 2 is not supported");
+    static const unsigned char fallback[] = {2 << 3 | 2, 3, 0x98, 0x02, 1}; /* field 35 */
+    p = good;
+    memcpy(p.b + p.n, fallback, sizeof fallback);
+    p.n += sizeof fallback;
+    expect_spm_refusal(&p, MCH_SPM_T5, "trainer_spec.byte_fallback true is not supported");
+    static const unsigned char charsmap[] = {3 << 3 | 2, 4, 2 << 3 | 2, 2, 9, 9};
+    p = good;
+    memcpy(p.b + p.n, charsmap, sizeof charsmap);
+    p.n += sizeof charsmap;
+    expect_spm_refusal(&p, MCH_SPM_T5, "normalizer_spec.precompiled_charsmap: 2 bytes");
+    static const unsigned char wrong_wire[] = {3 << 3 | 0, 1};
+    p = good;
+    memcpy(p.b + p.n, wrong_wire, sizeof wrong_wire);
+    p.n += sizeof wrong_wire;
+    expect_spm_refusal(&p, MCH_SPM_T5, "normalizer_spec (byte");
+    p = (pb){0};
+    pb_piece(&p, "a", -1, 1);
+    pb_piece(&p, "<unk>", 0, 2);
+    expect_spm_refusal(&p, MCH_SPM_XLMR, "pieces[1] is the UNKNOWN piece");
+    p = (pb){0};
+    expect_spm_refusal(&p, MCH_SPM_T5, "pieces: none");
+    /* a real model cut in the middle, and a missing file */
+    size_t len;
+    char *s = tu_read_file(TOKDIR "/spm-t5/spiece.model", &len);
+    assert_non_null(s);
+    err = (mch_err){0};
+    assert_int_equal(mch_tok_parse_spm(&t, s, len / 2, MCH_SPM_T5, "cut.model", &err),
+                     MCH_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "cut.model: "));
+    free(s);
+    assert_int_equal(mch_tok_open_spm(&t, TOKDIR "/none.model", MCH_SPM_T5, &err), MCH_ERR_IO);
+    assert_null(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -415,6 +685,11 @@ int main(void)
         cmocka_unit_test(test_hftok_unknown_parts_refused_naming_json_path),
         cmocka_unit_test(test_hftok_open_refuses_empty_dir),
         cmocka_unit_test(test_hftok_bert_strip_accents_follows_lowercase),
+        cmocka_unit_test(test_hftok_bpe_vocab_json_merges_match_library),
+        cmocka_unit_test(test_hftok_spm_t5_matches_sentencepiece),
+        cmocka_unit_test(test_hftok_spm_xlmr_matches_sentencepiece),
+        cmocka_unit_test(test_hftok_spm_rules_match_sentencepiece),
+        cmocka_unit_test(test_hftok_spm_malformed_refused_naming_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
