@@ -47,7 +47,7 @@ sed 's/"type":"BertNormalizer"/"type":"NFKC"/' "$TOK/wordpiece-cased/tokenizer.j
 refuse "an unsupported normalizer" 1 "nfkc/tokenizer.json: normalizer.type 'NFKC' is not supported" \
     "$MECHIR" tokenize --model "$T/nfkc" --text hello
 mkdir "$T/empty"
-refuse "a directory without tokenizer files" 1 "neither tokenizer.json nor vocab.txt" \
+refuse "a directory without tokenizer files" 1 "no tokenizer.json, vocab.json + merges.txt, spiece.model" \
     "$MECHIR" tokenize --model "$T/empty" --text hello
 refuse "--text with --input" 2 "either --text or --input" \
     "$MECHIR" tokenize --model "$TOK/bpe-roberta" --text a --input "$T/bad.jsonl"

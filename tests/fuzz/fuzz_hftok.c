@@ -1,12 +1,16 @@
 /* libFuzzer target for the tokenizer.json reader (mch_tok_parse_json) and, on a tokenizer that
  * loads, the pipeline behind it: a fixed text and a prefix of the input itself are tokenized,
  * and encoded alone and as a pair with both truncations; every id handed out must be below
- * mch_tok_size, every encoding within its max_len. */
+ * mch_tok_size, every encoding within its max_len. The perturber then builds a pair on that
+ * tokenizer (the words of its pieces, its post-processor's layout, and with odd-sized inputs the
+ * MonoT5 prompt): within max_len, the two inputs equal except where the term went. */
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "fuzz_check.h"
 #include "hftok.h"
+#include "perturb.h"
 
 /* Text of the input that is also tokenized: enough for several words, short enough to stay fast. */
 #define FUZZ_TEXT_MAX_BYTES 256
@@ -40,6 +44,61 @@ static void encode(const mch_tok *t, const char *a, size_t alen, const char *b, 
     mch_tok_enc_free(&enc);
 }
 
+static void perturb(const mch_tok *t, const char *in, size_t len, int monot5)
+{
+    char buf[8];
+    size_t bl;
+    mch_ids ids = {0};
+    mch_err err = {0};
+    if (mch_tok_tokenize(t, FIXED_TEXT, sizeof FIXED_TEXT - 1, &ids, &err) == MCH_OK)
+        for (size_t i = 0; i < ids.n; i++) {
+            int k = mch_tok_piece(t, ids.ids[i], buf, sizeof buf, &bl);
+            FUZZ_CHECK(k < 0 || (bl < sizeof buf && buf[bl] == '\0'));
+        }
+    mch_ids_free(&ids);
+    char doc[FUZZ_TEXT_MAX_BYTES + 64];
+    size_t n = len < FUZZ_TEXT_MAX_BYTES ? len : FUZZ_TEXT_MAX_BYTES;
+    memcpy(doc, in, n);
+    doc[n] = '\0';
+    if (strlen(doc) != n) return; /* a NUL inside: texts are C strings here */
+    mch_perturb_opts o = {0};
+    o.kind = MCH_PERTURB_INJECT;
+    o.pos = MCH_POS_END;
+    o.max_len = 32;
+    o.monot5 = monot5;
+    o.filler = ".";
+    mch_perturber *p = NULL;
+    memset(&err, 0, sizeof err);
+    if (mch_perturber_create(&p, t, &o, &err) != MCH_OK) {
+        FUZZ_CHECK(err.msg[0] != '\0');
+        return;
+    }
+    mch_pair pr;
+    const char *docs[2] = {doc, FIXED_TEXT};
+    for (int d = 0; d < 2; d++) {
+        memset(&err, 0, sizeof err);
+        if (mch_perturb(p, "q", "fast compression caf\xc3\xa9", "d", docs[d], "compression", &pr,
+                        &err) != MCH_OK) {
+            FUZZ_CHECK(err.msg[0] != '\0');
+            continue;
+        }
+        if (pr.skip[0]) continue;
+        FUZZ_CHECK(pr.T >= 1 && pr.T <= o.max_len && pr.n_term >= 1);
+        int injected = 0;
+        for (int i = 0; i < pr.T; i++) {
+            FUZZ_CHECK(pr.roles[i] < MCH_ROLE_COUNT);
+            FUZZ_CHECK(pr.ids_perturbed[i] >= 0 && pr.ids_perturbed[i] < mch_tok_size(t));
+            FUZZ_CHECK(pr.ids_baseline[i] >= 0 && pr.ids_baseline[i] < mch_tok_size(t));
+            if (pr.roles[i] == MCH_ROLE_INJECTED)
+                injected++;
+            else
+                FUZZ_CHECK(pr.ids_baseline[i] == pr.ids_perturbed[i]);
+        }
+        FUZZ_CHECK(injected == pr.n_term);
+    }
+    mch_perturber_free(p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     mch_tok *t = NULL;
@@ -69,6 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     encode(t, in, tlen, FIXED_TEXT, sizeof FIXED_TEXT - 1, 24, 0);
     encode(t, FIXED_TEXT, 20, in, tlen, 48, 0);
     encode(t, FIXED_TEXT, sizeof FIXED_TEXT - 1, in, tlen, 24, 5);
+    perturb(t, in, tlen, (int)(size & 1));
     mch_tok_free(t);
     return 0;
 }
