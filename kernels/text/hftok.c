@@ -138,7 +138,9 @@ static int match_added(const mch_tok *t, bool normalized, const char *s, size_t 
     int best = -1;
     for (size_t k = 0; k < t->nadded; k++) {
         const tk_added *a = &t->added[k];
-        if (a->normalized != normalized || a->len > len - i) continue;
+        /* an added token normalized to nothing ("  " under Strip) matches nowhere: an empty
+         * match would not move the scan on (found by fuzz_hftok) */
+        if (a->normalized != normalized || a->len == 0 || a->len > len - i) continue;
         if (best >= 0 && a->len <= t->added[best].len) continue;
         if (memcmp(s + i, a->s, a->len) == 0) best = (int)k;
     }
