@@ -9,6 +9,8 @@ packages=(
   libprotobuf-c-dev protobuf-c-compiler libzstd-dev zstd libxxhash-dev
   libopenmpi-dev openmpi-bin libssl-dev
   libcmocka-dev librsvg2-bin netpbm python3 python3-numpy
+  python3-torch # tests/cli/roberta_ref.py, tests/mpi/roberta.sh: the float64 RoBERTa reference
+  ca-certificates # npm reaches its registry over HTTPS (tests/ref/tokenizers_ref.sh)
   nodejs npm python3-sentencepiece # tests/ref/tokenizers_ref.sh: the reference libraries
   iproute2 # tests/mpi/netns_nodes.sh: network namespaces as nodes
   strace # tests/mpi/kill_campaign.sh: kills at the final writes

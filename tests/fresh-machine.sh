@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's quick start on a fresh minimal Debian 12: debootstraps a minbase bookworm root
 # from the host's own apt mirror, copies `git archive HEAD` of this repository to /root/mechir
-# in it, and runs there, as root with a clean environment (PATH, HOME, LANG=C.UTF-8 and CI if
-# set), `bash examples/demo.sh` then `bash tests/run.sh`, printing the wall time of each. The
+# in it, and runs there, as root with a clean environment (PATH, HOME, LANG=C.UTF-8, CI if set,
+# and NODE_EXTRA_CA_CERTS with a copy of its file if set: a proxy's CA for npm),
+# `bash examples/demo.sh` then `bash tests/run.sh`, printing the wall time of each. The
 # root gets nothing but what those scripts install, so a package missing from
 # deploy/install-deps.sh shows up as a failure here. Not in ctest: it takes tens of minutes.
 # Root only (exits 77 otherwise). Uncommitted changes are not tested (git archive HEAD).
@@ -301,6 +302,15 @@ say "copied $REPO at $REV to $ROOT/root/mechir"
 # ---- the two commands -----------------------------------------------------------------------
 envs=(PATH="$USER_PATH" HOME=/root LANG=C.UTF-8)
 [ -n "${CI+x}" ] && envs+=(CI="$CI")
+# The network, not the machine: where the host reaches the internet through a TLS-inspecting
+# proxy, Node (npm, for the tokenizer reference test) trusts the proxy's CA through
+# NODE_EXTRA_CA_CERTS. The root gets that one file and variable, nothing else of the host's.
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
+  cp "$NODE_EXTRA_CA_CERTS" "$ROOT/root/host-extra-ca.crt" ||
+    die "cannot copy NODE_EXTRA_CA_CERTS into the root"
+  envs+=(NODE_EXTRA_CA_CERTS=/root/host-extra-ca.crt)
+  say "NODE_EXTRA_CA_CERTS: the host's extra CA certificates are given to the root (network proxy)"
+fi
 results=()
 status=0
 # step NAME COMMAND: runs COMMAND in /root/mechir of the root like a user at a root shell.
