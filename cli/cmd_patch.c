@@ -209,7 +209,7 @@ int mch_cmd_patch(int argc, char **argv)
     cJSON *out = NULL;
     if (mch_model_open(&m, a.model, &err)) {
         st = 1;
-    } else if (mch_model_need_encoder(m, "activation patching", &err)) {
+    } else if (mch_patch_one_supported(&a.o, m, &err)) {
         st = 1; /* a valid request this model cannot serve yet */
     } else if (mch_patch_one_check(&a.o, m, &err)) {
         st = 2;

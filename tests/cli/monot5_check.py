@@ -79,7 +79,7 @@ with open(docs, "w") as f:
     f.write(f"q1\t{c0['query']}\td1\t{c0['doc']}\n")
 refusals = [
     ("patch", ["patch", "--model", model, "--query", "a", "--baseline", "b c", "--perturbed",
-               "b d", "--sweep", "heads"], "activation patching is not supported"),
+               "b d", "--sweep", "head-pos", "--heads", "0.1"], "head-pos sweep is not supported"),
     ("pairs", ["pairs", "--model", model, "--input", docs, "-o", os.path.join(tmp, "p.jsonl")],
      "perturbed pairs of its prompt"),
     ("run", ["run", "--model", model, "--input", docs, "--sweep", "heads", "--out",

@@ -1,6 +1,6 @@
 #!/bin/sh
 # MonoT5 (tests/data/models/monot5-tiny, monot5-tiny-gated): mechir score and mechir tokenize
-# --pair against golden.json, and the one-line refusals of patch, pairs and run, which are not
+# --pair against golden.json, and the one-line refusals of patch (head-pos), pairs and run, which are not
 # built for MonoT5 yet (monot5_check.py does every check).
 # usage: test_monot5.sh PATH/TO/mechir REPO_ROOT
 set -u
