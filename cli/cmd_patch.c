@@ -28,7 +28,9 @@ static void patch_usage(FILE *f)
             "patched scores and effects (patched - baseline) / (perturbed - baseline) as one\n"
             "JSON object on stdout. For a cross-encoder the baseline and perturbed texts are\n"
             "documents paired with the same query; for a bi-encoder only the document side is\n"
-            "patched. Both inputs must have the same token length and token types.\n"
+            "patched. Both inputs must have the same token length and token types. A MonoT5\n"
+            "is patched on its prompt: heads (encoder, decoder_heads, cross_heads) and blocks\n"
+            "(encoder), exact only (docs/PATCHING.md, \"MonoT5\").\n"
             "\n"
             "  --model DIR          Hugging Face model directory\n"
             "  --query TEXT         query text\n"
@@ -209,7 +211,7 @@ int mch_cmd_patch(int argc, char **argv)
     cJSON *out = NULL;
     if (mch_model_open(&m, a.model, &err)) {
         st = 1;
-    } else if (mch_model_need_encoder(m, "activation patching", &err)) {
+    } else if (mch_patch_one_supported(&a.o, m, &err)) {
         st = 1; /* a valid request this model cannot serve yet */
     } else if (mch_patch_one_check(&a.o, m, &err)) {
         st = 2;

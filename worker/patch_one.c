@@ -83,9 +83,23 @@ static mch_status check_method(const mch_patch_one_opts *o, const mch_model *m, 
     return rc;
 }
 
+mch_status mch_patch_one_supported(const mch_patch_one_opts *o, const mch_model *m, mch_err *err)
+{
+    if (!m->t5) return mch_model_need_encoder(m, "activation patching", err);
+    const char *what = o->method != MCH_JOB_EXACT         ? "--method atp or atp-qk"
+                       : (o->sweeps & MCH_SWEEP_HEAD_POS) ? "the head-pos sweep"
+                       : o->save_patterns                 ? "--save-patterns"
+                                                          : NULL;
+    if (!what) return MCH_OK;
+    return mch_fail(err, MCH_ERR_UNSUPPORTED,
+                    "%s: a MonoT5 is patched exactly over the heads and blocks sweeps only; %s "
+                    "is not supported for it",
+                    m->dir, what);
+}
+
 mch_status mch_patch_one_check(const mch_patch_one_opts *o, const mch_model *m, mch_err *err)
 {
-    mch_status rc1 = mch_model_need_encoder(m, "activation patching", err);
+    mch_status rc1 = mch_patch_one_supported(o, m, err);
     if (rc1) return rc1;
     mch_status rc0 = check_method(o, m, err);
     if (rc0) return rc0;
@@ -94,6 +108,9 @@ mch_status mch_patch_one_check(const mch_patch_one_opts *o, const mch_model *m, 
     if (max_len > cap)
         return mch_fail(err, MCH_ERR_ARG,
                         "--max-len %d exceeds the model's longest input, %d tokens", max_len, cap);
+    if (m->t5 && (o->token_types || o->query_ids))
+        return mch_fail(err, MCH_ERR_ARG,
+                        "%s: a MonoT5 takes neither --token-types nor --query-ids", m->dir);
     if (!o->ids_baseline) return MCH_OK;
     int Tb, Tp, Tt, Tq;
     mch_status rc = ids_parse("--ids-baseline", o->ids_baseline, NULL, cap, &Tb, err);
@@ -161,6 +178,24 @@ static mch_status pair_from_texts(pair_ids *ids, const mch_patch_one_opts *o, co
     return rc;
 }
 
+/* A MonoT5's pair: the prompt of the query with each document (mch_monot5_encode). */
+static mch_status pair_from_prompt(pair_ids *ids, const mch_patch_one_opts *o, mch_monot5 *t5,
+                                   int max_len, mch_err *err)
+{
+    mch_status rc = mch_monot5_encode(t5, o->query, o->baseline, max_len, err);
+    if (rc) return rc;
+    ids->T = (int)t5->enc.n;
+    memcpy(ids->b, t5->enc.ids, (size_t)ids->T * sizeof *ids->b);
+    if ((rc = mch_monot5_encode(t5, o->query, o->perturbed, max_len, err))) return rc;
+    if ((int)t5->enc.n != ids->T)
+        return mch_fail(err, MCH_ERR_SHAPE,
+                        "baseline and perturbed prompts have %d and %zu tokens; patching needs "
+                        "aligned inputs of equal length",
+                        ids->T, (size_t)t5->enc.n);
+    memcpy(ids->p, t5->enc.ids, (size_t)ids->T * sizeof *ids->p);
+    return MCH_OK;
+}
+
 /* Builds the pair's ids from the id lists or the texts; a bi-encoder's query from query_ids or
  * the query text. */
 static mch_status pair_build(pair_ids *ids, const mch_patch_one_opts *o, const mch_model *m,
@@ -183,6 +218,8 @@ static mch_status pair_build(pair_ids *ids, const mch_patch_one_opts *o, const m
             rc = ids_parse("--token-types", o->token_types, ids->types, cap, &Tt, err);
         if (!rc && o->query_ids)
             rc = ids_parse("--query-ids", o->query_ids, ids->q, cap, &ids->Tq, err);
+    } else if (m->t5) {
+        rc = pair_from_prompt(ids, o, m->t5, max_len, err);
     } else if (!m->tok) {
         rc = mch_fail(err, MCH_ERR_ARG, "%s has no tokenizer; give token ids", m->dir);
     } else {
@@ -289,8 +326,9 @@ static cJSON *result_json(const mch_patch_one_opts *a, const mch_model *m, const
     if (r->skipped) cJSON_AddStringToObject(o, "skipped", r->skip_reason);
     cJSON_AddItemToObject(o, "score_baseline", num(r->score_baseline));
     cJSON_AddItemToObject(o, "score_perturbed", num(r->score_perturbed));
-    cJSON_AddItemToObject(o, "tokens", tokens(m->tok, ids->b, ids->T));
-    cJSON_AddItemToObject(o, "tokens_perturbed", tokens(m->tok, ids->p, ids->T));
+    const mch_tok *tok = m->t5 ? m->t5->tok : m->tok;
+    cJSON_AddItemToObject(o, "tokens", tokens(tok, ids->b, ids->T));
+    cJSON_AddItemToObject(o, "tokens_perturbed", tokens(tok, ids->p, ids->T));
     cJSON_AddItemToObject(o, "ids_baseline", int_array(ids->b, ids->T));
     cJSON_AddItemToObject(o, "ids_perturbed", int_array(ids->p, ids->T));
     cJSON_AddItemToObject(o, "token_types", int_array(ids->types, ids->T));
@@ -298,6 +336,59 @@ static cJSON *result_json(const mch_patch_one_opts *a, const mch_model *m, const
         cJSON_AddStringToObject(o, "method", mch_method_name(a->method));
     if (!r->skipped) add_maps(o, &m->cfg, a, r, ids->T);
     return o;
+}
+
+/* A MonoT5's maps: the encoder's heads as "heads", the decoder's self- and cross-attention
+ * heads, the encoder's blocks. */
+static void add_t5_maps(cJSON *o, const mch_t5_patch_result *r)
+{
+    if (r->enc_heads) {
+        const struct {
+            const char *name, *scores;
+            const float *eff, *raw;
+            int rows;
+        } h[] = {
+            {"heads", "heads_scores", r->enc_heads, r->enc_heads_scores, r->L},
+            {"decoder_heads", "decoder_heads_scores", r->dec_heads, r->dec_heads_scores, r->LD},
+            {"cross_heads", "cross_heads_scores", r->cross_heads, r->cross_heads_scores, r->LD}};
+        for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
+            cJSON_AddItemToObject(o, h[i].name, matrix(h[i].eff, h[i].rows, r->NH));
+            cJSON_AddItemToObject(o, h[i].scores, matrix(h[i].raw, h[i].rows, r->NH));
+        }
+    }
+    if (r->blocks) {
+        static const char *names[MCH_T5_BLOCK_COUNT] = {"resid_pre", "attn_out", "mlp_out"};
+        cJSON *b = cJSON_AddObjectToObject(o, "blocks"),
+              *bs = cJSON_AddObjectToObject(o, "blocks_scores");
+        size_t LT = (size_t)r->L * r->T;
+        for (int k = 0; k < MCH_T5_BLOCK_COUNT; k++) {
+            cJSON_AddItemToObject(b, names[k], matrix(r->blocks + k * LT, r->L, r->T));
+            cJSON_AddItemToObject(bs, names[k], matrix(r->blocks_scores + k * LT, r->L, r->T));
+        }
+    }
+}
+
+/* A MonoT5 pair through kernels/t5_patch.h, as JSON shaped like an encoder's. */
+static mch_status t5_run(const mch_patch_one_opts *o, const mch_model *m, const pair_ids *ids,
+                         cJSON **out, mch_err *err)
+{
+    mch_t5_patch_result r;
+    unsigned sweeps = ((o->sweeps & MCH_SWEEP_HEADS) ? MCH_T5_SWEEP_HEADS : 0u) |
+                      ((o->sweeps & MCH_SWEEP_BLOCKS) ? MCH_T5_SWEEP_BLOCKS : 0u);
+    mch_status rc = mch_t5_patch(m->t5, ids->b, ids->p, ids->T, sweeps, o->min_delta, &r, err);
+    if (rc) return rc;
+    mch_patch_result pr = {.skipped = r.skipped,
+                           .score_baseline = r.score_baseline,
+                           .score_perturbed = r.score_perturbed};
+    memcpy(pr.skip_reason, r.skip_reason, sizeof pr.skip_reason);
+    mch_patch_one_opts no_maps = *o;
+    no_maps.sweeps = 0, no_maps.save_patterns = 0;
+    if (!(*out = result_json(&no_maps, m, ids, &pr)))
+        rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    else if (!r.skipped)
+        add_t5_maps(*out, &r);
+    mch_t5_patch_result_free(&r);
+    return rc;
 }
 
 /* ---- the run ------------------------------------------------------------------------------- */
@@ -401,6 +492,11 @@ mch_status mch_patch_one_run(const mch_patch_one_opts *o, const mch_model *m, cJ
     mch_patch_result r = {0};
     float *bufs[N_BUFS] = {0};
     mch_status rc = pair_build(&ids, o, m, err);
+    if (m->t5) {
+        if (!rc) rc = t5_run(o, m, &ids, out, err);
+        pair_ids_free(&ids);
+        return rc;
+    }
     if (!rc) rc = check_verify_top(o, &m->cfg, ids.T, err);
     if (!rc)
         rc = result_alloc(&r, bufs, &m->cfg, (size_t)ids.T, (size_t)(o->n_heads ? o->n_heads : 1),

@@ -14,6 +14,7 @@
 #include "model.h"
 #include "msg.h"
 #include "patch.h"
+#include "t5_patch.h"
 
 #define MCH_PATCH_MAX_HEADS 256 /* heads a head list holds */
 
@@ -41,6 +42,12 @@ typedef struct {
 mch_status mch_method_parse(const char *s, int *method, mch_err *err);
 const char *mch_method_name(int method);
 
+/* Whether this model can serve the request at all (exit 1, not a usage error): an encoder
+ * family always; a MonoT5 for exact patching of the heads and blocks sweeps only (head-pos,
+ * --method atp / atp-qk and --save-patterns are refused in one line naming the directory).
+ * @return MCH_OK or MCH_ERR_UNSUPPORTED. */
+mch_status mch_patch_one_supported(const mch_patch_one_opts *o, const mch_model *m, mch_err *err);
+
 /* Checks the options against the model without running anything: attribution patching's
  * limits (heads and blocks sweeps only, no --save-patterns, --verify-top only with it, a model
  * family with a backward pass); max_len within
@@ -57,7 +64,8 @@ mch_status mch_patch_one_check(const mch_patch_one_opts *o, const mch_model *m, 
  * "verified" (the K components of largest |estimate - baseline|, patched exactly) and
  * "verified_diff_rows" (resid_pre at every layer and every position whose ids differ). Call
  * after mch_patch_one_check succeeded. @return MCH_OK, or an error (texts of different token
- * lengths, a tokenizer, patcher or memory failure) with *out NULL. */
+ * lengths, a tokenizer, patcher or memory failure) with *out NULL. A MonoT5 (kernels/t5_patch.h)
+ * gives "heads" (encoder), "decoder_heads", "cross_heads" and "blocks", each with its _scores. */
 mch_status mch_patch_one_run(const mch_patch_one_opts *o, const mch_model *m, cJSON **out,
                              mch_err *err);
 

@@ -79,7 +79,7 @@ with open(docs, "w") as f:
     f.write(f"q1\t{c0['query']}\td1\t{c0['doc']}\n")
 refusals = [
     ("patch", ["patch", "--model", model, "--query", "a", "--baseline", "b c", "--perturbed",
-               "b d", "--sweep", "heads"], "activation patching is not supported"),
+               "b d", "--sweep", "head-pos", "--heads", "0.1"], "head-pos sweep is not supported"),
     ("run", ["run", "--model", model, "--input", docs, "--sweep", "heads", "--out",
              os.path.join(tmp, "run")], "runs are not supported for it yet"),
 ]
