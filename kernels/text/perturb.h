@@ -83,15 +83,15 @@ typedef enum { MCH_POS_END, MCH_POS_START, MCH_POS_INDEX } mch_pos_kind;
 typedef struct {
     mch_perturb_kind kind;
     mch_pos_kind pos;
-    int pos_index;               /* MCH_POS_INDEX: document tokens before the term */
-    const char *filler;          /* default "a"; must be one wordpiece */
-    const char *term;            /* MCH_PERTURB_INJECT default term (a record's term wins) */
-    int max_len;                 /* tokens of the (cross-encoder) pair or bi-encoder document */
-    int max_query_len;           /* default 64 */
-    int bi;                      /* bi-encoder layout: [CLS] doc' [SEP], query encoded alone */
-    int monot5; /* MonoT5 layout: "Query: q Document: doc' Relevant:" </s>, one sequence */
-    int stem;                    /* match query terms by Snowball English stems */
-    uint64_t seed;               /* job seed */
+    int pos_index;      /* MCH_POS_INDEX: document tokens before the term */
+    const char *filler; /* default "a"; must be one token */
+    const char *term;   /* MCH_PERTURB_INJECT default term (a record's term wins) */
+    int max_len;        /* tokens of the (cross-encoder) pair or bi-encoder document */
+    int max_query_len;  /* default 64 */
+    int bi;             /* bi-encoder layout: [CLS] doc' [SEP], query encoded alone */
+    int monot5;         /* MonoT5 layout: "Query: q Document: doc' Relevant:" </s>, one sequence */
+    int stem;           /* match query terms by Snowball English stems */
+    uint64_t seed;      /* job seed */
     const mch_strmap *stopwords; /* NULL: the built-in list */
     const mch_df *df;            /* needed by tdc and lnc1 */
 } mch_perturb_opts;

@@ -1,7 +1,7 @@
 /* Golden parity of the encoder: every score, logit, embedding and every element of
  * normalized_resid_post of case 0, for every fixture model (F32, F16, BF16; BERT, DistilBERT,
- * ELECTRA, RoBERTa, XLM-RoBERTa), against golden.json from an independent reference; plus the batch-equals-single
- * property and the tokenizer path from texts to the golden ids. */
+ * ELECTRA, RoBERTa, XLM-RoBERTa), against golden.json from an independent reference; plus the
+ * batch-equals-single property and the tokenizer path from texts to the golden ids. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
