@@ -18,6 +18,9 @@ packages=(
 
 missing=()
 for p in "${packages[@]}"; do
+  # a Node.js from outside Debian (NodeSource, nvm) already gives node and npm; Debian's npm
+  # cannot be installed beside it
+  case $p in nodejs | npm) command -v "${p/nodejs/node}" >/dev/null 2>&1 && continue ;; esac
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi
