@@ -239,7 +239,7 @@ static int parse_int(const char *flag, const char *s, int lo, int hi, int *out)
 int main(int argc, char **argv)
 {
     int runs = 7, warmup = 2, threads = 1, seqs[16], n_seq = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -262,7 +262,6 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        i++;
     }
     if (!n_seq) {
         seqs[0] = 128;

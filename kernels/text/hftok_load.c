@@ -450,7 +450,7 @@ static mch_status load_vocab_object(ctx *c, mch_tok *t, tk_model *m, const cJSON
     {
         char p[128];
         snprintf(p, sizeof p, "model.vocab['%.60s']", e->string);
-        int64_t id;
+        int64_t id = 0;
         mch_status st = get_int(c, e, p, 0, INT32_MAX - 1, &id);
         if (!st) st = vocab_entry(c, t, m, e->string, id, p);
         if (st) return st;
@@ -581,7 +581,7 @@ static mch_status load_unigram(ctx *c, mch_tok *t, tk_model *m, const cJSON *o)
         id++;
     }
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "unk_id");
-    int64_t unk;
+    int64_t unk = 0;
     if (!u || cJSON_IsNull(u))
         return bad(c, "model.unk_id",
                    "is null (text with an unknown character could not be "
@@ -655,7 +655,7 @@ static mch_status load_added(ctx *c, mch_tok *t, const cJSON *root)
         snprintf(p, sizeof p, "added_tokens[%zu]", t->nadded);
         tk_added *a = &t->added[t->nadded];
         const char *content;
-        int64_t id;
+        int64_t id = 0;
         mch_status st;
         if (!cJSON_IsObject(e)) return bad(c, p, "is not an object");
         char q[96];
@@ -701,7 +701,7 @@ static mch_status token_pair(ctx *c, const cJSON *o, const char *key, int32_t *i
     char p[64];
     snprintf(p, sizeof p, "post_processor.%s", key);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    int64_t x;
+    int64_t x = 0;
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2 ||
         !cJSON_IsString(cJSON_GetArrayItem(v, 0)))
         return bad(c, p, "is not [token, id]");
@@ -752,7 +752,7 @@ static mch_status template_list(ctx *c, const cJSON *o, const char *key, const c
             const cJSON *x;
             cJSON_ArrayForEach(x, ids)
             {
-                int64_t y;
+                int64_t y = 0;
                 if (nv == 16) return bad(c, q, "special token has more than 16 ids");
                 if ((st = get_int(c, x, "post_processor.special_tokens.ids", 0, INT32_MAX - 1, &y)))
                     return st;

@@ -258,7 +258,7 @@ export OPENBLAS_NUM_THREADS=1 OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader,tcp
 export OMPI_MCA_btl_tcp_if_include=10.200.0.0/24 OMPI_MCA_oob_tcp_if_include=10.200.0.0/24
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 MODEL=$ROOT/examples/demo-ce
-BIG=(--model "$MODEL" --input "$ROOT/examples/demo-200.tsv" --sweep heads,blocks --max-len 64)
+BIG=(--model "$MODEL" --input "$ROOT/examples/demo-200.tsv" --sweep heads,blocks --max-len 96)
 
 # The uninterrupted one-process reference of case 2, in the background meanwhile.
 "$MECHIR" run "${BIG[@]}" --out "$T/ref" >"$T/ref.log" 2>&1 &
