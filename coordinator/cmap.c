@@ -23,6 +23,7 @@ mch_status mch_cmap_acc_init(mch_cmap_acc *a, const mch_job_spec *spec, mch_err 
     mch_perturb_kind k = MCH_PERTURB_TFC1;
     if (spec->perturbation) mch_perturb_parse(spec->perturbation, &k);
     a->L = (int)spec->layers, a->NH = (int)spec->heads, a->K = (int)spec->n_head_pos;
+    a->HR = (int)mch_spec_head_rows(spec);
     a->R = MCH_ROLE_COUNT;
     a->B = spec->bootstrap, a->seed = spec->seed, a->axiom = mch_perturb_axiom_sign(k);
     size_t cells[MCH_CMAP_EST];
@@ -241,7 +242,7 @@ mch_status mch_cmap_acc_add(mch_cmap_acc *a, const mch_pair_result *r, mch_err *
 {
     const mch_pair_input *p = &r->pair;
     char why[160];
-    if (mch_pair_result_check(r, a->L, a->NH, a->K, why, sizeof why))
+    if (mch_pair_result_check_rows(r, a->L, a->HR, a->NH, a->K, why, sizeof why))
         return mch_fail(err, MCH_ERR_SHAPE, "pair %016llx: %s", (unsigned long long)p->pair_id,
                         why);
     if ((r->n_heads && !a->heads.cells) || (r->n_blocks && !a->blocks.cells) ||
@@ -584,6 +585,7 @@ static void json_spec(FILE *f, const mch_job_spec *s)
         {",\"architecture\":", s->architecture}};
     json_strings(f, model, 4);
     fprintf(f, ",\"layers\":%u,\"heads\":%u,\"hidden\":%u", s->layers, s->heads, s->hidden);
+    if (s->decoder_layers) fprintf(f, ",\"decoder_layers\":%u", s->decoder_layers);
     const char *const pert[][2] = {{",\"vocab_sha256\":", s->vocab_hash},
                                    {"},\"perturbation\":{\"kind\":", s->perturbation},
                                    {",\"position\":", s->position},
@@ -611,7 +613,8 @@ static void json_spec(FILE *f, const mch_job_spec *s)
  * where each was verified, and the per-pair rank correlation. */
 static void json_verified(FILE *f, const mch_cmap *m, double lv)
 {
-    size_t L = m->spec.layers, NH = m->spec.heads, R = MCH_ROLE_COUNT;
+    size_t L = m->spec.layers, HR = mch_spec_head_rows(&m->spec), NH = m->spec.heads;
+    size_t R = MCH_ROLE_COUNT;
     fputs(",\"verified\":{\"rank_correlation\":{\"pairs\":", f);
     const mch_stats *v = &m->vrank;
     uint64_t n = v->cells ? v->n[0] : 0;
@@ -624,8 +627,8 @@ static void json_verified(FILE *f, const mch_cmap *m, double lv)
         const char *key;
         const mch_est *e;
         size_t rows, cols, planes;
-    } part[] = {{"heads", &m->vheads, L, NH, 1},
-                {"heads_estimate", &m->vheads_est, L, NH, 1},
+    } part[] = {{"heads", &m->vheads, HR, NH, 1},
+                {"heads_estimate", &m->vheads_est, HR, NH, 1},
                 {"blocks_by_role", &m->vblocks, L, R, 3},
                 {"blocks_by_role_estimate", &m->vblocks_est, L, R, 3}};
     for (size_t i = 0; i < sizeof part / sizeof part[0]; i++) {
@@ -641,6 +644,7 @@ void mch_cmap_write_json(const mch_cmap *m, FILE *f)
 {
     const mch_job_spec *s = &m->spec;
     size_t L = s->layers, NH = s->heads, R = MCH_ROLE_COUNT, K = s->n_head_pos;
+    size_t HR = mch_spec_head_rows(s); /* a MonoT5: encoder, decoder, cross-attention rows */
     double lv = s->ci_level;
     json_spec(f, s);
     fprintf(f,
@@ -650,7 +654,7 @@ void mch_cmap_write_json(const mch_cmap *m, FILE *f)
             (unsigned long long)m->pairs_skipped, (unsigned long long)m->pairs_failed,
             (unsigned long long)m->pairs_with, (unsigned long long)m->pairs_against);
     fputs(",\"heads\":{", f);
-    json_stats_block(f, &m->heads, lv, L, NH, 1);
+    json_stats_block(f, &m->heads, lv, HR, NH, 1);
     fputs(
         "},\"blocks_by_role\":{\"components\":[\"resid_pre\",\"attn_out\",\"mlp_out\"],\"roles\":",
         f);
@@ -677,7 +681,7 @@ void mch_cmap_write_json(const mch_cmap *m, FILE *f)
         if (i) putc(',', f);
         mch_json_string(f, st->name);
         fprintf(f, ":{\"pairs\":%llu,\"heads\":{", (unsigned long long)st->pairs);
-        json_stats_block(f, &st->heads, lv, L, NH, 1);
+        json_stats_block(f, &st->heads, lv, HR, NH, 1);
         fputs("},\"blocks_by_role\":{", f);
         json_stats_block(f, &st->blocks, lv, L, R, 3);
         fputs("}}", f);

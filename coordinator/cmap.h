@@ -19,7 +19,7 @@ typedef struct {
 
 /* The reduction so far. */
 typedef struct {
-    int L, NH, K, R;
+    int L, HR, NH, K, R; /* HR: rows of heads (mch_spec_head_rows) */
     uint32_t B;    /* bootstrap replicates */
     uint64_t seed; /* of the bootstrap weights */
     int axiom;     /* the sign of the score change the perturbation's axiom expects */

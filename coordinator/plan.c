@@ -14,6 +14,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "sha256.h"
+#include "t5config.h"
 
 /* The sha256 of DIR/NAME into hex. */
 static mch_status sha_of(const char *dir, const char *name, char hex[65], mch_err *err)
@@ -107,8 +108,17 @@ static mch_status plan_cache(const mch_run_opts *o, const mch_config *cfg, mch_j
         mch_hook_point *pts = NULL;
         size_t n_pts;
         mch_status rc = mch_list_split(o->cache, &s->cache_hooks, &s->n_cache_hooks, err);
-        if (!rc) rc = mch_hooks_expand(s->cache_hooks, s->n_cache_hooks, cfg->L, &pts, &n_pts, err);
-        if (!rc) rc = mch_hooks_check_cacheable(pts, n_pts, err);
+        if (!rc && cfg->arch == MCH_ARCH_T5) { /* every T5 hook point can be cached */
+            mch_t5_hook_point *t5 = NULL;
+            mch_err e = {0};
+            rc = mch_t5_hooks_expand(cfg->L, cfg->LD, s->cache_hooks, s->n_cache_hooks, &t5, &n_pts,
+                                     &e);
+            free(t5);
+            if (rc) return mch_fail(err, rc, "--cache: %s", e.msg);
+        } else if (!rc) {
+            rc = mch_hooks_expand(s->cache_hooks, s->n_cache_hooks, cfg->L, &pts, &n_pts, err);
+            if (!rc) rc = mch_hooks_check_cacheable(pts, n_pts, err);
+        }
         free(pts);
         if (rc) return rc;
     }
@@ -148,16 +158,27 @@ static mch_status plan_method(const mch_run_opts *o, mch_job_spec *s, mch_err *e
     return MCH_OK;
 }
 
+/* What a MonoT5 job cannot do: the head-pos sweep, attribution patching (no backward pass for
+ * T5), bi-encoder options (kernels/t5_patch.h patches the heads and blocks sweeps exactly). */
+static mch_status plan_monot5(const mch_run_opts *o, const mch_job_spec *s, mch_err *err)
+{
+    const char *no = NULL;
+    if (mch_sweeps_bits(s->sweeps, s->n_sweeps) & MCH_SWEEP_HEAD_POS)
+        no = "--sweep head-pos (the heads and blocks sweeps are patched)";
+    else if (*s->method)
+        no = "--method atp or atp-qk (no backward pass for T5: patch exactly)";
+    else if (o->pooling && strcmp(o->pooling, "cls"))
+        no = "--pooling (the score is log P(\"true\") at the first decoder step)";
+    return no ? mch_fail(err, MCH_ERR_UNSUPPORTED, "%s: a MonoT5 run does not take %s", o->model,
+                         no)
+              : MCH_OK;
+}
+
 mch_status mch_plan_spec(const mch_run_opts *o, const mch_model_meta *m, mch_job_spec *s,
                          mch_err *err)
 {
     const mch_config *cfg = &m->cfg;
     const mch_source_opts *so = &o->src;
-    if (cfg->arch == MCH_ARCH_T5)
-        return mch_fail(err, MCH_ERR_UNSUPPORTED,
-                        "%s: a MonoT5 (T5ForConditionalGeneration) can be scored and its pairs "
-                        "built (mechir pairs), but runs are not supported for it yet",
-                        o->model);
     char sha[65], vocab_sha[65];
     memset(s, 0, sizeof *s);
     mch_status rc = sha_of(o->model, "model.safetensors", sha, err);
@@ -190,6 +211,7 @@ mch_status mch_plan_spec(const mch_run_opts *o, const mch_model_meta *m, mch_job
     if (!(s->inputs = inputs_text(so))) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if ((rc = plan_input_files(so, s, err))) return rc;
     s->layers = (uint32_t)cfg->L, s->heads = (uint32_t)cfg->NH, s->hidden = (uint32_t)cfg->C;
+    s->decoder_layers = (uint32_t)cfg->LD;
     s->max_len = (uint32_t)(so->max_len ? so->max_len : cfg->max_tokens);
     s->max_query_len = (uint32_t)(so->max_query_len ? so->max_query_len : 64);
     s->min_delta = o->min_delta > 0 ? o->min_delta : 1e-3;
@@ -213,6 +235,7 @@ mch_status mch_plan_spec(const mch_run_opts *o, const mch_model_meta *m, mch_job
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if ((rc = plan_sweeps(o, cfg, s, err))) return rc;
     if ((rc = plan_method(o, s, err))) return rc;
+    if (cfg->arch == MCH_ARCH_T5 && (rc = plan_monot5(o, s, err))) return rc;
     return plan_cache(o, cfg, s, err);
 }
 

@@ -32,10 +32,18 @@ static void float_rows(FILE *f, const float *x, size_t rows, size_t cols)
 static void pair_maps_of(FILE *f, const mch_pair_result *r, const mch_job_spec *s, int scores)
 {
     size_t T = r->pair.T, L = s->layers, NH = s->heads, K = s->n_head_pos;
+    size_t LD = s->decoder_layers;
     const char *sfx = scores ? "_scores" : "";
-    if (r->n_heads) {
+    if (r->n_heads) { /* a MonoT5's rows L.. are its decoder's, as mechir patch writes them */
+        const float *x = scores ? r->heads_scores : r->heads;
         fprintf(f, ",\"heads%s\":", sfx);
-        float_rows(f, scores ? r->heads_scores : r->heads, L, NH);
+        float_rows(f, x, L, NH);
+        if (LD) {
+            fprintf(f, ",\"decoder_heads%s\":", sfx);
+            float_rows(f, x + L * NH, LD, NH);
+            fprintf(f, ",\"cross_heads%s\":", sfx);
+            float_rows(f, x + (L + LD) * NH, LD, NH);
+        }
     }
     if (r->n_blocks) {
         const char *const *names = block_names;
@@ -340,7 +348,9 @@ mch_status mch_print_top_heads(const mch_cmap *map, int k, FILE *f, mch_err *err
     for (size_t r = 0; r < (size_t)k && r < n; r++) {
         size_t i = order[r].cell;
         double lo, hi, sd = h->mor.n[i] > 1 ? mch_stats_std(&h->mor, i) : 0;
-        fprintf(f, "  %zu. head %zu.%zu  %+.4f", r + 1, i / NH, i % NH, order[r].value);
+        static const char *const what[3] = {"head", "decoder head", "cross-attention head"};
+        int layer, part = mch_spec_head_part(&map->spec, i / NH, &layer);
+        fprintf(f, "  %zu. %s %d.%zu  %+.4f", r + 1, what[part], layer, i % NH, order[r].value);
         if (h->B && !mch_est_interval(h, i, map->spec.ci_level, scratch, &lo, &hi))
             fprintf(f, " [%+.4f, %+.4f]", lo, hi);
         fprintf(f, "  mean of ratios %+.4f (std %.4f, n %llu)\n", h->mor.mean[i], sd,

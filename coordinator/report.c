@@ -113,12 +113,19 @@ static void fill(component *c, const mch_est *e, size_t i, const est_ctx *x)
     c->mor_hi = c->mean + half;
 }
 
-/* "head 1.2", "attn_out layer 1 doc_match", "head-pos hook_z head 1.1 doc_match". */
+/* The heads' hooks: an encoder's (every model), a MonoT5's decoder self- and cross-attention. */
+static const char *const head_sites[3] = {"attn.hook_z", "decoder.attn.hook_z",
+                                          "decoder.cross_attn.hook_z"};
+static const char *const head_labels[3] = {"head", "decoder head", "cross-attention head"};
+
+/* "head 1.2", "attn_out layer 1 doc_match", "head-pos hook_z head 1.1 doc_match"; a MonoT5's
+ * decoder heads "decoder head 0.3", "cross-attention head 0.3". */
 static void comp_name(const component *c, char *buf, size_t len)
 {
-    if (c->kind == K_HEAD)
-        snprintf(buf, len, "head %d.%d", c->layer, c->head);
-    else if (c->kind == K_BLOCK)
+    if (c->kind == K_HEAD) {
+        int part = c->component == head_sites[1] ? 1 : c->component == head_sites[2] ? 2 : 0;
+        snprintf(buf, len, "%s %d.%d", head_labels[part], c->layer, c->head);
+    } else if (c->kind == K_BLOCK)
         snprintf(buf, len, "%s layer %d %s", c->component, c->layer,
                  mch_role_name((mch_role)c->role));
     else
@@ -170,8 +177,10 @@ static mch_status set_build(comp_set *s, const mch_job_spec *spec, const mch_est
         memset(s, 0, sizeof *s);
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory for %zu components", cap);
     }
-    for (size_t i = 0; i < heads->cells; i++)
-        set_add(s, K_HEAD, "attn.hook_z", heads, i, (int)(i / NH), (int)(i % NH), -1, x);
+    for (size_t i = 0; i < heads->cells; i++) { /* a MonoT5's rows L.. are its decoder's */
+        int layer, part = mch_spec_head_part(spec, i / NH, &layer);
+        set_add(s, K_HEAD, head_sites[part], heads, i, layer, (int)(i % NH), -1, x);
+    }
     for (size_t i = 0; i < blocks->cells; i++)
         set_add(s, K_BLOCK, block_names[i / (L * R)], blocks, i, (int)(i / R % L), -1, (int)(i % R),
                 x);
@@ -276,7 +285,10 @@ static int row_lines(const fig_row *r)
 
 static int row_h(const fig_row *r)
 {
-    return ROW_TITLE + (r->np ? row_lines(r) * panel_h(&r->p[0]) : 0) + LEGEND;
+    int h = 0; /* the tallest panel's (a MonoT5's encoder and decoder may differ in layers) */
+    for (int j = 0; j < r->np; j++)
+        if (panel_h(&r->p[j]) > h) h = panel_h(&r->p[j]);
+    return ROW_TITLE + row_lines(r) * h + LEGEND;
 }
 
 static int row_w(const fig_row *r)
@@ -463,15 +475,39 @@ static void row_titles(const report *rep, const char *what, fig_row rows[2])
     rows[0].k = ROM, rows[1].k = MOR;
 }
 
+/* The panels of heads map e into p[0..3): one for an encoder; a MonoT5's encoder, decoder
+ * self-attention and cross-attention heads. @return how many. */
+static int head_panels(const mch_job_spec *s, const mch_est *e, const char *prefix, panel p[3])
+{
+    static const char *const titles[3][2] = {{"blocks.L.attn.hook_z", "encoder.L.attn.hook_z"},
+                                             {"", "decoder.L.attn.hook_z"},
+                                             {"", "decoder.L.cross_attn.hook_z"}};
+    int t5 = s->decoder_layers > 0, n = t5 ? 3 : 1;
+    size_t base = 0;
+    for (int i = 0; i < n; i++) {
+        int rows = i ? (int)s->decoder_layers : (int)s->layers;
+        p[i] = (panel){e, base, rows, (int)s->heads, 0, NULL, "", ""};
+        snprintf(p[i].title, sizeof p[i].title, "%s%s", prefix, titles[i][t5]);
+        snprintf(p[i].prefix, sizeof p[i].prefix, "%s%s", *prefix ? prefix : "",
+                 i == 1   ? "decoder "
+                 : i == 2 ? "cross-attention "
+                          : "");
+        base += (size_t)rows * s->heads;
+    }
+    return n;
+}
+
 static void heads_svg(FILE *f, const void *ctx)
 {
     const report *rep = ctx;
     const mch_cmap *m = rep->m;
-    panel p = {&m->heads, 0,    (int)m->spec.layers,    (int)m->spec.heads,
-               0,         NULL, "blocks.L.attn.hook_z", ""};
+    panel p[3];
+    int np = head_panels(&m->spec, &m->heads, "", p);
     fig_row rows[2];
-    row_titles(rep, "heads (blocks.L.attn.hook_z)", rows);
-    for (int i = 0; i < 2; i++) rows[i].p = &p, rows[i].np = 1, rows[i].per_line = 1;
+    row_titles(
+        rep, np > 1 ? "heads (encoder, decoder, cross-attention)" : "heads (blocks.L.attn.hook_z)",
+        rows);
+    for (int i = 0; i < 2; i++) rows[i].p = p, rows[i].np = np, rows[i].per_line = np;
     figure(f, rows, m->heads.cells ? 2 : 0, "no heads sweep in this map", &rep->x);
 }
 
@@ -518,19 +554,23 @@ static void strata_svg(FILE *f, const void *ctx)
 {
     const report *rep = ctx;
     const mch_cmap *m = rep->m;
-    size_t ns = m->heads.cells ? m->n_strata : 0;
-    panel *p = calloc(ns + 1, sizeof *p);
+    size_t ns = m->heads.cells ? m->n_strata : 0, per = m->spec.decoder_layers ? 3 : 1;
+    panel *p = calloc(per * ns + 1, sizeof *p);
     if (!p) ns = 0; /* the file then says there is nothing to show */
     for (size_t i = 0; i < ns; i++) {
         const mch_cmap_stratum *s = &m->strata[i];
-        p[i] = (panel){&s->heads, 0, (int)m->spec.layers, (int)m->spec.heads, 0, NULL, "", ""};
-        snprintf(p[i].title, sizeof p[i].title, "%s (%llu pair%s)", s->name,
-                 (unsigned long long)s->pairs, s->pairs == 1 ? "" : "s");
-        snprintf(p[i].prefix, sizeof p[i].prefix, "%s ", s->name);
+        char prefix[96];
+        snprintf(prefix, sizeof prefix, "%s ", s->name);
+        head_panels(&m->spec, &s->heads, per > 1 ? prefix : "", p + per * i);
+        if (per == 1) /* an encoder's panel is titled by the stratum alone */
+            snprintf(p[i].title, sizeof p[i].title, "%s (%llu pair%s)", s->name,
+                     (unsigned long long)s->pairs, s->pairs == 1 ? "" : "s");
+        snprintf(p[per * i].prefix, sizeof p[per * i].prefix, "%s", prefix);
     }
     fig_row rows[2];
     row_titles(rep, "heads by stratum", rows);
-    for (int i = 0; i < 2; i++) rows[i].p = p, rows[i].np = (int)ns, rows[i].per_line = 4;
+    for (int i = 0; i < 2; i++)
+        rows[i].p = p, rows[i].np = (int)(per * ns), rows[i].per_line = per > 1 ? 3 : 4;
     figure(f, rows, ns ? 2 : 0, "no strata of heads in this map", &rep->x);
     free(p);
 }

@@ -345,67 +345,6 @@ const float *mch_t5_logits(const mch_t5_ws *ws)
     return ws->logits;
 }
 
-/* ---- hook names ---- */
-
-static const struct {
-    const char *fmt; /* %d: the layer */
-    int layered;
-} site_tab[MCH_T5_N_SITES] = {
-    [MCH_T5_EMBED] = {"hook_embed", 0},
-    [MCH_T5_ENC_RESID_PRE] = {"encoder.%d.hook_resid_pre", 1},
-    [MCH_T5_ENC_Z] = {"encoder.%d.attn.hook_z", 1},
-    [MCH_T5_ENC_ATTN_OUT] = {"encoder.%d.hook_attn_out", 1},
-    [MCH_T5_ENC_RESID_MID] = {"encoder.%d.hook_resid_mid", 1},
-    [MCH_T5_ENC_MLP_OUT] = {"encoder.%d.hook_mlp_out", 1},
-    [MCH_T5_ENC_RESID_POST] = {"encoder.%d.hook_resid_post", 1},
-    [MCH_T5_ENC_OUT] = {"encoder_out", 0},
-    [MCH_T5_DEC_RESID_PRE] = {"decoder.%d.hook_resid_pre", 1},
-    [MCH_T5_DEC_Z] = {"decoder.%d.attn.hook_z", 1},
-    [MCH_T5_DEC_ATTN_OUT] = {"decoder.%d.hook_attn_out", 1},
-    [MCH_T5_DEC_RESID_MID] = {"decoder.%d.hook_resid_mid", 1},
-    [MCH_T5_DEC_CROSS_Z] = {"decoder.%d.cross_attn.hook_z", 1},
-    [MCH_T5_DEC_CROSS_ATTN_OUT] = {"decoder.%d.hook_cross_attn_out", 1},
-    [MCH_T5_DEC_RESID_MID_CROSS] = {"decoder.%d.hook_resid_mid_cross", 1},
-    [MCH_T5_DEC_MLP_OUT] = {"decoder.%d.hook_mlp_out", 1},
-    [MCH_T5_DEC_RESID_POST] = {"decoder.%d.hook_resid_post", 1},
-    [MCH_T5_LOGITS] = {"logits", 0},
-};
-
-int mch_t5_site_layered(mch_t5_site s)
-{
-    return s < MCH_T5_N_SITES && site_tab[s].layered;
-}
-
-const char *mch_t5_site_name(mch_t5_site s, int layer, char *buf, size_t cap)
-{
-    if (s >= MCH_T5_N_SITES)
-        snprintf(buf, cap, "?");
-    else if (site_tab[s].layered)
-        snprintf(buf, cap, site_tab[s].fmt, layer);
-    else
-        snprintf(buf, cap, "%s", site_tab[s].fmt);
-    return buf;
-}
-
-mch_status mch_t5_site_parse(const mch_t5_config *cfg, const char *name, mch_t5_site *site,
-                             int *layer, mch_err *err)
-{
-    char buf[96];
-    for (int s = 0; s < MCH_T5_N_SITES; s++) {
-        int n_layers = !site_tab[s].layered ? 1 : s < MCH_T5_DEC_RESID_PRE ? cfg->L : cfg->LD;
-        for (int l = 0; l < n_layers; l++)
-            if (!strcmp(mch_t5_site_name((mch_t5_site)s, l, buf, sizeof buf), name)) {
-                *site = (mch_t5_site)s;
-                *layer = site_tab[s].layered ? l : -1;
-                return MCH_OK;
-            }
-    }
-    return mch_fail(err, MCH_ERR_ARG,
-                    "hook '%.80s' is not a T5 hook point of this model (%d encoder, %d decoder "
-                    "layers; docs/T5.md lists them)",
-                    name, cfg->L, cfg->LD);
-}
-
 void mch_t5_capture_fn(void *ctx, mch_t5_site site, int layer, float *act, int rows, int cols)
 {
     const mch_t5_capture *c = ctx;

@@ -62,37 +62,6 @@ mch_status mch_t5_tensors(const mch_t5_config *cfg, mch_t5_tensor_fn fn, void *c
  * rel = key position - query position, in float32 as torch computes it. */
 int mch_t5_bucket(int rel, int bidirectional, int n_buckets, int max_distance);
 
-/* ---- hook sites (TransformerLens HookedEncoderDecoder names; docs/T5.md) ---- */
-typedef enum {
-    MCH_T5_EMBED,               /* hook_embed                        (T, C) */
-    MCH_T5_ENC_RESID_PRE,       /* encoder.{l}.hook_resid_pre        (T, C) */
-    MCH_T5_ENC_Z,               /* encoder.{l}.attn.hook_z           (T, IN) heads side by side */
-    MCH_T5_ENC_ATTN_OUT,        /* encoder.{l}.hook_attn_out         (T, C) */
-    MCH_T5_ENC_RESID_MID,       /* encoder.{l}.hook_resid_mid        (T, C) */
-    MCH_T5_ENC_MLP_OUT,         /* encoder.{l}.hook_mlp_out          (T, C) */
-    MCH_T5_ENC_RESID_POST,      /* encoder.{l}.hook_resid_post       (T, C) */
-    MCH_T5_ENC_OUT,             /* encoder_out: after encoder_final_ln, with its weight (T, C) */
-    MCH_T5_DEC_RESID_PRE,       /* decoder.{l}.hook_resid_pre        (1, C) */
-    MCH_T5_DEC_Z,               /* decoder.{l}.attn.hook_z           (1, IN) */
-    MCH_T5_DEC_ATTN_OUT,        /* decoder.{l}.hook_attn_out         (1, C) */
-    MCH_T5_DEC_RESID_MID,       /* decoder.{l}.hook_resid_mid        (1, C) */
-    MCH_T5_DEC_CROSS_Z,         /* decoder.{l}.cross_attn.hook_z     (1, IN) */
-    MCH_T5_DEC_CROSS_ATTN_OUT,  /* decoder.{l}.hook_cross_attn_out   (1, C) */
-    MCH_T5_DEC_RESID_MID_CROSS, /* decoder.{l}.hook_resid_mid_cross (1, C) */
-    MCH_T5_DEC_MLP_OUT,         /* decoder.{l}.hook_mlp_out          (1, C) */
-    MCH_T5_DEC_RESID_POST,      /* decoder.{l}.hook_resid_post       (1, C) */
-    MCH_T5_LOGITS,              /* logits: the step-0 logits row     (1, V) */
-    MCH_T5_N_SITES
-} mch_t5_site;
-
-/* Whether a site has a layer index ({l} in its name). */
-int mch_t5_site_layered(mch_t5_site s);
-/* Writes the TransformerLens name of (site, layer) into buf (cap bytes). @return buf. */
-const char *mch_t5_site_name(mch_t5_site s, int layer, char *buf, size_t cap);
-/* The (site, layer) of a name; layers are checked against m's config. MCH_ERR_ARG naming the
- * string when it is not a T5 hook name or the layer is out of range. */
-mch_status mch_t5_site_parse(const mch_t5_config *cfg, const char *name, mch_t5_site *site,
-                             int *layer, mch_err *err);
 
 /* Called right after a site's activation is computed, with the buffer the rest of the forward
  * reads: the callback may read it (caching) or overwrite it (patching), and what it writes is

@@ -41,6 +41,19 @@ static void cache_fn(void *ctx, mch_t5_site site, int layer, float *act, int row
     if (dst) memcpy(dst, act, (size_t)rows * cols * sizeof *dst);
 }
 
+/* The perturbed run's hook: the cache, then the caller's watch. */
+typedef struct {
+    t5_cache *cache;
+    const mch_t5_hooks *watch;
+} cache_and_watch;
+
+static void cache_watch_fn(void *ctx, mch_t5_site site, int layer, float *act, int rows, int cols)
+{
+    cache_and_watch *cw = ctx;
+    cache_fn(cw->cache, site, layer, act, rows, cols);
+    cw->watch->fn(cw->watch->ctx, site, layer, act, rows, cols);
+}
+
 /* One patch: at (site, layer), head h's columns over every row (h >= 0, width HS) or row t. */
 typedef struct {
     t5_cache *cache;
@@ -174,6 +187,15 @@ static mch_status run_sweeps(mch_monot5 *m, const int32_t *b, int T, unsigned sw
 mch_status mch_t5_patch(mch_monot5 *m, const int32_t *b, const int32_t *p, int T, unsigned sweeps,
                         double min_delta, mch_t5_patch_result *r, mch_err *err)
 {
+    mch_t5_patch_opts o = {sweeps, min_delta, 0, {NULL, NULL}};
+    return mch_t5_patch_ex(m, b, p, T, &o, r, err);
+}
+
+mch_status mch_t5_patch_ex(mch_monot5 *m, const int32_t *b, const int32_t *p, int T,
+                           const mch_t5_patch_opts *o, mch_t5_patch_result *r, mch_err *err)
+{
+    unsigned sweeps = o->sweeps;
+    double min_delta = o->min_delta;
     const mch_t5_config *c = &m->model->cfg;
     memset(r, 0, sizeof *r);
     r->T = T, r->L = c->L, r->LD = c->LD, r->NH = c->NH;
@@ -191,9 +213,10 @@ mch_status mch_t5_patch(mch_monot5 *m, const int32_t *b, const int32_t *p, int T
         !cache.dec_z || !cache.cross_z)
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory for a %d-token patching cache", T);
     mch_monot5_result rb, rp;
-    mch_t5_hooks hk = {cache_fn, &cache};
-    if (!rc) rc = mch_monot5_score_ids(m, b, T, NULL, &rb, err);
-    if (!rc) rc = mch_monot5_score_ids(m, p, T, &hk, &rp, err);
+    cache_and_watch cw = {&cache, o->watch[1]};
+    mch_t5_hooks hk = {cache_fn, &cache}, hkw = {cache_watch_fn, &cw};
+    if (!rc) rc = mch_monot5_score_ids(m, b, T, o->watch[0], &rb, err);
+    if (!rc) rc = mch_monot5_score_ids(m, p, T, o->watch[1] ? &hkw : &hk, &rp, err);
     if (!rc) {
         r->score_baseline = rb.score;
         r->score_perturbed = rp.score;
@@ -202,6 +225,10 @@ mch_status mch_t5_patch(mch_monot5 *m, const int32_t *b, const int32_t *p, int T
             r->skipped = 1;
             snprintf(r->skip_reason, sizeof r->skip_reason,
                      "score change %.3g is below min_delta %.3g", delta, min_delta);
+        } else if (o->direction && (delta > 0) != (o->direction > 0)) {
+            r->skipped = 1;
+            snprintf(r->skip_reason, sizeof r->skip_reason,
+                     "score change %.3g is not in the direction selected", delta);
         } else {
             rc = run_sweeps(m, b, T, sweeps, &cache, r, err);
         }

@@ -38,4 +38,16 @@ mch_status mch_t5_patch(mch_monot5 *m, const int32_t *b, const int32_t *p, int T
                         double min_delta, mch_t5_patch_result *r, mch_err *err);
 void mch_t5_patch_result_free(mch_t5_patch_result *r); /* frees the arrays; accepts zeroed */
 
+/* mch_t5_patch with a direction (+1: patch only pairs whose score rose, -1: fell, 0: any; a
+ * pair against it is skipped) and read-only hooks on the two full runs (watch[0] the baseline,
+ * watch[1] the perturbed; NULL: none), e.g. to cache their activations. */
+typedef struct {
+    unsigned sweeps;
+    double min_delta;
+    int direction;
+    const mch_t5_hooks *watch[2];
+} mch_t5_patch_opts;
+mch_status mch_t5_patch_ex(mch_monot5 *m, const int32_t *b, const int32_t *p, int T,
+                           const mch_t5_patch_opts *o, mch_t5_patch_result *r, mch_err *err);
+
 #endif

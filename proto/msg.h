@@ -56,6 +56,8 @@ typedef struct {
     char *model_path, *model_sha256, *vocab_hash; /* sha256 of model.safetensors, vocab.txt */
     char *arch, *architecture;                    /* bert, BertForSequenceClassification */
     uint32_t layers, heads, hidden;               /* L, NH, C */
+    uint32_t decoder_layers; /* MonoT5: the decoder's layers LD (0: an encoder model); the heads
+                              * maps have mch_spec_head_rows rows */
     char *perturbation, *position, *filler, *pooling;
     int stem;
     uint32_t max_len, max_query_len;
@@ -148,6 +150,21 @@ int mch_direction_parse(const char *s);
 mch_status mch_heads_parse(const char *list, uint32_t **pairs, size_t *n, mch_err *err);
 /* @return the index + 1 of the first head outside a model of L layers and NH heads, or 0. */
 size_t mch_heads_outside(const uint32_t *pairs, size_t n, uint32_t L, uint32_t NH);
+/* Rows of a heads map: L for an encoder; L + 2 LD for a MonoT5 (encoder self-attention, then
+ * the decoder's self-attention and cross-attention layers). */
+static inline size_t mch_spec_head_rows(const mch_job_spec *s)
+{
+    return (size_t)s->layers + 2 * (size_t)s->decoder_layers;
+}
+/* Which heads a row of a heads map is: 0 the encoder's (every model), 1 a MonoT5's decoder
+ * self-attention, 2 its cross-attention; *layer gets the layer within that stack. */
+static inline int mch_spec_head_part(const mch_job_spec *s, size_t row, int *layer)
+{
+    size_t L = s->layers, LD = s->decoder_layers;
+    int part = row < L ? 0 : row < L + LD ? 1 : 2;
+    *layer = (int)(part == 0 ? row : part == 1 ? row - L : row - L - LD);
+    return part;
+}
 
 /* Comma-separated items (empty ones dropped) into a malloc'd array of malloc'd strings; free
  * with mch_msg_strv_free. */
@@ -219,6 +236,9 @@ mch_status mch_pair_result_unpack(mch_pair_result *r, const uint8_t *buf, size_t
  * finite scores, verified_top <= n_verified. @return 0, or 1 with why filled. */
 int mch_pair_result_check(const mch_pair_result *r, int L, int NH, int K, char *why,
                           size_t why_len);
+/* The same with HR rows of heads (mch_spec_head_rows: L + 2 LD for a MonoT5). */
+int mch_pair_result_check_rows(const mch_pair_result *r, int L, int HR, int NH, int K, char *why,
+                               size_t why_len);
 /* The pair index of a packed result (the journal's record index): 0, or 1 when it does not
  * unpack. */
 int mch_pair_result_index(const uint8_t *buf, size_t len, uint64_t *index);

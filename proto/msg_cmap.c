@@ -12,13 +12,13 @@
 
 /* ---- circuit maps ------------------------------------------------------------------------- */
 
-/* The cells of each estimate (mch_cmap_ests' order) for a model of L layers and NH heads, K
- * head-pos heads, sweeps, verified components or not. */
-static void cells_of(size_t L, size_t NH, size_t K, unsigned sweeps, int verify,
+/* The cells of each estimate (mch_cmap_ests' order) for a model of L layers (HR rows of heads:
+ * mch_spec_head_rows) and NH heads, K head-pos heads, sweeps, verified components or not. */
+static void cells_of(size_t L, size_t HR, size_t NH, size_t K, unsigned sweeps, int verify,
                      size_t cells[MCH_CMAP_EST])
 {
     size_t R = MCH_ROLE_COUNT;
-    cells[0] = sweeps & MCH_SWEEP_HEADS ? L * NH : 0;
+    cells[0] = sweeps & MCH_SWEEP_HEADS ? HR * NH : 0;
     cells[1] = sweeps & MCH_SWEEP_BLOCKS ? 3 * L * R : 0;
     cells[2] = cells[3] = sweeps & MCH_SWEEP_HEAD_POS ? K * R : 0;
     cells[4] = cells[5] = verify ? cells[0] : 0;
@@ -27,7 +27,7 @@ static void cells_of(size_t L, size_t NH, size_t K, unsigned sweeps, int verify,
 
 void mch_cmap_cells(const mch_job_spec *spec, size_t cells[MCH_CMAP_EST])
 {
-    cells_of(spec->layers, spec->heads, spec->n_head_pos,
+    cells_of(spec->layers, mch_spec_head_rows(spec), spec->heads, spec->n_head_pos,
              mch_sweeps_bits(spec->sweeps, spec->n_sweeps), spec->verify_top != 0, cells);
 }
 
@@ -290,6 +290,7 @@ static const char *map_problem(const Mechir__CircuitMap *m, char *why, size_t le
 {
     const Mechir__JobSpec *s = m->spec;
     size_t L = s ? s->layers : 0, NH = s ? s->heads : 0, R = m->n_roles;
+    size_t HR = s ? (size_t)s->layers + 2 * (size_t)s->decoder_layers : 0;
     size_t K = s ? s->n_head_list / 2 : 0;
     uint32_t B = s ? s->bootstrap : 0;
     int unknown = m->base.n_unknown_fields || (s && s->base.n_unknown_fields);
@@ -302,7 +303,7 @@ static const char *map_problem(const Mechir__CircuitMap *m, char *why, size_t le
                                                   m->blocks_by_role_verified,
                                                   m->blocks_by_role_verified_estimate};
     size_t cells[MCH_CMAP_EST];
-    cells_of(L, NH, K, s ? mch_sweeps_bits(s->sweeps, s->n_sweeps) : 0, s && s->verify_top, cells);
+    cells_of(L, HR, NH, K, s ? mch_sweeps_bits(s->sweeps, s->n_sweeps) : 0, s && s->verify_top, cells);
     static const char *const names[MCH_CMAP_EST] = {"heads",
                                                     "blocks_by_role",
                                                     "head_pos_z_by_role",

@@ -291,6 +291,7 @@ void msg_spec_to_pb(const mch_job_spec *s, Mechir__JobSpec *m)
     mechir__job_spec__init(m);
     for (int i = 0; i < N_STR_FIELDS; i++) *PB_STR(m, i) = msg_s(*PLAIN_STR(s, i));
     m->layers = s->layers, m->heads = s->heads, m->hidden = s->hidden;
+    m->decoder_layers = s->decoder_layers;
     m->stem = s->stem != 0;
     m->max_len = s->max_len, m->max_query_len = s->max_query_len;
     m->min_delta = s->min_delta;
@@ -311,6 +312,7 @@ mch_status msg_spec_from_pb(mch_job_spec *s, const Mechir__JobSpec *m, mch_err *
         if (!mch_msg_str(PLAIN_STR(s, i), *PB_STR(m, i)))
             rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     s->layers = m->layers, s->heads = m->heads, s->hidden = m->hidden;
+    s->decoder_layers = m->decoder_layers;
     s->stem = m->stem;
     s->max_len = m->max_len, s->max_query_len = m->max_query_len;
     s->min_delta = m->min_delta;
@@ -339,7 +341,8 @@ int msg_spec_check(const Mechir__JobSpec *m, char *why, size_t len)
     if (m->base.n_unknown_fields)
         return snprintf(why, len, "spec: fields this version does not know"), 1;
     if (msg_utf8_check(&m->base, "spec", why, len)) return 1;
-    if (m->layers < 1 || m->layers > 1024 || m->heads < 1 || m->heads > 1024)
+    if (m->layers < 1 || m->layers > 1024 || m->heads < 1 || m->heads > 1024 ||
+        m->decoder_layers > 1024)
         return snprintf(why, len, "spec: layers or heads out of range"), 1;
     if (m->n_head_list % 2) return snprintf(why, len, "spec: head list of odd length"), 1;
     for (size_t i = 0; i < m->n_sweeps; i++)
@@ -484,6 +487,7 @@ static const struct {
     D("vocab hash", K_STR, vocab_hash, 0, 0),
     D("layers", K_U32, layers, 0, 1),
     D("heads", K_U32, heads, 0, 1),
+    D("decoder layers", K_U32, decoder_layers, 0, 1),
     D("hidden", K_U32, hidden, 0, 0),
     D("perturbation", K_STR, perturbation, 0, 0),
     D("inputs", K_STR, inputs, 1, 1),

@@ -435,13 +435,19 @@ static int verified_check(const mch_pair_result *r, int L, int NH, char *why, si
 
 int mch_pair_result_check(const mch_pair_result *r, int L, int NH, int K, char *why, size_t why_len)
 {
+    return mch_pair_result_check_rows(r, L, L, NH, K, why, why_len);
+}
+
+int mch_pair_result_check_rows(const mch_pair_result *r, int L, int HR, int NH, int K, char *why,
+                               size_t why_len)
+{
     size_t T = r->pair.T;
     struct {
         size_t got, want;
         const float *x, *scores;
         const char *name;
     } arr[] = {
-        {r->n_heads, (size_t)L * NH, r->heads, r->heads_scores, "heads"},
+        {r->n_heads, (size_t)HR * NH, r->heads, r->heads_scores, "heads"},
         {r->n_blocks, 3 * (size_t)L * T, r->blocks, r->blocks_scores, "blocks"},
         {r->n_head_pos_z, (size_t)K * T, r->head_pos_z, r->head_pos_z_scores, "head_pos_z"},
         {r->n_head_pos_pattern, (size_t)K * T, r->head_pos_pattern, r->head_pos_pattern_scores,

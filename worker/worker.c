@@ -17,6 +17,7 @@
 #include "patch.h"
 #include "perturb.h"
 #include "progress.h"
+#include "t5_patch.h"
 
 struct mch_worker {
     const mch_job_spec *spec;
@@ -30,6 +31,8 @@ struct mch_worker {
     mch_store_writer *store;
     mch_hook_point *cache;
     size_t n_cache;
+    mch_t5_hook_point *t5_cache; /* a MonoT5's --cache points */
+    size_t n_t5_cache;
 };
 
 void mch_worker_free(mch_worker *w)
@@ -41,6 +44,7 @@ void mch_worker_free(mch_worker *w)
     mch_model_close(w->m);
     free(w->heads);
     free(w->cache);
+    free(w->t5_cache);
     free(w);
 }
 
@@ -51,6 +55,19 @@ static int axiom_direction(const mch_job_spec *spec)
     int d = mch_direction_parse(spec->direction);
     if (spec->perturbation) mch_perturb_parse(spec->perturbation, &k);
     return d < -1 ? 0 : d * mch_perturb_axiom_sign(k);
+}
+
+/* The rank's activation store (--cache) in out_dir/cache. */
+static mch_status open_store(mch_worker *w, const char *out_dir, int rank, int attempt,
+                             mch_err *err)
+{
+    const mch_job_spec *spec = w->spec;
+    mch_store_dtype dt = MCH_STORE_F32;
+    if (spec->cache_dtype && *spec->cache_dtype && !mch_store_dtype_parse(spec->cache_dtype, &dt))
+        return mch_fail(err, MCH_ERR_ARG, "unknown cache dtype '%s'", spec->cache_dtype);
+    char tag[64];
+    snprintf(tag, sizeof tag, "rank-%d-a%d", rank, attempt);
+    return mch_store_writer_open(&w->store, out_dir, tag, dt, 3, err);
 }
 
 mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const char *out_dir,
@@ -75,6 +92,19 @@ mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const c
         goto fail;
     }
     for (size_t i = 0; i < 2 * spec->n_head_pos; i++) w->heads[i] = (int)spec->head_pos[i];
+    if (w->m->t5) { /* kernels/t5_patch.h patches it; the plan refused what it cannot do */
+        if (mch_method_of(spec->method) != MCH_JOB_EXACT || (w->sweeps & MCH_SWEEP_HEAD_POS)) {
+            rc = mch_fail(err, MCH_ERR_UNSUPPORTED,
+                          "a MonoT5 job takes exact patching of the heads and blocks sweeps only");
+            goto fail;
+        }
+        rc = mch_t5_hooks_expand(w->m->cfg.L, w->m->cfg.LD, spec->cache_hooks, spec->n_cache_hooks,
+                                 &w->t5_cache, &w->n_t5_cache, err);
+        if (!rc && w->n_t5_cache) rc = open_store(w, out_dir, rank, attempt, err);
+        if (rc) goto fail;
+        *out = w;
+        return MCH_OK;
+    }
     rc = mch_hooks_expand(spec->cache_hooks, spec->n_cache_hooks, w->m->cfg.L, &w->cache,
                           &w->n_cache, err);
     if (!rc) rc = mch_hooks_check_cacheable(w->cache, w->n_cache, err);
@@ -110,17 +140,7 @@ mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const c
     if ((!w->atp || scoring || spec->verify_top) &&
         (rc = mch_patcher_create(&w->p, w->m, &po, (int)spec->max_len, err)))
         goto fail;
-    if (w->n_cache) {
-        mch_store_dtype dt = MCH_STORE_F32;
-        if (spec->cache_dtype && *spec->cache_dtype &&
-            !mch_store_dtype_parse(spec->cache_dtype, &dt)) {
-            rc = mch_fail(err, MCH_ERR_ARG, "unknown cache dtype '%s'", spec->cache_dtype);
-            goto fail;
-        }
-        char tag[64];
-        snprintf(tag, sizeof tag, "rank-%d-a%d", rank, attempt);
-        if ((rc = mch_store_writer_open(&w->store, out_dir, tag, dt, 3, err))) goto fail;
-    }
+    if (w->n_cache && (rc = open_store(w, out_dir, rank, attempt, err))) goto fail;
     *out = w;
     return MCH_OK;
 fail:
@@ -219,6 +239,95 @@ static mch_status keep_verified(mch_worker *w, const mch_patch_pair *pair,
     return oom ? mch_fail(err, MCH_ERR_NOMEM, "out of memory") : MCH_OK;
 }
 
+/* A MonoT5 full run's hook: stores the --cache points of one run of one pair. */
+typedef struct {
+    mch_worker *w;
+    uint64_t pair_id;
+    int run;
+    mch_status rc;
+    mch_err *err;
+} t5_watch;
+
+static void t5_watch_fn(void *ctx, mch_t5_site site, int layer, float *act, int rows, int cols)
+{
+    t5_watch *x = ctx;
+    const mch_worker *w = x->w;
+    for (size_t i = 0; i < w->n_t5_cache && !x->rc; i++) {
+        const mch_t5_hook_point *cp = &w->t5_cache[i];
+        if (cp->site != site || cp->layer != layer) continue;
+        int z = site == MCH_T5_ENC_Z || site == MCH_T5_DEC_Z || site == MCH_T5_DEC_CROSS_Z;
+        int64_t shape[3] = {rows, cols, 0}; /* hook_z as TransformerLens: (pos, head, d_head) */
+        if (z) shape[1] = w->m->cfg.NH, shape[2] = cols / w->m->cfg.NH;
+        x->rc =
+            mch_store_put(w->store, x->pair_id, cp->name, x->run, z ? 3 : 2, shape, act, x->err);
+    }
+}
+
+/* run_pair for a MonoT5 (kernels/t5_patch.h): heads are (L + 2 LD, NH), the encoder's then the
+ * decoder's self- and cross-attention heads; blocks (3, L, T) over the encoder. */
+static mch_status run_t5_pair(mch_worker *w, const mch_pair_input *in, int score_only,
+                              mch_pair_result *r, mch_err *err)
+{
+    mch_monot5 *t5 = w->m->t5;
+    int T = (int)in->T;
+    mch_err perr = {0};
+    mch_status rc;
+    mch_t5_patch_result res = {0};
+    t5_watch watch[2] = {{w, in->pair_id, 0, MCH_OK, err}, {w, in->pair_id, 1, MCH_OK, err}};
+    mch_t5_hooks hk[2] = {{t5_watch_fn, &watch[0]}, {t5_watch_fn, &watch[1]}};
+    if (score_only) {
+        mch_monot5_result rb = {0}, rp = {0};
+        rc = mch_monot5_score_ids(t5, in->ids_baseline, T, NULL, &rb, &perr);
+        if (!rc) rc = mch_monot5_score_ids(t5, in->ids_perturbed, T, NULL, &rp, &perr);
+        res.score_baseline = rb.score, res.score_perturbed = rp.score;
+    } else {
+        mch_t5_patch_opts o = {w->sweeps & (MCH_T5_SWEEP_HEADS | MCH_T5_SWEEP_BLOCKS),
+                               w->spec->min_delta,
+                               axiom_direction(w->spec),
+                               {w->store ? &hk[0] : NULL, w->store ? &hk[1] : NULL}};
+        rc = mch_t5_patch_ex(t5, in->ids_baseline, in->ids_perturbed, T, &o, &res, &perr);
+    }
+    for (int i = 0; i < 2; i++)
+        if (watch[i].rc) { /* the cache could not be written: the job fails */
+            mch_t5_patch_result_free(&res);
+            return watch[i].rc;
+        }
+    int oom = 0;
+    if (!rc && (!isfinite(res.score_baseline) || !isfinite(res.score_perturbed)))
+        rc = mch_fail(&perr, MCH_ERR_SHAPE, "non-finite score (baseline %g, perturbed %g)",
+                      (double)res.score_baseline, (double)res.score_perturbed);
+    if (rc) { /* this pair failed; the unit goes on */
+        oom = !(r->error = strdup(perr.msg));
+    } else {
+        r->score_baseline = res.score_baseline;
+        r->score_perturbed = res.score_perturbed;
+        size_t L = (size_t)res.L, LD = (size_t)res.LD, NH = (size_t)res.NH;
+        if (res.skipped) {
+            oom = !(r->skip_reason = strdup(res.skip_reason));
+        } else if (res.enc_heads) {
+            r->n_heads = (L + 2 * LD) * NH;
+            r->heads = malloc(r->n_heads * sizeof *r->heads);
+            r->heads_scores = malloc(r->n_heads * sizeof *r->heads_scores);
+            oom = !r->heads || !r->heads_scores;
+            const float *part[2][3] = {
+                {res.enc_heads, res.dec_heads, res.cross_heads},
+                {res.enc_heads_scores, res.dec_heads_scores, res.cross_heads_scores}};
+            size_t n[3] = {L * NH, LD * NH, LD * NH};
+            for (int k = 0, off = 0; !oom && k < 3; off += (int)n[k], k++) {
+                memcpy(r->heads + off, part[0][k], n[k] * sizeof *r->heads);
+                memcpy(r->heads_scores + off, part[1][k], n[k] * sizeof *r->heads_scores);
+            }
+        }
+        if (!oom && !res.skipped && res.blocks) {
+            r->n_blocks = MCH_T5_BLOCK_COUNT * L * (size_t)T;
+            r->blocks = dup_floats(res.blocks, r->n_blocks, &oom);
+            r->blocks_scores = dup_floats(res.blocks_scores, r->n_blocks, &oom);
+        }
+    }
+    mch_t5_patch_result_free(&res);
+    return oom ? mch_fail(err, MCH_ERR_NOMEM, "out of memory") : MCH_OK;
+}
+
 /* Patches one pair into r (zeroed by the caller; arrays allocated here); in a score unit only
  * both scores (no sweep, no skip, no cache). */
 static mch_status run_pair(mch_worker *w, const mch_pair_input *in, int score_only,
@@ -226,6 +335,13 @@ static mch_status run_pair(mch_worker *w, const mch_pair_input *in, int score_on
 {
     r->pair.index = in->index;
     r->pair.pair_id = in->pair_id;
+    if (w->m && w->m->t5) {
+        if (in->T < 1 || in->T > w->spec->max_len) {
+            r->error = strdup("pair arrays of inconsistent lengths");
+            return r->error ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+        }
+        return run_t5_pair(w, in, score_only, r, err);
+    }
     if (!w->p && !w->atp) return MCH_OK; /* no-op sweep */
     const mch_config *c = &w->m->cfg;
     size_t T = in->T, K = (size_t)w->n_heads;
@@ -286,7 +402,7 @@ mch_status mch_worker_run_unit(mch_worker *w, const mch_work_unit *u, mch_unit_r
     if (!(res->results = calloc(u->n_pairs + 1, sizeof *res->results)))
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     mch_status rc = MCH_OK;
-    if (u->mode == MCH_UNIT_SCORE && !w->p)
+    if (u->mode == MCH_UNIT_SCORE && !w->p && !(w->m && w->m->t5))
         return mch_fail(err, MCH_ERR_PROTO,
                         "work unit %llu asks for scores in a job without "
                         "--select",

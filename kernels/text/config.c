@@ -229,6 +229,7 @@ static mch_status parse_t5(mch_config *cfg, const char *json, size_t len, const 
     snprintf(cfg->architecture, sizeof cfg->architecture, "T5ForConditionalGeneration");
     cfg->C = cfg->E = t5.C;
     cfg->L = t5.L;
+    cfg->LD = t5.LD;
     cfg->NH = t5.NH;
     cfg->HS = t5.HS;
     cfg->FF = t5.FF;

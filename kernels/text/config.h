@@ -42,6 +42,7 @@ typedef struct {
     char architecture[64];
     int C;          /* hidden size */
     int L;          /* layers */
+    int LD;         /* a MonoT5's decoder layers (0: an encoder) */
     int NH;         /* attention heads */
     int HS;         /* head size, C / NH */
     int FF;         /* FFN inner size (I in the shape comments; I is a macro in complex.h) */

@@ -174,3 +174,110 @@ mch_status mch_t5_config_open(mch_t5_config *cfg, const char *path, mch_err *err
     free(text);
     return rc;
 }
+
+/* ---- hook names ---- */
+
+static const struct {
+    const char *fmt; /* %d: the layer */
+    int layered;
+} site_tab[MCH_T5_N_SITES] = {
+    [MCH_T5_EMBED] = {"hook_embed", 0},
+    [MCH_T5_ENC_RESID_PRE] = {"encoder.%d.hook_resid_pre", 1},
+    [MCH_T5_ENC_Z] = {"encoder.%d.attn.hook_z", 1},
+    [MCH_T5_ENC_ATTN_OUT] = {"encoder.%d.hook_attn_out", 1},
+    [MCH_T5_ENC_RESID_MID] = {"encoder.%d.hook_resid_mid", 1},
+    [MCH_T5_ENC_MLP_OUT] = {"encoder.%d.hook_mlp_out", 1},
+    [MCH_T5_ENC_RESID_POST] = {"encoder.%d.hook_resid_post", 1},
+    [MCH_T5_ENC_OUT] = {"encoder_out", 0},
+    [MCH_T5_DEC_RESID_PRE] = {"decoder.%d.hook_resid_pre", 1},
+    [MCH_T5_DEC_Z] = {"decoder.%d.attn.hook_z", 1},
+    [MCH_T5_DEC_ATTN_OUT] = {"decoder.%d.hook_attn_out", 1},
+    [MCH_T5_DEC_RESID_MID] = {"decoder.%d.hook_resid_mid", 1},
+    [MCH_T5_DEC_CROSS_Z] = {"decoder.%d.cross_attn.hook_z", 1},
+    [MCH_T5_DEC_CROSS_ATTN_OUT] = {"decoder.%d.hook_cross_attn_out", 1},
+    [MCH_T5_DEC_RESID_MID_CROSS] = {"decoder.%d.hook_resid_mid_cross", 1},
+    [MCH_T5_DEC_MLP_OUT] = {"decoder.%d.hook_mlp_out", 1},
+    [MCH_T5_DEC_RESID_POST] = {"decoder.%d.hook_resid_post", 1},
+    [MCH_T5_LOGITS] = {"logits", 0},
+};
+
+int mch_t5_site_layered(mch_t5_site s)
+{
+    return s < MCH_T5_N_SITES && site_tab[s].layered;
+}
+
+const char *mch_t5_site_name(mch_t5_site s, int layer, char *buf, size_t cap)
+{
+    if (s >= MCH_T5_N_SITES)
+        snprintf(buf, cap, "?");
+    else if (site_tab[s].layered)
+        snprintf(buf, cap, site_tab[s].fmt, layer);
+    else
+        snprintf(buf, cap, "%s", site_tab[s].fmt);
+    return buf;
+}
+
+/* mch_t5_site_parse for L encoder and LD decoder layers. */
+static mch_status site_parse(int L, int LD, const char *name, mch_t5_site *site, int *layer,
+                             mch_err *err)
+{
+    char buf[96];
+    for (int s = 0; s < MCH_T5_N_SITES; s++) {
+        int n_layers = !site_tab[s].layered ? 1 : s < MCH_T5_DEC_RESID_PRE ? L : LD;
+        for (int l = 0; l < n_layers; l++)
+            if (!strcmp(mch_t5_site_name((mch_t5_site)s, l, buf, sizeof buf), name)) {
+                *site = (mch_t5_site)s;
+                *layer = site_tab[s].layered ? l : -1;
+                return MCH_OK;
+            }
+    }
+    return mch_fail(err, MCH_ERR_ARG,
+                    "hook '%.80s' is not a T5 hook point of this model (%d encoder, %d decoder "
+                    "layers; docs/T5.md lists them)",
+                    name, L, LD);
+}
+
+mch_status mch_t5_site_parse(const mch_t5_config *cfg, const char *name, mch_t5_site *site,
+                             int *layer, mch_err *err)
+{
+    return site_parse(cfg->L, cfg->LD, name, site, layer, err);
+}
+
+mch_status mch_t5_hooks_expand(int L, int LD, char *const *names, size_t n, mch_t5_hook_point **out,
+                               size_t *n_out, mch_err *err)
+{
+    size_t cap = 0;
+    for (size_t i = 0; i < n; i++) cap += (size_t)(L > LD ? L : LD) + 1;
+    mch_t5_hook_point *pts = calloc(cap + 1, sizeof *pts);
+    if (!pts) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+    size_t k = 0;
+    mch_status rc = MCH_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *star = strstr(names[i], ".*.");
+        int stack = star ? (int)(star - names[i]) : 0, many = 0;
+        if (star && stack == 7 && !strncmp(names[i], "encoder", 7)) many = L;
+        if (star && stack == 7 && !strncmp(names[i], "decoder", 7)) many = LD;
+        if (star && !many) {
+            rc = mch_fail(err, MCH_ERR_ARG,
+                          "hook '%.80s': '*' stands for a layer only as encoder.*.X or "
+                          "decoder.*.X",
+                          names[i]);
+            break;
+        }
+        for (int l = 0; l < (many ? many : 1) && !rc; l++, k++) {
+            if (many)
+                snprintf(pts[k].name, sizeof pts[k].name, "%.7s.%d.%.60s", names[i], l % 10000,
+                         star + 3);
+            else
+                snprintf(pts[k].name, sizeof pts[k].name, "%.95s", names[i]);
+            rc = site_parse(L, LD, pts[k].name, &pts[k].site, &pts[k].layer, err);
+        }
+    }
+    if (rc) {
+        free(pts);
+        return rc;
+    }
+    *out = pts;
+    *n_out = k;
+    return MCH_OK;
+}
