@@ -20,9 +20,9 @@ typedef struct {
 /* The reduction so far. */
 typedef struct {
     int L, HR, NH, K, R; /* HR: rows of heads (mch_spec_head_rows) */
-    uint32_t B;    /* bootstrap replicates */
-    uint64_t seed; /* of the bootstrap weights */
-    int axiom;     /* the sign of the score change the perturbation's axiom expects */
+    uint32_t B;          /* bootstrap replicates */
+    uint64_t seed;       /* of the bootstrap weights */
+    int axiom;           /* the sign of the score change the perturbation's axiom expects */
     uint64_t total, used, skipped, failed, with, against;
     mch_est heads;  /* (L, NH) */
     mch_est blocks; /* (3, L, R) */

@@ -62,7 +62,6 @@ mch_status mch_t5_tensors(const mch_t5_config *cfg, mch_t5_tensor_fn fn, void *c
  * rel = key position - query position, in float32 as torch computes it. */
 int mch_t5_bucket(int rel, int bidirectional, int n_buckets, int max_distance);
 
-
 /* Called right after a site's activation is computed, with the buffer the rest of the forward
  * reads: the callback may read it (caching) or overwrite it (patching), and what it writes is
  * what flows downstream. act is (rows, cols), row-major, contiguous. */

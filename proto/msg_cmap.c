@@ -303,7 +303,8 @@ static const char *map_problem(const Mechir__CircuitMap *m, char *why, size_t le
                                                   m->blocks_by_role_verified,
                                                   m->blocks_by_role_verified_estimate};
     size_t cells[MCH_CMAP_EST];
-    cells_of(L, HR, NH, K, s ? mch_sweeps_bits(s->sweeps, s->n_sweeps) : 0, s && s->verify_top, cells);
+    cells_of(L, HR, NH, K, s ? mch_sweeps_bits(s->sweeps, s->n_sweeps) : 0, s && s->verify_top,
+             cells);
     static const char *const names[MCH_CMAP_EST] = {"heads",
                                                     "blocks_by_role",
                                                     "head_pos_z_by_role",

@@ -83,7 +83,7 @@ typedef struct {
 /* Names (encoder.*.X and decoder.*.X: every layer of that stack) as the points of a model of L
  * encoder and LD decoder layers, in the order given; *out is freed by the caller. MCH_ERR_ARG
  * naming the first name that is not a hook point. */
-mch_status mch_t5_hooks_expand(int L, int LD, char *const *names, size_t n,
-                               mch_t5_hook_point **out, size_t *n_out, mch_err *err);
+mch_status mch_t5_hooks_expand(int L, int LD, char *const *names, size_t n, mch_t5_hook_point **out,
+                               size_t *n_out, mch_err *err);
 
 #endif

@@ -40,8 +40,45 @@ done
 grep -q '"component":"decoder.cross_attn.hook_z"' rep/components.json ||
     fail "components.json names no cross-attention head"
 grep -q '^head,decoder.cross_attn.hook_z,1,3,' rep/components.csv || fail "components.csv has no row for cross-attention head 1.3"
+"$PY" - rep/components.csv monot5-tiny-3/circuit.json <<'PYEOF' || fail "components.csv labels heads rows wrongly"
+import csv, json, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["kind"] == "head"]
+h = json.load(open(sys.argv[2]))["heads"]["sum_patched_minus_baseline"]
+L = LD = 2  # monot5-tiny: encoder rows 0..1, decoder 2..3, cross-attention 4..5
+parts = {"attn.hook_z": 0, "decoder.attn.hook_z": L, "decoder.cross_attn.hook_z": L + LD}
+assert len(rows) == len(h) * len(h[0]), (len(rows), len(h))
+for r in rows:
+    want = h[parts[r["component"]] + int(r["layer"])][int(r["head"])]
+    assert int(r["layer"]) < (L if r["component"] == "attn.hook_z" else LD), r
+    assert float(r["sum_patched_minus_baseline"]) == want, (r, want)
+PYEOF
 grep -q 'cross-attention head' rep/top.txt || fail "top.txt names no cross-attention head"
 ok "heads.svg has the encoder, decoder and cross-attention panels; the tables name them"
+
+echo "== --direction with and --select top-delta 2, against the checked run's scores =="
+M=$ROOT/tests/data/models/monot5-tiny
+SUB="--model $M --input $INPUT --max-len 48 --sweep heads --min-delta 1e-9 --pairs-format jsonl --seed 5"
+expect_ok 300 direction "$MECHIR" run $SUB --direction with --out dir
+expect_ok 300 select "$MPIRUN" -np 2 "$MECHIR" run $SUB --select top-delta 2 --out sel
+"$PY" - monot5-tiny-3/pairs.jsonl dir/pairs.jsonl sel/pairs.jsonl <<'PYEOF' || fail "--direction or --select picked other pairs"
+import json, sys
+full, d, s = ([json.loads(x) for x in open(p)] for p in sys.argv[1:4])
+delta = {p["pair_id"]: p["score_perturbed"] - p["score_baseline"] for p in full}
+rose = sorted(k for k, v in delta.items() if v > 0)  # tfc1 expects the score to rise
+fell = sorted(k for k, v in delta.items() if v < 0)
+assert rose and fell, "the input needs pairs of both signs: %s" % delta
+used = sorted(p["pair_id"] for p in d if "heads" in p)
+skipped = sorted(p["pair_id"] for p in d if "not in the direction selected" in p.get("skipped", ""))
+assert used == rose and skipped == fell, (used, skipped, delta)
+top = sorted(sorted(delta, key=lambda k: -abs(delta[k]))[:2])
+assert sorted(p["pair_id"] for p in s if "heads" in p) == top, (s, top)
+for p in d + s:
+    for k in ("score_baseline", "score_perturbed"):
+        f = next(q for q in full if q["pair_id"] == p["pair_id"])
+        assert abs(p[k] - f[k]) <= 1e-6, (p["pair_id"], k, p[k], f[k])
+print("%d rose, %d fell; top-delta 2: %s" % (len(rose), len(fell), top))
+PYEOF
+ok "--direction with patched exactly the pairs whose score rose; --select top-delta 2 the two largest changes"
 
 echo "== refusals =="
 M=$ROOT/tests/data/models/monot5-tiny

@@ -32,8 +32,8 @@ sum_delta = np.zeros((L + 2 * LD, NH))
 used = 0
 for k, p in enumerate(pairs):
     what = "pair %d (%s/%s)" % (k, p["qid"], p["docno"])
-    if "skip_reason" in p or "error" in p:
-        t5_ref.FAILS.append("%s: not patched: %s" % (what, p.get("skip_reason", p.get("error"))))
+    if "skipped" in p or "error" in p:
+        t5_ref.FAILS.append("%s: not patched: %s" % (what, p.get("skipped", p.get("error"))))
         continue
     b, q = p["baseline_ids"], p["perturbed_ids"]
     base, pert, heads, blocks = t5_ref.reference_patch(t5, b, q, tid, fid)
