@@ -107,7 +107,8 @@ const char *mch_perturb_nearest(const char *s)
     for (int i = 0; i < MCH_PERTURB_COUNT; i++) {
         const char *n = perturb_names[i];
         int d = edit_distance(s, n);
-        if (*s && !strncasecmp(s, n, strlen(s))) d = 0; /* a prefix: "lnc" -> lnc1 */
+        /* one a prefix of the other: "lnc" -> lnc1, "injection" -> inject */
+        if (*s && (!strncasecmp(s, n, strlen(s)) || !strncasecmp(s, n, strlen(n)))) d = 0;
         if (d < best_d) best_d = d, best = n;
     }
     return best;

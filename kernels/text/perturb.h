@@ -43,7 +43,7 @@ int mch_perturb_parse(const char *s, mch_perturb_kind *k); /* 1 when known */
 /* The valid names as "a, b, c or d", for messages. */
 const char *mch_perturb_names(void);
 /* The valid name nearest to s (case-insensitive edit distance) when it is at most 2 edits away
- * or s is a prefix of it, else NULL: what a message suggests for a typo. */
+ * or one of the two is a prefix of the other, else NULL: what a message suggests for a typo. */
 const char *mch_perturb_nearest(const char *s);
 /* The sign of the score change the axiom expects of the pair: +1 where the perturbed input
  * should score higher (tfc1, tdc, inject, replace, tfc2: one more occurrence of a query term;
