@@ -55,14 +55,13 @@ EXPECT = {
 counts = {"pairs": 0, "texts": 0, "scores": 0, "heads": 0}
 
 
-def mechir(*args, check=True):
-    r = subprocess.run([MECHIR] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
-    if check and r.returncode != 0:
-        fail("mechir %s: exit %d: %s" % (" ".join(args[:3]), r.returncode,
-                                         r.stderr.decode(errors="replace").strip()[-400:]))
-        return None
-    return r if not check else r.stdout.decode("utf-8")
+def mechir(*args):
+    return rc.mechir(*args)
+
+
+def run_raw(*args):
+    """mechir's whole outcome (exit status, stdout, stderr), for refusals."""
+    return subprocess.run([MECHIR] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def vocab_of(model):
@@ -209,7 +208,7 @@ def check_bad_input(model, tmp):
     tsv = os.path.join(tmp, "in.tsv")
     for bad, near in (("tcf2", "tfc2"), ("TFC2", "tfc2"), ("replacement", "replace"),
                       ("lnc", "lnc1")):
-        r = mechir("pairs", "--model", model, "--input", tsv, "--perturb", bad, check=False)
+        r = run_raw("pairs", "--model", model, "--input", tsv, "--perturb", bad)
         err = r.stderr.decode()
         if r.returncode != 1 or r.stdout or "did you mean '%s'" % near not in err or \
                 len(err.strip().splitlines()) != 1:
@@ -217,8 +216,8 @@ def check_bad_input(model, tmp):
                 bad, r.returncode, err, near))
         else:
             ok("--perturb %s: %s" % (bad, err.strip()))
-    r = mechir("pairs", "--model", model, "--input", tsv, "--perturb", "lnc2", "--position",
-               "start", check=False)
+    r = run_raw("pairs", "--model", model, "--input", tsv, "--perturb", "lnc2", "--position",
+                "start")
     if r.returncode != 1 or "position end only" not in r.stderr.decode():
         fail("lnc2 --position start: exit %d, %r" % (r.returncode, r.stderr.decode()))
     else:

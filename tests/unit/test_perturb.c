@@ -861,6 +861,18 @@ static void expect_role_list(const mch_pair *pr, const char *roles)
     assert_int_equal(n, pr->T);
 }
 
+/* A built pair against its hand-written baseline and perturbed tokens, roles, position and
+ * n_term. */
+static void expect_pair(const mch_pair *pr, const char *base, const char *pert, const char *roles,
+                        int position, int n_term)
+{
+    expect_tokens(pr->ids_baseline, pr->T, base);
+    expect_tokens(pr->ids_perturbed, pr->T, pert);
+    expect_role_list(pr, roles);
+    assert_int_equal(pr->position, position);
+    assert_int_equal(pr->n_term, n_term);
+}
+
 static mch_perturber *make_at(mch_perturb_kind kind, mch_pos_kind pos, int index, int max_len)
 {
     mch_perturb_opts o = {0};
@@ -882,33 +894,60 @@ static void perturb_ok(mch_perturber *p, const char *query, const char *doc, mch
     assert_string_equal(pr->skip, "");
 }
 
+/* One pair built from scratch (a fresh perturber of kind at pos/index with max_len) against its
+ * hand-written tokens, roles, position and n_term. */
+typedef struct {
+    mch_perturb_kind kind;
+    mch_pos_kind pos;
+    int index, max_len;
+    const char *query, *doc, *base, *pert, *roles;
+    int position, n_term;
+} built_case;
+
+static void expect_built(const built_case *c)
+{
+    mch_pair pr;
+    mch_perturber *p = make_at(c->kind, c->pos, c->index, c->max_len);
+    perturb_ok(p, c->query, c->doc, &pr);
+    expect_pair(&pr, c->base, c->pert, c->roles, c->position, c->n_term);
+    mch_perturber_free(p);
+}
+
 static void test_replace_swaps_one_content_word_for_the_query_term(void **s)
 {
     (void)s;
+    const built_case cases[] = {
+        /* end (default): the last replaceable word, "algorithm" (not "." nor a stopword) */
+        {MCH_PERTURB_REPLACE, MCH_POS_END, 0, 64, "what is a library", zdoc,
+         "[CLS] what is a library [SEP] z ##stand ##ard is a real - time compression algorithm . "
+         "[SEP]",
+         "[CLS] what is a library [SEP] z ##stand ##ard is a real - time compression library . "
+         "[SEP]",
+         "c qo qo qo qt s do x9 i do s", 9, 1},
+        /* a term of three wordpieces for a word of one: the baseline pads with two fillers */
+        {MCH_PERTURB_REPLACE, MCH_POS_END, 0, 64, "zstd", zdoc,
+         "[CLS] z ##st ##d [SEP] z ##stand ##ard is a real - time compression algorithm a a . "
+         "[SEP]",
+         "[CLS] z ##st ##d [SEP] z ##stand ##ard is a real - time compression z ##st ##d . [SEP]",
+         "c qt x3 s do x9 i x3 do s", 9, 3},
+        /* start: the first word, zstandard's three pieces against the term and two fillers */
+        {MCH_PERTURB_REPLACE, MCH_POS_START, 0, 64, "what is a library", zdoc,
+         "[CLS] what is a library [SEP] z ##stand ##ard is a real - time compression algorithm . "
+         "[SEP]",
+         "[CLS] what is a library [SEP] library a a is a real - time compression algorithm . [SEP]",
+         "c qo qo qo qt s i x3 do x8 s", 0, 3},
+        /* a word cut by the window is not replaced: "compression by z ##stand | ##ard" in 11
+         * tokens keeps "z ##stand" and replaces "compression" ("by" is a stopword) */
+        {MCH_PERTURB_REPLACE, MCH_POS_END, 0, 11, "what is a library", "compression by zstandard",
+         "[CLS] what is a library [SEP] compression by z ##stand [SEP]",
+         "[CLS] what is a library [SEP] library by z ##stand [SEP]", "c qo qo qo qt s i do x3 s", 0,
+         1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) expect_built(&cases[i]);
     mch_pair pr;
-    const char *head = "[CLS] what is a library [SEP] z ##stand ##ard is a real - time";
-    char b[512], q[512];
-    /* end (default): the last replaceable word, "algorithm" (not "." nor a stopword) */
     mch_perturber *p = make_at(MCH_PERTURB_REPLACE, MCH_POS_END, 0, 64);
     perturb_ok(p, "what is a library", zdoc, &pr);
     assert_string_equal(pr.term, "library");
-    snprintf(b, sizeof b, "%s compression algorithm . [SEP]", head);
-    snprintf(q, sizeof q, "%s compression library . [SEP]", head);
-    expect_tokens(pr.ids_baseline, pr.T, b);
-    expect_tokens(pr.ids_perturbed, pr.T, q);
-    expect_role_list(&pr, "c qo qo qo qt s do x9 i do s");
-    assert_int_equal(pr.position, 9);
-    assert_int_equal(pr.n_term, 1);
-    /* a term of three wordpieces for a word of one: the baseline pads with two fillers */
-    perturb_ok(p, "zstd", zdoc, &pr);
-    expect_tokens(pr.ids_baseline, pr.T,
-                  "[CLS] z ##st ##d [SEP] z ##stand ##ard is a real - time compression algorithm "
-                  "a a . [SEP]");
-    expect_tokens(pr.ids_perturbed, pr.T,
-                  "[CLS] z ##st ##d [SEP] z ##stand ##ard is a real - time compression z ##st ##d "
-                  ". [SEP]");
-    expect_role_list(&pr, "c qt x3 s do x9 i x3 do s");
-    assert_int_equal(pr.n_term, 3);
     /* a query term is never replaced: "compression" (either pick) stays, "algorithm" goes */
     perturb_ok(p, "what is a compression library",
                "Zstandard is a real-time algorithm for compression.", &pr);
@@ -925,19 +964,6 @@ static void test_replace_swaps_one_content_word_for_the_query_term(void **s)
         MCH_OK);
     assert_non_null(strstr(pr.skip, "no document word to replace"));
     mch_perturber_free(p);
-    /* start: the first word, zstandard's three pieces against the term and two fillers */
-    p = make_at(MCH_PERTURB_REPLACE, MCH_POS_START, 0, 64);
-    perturb_ok(p, "what is a library", zdoc, &pr);
-    expect_tokens(pr.ids_baseline, pr.T,
-                  "[CLS] what is a library [SEP] z ##stand ##ard is a real - time compression "
-                  "algorithm . [SEP]");
-    expect_tokens(pr.ids_perturbed, pr.T,
-                  "[CLS] what is a library [SEP] library a a is a real - time compression "
-                  "algorithm . [SEP]");
-    expect_role_list(&pr, "c qo qo qo qt s i x3 do x8 s");
-    assert_int_equal(pr.position, 0);
-    assert_int_equal(pr.n_term, 3);
-    mch_perturber_free(p);
     /* an index: the first replaceable word from that document token on, else the last before */
     const int at[4][2] = {{5, 5}, {6, 7}, {9, 9}, {11, 9}};
     for (int k = 0; k < 4; k++) {
@@ -947,61 +973,38 @@ static void test_replace_swaps_one_content_word_for_the_query_term(void **s)
         assert_int_equal(pr.ids_perturbed[6 + at[k][1]], mch_tok_lookup(vocab, "library", 7));
         mch_perturber_free(p);
     }
-    /* a word cut by the window is not replaced: "compression by z ##stand | ##ard" in 11 tokens
-     * keeps "z ##stand" and replaces "compression" ("by" is a stopword) */
-    p = make_at(MCH_PERTURB_REPLACE, MCH_POS_END, 0, 11);
-    perturb_ok(p, "what is a library", "compression by zstandard", &pr);
-    expect_tokens(pr.ids_perturbed, pr.T,
-                  "[CLS] what is a library [SEP] library by z ##stand [SEP]");
-    expect_tokens(pr.ids_baseline, pr.T,
-                  "[CLS] what is a library [SEP] compression by z ##stand [SEP]");
-    assert_int_equal(pr.position, 0);
-    mch_perturber_free(p);
 }
 
 static void test_tfc2_adds_the_term_to_both_and_a_second_time_to_the_perturbed(void **s)
 {
     (void)s;
-    mch_pair pr;
-    const char *head = "[CLS] what is a library [SEP] z ##stand ##ard is a real - time "
-                       "compression algorithm .";
-    char b[512], q[512];
-    mch_perturber *p = make_at(MCH_PERTURB_TFC2, MCH_POS_END, 0, 64);
-    perturb_ok(p, "what is a library", zdoc, &pr);
-    snprintf(b, sizeof b, "%s library a [SEP]", head);
-    snprintf(q, sizeof q, "%s library library [SEP]", head);
-    expect_tokens(pr.ids_baseline, pr.T, b);
-    expect_tokens(pr.ids_perturbed, pr.T, q);
-    /* the first added occurrence is in both: a document occurrence of the term */
-    expect_role_list(&pr, "c qo qo qo qt s do x11 dt i s");
-    assert_int_equal(pr.position, 11);
-    assert_int_equal(pr.n_term, 1);
-    perturb_ok(p, "zstd", zdoc, &pr);
-    expect_tokens(pr.ids_baseline, pr.T,
-                  "[CLS] z ##st ##d [SEP] z ##stand ##ard is a real - time compression algorithm "
-                  ". z ##st ##d a a a [SEP]");
-    expect_tokens(pr.ids_perturbed, pr.T,
-                  "[CLS] z ##st ##d [SEP] z ##stand ##ard is a real - time compression algorithm "
-                  ". z ##st ##d z ##st ##d [SEP]");
-    expect_role_list(&pr, "c qt x3 s do x11 dt x3 i x3 s");
-    assert_int_equal(pr.n_term, 3);
-    mch_perturber_free(p);
-    /* start; and a window that leaves the document 12 - 4 - 3 - 2 = 3 tokens */
-    p = make_at(MCH_PERTURB_TFC2, MCH_POS_START, 0, 64);
-    perturb_ok(p, "what is a library", zdoc, &pr);
-    expect_tokens(pr.ids_baseline, pr.T,
-                  "[CLS] what is a library [SEP] library a z ##stand ##ard is a real - time "
-                  "compression algorithm . [SEP]");
-    expect_tokens(pr.ids_perturbed, pr.T,
-                  "[CLS] what is a library [SEP] library library z ##stand ##ard is a real - time "
-                  "compression algorithm . [SEP]");
-    assert_int_equal(pr.position, 0);
-    mch_perturber_free(p);
-    p = make_at(MCH_PERTURB_TFC2, MCH_POS_END, 0, 12);
-    perturb_ok(p, "what is a library", zdoc, &pr);
-    expect_tokens(pr.ids_perturbed, pr.T,
-                  "[CLS] what is a library [SEP] z ##stand ##ard library library [SEP]");
-    mch_perturber_free(p);
+    const built_case cases[] = {
+        /* the first added occurrence is in both: a document occurrence of the term */
+        {MCH_PERTURB_TFC2, MCH_POS_END, 0, 64, "what is a library", zdoc,
+         "[CLS] what is a library [SEP] z ##stand ##ard is a real - time compression algorithm . "
+         "library a [SEP]",
+         "[CLS] what is a library [SEP] z ##stand ##ard is a real - time compression algorithm . "
+         "library library [SEP]",
+         "c qo qo qo qt s do x11 dt i s", 11, 1},
+        {MCH_PERTURB_TFC2, MCH_POS_END, 0, 64, "zstd", zdoc,
+         "[CLS] z ##st ##d [SEP] z ##stand ##ard is a real - time compression algorithm . z ##st "
+         "##d a a a [SEP]",
+         "[CLS] z ##st ##d [SEP] z ##stand ##ard is a real - time compression algorithm . z ##st "
+         "##d z ##st ##d [SEP]",
+         "c qt x3 s do x11 dt x3 i x3 s", 11, 3},
+        {MCH_PERTURB_TFC2, MCH_POS_START, 0, 64, "what is a library", zdoc,
+         "[CLS] what is a library [SEP] library a z ##stand ##ard is a real - time compression "
+         "algorithm . [SEP]",
+         "[CLS] what is a library [SEP] library library z ##stand ##ard is a real - time "
+         "compression algorithm . [SEP]",
+         "c qo qo qo qt s dt i do x11 s", 0, 1},
+        /* a window that leaves the document 12 - 4 - 3 - 2 = 3 tokens */
+        {MCH_PERTURB_TFC2, MCH_POS_END, 0, 12, "what is a library", zdoc,
+         "[CLS] what is a library [SEP] z ##stand ##ard library a [SEP]",
+         "[CLS] what is a library [SEP] z ##stand ##ard library library [SEP]",
+         "c qo qo qo qt s do x3 dt i s", 3, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) expect_built(&cases[i]);
     /* tfc1, tfc2 and replace pick the same term for the same pair and seed */
     mch_perturber *t1 = make(MCH_PERTURB_TFC1, NULL, 0, 5),
                   *t2 = make(MCH_PERTURB_TFC2, NULL, 0, 5),
@@ -1036,28 +1039,24 @@ static void test_lnc2_repeats_the_document_as_often_as_max_len_holds(void **s)
      * so 4 copies (24 tokens), the baseline's 18 fillers after the one. */
     mch_perturber *p = make_at(MCH_PERTURB_LNC2, MCH_POS_END, 0, 32);
     perturb_ok(p, "what is a library", "Zstd is fast.", &pr);
-    expect_tokens(pr.ids_baseline, pr.T,
-                  "[CLS] what is a library [SEP] z ##st ##d is fast . a a a a a a a a a a a a a "
-                  "a a a a a [SEP]");
-    expect_tokens(pr.ids_perturbed, pr.T,
-                  "[CLS] what is a library [SEP] z ##st ##d is fast . z ##st ##d is fast . z ##st "
-                  "##d is fast . z ##st ##d is fast . [SEP]");
     /* no term: no query_term, no doc_term; the first copy keeps its roles */
-    expect_role_list(&pr, "c qo x4 s do x6 i x18 s");
-    assert_int_equal(pr.position, 6);
-    assert_int_equal(pr.n_term, 18);
+    expect_pair(
+        &pr,
+        "[CLS] what is a library [SEP] z ##st ##d is fast . a a a a a a a a a a a a a a a "
+        "a a a [SEP]",
+        "[CLS] what is a library [SEP] z ##st ##d is fast . z ##st ##d is fast . z ##st ##d "
+        "is fast . z ##st ##d is fast . [SEP]",
+        "c qo x4 s do x6 i x18 s", 6, 18);
     assert_string_equal(pr.term, "");
     perturb_ok(p, "fast library", "Zstd is fast.", &pr);
     expect_role_list(&pr, "c qo qo s do x4 dm do i x18 s");
     mch_perturber_free(p);
     /* a longer document is cut to half the room: 16 - 4 - 3 = 9, 4 tokens, 2 copies */
-    p = make_at(MCH_PERTURB_LNC2, MCH_POS_END, 0, 16);
-    perturb_ok(p, "what is a library", "Zstd is fast and small.", &pr);
-    expect_tokens(pr.ids_baseline, pr.T,
-                  "[CLS] what is a library [SEP] z ##st ##d is a a a a [SEP]");
-    expect_tokens(pr.ids_perturbed, pr.T,
-                  "[CLS] what is a library [SEP] z ##st ##d is z ##st ##d is [SEP]");
-    mch_perturber_free(p);
+    expect_built(&(built_case){MCH_PERTURB_LNC2, MCH_POS_END, 0, 16, "what is a library",
+                               "Zstd is fast and small.",
+                               "[CLS] what is a library [SEP] z ##st ##d is a a a a [SEP]",
+                               "[CLS] what is a library [SEP] z ##st ##d is z ##st ##d is [SEP]",
+                               "c qo x4 s do x4 i x4 s", 4, 4});
     /* 12 tokens leave 5: "z ##st ##d" cannot be there twice */
     p = make_at(MCH_PERTURB_LNC2, MCH_POS_END, 0, 12);
     mch_err err = {0};
