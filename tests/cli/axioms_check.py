@@ -250,8 +250,10 @@ def check_all(root, tmp):
         check_patch_bert(bert, kind, check_pairs(bert, kind, tmp, True))
         check_run(roberta, kind, tmp)
     check_bad_input(bert, tmp)
-    print("compared %d pairs, %d texts, %d scores, %d patched head scores" % (
-        counts["pairs"], counts["texts"], counts["scores"], counts["heads"]))
+    print("compared %d pairs, %d texts, %d scores, %d patched head scores; against the reference "
+          "max |score diff| %.3g, max |(patched - baseline) diff| %.3g" % (
+              counts["pairs"], counts["texts"], counts["scores"], counts["heads"],
+              rc.stats["worst"], rc.stats["worst_delta"]))
     if not all(counts.values()):
         fail("nothing was compared")
     return 1 if run_golden.failures or rc.run_golden.failures else 0
