@@ -22,7 +22,7 @@ const char mch_source_help[] =
     "  --max-line-bytes N   longest line of any input file (default 67108864, 64 MiB); a\n"
     "                       longer line is an error (FILE:LINE: line longer than N bytes)\n"
     "perturbation:\n"
-    "  --perturb KIND       tfc1 (default), tdc, lnc1, inject\n"
+    "  --perturb KIND       tfc1 (default), tdc, lnc1, inject, replace, tfc2, lnc2\n"
     "  --term TEXT          inject: the term when the input has no term column\n"
     "  --position P         start, end (default) or a document token index\n"
     "  --filler WORD        baseline filler, one token (default a)\n"
@@ -134,9 +134,12 @@ mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
     if (!s) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     mch_perturb_opts *po = &s->po;
     mch_status rc = MCH_OK;
-    if (o->perturb && !mch_perturb_parse(o->perturb, &po->kind))
-        rc = mch_fail(err, MCH_ERR_ARG, "--perturb takes tfc1, tdc, lnc1 or inject, got '%s'",
-                      o->perturb);
+    if (o->perturb && !mch_perturb_parse(o->perturb, &po->kind)) {
+        const char *near = mch_perturb_nearest(o->perturb);
+        rc = mch_fail(err, MCH_ERR_ARG, "--perturb takes %s, got '%.60s'%s%s%s",
+                      mch_perturb_names(), o->perturb, near ? " (did you mean '" : "",
+                      near ? near : "", near ? "'?)" : "");
+    }
     po->pos = MCH_POS_END;
     if (!rc && o->position) {
         char *end;

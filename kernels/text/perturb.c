@@ -7,6 +7,7 @@
 #include <libstemmer.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <utf8proc.h>
 
@@ -54,11 +55,17 @@ static uint64_t rng_below(uint64_t *state, uint64_t n)
     return r % n;
 }
 
-static const char *const perturb_names[] = {"tfc1", "tdc", "lnc1", "inject"};
+static const char *const perturb_names[MCH_PERTURB_COUNT] = {"tfc1",    "tdc",  "lnc1", "inject",
+                                                             "replace", "tfc2", "lnc2"};
 
 const char *mch_perturb_name(mch_perturb_kind k)
 {
     return perturb_names[k];
+}
+
+const char *mch_perturb_names(void)
+{
+    return "tfc1, tdc, lnc1, inject, replace, tfc2 or lnc2";
 }
 
 int mch_perturb_axiom_sign(mch_perturb_kind k)
@@ -68,12 +75,43 @@ int mch_perturb_axiom_sign(mch_perturb_kind k)
 
 int mch_perturb_parse(const char *s, mch_perturb_kind *k)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < MCH_PERTURB_COUNT; i++)
         if (!strcmp(s, perturb_names[i])) {
             *k = (mch_perturb_kind)i;
             return 1;
         }
     return 0;
+}
+
+/* Case-insensitive Levenshtein distance of a and b (b at most 15 bytes; longer a costs more). */
+static int edit_distance(const char *a, const char *b)
+{
+    int prev[16], cur[16], nb = (int)strlen(b);
+    for (int j = 0; j <= nb; j++) prev[j] = j;
+    for (int i = 1; *a; a++, i++) {
+        cur[0] = i;
+        for (int j = 1; j <= nb; j++) {
+            int sub = prev[j - 1] + ((*a | 0x20) != (b[j - 1] | 0x20));
+            int del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, sizeof prev);
+    }
+    return prev[nb];
+}
+
+const char *mch_perturb_nearest(const char *s)
+{
+    const char *best = NULL;
+    int best_d = 3;
+    for (int i = 0; i < MCH_PERTURB_COUNT; i++) {
+        const char *n = perturb_names[i];
+        int d = edit_distance(s, n);
+        /* one a prefix of the other: "lnc" -> lnc1, "injection" -> inject */
+        if (*s && (!strncasecmp(s, n, strlen(s)) || !strncasecmp(s, n, strlen(n)))) d = 0;
+        if (d < best_d) best_d = d, best = n;
+    }
+    return best;
 }
 
 static const char *const role_names[MCH_ROLE_COUNT] = {
@@ -376,7 +414,7 @@ struct mch_perturber {
     char *term_buf;
     size_t term_cap;
     int n_terms;
-    mch_ids q, d, t;
+    mch_ids q, d, t, dw; /* dw: lnc2's document as it reads after other words (its copies) */
     int32_t *ids_b, *ids_p, *types, *qids, *seq_b, *seq_p;
     uint8_t *roles, *doc_roles, *query_roles, *seq_roles, *special;
     char word[1024];
@@ -399,6 +437,7 @@ void mch_perturber_free(mch_perturber *p)
     mch_ids_free(&p->q);
     mch_ids_free(&p->d);
     mch_ids_free(&p->t);
+    mch_ids_free(&p->dw);
     free(p->ids_b);
     free(p->ids_p);
     free(p->types);
@@ -509,6 +548,9 @@ mch_status mch_perturber_create(mch_perturber **out, const mch_tok *v, const mch
                         min_len);
     if (o->pos == MCH_POS_INDEX && o->pos_index < 0)
         return mch_fail(err, MCH_ERR_ARG, "position %d is negative", o->pos_index);
+    if (o->kind == MCH_PERTURB_LNC2 && o->pos != MCH_POS_END)
+        return mch_fail(err, MCH_ERR_ARG,
+                        "lnc2 appends the document's copies after it: position end only");
     mch_perturber *p = calloc(1, sizeof *p);
     if (!p) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     p->v = v;
@@ -641,14 +683,18 @@ static mch_status choose_term(mch_perturber *p, const char *term, uint64_t *rng,
     size_t pick_len = 0;
     (void)err;
     switch (p->o.kind) {
+    case MCH_PERTURB_LNC2:
+        return MCH_OK; /* no term: the document's own copies */
     case MCH_PERTURB_TFC1:
+    case MCH_PERTURB_REPLACE:
+    case MCH_PERTURB_TFC2:
     case MCH_PERTURB_TDC:
         if (!n) {
             snprintf(out->skip, sizeof out->skip,
                      "no query term (after stopwords and words shorter than 3 characters)");
             return MCH_OK;
         }
-        if (p->o.kind == MCH_PERTURB_TFC1) {
+        if (p->o.kind != MCH_PERTURB_TDC) { /* tfc1's draw: the same term for the same pair */
             int i = (int)rng_below(rng, (uint64_t)n);
             pick = terms[i], pick_len = lens[i];
         } else {
@@ -677,6 +723,8 @@ static mch_status choose_term(mch_perturber *p, const char *term, uint64_t *rng,
             return MCH_OK;
         }
         pick_len = strlen(pick);
+        break;
+    case MCH_PERTURB_COUNT:
         break;
     }
     if (pick_len >= sizeof out->term) {
@@ -871,6 +919,107 @@ static int monot5_layout(mch_perturber *p, int nq, int S)
     return put_run(p, T, p->tail, p->tail, p->n_tail, NULL, MCH_ROLE_SEP);
 }
 
+/* Appends n positions to the document's two sequences from S on: b[i] to the baseline and
+ * pert[i] to the perturbed one (NULL: the filler), with roles[i] (roles NULL: role r). Returns
+ * the new length. */
+static int seq_put(mch_perturber *p, int S, int base, const int32_t *b, const int32_t *pert, int n,
+                   const uint8_t *roles, uint8_t r)
+{
+    for (int i = 0; i < n; i++, S++) {
+        p->seq_b[S] = b ? b[i] : p->filler_id;
+        p->seq_p[S] = pert ? pert[i] : p->filler_id;
+        p->seq_roles[base + S] = roles ? roles[i] : r;
+    }
+    return S;
+}
+
+/* tfc1, tdc, lnc1, inject: the term (fillers in the baseline) after the document's first pos
+ * tokens; tfc2 puts the term in both first, so only its second occurrence differs. */
+static int seq_insert(mch_perturber *p, int nd, int pos, int base)
+{
+    const int32_t *d = p->d.ids, *t = p->t.ids;
+    int nt = (int)p->t.n;
+    int S = seq_put(p, 0, base, d, d, pos, p->doc_roles, 0);
+    if (p->o.kind == MCH_PERTURB_TFC2) S = seq_put(p, S, base, t, t, nt, NULL, MCH_ROLE_DOC_TERM);
+    S = seq_put(p, S, base, NULL, t, nt, NULL, MCH_ROLE_INJECTED);
+    return seq_put(p, S, base, d + pos, d + pos, nd - pos, p->doc_roles + pos, 0);
+}
+
+/* replace's word among the document's first nd tokens: a whole word inside the window (not cut
+ * by it) of at least 3 characters with a letter or digit that is neither a stopword nor a query
+ * term (nor, with stemming, one by its stem). Position start: the first such word; end: the
+ * last; an index N: the first that starts at document token N or later, else the last before
+ * it. Its tokens are [*ws, *we); 0 when the document has none. */
+static int replace_word(mch_perturber *p, int nd, int *ws, int *we)
+{
+    const int32_t *d = p->d.ids;
+    int found = 0;
+    for (int i = 0; i < nd;) {
+        int j = word_end(p->v, d, i, nd);
+        size_t wl;
+        int ok = word_end(p->v, d, i, (int)p->d.n) == j &&
+                 spell(p, d, i, j, p->word, sizeof p->word, &wl) && candidate_word(p->word, wl) &&
+                 !is_stopword(p, p->word, wl) && !is_query_term(p, p->word, wl);
+        if (ok) {
+            *ws = i, *we = j, found = 1;
+            if (p->o.pos == MCH_POS_START || (p->o.pos == MCH_POS_INDEX && i >= p->o.pos_index))
+                return 1;
+        }
+        i = j;
+    }
+    return found;
+}
+
+/* replace (TFC1-R): the word's m tokens in the baseline, the term's nt in the perturbed input,
+ * the shorter side padded with fillers after its tokens (MechIR's pad_by_perturb_type
+ * "replace"): max(m, nt) positions with the role injected. */
+static int seq_replace(mch_perturber *p, int nd, int base, int *pos, int *n_inj, mch_pair *out)
+{
+    int ws, we;
+    if (!replace_word(p, nd, &ws, &we)) {
+        snprintf(out->skip, sizeof out->skip,
+                 "no document word to replace (each is a query term, a stopword or shorter than "
+                 "3 characters)");
+        return -1;
+    }
+    const int32_t *d = p->d.ids;
+    int m = we - ws, nt = (int)p->t.n, span = m > nt ? m : nt;
+    int S = seq_put(p, 0, base, d, d, ws, p->doc_roles, 0);
+    for (int i = 0; i < span; i++, S++) {
+        p->seq_b[S] = i < m ? d[ws + i] : p->filler_id;
+        p->seq_p[S] = i < nt ? p->t.ids[i] : p->filler_id;
+        p->seq_roles[base + S] = MCH_ROLE_INJECTED;
+    }
+    *pos = ws;
+    *n_inj = span;
+    return seq_put(p, S, base, d + we, d + we, nd - we, p->doc_roles + we, 0);
+}
+
+/* lnc2: the document's nd tokens, then k - 1 copies of them as they read after other words (dw:
+ * a byte-level BPE's "Ġ" on the first word; delta more tokens than d), fillers in the baseline:
+ * k = 1 + (room0 - nd) / (nd + delta), as many whole copies as fit. The copy is dw's first
+ * nd + delta tokens, which holds only when d and dw agree after the first word. */
+static int seq_lnc2(mch_perturber *p, int nd, int room0, int delta, int base, int *n_inj,
+                    mch_pair *out)
+{
+    const int32_t *d = p->d.ids, *dw = p->dw.ids;
+    int n = (int)p->d.n, e = n ? word_end(p->v, d, 0, n) : 0, nc = nd + delta;
+    int same = nd >= 1 && nd >= e && nc >= 1;
+    for (int i = e; same && i < n; i++) same = d[i] == dw[i + delta];
+    if (!same || nd + nc > room0) {
+        snprintf(out->skip, sizeof out->skip,
+                 nd < e || nd < 1 || nd + nc > room0
+                     ? "no room for two copies of the document's first word within max_len"
+                     : "the document's tokens after a space differ beyond its first word");
+        return -1;
+    }
+    int k = 1 + (room0 - nd) / nc;
+    int S = seq_put(p, 0, base, d, d, nd, p->doc_roles, 0);
+    for (int c = 1; c < k; c++) S = seq_put(p, S, base, NULL, dw, nc, NULL, MCH_ROLE_INJECTED);
+    *n_inj = (k - 1) * nc;
+    return S;
+}
+
 mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, const char *docno,
                        const char *text, const char *term, mch_pair *out, mch_err *err)
 {
@@ -897,18 +1046,31 @@ mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, con
         }
     }
     int nt = (int)p->t.n, max_len = p->o.max_len, ns = p->n_special;
-    if (!nt) {
+    mch_perturb_kind kind = p->o.kind;
+    if (!nt && kind != MCH_PERTURB_LNC2) {
         snprintf(out->skip, sizeof out->skip, "term '%.60s' has no tokens", out->term);
         return MCH_OK;
     }
     int nq = (int)p->q.n < p->o.max_query_len ? (int)p->q.n : p->o.max_query_len;
     if (p->o.bi && nq > max_len - ns) nq = max_len - ns;
-    int room = p->o.bi ? max_len - ns - nt : max_len - nq - ns - nt;
+    /* room0: the text tokens the document may take; room: what is left beside the added ones */
+    int room0 = p->o.bi ? max_len - ns : max_len - nq - ns;
+    int room = room0 - (kind == MCH_PERTURB_TFC2      ? 2 * nt
+                        : kind == MCH_PERTURB_REPLACE ? nt - 1
+                        : kind == MCH_PERTURB_LNC2    ? 0
+                                                      : nt);
     if (room < 0) {
         snprintf(out->skip, sizeof out->skip,
                  "the term's %d tokens do not fit max_len %d beside the query's %d", nt, max_len,
                  nq);
         return MCH_OK;
+    }
+    int lnc2_delta = 0;
+    if (kind == MCH_PERTURB_LNC2) {
+        p->dw.n = 0;
+        if ((rc = mch_tok_tokenize_word(v, text, strlen(text), &p->dw, err))) return rc;
+        lnc2_delta = (int)p->dw.n - (int)p->d.n;
+        room = (room0 - (lnc2_delta > 0 ? lnc2_delta : 0)) / 2; /* two copies at least */
     }
     int nd = (int)p->d.n < room ? (int)p->d.n : room;
     int pos = p->o.pos == MCH_POS_START ? 0 : p->o.pos == MCH_POS_END ? nd : p->o.pos_index;
@@ -919,20 +1081,13 @@ mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, con
                       MCH_ROLE_QUERY_OTHER);
     segment_roles(p, p->d.ids, nd, p->doc_roles, MCH_ROLE_DOC_TERM, 1, MCH_ROLE_DOC_MATCH,
                   MCH_ROLE_DOC_OTHER);
-    /* The document with the term (fillers in the baseline) at pos; roles of the text tokens in
-     * the order the template takes them (the query first). */
-    int S = 0, nr = 0, base = p->o.bi ? 0 : nq;
-    for (int i = 0; i <= nd; i++) {
-        if (i == pos)
-            for (int k = 0; k < nt; k++, S++) {
-                p->seq_b[S] = p->filler_id;
-                p->seq_p[S] = p->t.ids[k];
-                p->seq_roles[base + S] = MCH_ROLE_INJECTED;
-            }
-        if (i == nd) break;
-        p->seq_b[S] = p->seq_p[S] = p->d.ids[i];
-        p->seq_roles[base + S++] = p->doc_roles[i];
-    }
+    /* The document perturbed (seq_p) and its baseline (seq_b); roles of the text tokens in the
+     * order the template takes them (the query first). */
+    int base = p->o.bi ? 0 : nq, nr = 0, n_inj = nt;
+    int S = kind == MCH_PERTURB_REPLACE ? seq_replace(p, nd, base, &pos, &n_inj, out)
+            : kind == MCH_PERTURB_LNC2  ? seq_lnc2(p, nd, room0, lnc2_delta, base, &n_inj, out)
+                                        : seq_insert(p, nd, pos, base);
+    if (S < 0) return MCH_OK; /* out->skip says why */
     memcpy(p->seq_roles, p->query_roles, (size_t)base);
     const int32_t *qa = p->o.bi ? NULL : p->q.ids;
     if (p->o.monot5) {
@@ -950,7 +1105,7 @@ mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, con
     out->T = T;
 done:
     out->position = pos;
-    out->n_term = nt;
+    out->n_term = n_inj;
     out->ids_baseline = p->ids_b;
     out->ids_perturbed = p->ids_p;
     out->token_types = p->types;

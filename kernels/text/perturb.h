@@ -2,10 +2,13 @@
  * token ids with token roles, as MechIR builds them.
  *
  * Query terms are the words of the tokenizer's basic step (lowercased, accents stripped,
- * punctuation removed) minus stopwords and words shorter than 3 characters. The perturbed
- * document gets the term's wordpieces at the position; the baseline gets the filler wordpiece
- * (default "a") once per term wordpiece, so both inputs have the same length and token types
- * and differ only at the injected positions. Injection happens after truncation.
+ * punctuation removed) minus stopwords and words shorter than 3 characters. The injections
+ * (tfc1, tdc, lnc1, inject) give the perturbed document the term's wordpieces at the position
+ * and the baseline the filler wordpiece (default "a") once per term wordpiece; tfc2 adds the
+ * term once to both and a second time (filler in the baseline); replace swaps one document word
+ * for the term; lnc2 appends copies of the document (fillers in the baseline). Either way both
+ * inputs have the same length and token types and differ only at the positions with the role
+ * injected (docs/PERTURBATIONS.md). Perturbing happens after truncation.
  *
  * Every random choice for a pair is drawn from a generator seeded with (job seed, pair id), so
  * a shard of a collection picks the same terms as the whole collection. */
@@ -26,15 +29,25 @@ uint64_t mch_pair_seed(uint64_t job_seed, uint64_t pair_id);
 uint64_t mch_rng_next(uint64_t *state);
 
 typedef enum {
-    MCH_PERTURB_TFC1,  /* one query term chosen at random */
-    MCH_PERTURB_TDC,   /* the query term with the highest IDF (lowest df) */
-    MCH_PERTURB_LNC1,  /* a sampled collection word that is not a query term */
-    MCH_PERTURB_INJECT /* the record's term (or --term) */
+    MCH_PERTURB_TFC1,    /* one query term chosen at random */
+    MCH_PERTURB_TDC,     /* the query term with the highest IDF (lowest df) */
+    MCH_PERTURB_LNC1,    /* a sampled collection word that is not a query term */
+    MCH_PERTURB_INJECT,  /* the record's term (or --term) */
+    MCH_PERTURB_REPLACE, /* TFC1-R: a document word replaced by tfc1's query term */
+    MCH_PERTURB_TFC2,    /* tfc1's query term added twice against once */
+    MCH_PERTURB_LNC2,    /* the document repeated k times against once (filler-padded) */
+    MCH_PERTURB_COUNT
 } mch_perturb_kind;
 const char *mch_perturb_name(mch_perturb_kind k);
 int mch_perturb_parse(const char *s, mch_perturb_kind *k); /* 1 when known */
-/* The sign of the score change the axiom expects: +1 for the injections of a query term (tfc1,
- * tdc, inject: the score should rise), -1 for lnc1 (it should not rise). */
+/* The valid names as "a, b, c or d", for messages. */
+const char *mch_perturb_names(void);
+/* The valid name nearest to s (case-insensitive edit distance) when it is at most 2 edits away
+ * or one of the two is a prefix of the other, else NULL: what a message suggests for a typo. */
+const char *mch_perturb_nearest(const char *s);
+/* The sign of the score change the axiom expects of the pair: +1 where the perturbed input
+ * should score higher (tfc1, tdc, inject, replace, tfc2: one more occurrence of a query term;
+ * lnc2: k copies score at least the single document), -1 for lnc1 (it should not rise). */
 int mch_perturb_axiom_sign(mch_perturb_kind k);
 
 /* Token roles as Chen, Merullo and Eickhoff (SIGIR 2024) group positions. Words are the
@@ -49,8 +62,9 @@ typedef enum {
     MCH_ROLE_SEP,
     MCH_ROLE_QUERY_TERM,  /* query pieces of an occurrence of the injected term */
     MCH_ROLE_QUERY_OTHER, /* the other query pieces */
-    MCH_ROLE_INJECTED,    /* the inserted pieces (fillers in the baseline) */
-    MCH_ROLE_DOC_TERM,    /* document pieces of an occurrence of the injected term */
+    MCH_ROLE_INJECTED,    /* the positions where the inputs differ (see docs/PERTURBATIONS.md) */
+    MCH_ROLE_DOC_TERM,    /* document pieces of an occurrence of the injected term (and tfc2's
+                             first added occurrence) */
     MCH_ROLE_DOC_MATCH,   /* other document pieces whose word is a query term */
     MCH_ROLE_DOC_OTHER,
     MCH_ROLE_COUNT
@@ -83,7 +97,8 @@ typedef enum { MCH_POS_END, MCH_POS_START, MCH_POS_INDEX } mch_pos_kind;
 typedef struct {
     mch_perturb_kind kind;
     mch_pos_kind pos;
-    int pos_index;      /* MCH_POS_INDEX: document tokens before the term */
+    int pos_index;      /* MCH_POS_INDEX: document tokens before the term (replace: the first
+                           replaceable word from there; lnc2 takes MCH_POS_END only) */
     const char *filler; /* default "a"; must be one token */
     const char *term;   /* MCH_PERTURB_INJECT default term (a record's term wins) */
     int max_len;        /* tokens of the (cross-encoder) pair or bi-encoder document */
@@ -99,9 +114,10 @@ typedef struct {
 /* One built pair; arrays are owned by the perturber and valid until its next call. */
 typedef struct {
     uint64_t pair_id;
-    char term[128]; /* the injected text ("" when skipped) */
-    int position;   /* document tokens before the injected ones */
-    int n_term;     /* wordpieces injected */
+    char term[128]; /* the injected text ("" when skipped, and for lnc2) */
+    int position;   /* document tokens before the added text (tfc2: before its first added
+                       occurrence; replace: before the replaced word; lnc2: before the copies) */
+    int n_term;     /* positions with the role injected, where the inputs may differ */
     int T;          /* tokens of both inputs */
     const int32_t *ids_baseline, *ids_perturbed, *token_types;
     const uint8_t *roles; /* (T) mch_role */
@@ -112,7 +128,8 @@ typedef struct {
 
 typedef struct mch_perturber mch_perturber;
 
-/* Checks the options (filler is one token; tdc/lnc1 have a df table; max_len fits). The pair
+/* Checks the options (filler is one token; tdc/lnc1 have a df table; max_len fits; lnc2 at the
+ * end). The pair
  * is laid out by the tokenizer's post-processor (BERT [CLS] q [SEP] d [SEP], RoBERTa
  * <s> q </s></s> d </s>, ...); its special tokens take the roles cls (one before every text) and
  * sep. t must outlive the perturber. */
@@ -121,7 +138,8 @@ mch_status mch_perturber_create(mch_perturber **out, const mch_tok *t, const mch
 void mch_perturber_free(mch_perturber *p); /* accepts NULL */
 
 /* Builds the pair of one record. A record that cannot be perturbed (no query term, a term
- * without wordpieces, no room left for the document) gives MCH_OK with out->skip set; errors
+ * without wordpieces, no room left for the document, no document word to replace, no room for a
+ * second copy) gives MCH_OK with out->skip set; errors
  * are only invalid UTF-8 or out of memory. term may be NULL. */
 mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, const char *docno,
                        const char *text, const char *term, mch_pair *out, mch_err *err);

@@ -2,7 +2,8 @@
  * bi-encoder), pair ids, shard-independent seeds, query terms, tfc1/tdc/lnc1/inject choices,
  * positions, token roles (every position written by hand: query and document occurrences of
  * the injected term, multi-wordpiece and two-word terms, lnc1, stemming, truncation), skips,
- * and the df file. */
+ * the df file, and replace/tfc2/lnc2 pairs written by hand (WordPiece) or as the tokens of
+ * hand-written texts (BPE, Unigram). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -806,6 +807,404 @@ static void test_monot5_prompt_layout_and_roles(void **s)
     mch_tok_free(t);
 }
 
+/* ---- replace, tfc2, lnc2 (docs/PERTURBATIONS.md) -------------------------------------------
+ * Every expected token and role is written by hand from the text and the bert-base-uncased
+ * vocabulary: "Zstandard is a real-time compression algorithm." is z ##stand ##ard is a real -
+ * time compression algorithm . (document tokens 0..10); "what is a library" has the one query
+ * term library; "zstd" is z ##st ##d. A token list is space-separated; "|" splits the query from
+ * the document, as [SEP] does. */
+
+static const char *const zdoc = "Zstandard is a real-time compression algorithm.";
+
+/* Checks one input of a pair against a space-separated token list (looked up in the vocab). */
+static void expect_tokens(const int32_t *ids, int T, const char *toks)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", toks);
+    int n = 0;
+    for (char *save = NULL, *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        assert_true(n < T);
+        int32_t id = mch_tok_lookup(vocab, w, strlen(w));
+        assert_true(id >= 0);
+        if (ids[n] != id) fail_msg("token %d: got id %d, want '%s' (%d)", n, ids[n], w, id);
+        n++;
+    }
+    assert_int_equal(n, T);
+}
+
+/* Checks the roles against space-separated short names: c s qt qo i dt dm do. */
+static void expect_role_list(const mch_pair *pr, const char *roles)
+{
+    static const char *const shortn[MCH_ROLE_COUNT] = {"c", "s", "qt", "qo", "i", "dt", "dm", "do"};
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", roles);
+    int n = 0, last = -1;
+    for (char *save = NULL, *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        int rep = 1;
+        if (w[0] == 'x') { /* "do x9": the role before, nine times in all */
+            assert_true(n > 0);
+            rep = atoi(w + 1) - 1;
+        } else {
+            last = -1;
+            for (int k = 0; k < MCH_ROLE_COUNT; k++)
+                if (!strcmp(w, shortn[k])) last = k;
+            assert_true(last >= 0);
+        }
+        int r = last;
+        for (int k = 0; k < rep; k++, n++) {
+            assert_true(n < pr->T);
+            if (pr->roles[n] != r)
+                fail_msg("position %d: role %s, want %s", n, mch_role_name(pr->roles[n]),
+                         mch_role_name((mch_role)r));
+        }
+    }
+    assert_int_equal(n, pr->T);
+}
+
+/* A built pair against its hand-written baseline and perturbed tokens, roles, position and
+ * n_term. */
+static void expect_pair(const mch_pair *pr, const char *base, const char *pert, const char *roles,
+                        int position, int n_term)
+{
+    expect_tokens(pr->ids_baseline, pr->T, base);
+    expect_tokens(pr->ids_perturbed, pr->T, pert);
+    expect_role_list(pr, roles);
+    assert_int_equal(pr->position, position);
+    assert_int_equal(pr->n_term, n_term);
+}
+
+static mch_perturber *make_at(mch_perturb_kind kind, mch_pos_kind pos, int index, int max_len)
+{
+    mch_perturb_opts o = {0};
+    o.kind = kind;
+    o.pos = pos;
+    o.pos_index = index;
+    o.max_len = max_len;
+    o.seed = 1;
+    mch_perturber *p = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_perturber_create(&p, vocab, &o, &err), MCH_OK);
+    return p;
+}
+
+static void perturb_ok(mch_perturber *p, const char *query, const char *doc, mch_pair *pr)
+{
+    mch_err err = {0};
+    assert_int_equal(mch_perturb(p, "q", query, "d", doc, NULL, pr, &err), MCH_OK);
+    assert_string_equal(pr->skip, "");
+}
+
+/* One pair built from scratch (a fresh perturber of kind at pos/index with max_len) against its
+ * hand-written tokens, roles, position and n_term. */
+typedef struct {
+    mch_perturb_kind kind;
+    mch_pos_kind pos;
+    int index, max_len;
+    const char *query, *doc, *base, *pert, *roles;
+    int position, n_term;
+} built_case;
+
+static void expect_built(const built_case *c)
+{
+    mch_pair pr;
+    mch_perturber *p = make_at(c->kind, c->pos, c->index, c->max_len);
+    perturb_ok(p, c->query, c->doc, &pr);
+    expect_pair(&pr, c->base, c->pert, c->roles, c->position, c->n_term);
+    mch_perturber_free(p);
+}
+
+static void test_replace_swaps_one_content_word_for_the_query_term(void **s)
+{
+    (void)s;
+    const built_case cases[] = {
+        /* end (default): the last replaceable word, "algorithm" (not "." nor a stopword) */
+        {MCH_PERTURB_REPLACE, MCH_POS_END, 0, 64, "what is a library", zdoc,
+         "[CLS] what is a library [SEP] z ##stand ##ard is a real - time compression algorithm . "
+         "[SEP]",
+         "[CLS] what is a library [SEP] z ##stand ##ard is a real - time compression library . "
+         "[SEP]",
+         "c qo qo qo qt s do x9 i do s", 9, 1},
+        /* a term of three wordpieces for a word of one: the baseline pads with two fillers */
+        {MCH_PERTURB_REPLACE, MCH_POS_END, 0, 64, "zstd", zdoc,
+         "[CLS] z ##st ##d [SEP] z ##stand ##ard is a real - time compression algorithm a a . "
+         "[SEP]",
+         "[CLS] z ##st ##d [SEP] z ##stand ##ard is a real - time compression z ##st ##d . [SEP]",
+         "c qt x3 s do x9 i x3 do s", 9, 3},
+        /* start: the first word, zstandard's three pieces against the term and two fillers */
+        {MCH_PERTURB_REPLACE, MCH_POS_START, 0, 64, "what is a library", zdoc,
+         "[CLS] what is a library [SEP] z ##stand ##ard is a real - time compression algorithm . "
+         "[SEP]",
+         "[CLS] what is a library [SEP] library a a is a real - time compression algorithm . [SEP]",
+         "c qo qo qo qt s i x3 do x8 s", 0, 3},
+        /* a word cut by the window is not replaced: "compression by z ##stand | ##ard" in 11
+         * tokens keeps "z ##stand" and replaces "compression" ("by" is a stopword) */
+        {MCH_PERTURB_REPLACE, MCH_POS_END, 0, 11, "what is a library", "compression by zstandard",
+         "[CLS] what is a library [SEP] compression by z ##stand [SEP]",
+         "[CLS] what is a library [SEP] library by z ##stand [SEP]", "c qo qo qo qt s i do x3 s", 0,
+         1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) expect_built(&cases[i]);
+    mch_pair pr;
+    mch_perturber *p = make_at(MCH_PERTURB_REPLACE, MCH_POS_END, 0, 64);
+    perturb_ok(p, "what is a library", zdoc, &pr);
+    assert_string_equal(pr.term, "library");
+    /* a query term is never replaced: "compression" (either pick) stays, "algorithm" goes */
+    perturb_ok(p, "what is a compression library",
+               "Zstandard is a real-time algorithm for compression.", &pr);
+    assert_int_equal(pr.position, 8);
+    /* [CLS] what is a compression library [SEP]: the document from token 7 */
+    assert_int_equal(pr.ids_baseline[7 + 8], mch_tok_lookup(vocab, "algorithm", 9));
+    assert_int_equal(pr.ids_perturbed[7 + 8], mch_tok_lookup(vocab, pr.term, strlen(pr.term)));
+    assert_int_equal(pr.roles[7 + 10],
+                     !strcmp(pr.term, "compression") ? MCH_ROLE_DOC_TERM : MCH_ROLE_DOC_MATCH);
+    /* no replaceable word: stopwords, short words, punctuation and query terms only */
+    mch_err err = {0};
+    assert_int_equal(
+        mch_perturb(p, "q", "what is a library", "d", "It is on the... library!", NULL, &pr, &err),
+        MCH_OK);
+    assert_non_null(strstr(pr.skip, "no document word to replace"));
+    mch_perturber_free(p);
+    /* an index: the first replaceable word from that document token on, else the last before */
+    const int at[4][2] = {{5, 5}, {6, 7}, {9, 9}, {11, 9}};
+    for (int k = 0; k < 4; k++) {
+        p = make_at(MCH_PERTURB_REPLACE, MCH_POS_INDEX, at[k][0], 64);
+        perturb_ok(p, "what is a library", zdoc, &pr);
+        assert_int_equal(pr.position, at[k][1]);
+        assert_int_equal(pr.ids_perturbed[6 + at[k][1]], mch_tok_lookup(vocab, "library", 7));
+        mch_perturber_free(p);
+    }
+}
+
+static void test_tfc2_adds_the_term_to_both_and_a_second_time_to_the_perturbed(void **s)
+{
+    (void)s;
+    const built_case cases[] = {
+        /* the first added occurrence is in both: a document occurrence of the term */
+        {MCH_PERTURB_TFC2, MCH_POS_END, 0, 64, "what is a library", zdoc,
+         "[CLS] what is a library [SEP] z ##stand ##ard is a real - time compression algorithm . "
+         "library a [SEP]",
+         "[CLS] what is a library [SEP] z ##stand ##ard is a real - time compression algorithm . "
+         "library library [SEP]",
+         "c qo qo qo qt s do x11 dt i s", 11, 1},
+        {MCH_PERTURB_TFC2, MCH_POS_END, 0, 64, "zstd", zdoc,
+         "[CLS] z ##st ##d [SEP] z ##stand ##ard is a real - time compression algorithm . z ##st "
+         "##d a a a [SEP]",
+         "[CLS] z ##st ##d [SEP] z ##stand ##ard is a real - time compression algorithm . z ##st "
+         "##d z ##st ##d [SEP]",
+         "c qt x3 s do x11 dt x3 i x3 s", 11, 3},
+        {MCH_PERTURB_TFC2, MCH_POS_START, 0, 64, "what is a library", zdoc,
+         "[CLS] what is a library [SEP] library a z ##stand ##ard is a real - time compression "
+         "algorithm . [SEP]",
+         "[CLS] what is a library [SEP] library library z ##stand ##ard is a real - time "
+         "compression algorithm . [SEP]",
+         "c qo qo qo qt s dt i do x11 s", 0, 1},
+        /* a window that leaves the document 12 - 4 - 3 - 2 = 3 tokens */
+        {MCH_PERTURB_TFC2, MCH_POS_END, 0, 12, "what is a library", zdoc,
+         "[CLS] what is a library [SEP] z ##stand ##ard library a [SEP]",
+         "[CLS] what is a library [SEP] z ##stand ##ard library library [SEP]",
+         "c qo qo qo qt s do x3 dt i s", 3, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) expect_built(&cases[i]);
+    /* tfc1, tfc2 and replace pick the same term for the same pair and seed */
+    mch_perturber *t1 = make(MCH_PERTURB_TFC1, NULL, 0, 5),
+                  *t2 = make(MCH_PERTURB_TFC2, NULL, 0, 5),
+                  *rp = make(MCH_PERTURB_REPLACE, NULL, 0, 5);
+    char first[128] = "";
+    int distinct = 0;
+    mch_err err = {0};
+    for (int i = 0; i < 24; i++) {
+        char qid[16];
+        snprintf(qid, sizeof qid, "q%d", i);
+        mch_pair a, c, r;
+        const char *query = "fast lossless compression library";
+        assert_int_equal(mch_perturb(t1, qid, query, "d", zdoc, NULL, &a, &err), MCH_OK);
+        assert_int_equal(mch_perturb(t2, qid, query, "d", zdoc, NULL, &c, &err), MCH_OK);
+        assert_int_equal(mch_perturb(rp, qid, query, "d", zdoc, NULL, &r, &err), MCH_OK);
+        assert_string_equal(a.term, c.term);
+        assert_string_equal(a.term, r.term);
+        if (!i) snprintf(first, sizeof first, "%s", a.term);
+        distinct += strcmp(first, a.term) != 0;
+    }
+    assert_true(distinct > 0);
+    mch_perturber_free(t1);
+    mch_perturber_free(t2);
+    mch_perturber_free(rp);
+}
+
+static void test_lnc2_repeats_the_document_as_often_as_max_len_holds(void **s)
+{
+    (void)s;
+    mch_pair pr;
+    /* 32 tokens: [CLS] what is a library [SEP] ... [SEP] leave 25; "z ##st ##d is fast ." is 6,
+     * so 4 copies (24 tokens), the baseline's 18 fillers after the one. */
+    mch_perturber *p = make_at(MCH_PERTURB_LNC2, MCH_POS_END, 0, 32);
+    perturb_ok(p, "what is a library", "Zstd is fast.", &pr);
+    /* no term: no query_term, no doc_term; the first copy keeps its roles */
+    expect_pair(
+        &pr,
+        "[CLS] what is a library [SEP] z ##st ##d is fast . a a a a a a a a a a a a a a a "
+        "a a a [SEP]",
+        "[CLS] what is a library [SEP] z ##st ##d is fast . z ##st ##d is fast . z ##st ##d "
+        "is fast . z ##st ##d is fast . [SEP]",
+        "c qo x4 s do x6 i x18 s", 6, 18);
+    assert_string_equal(pr.term, "");
+    perturb_ok(p, "fast library", "Zstd is fast.", &pr);
+    expect_role_list(&pr, "c qo qo s do x4 dm do i x18 s");
+    mch_perturber_free(p);
+    /* a longer document is cut to half the room: 16 - 4 - 3 = 9, 4 tokens, 2 copies */
+    expect_built(&(built_case){MCH_PERTURB_LNC2, MCH_POS_END, 0, 16, "what is a library",
+                               "Zstd is fast and small.",
+                               "[CLS] what is a library [SEP] z ##st ##d is a a a a [SEP]",
+                               "[CLS] what is a library [SEP] z ##st ##d is z ##st ##d is [SEP]",
+                               "c qo x4 s do x4 i x4 s", 4, 4});
+    /* 12 tokens leave 5: "z ##st ##d" cannot be there twice */
+    p = make_at(MCH_PERTURB_LNC2, MCH_POS_END, 0, 12);
+    mch_err err = {0};
+    assert_int_equal(
+        mch_perturb(p, "q", "what is a library", "d", "Zstd is fast.", NULL, &pr, &err), MCH_OK);
+    assert_non_null(strstr(pr.skip, "no room for two copies"));
+    mch_perturber_free(p);
+    /* the copies follow the document: start or an index is refused */
+    mch_perturb_opts o = {0};
+    o.kind = MCH_PERTURB_LNC2;
+    o.pos = MCH_POS_START;
+    o.max_len = 32;
+    assert_int_equal(mch_perturber_create(&p, vocab, &o, &err), MCH_ERR_ARG);
+    assert_non_null(strstr(err.msg, "lnc2"));
+}
+
+static void test_perturbation_names_and_the_nearest_for_a_typo(void **s)
+{
+    (void)s;
+    const char *names[] = {"tfc1", "tdc", "lnc1", "inject", "replace", "tfc2", "lnc2"};
+    for (int i = 0; i < 7; i++) {
+        mch_perturb_kind k;
+        assert_true(mch_perturb_parse(names[i], &k));
+        assert_string_equal(mch_perturb_name(k), names[i]);
+        assert_non_null(strstr(mch_perturb_names(), names[i]));
+        assert_int_equal(mch_perturb_axiom_sign(k), i == 2 ? -1 : 1);
+    }
+    mch_perturb_kind k;
+    assert_false(mch_perturb_parse("TFC2", &k));
+    assert_string_equal(mch_perturb_nearest("TFC2"), "tfc2");
+    assert_string_equal(mch_perturb_nearest("lnc3"), "lnc1");
+    assert_string_equal(mch_perturb_nearest("replce"), "replace");
+    assert_string_equal(mch_perturb_nearest("repl"), "replace");
+    assert_string_equal(mch_perturb_nearest("injection"), "inject");
+    assert_null(mch_perturb_nearest("bm25"));
+    assert_null(mch_perturb_nearest(""));
+}
+
+/* BPE and Unigram: the document part of each input (a bi-encoder's [CLS] d [SEP] layout, lead
+ * specials before it and one after) must be the tokenizer's tokens of a text written by hand. */
+static void check_doc(const mch_tok *t, const int32_t *ids, int T, int lead, const char *text)
+{
+    mch_ids want = {0};
+    mch_err err = {0};
+    assert_int_equal(mch_tok_tokenize(t, text, strlen(text), &want, &err), MCH_OK);
+    if (T - lead - 1 != (int)want.n)
+        fail_msg("'%s': %d tokens, want %zu", text, T - lead - 1, want.n);
+    for (size_t i = 0; i < want.n; i++)
+        if (ids[lead + i] != want.ids[i])
+            fail_msg("'%s' token %zu: got '%s', want '%s'", text, i,
+                     mch_tok_token(t, ids[lead + i]), mch_tok_token(t, want.ids[i]));
+    mch_ids_free(&want);
+}
+
+static int n_word_tokens(const mch_tok *t, const char *w)
+{
+    mch_ids x = {0};
+    mch_err err = {0};
+    assert_int_equal(mch_tok_tokenize_word(t, w, strlen(w), &x, &err), MCH_OK);
+    int n = (int)x.n;
+    mch_ids_free(&x);
+    return n;
+}
+
+static void check_new_kinds_on(const char *dir_name, int lead)
+{
+    char dir[512], b[512], q[512];
+    snprintf(dir, sizeof dir, MCH_TEST_DATA "/tokenizers/%s", dir_name);
+    mch_tok *t = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_tok_open(&t, dir, &err), MCH_OK);
+    mch_perturb_opts o = {0};
+    o.bi = 1;
+    o.max_len = 48;
+    o.seed = 1;
+    mch_pair pr;
+    mch_perturber *p = NULL;
+    /* tfc2: "... algorithm. library a" against "... algorithm. library library" */
+    o.kind = MCH_PERTURB_TFC2;
+    assert_int_equal(mch_perturber_create(&p, t, &o, &err), MCH_OK);
+    assert_int_equal(mch_perturb(p, "q", "what is a library", "d", zdoc, NULL, &pr, &err), MCH_OK);
+    assert_string_equal(pr.skip, "");
+    snprintf(b, sizeof b, "%s library a", zdoc);
+    snprintf(q, sizeof q, "%s library library", zdoc);
+    check_doc(t, pr.ids_baseline, pr.T, lead, b);
+    check_doc(t, pr.ids_perturbed, pr.T, lead, q);
+    mch_perturber_free(p);
+    /* replace: "algorithm" and "library", the shorter padded with " a" (no "." after it: the
+     * Unigram vocabulary has a piece "▁library.", so "library." would read as one token) */
+    o.kind = MCH_PERTURB_REPLACE;
+    assert_int_equal(mch_perturber_create(&p, t, &o, &err), MCH_OK);
+    assert_int_equal(mch_perturb(p, "q", "what is a library", "d",
+                                 "Zstandard is a real-time compression algorithm", NULL, &pr, &err),
+                     MCH_OK);
+    assert_string_equal(pr.skip, "");
+    int m = n_word_tokens(t, "algorithm"), nt = n_word_tokens(t, "library");
+    snprintf(b, sizeof b, "Zstandard is a real-time compression algorithm");
+    snprintf(q, sizeof q, "Zstandard is a real-time compression library");
+    for (int i = m; i < nt; i++) strcat(b, " a");
+    for (int i = nt; i < m; i++) strcat(q, " a");
+    check_doc(t, pr.ids_baseline, pr.T, lead, b);
+    check_doc(t, pr.ids_perturbed, pr.T, lead, q);
+    mch_perturber_free(p);
+    /* lnc2: the document repeated with spaces, as many times as max_len holds (counted on the
+     * tokens of the repeated text), the baseline padded with " a". "Archive" is one token
+     * after a space but three at the start under the byte-level BPE: its copies differ. */
+    o.kind = MCH_PERTURB_LNC2;
+    assert_int_equal(mch_perturber_create(&p, t, &o, &err), MCH_OK);
+    const char *docs[2] = {"Zstd is fast.", "Archive is fast."};
+    for (int di = 0; di < 2; di++) {
+        const char *d = docs[di];
+        assert_int_equal(mch_perturb(p, "q", "what is a library", "d", d, NULL, &pr, &err), MCH_OK);
+        assert_string_equal(pr.skip, "");
+        int room = o.max_len - mch_tok_n_special(t, false), k = 1;
+        for (;; k++) { /* k copies fit, k + 1 do not */
+            mch_ids x = {0};
+            snprintf(q, sizeof q, "%s", d);
+            for (int c = 0; c < k; c++) strcat(strcat(q, " "), d);
+            assert_int_equal(mch_tok_tokenize(t, q, strlen(q), &x, &err), MCH_OK);
+            int fits = (int)x.n <= room;
+            mch_ids_free(&x);
+            if (!fits) break;
+        }
+        assert_true(k >= 3);
+        snprintf(q, sizeof q, "%s", d);
+        for (int c = 1; c < k; c++) strcat(strcat(q, " "), d);
+        check_doc(t, pr.ids_perturbed, pr.T, lead, q);
+        mch_ids one = {0};
+        assert_int_equal(mch_tok_tokenize(t, d, strlen(d), &one, &err), MCH_OK);
+        snprintf(b, sizeof b, "%s", d);
+        for (int c = (int)one.n; c < pr.T - lead - 1; c++) strcat(b, " a");
+        check_doc(t, pr.ids_baseline, pr.T, lead, b);
+        assert_int_equal(pr.n_term, pr.T - lead - 1 - (int)one.n);
+        assert_int_equal(pr.position, (int)one.n);
+        printf("%s: lnc2 '%s': %d copies, %d tokens\n", dir_name, d, k, pr.T - lead - 1);
+        mch_ids_free(&one);
+    }
+    mch_perturber_free(p);
+    mch_tok_free(t);
+}
+
+static void test_new_kinds_under_bpe_and_unigram_read_as_their_texts(void **s)
+{
+    (void)s;
+    check_new_kinds_on("bpe-roberta", 1);
+    check_new_kinds_on("unigram-t5", 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -828,6 +1227,11 @@ int main(void)
         cmocka_unit_test(test_wordpiece_cased_layout_and_roles),
         cmocka_unit_test(test_monot5_prompt_layout_and_roles),
         cmocka_unit_test(test_df_and_stopwords_lines_are_bounded),
+        cmocka_unit_test(test_replace_swaps_one_content_word_for_the_query_term),
+        cmocka_unit_test(test_tfc2_adds_the_term_to_both_and_a_second_time_to_the_perturbed),
+        cmocka_unit_test(test_lnc2_repeats_the_document_as_often_as_max_len_holds),
+        cmocka_unit_test(test_perturbation_names_and_the_nearest_for_a_typo),
+        cmocka_unit_test(test_new_kinds_under_bpe_and_unigram_read_as_their_texts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
