@@ -210,7 +210,7 @@ int mch_cmd_report_pair(int argc, char **argv)
                       po.heads ? "heads" : "top-heads");
         status = 2;
     } else if (!status && po.heads && mch_heads_parse(po.heads, &given, &n_given, &err)) {
-        mch_log_error("mechir report: --heads: %s", err.msg);
+        mch_log_error("mechir report: %s", err.msg);
         status = 2;
     } else if (!status && po.heads && (!n_given || n_given > TOP_HEADS_MAX)) {
         mch_log_error("mechir report: --heads lists %zu heads ('%s'): 1 to %d", n_given, po.heads,

@@ -175,6 +175,12 @@ static mch_status read_pair(mch_pair_rec *r, const cJSON *o, const where *w, mch
     if (!rc) rc = str_member(o, "skipped", &r->skipped, w, err);
     if (!rc) rc = str_member(o, "error", &r->error, w, err);
     if (rc) return rc;
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(o, "baseline_ids");
+    if ((r->error || r->skipped) && (!ids || cJSON_GetArraySize(ids) == 0))
+        return mch_fail(err, MCH_ERR_ARG,
+                        "%s:%ld: pair %s has no tokens to show: %s in the run (%s)", w->path,
+                        w->line, w->id, r->error ? "it failed" : "it was skipped",
+                        r->error ? r->error : r->skipped);
     r->T = -1;
     rc = id_array(o, "baseline_ids", &r->T, &r->ids_baseline, w, err);
     if (!rc) rc = id_array(o, "perturbed_ids", &r->T, &r->ids_perturbed, w, err);
