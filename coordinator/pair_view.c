@@ -327,7 +327,7 @@ typedef struct {
 /* A panel: rows x cols values (row-major), row 0 drawn at the bottom as in MechIR's plotly
  * heatmaps. Columns are labelled by col_b (and, below, by col_p where it is not NULL and differs:
  * the perturbed tokens); rows by row_labels. */
-typedef struct {
+typedef struct panel {
     const char *id;    /* data-panel: "resid_pre", "baseline", ... */
     const char *title; /* above the panel */
     const double *v;
@@ -337,8 +337,8 @@ typedef struct {
     const char *const *row_labels;
     const char *const *col_b, *const *col_p;
     const char *x_title, *y_title;
-    /* The cell's hover text after "PANEL ": writes row r, column c. */
-    void (*cell_text)(FILE *f, const ctx *x, int r, int c);
+    /* The cell's hover text after "PANEL ": writes row r, column c of panel p. */
+    void (*cell_text)(FILE *f, const ctx *x, const struct panel *p, int r, int c);
     int left;    /* width of the row labels' margin, px */
     int label_h; /* height of one row of column labels, px */
 } panel;
@@ -394,7 +394,7 @@ static void draw(FILE *f, const ctx *x, const panel *p, int x0, int y0, int two_
             fputs("><title>", f);
             mch_svg_esc(f, p->id);
             putc(' ', f);
-            p->cell_text(f, x, r, c);
+            p->cell_text(f, x, p, r, c);
             fprintf(f, isfinite(v) ? ": %.6g</title></rect>\n" : ": none</title></rect>\n", v);
         }
     }
@@ -459,8 +459,9 @@ static void token_text(FILE *f, const ctx *x, int t)
     putc(')', f);
 }
 
-static void block_cell(FILE *f, const ctx *x, int r, int c)
+static void block_cell(FILE *f, const ctx *x, const panel *p, int r, int c)
 {
+    (void)p;
     fprintf(f, "layer %d ", r);
     token_text(f, x, c);
 }
@@ -524,21 +525,14 @@ typedef struct {
 
 static const char *const attn_runs[3] = {"baseline", "perturbed", "difference"};
 
-static void attn_cell(FILE *f, const ctx *x, int r, int c)
+/* "query 3 'what' key 5 'is'": the panel's own run's tokens. */
+static void attn_cell(FILE *f, const ctx *x, const panel *p, int r, int c)
 {
+    (void)x;
     fprintf(f, "query %d '", r);
-    mch_svg_esc(f, x->tok_b[r]);
+    mch_svg_esc(f, p->row_labels[r]);
     fprintf(f, "' key %d '", c);
-    mch_svg_esc(f, x->tok_b[c]);
-    putc('\'', f);
-}
-
-static void attn_cell_p(FILE *f, const ctx *x, int r, int c)
-{
-    fprintf(f, "query %d '", r);
-    mch_svg_esc(f, x->tok_p[r]);
-    fprintf(f, "' key %d '", c);
-    mch_svg_esc(f, x->tok_p[c]);
+    mch_svg_esc(f, p->col_b[c]);
     putc('\'', f);
 }
 
@@ -592,7 +586,7 @@ static void attention_svg(FILE *f, const void *arg)
                        NULL,
                        "Source (key)",
                        "Destination (query)",
-                       k == 1 ? attn_cell_p : attn_cell,
+                       attn_cell,
                        left,
                        6 * x->label_chars + 8};
     }

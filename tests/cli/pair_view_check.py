@@ -187,6 +187,11 @@ def check_attention(pair, view, model_dir, tok_b, tok_p):
             check("head %d.%d %s: every query's row sums to 1 (1e-5)" % (l, h, run),
                   not rows_bad, rows_bad[:3])
             toks = tok_b if run == "baseline" else tok_p
+            bad_t = [(i, j) for i in range(T) for j in range(T)
+                     if not c[(i, j)][3].startswith("%s query %d '%s' key %d '%s': "
+                                                    % (run, i, toks[i], j, toks[j]))]
+            check("head %d.%d %s: every cell's title names its query and key tokens"
+                  % (l, h, run), not bad_t, bad_t[:2])
             lx = labels(ps[run], "xlab", "baseline")
             ly = labels(ps[run], "ylab")
             check("head %d.%d %s: keys and queries labelled by the run's tokens" % (l, h, run),
