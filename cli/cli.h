@@ -5,6 +5,7 @@
 #define MCH_CLI_H
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 
 #include "run.h"
 
@@ -16,6 +17,10 @@ int mch_cmd_submit(int argc, char **argv);
 int mch_cmd_merge(int argc, char **argv);
 int mch_cmd_cache(int argc, char **argv);
 int mch_cmd_report(int argc, char **argv);
+/* `mechir report --pairs ... --pair ID` (cmd_report_pair.c), which mch_cmd_report hands argv to
+ * when it holds --pairs; its usage text. */
+int mch_cmd_report_pair(int argc, char **argv);
+void mch_report_pair_usage(FILE *f);
 int mch_cmd_tokenize(int argc, char **argv);
 
 /* `mechir run`'s options into *o: a JOB.json first (argv[1] ending in .json; its keys are the

@@ -29,7 +29,9 @@ static void report_usage(FILE *f)
             "  top.txt            the K components with the largest ratio of means (default 10)\n"
             "  index.html         provenance, pair counts, the heatmaps, a table per kind of\n"
             "      stratum and the top table\n"
-            "--format json prints the map as circuit.json to stdout (any map, merged or not).\n");
+            "--format json prints the map as circuit.json to stdout (any map, merged or not).\n"
+            "\n");
+    mch_report_pair_usage(f);
 }
 
 /* Writes what was asked for; @return the exit status. */
@@ -57,6 +59,9 @@ static int report(const char *map, const char *out, const char *format, int top)
 
 int mch_cmd_report(int argc, char **argv)
 {
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strncmp(argv[i], "--pairs", 7) && (!argv[i][7] || argv[i][7] == '='))
+            return mch_cmd_report_pair(argc, argv);
     const char *out = NULL, *format = NULL;
     int top = 10;
     char **pos = calloc((size_t)argc + 1, sizeof *pos);

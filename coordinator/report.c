@@ -14,35 +14,14 @@
 #include "jsonout.h"
 #include "outdir.h"
 #include "perturb.h"
-#include "utf8.h"
+#include "svg.h"
 
 /* ---- text ----------------------------------------------------------------------------------- */
 
-/* Writes s as XML/HTML text or attribute content: < > & " ' as entities; control characters (not
- * allowed in XML 1.0) and bytes that are not UTF-8 as '?'. */
+/* Text for HTML or SVG, escaped (svg.h). */
 static void esc(FILE *f, const char *s)
 {
-    size_t n = strlen(s), bad = 0;
-    for (size_t i = 0; i < n;) {
-        size_t ok = mch_utf8_valid(s + i, n - i, &bad) ? n - i : bad;
-        for (size_t j = i; j < i + ok; j++) {
-            unsigned char c = (unsigned char)s[j];
-            if (c == '<')
-                fputs("&lt;", f);
-            else if (c == '>')
-                fputs("&gt;", f);
-            else if (c == '&')
-                fputs("&amp;", f);
-            else if (c == '"')
-                fputs("&quot;", f);
-            else if (c == '\'')
-                fputs("&#39;", f);
-            else
-                putc(c < 0x20 && c != '\t' && c != '\n' ? '?' : c, f);
-        }
-        i += ok;
-        if (i < n) putc('?', f), i++;
-    }
+    mch_svg_esc(f, s);
 }
 
 /* v with 6 significant digits, or "none" when not finite. */
@@ -249,23 +228,10 @@ static double value(const mch_est *e, size_t i, estimate k)
     return k == ROM ? mch_est_ratio(e, i, 0) : e->mor.mean[i];
 }
 
-/* Diverging colour for v in [-max, max]: blue - white - red. */
+/* Diverging colour for v in [-max, max]: blue - white - red (svg.h). */
 static void colour(double v, double max, char out[8])
 {
-    double t = max > 0 ? v / max : 0;
-    if (t > 1) t = 1;
-    if (t < -1) t = -1;
-    int r, g, b;
-    if (t >= 0) { /* white -> #b2182b */
-        r = (int)lround(255 + t * (178 - 255));
-        g = (int)lround(255 + t * (24 - 255));
-        b = (int)lround(255 + t * (43 - 255));
-    } else { /* white -> #2166ac */
-        r = (int)lround(255 - t * (33 - 255));
-        g = (int)lround(255 - t * (102 - 255));
-        b = (int)lround(255 - t * (172 - 255));
-    }
-    snprintf(out, 8, "#%02x%02x%02x", r, g, b);
+    mch_svg_colour(v, max, out);
 }
 
 static int panel_w(const panel *p)
@@ -300,9 +266,7 @@ static int row_w(const fig_row *r)
 
 static void text_at(FILE *f, int x, int y, int size, const char *attrs, const char *s)
 {
-    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"%d\"%s>", x, y, size, attrs);
-    esc(f, s);
-    fputs("</text>\n", f);
+    mch_svg_text(f, x, y, size, attrs, s);
 }
 
 /* A cell's <title>: "PREFIXlayer 1 head 0: ratio of means 0.2231 [0.1923, 0.2505] n 199" or
@@ -392,18 +356,9 @@ static void draw_panel(FILE *f, const panel *p, int x0, int y0, estimate k, doub
 
 static void legend(FILE *f, int x, int y, double max, estimate k)
 {
-    fprintf(f,
-            "<rect x=\"%d\" y=\"%d\" width=\"200\" height=\"12\" fill=\"url(#div)\" "
-            "stroke=\"#888888\"/>\n",
-            x, y);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">%.3g</text>\n", x,
-            y + 26, -max);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">0</text>\n",
-            x + 100, y + 26);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">%.3g</text>\n",
-            x + 200, y + 26, max);
-    text_at(f, x + 210, y + 10, 10, "",
-            k == ROM ? "ratio of means (grey: no pairs)" : "mean of ratios (grey: no pairs)");
+    mch_svg_legend(f, x, y, max,
+                   k == ROM ? "ratio of means (grey: no pairs)"
+                            : "mean of ratios (grey: no pairs)");
 }
 
 /* The largest |value| of a row's cells (1 when none), its colour scale's end. */
@@ -431,14 +386,7 @@ static void figure(FILE *f, const fig_row *rows, int nr, const char *none, const
         if (tw > w) w = tw;
         h += row_h(&rows[i]);
     }
-    fprintf(f,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d "
-            "%d\" font-family=\"sans-serif\">\n"
-            "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n"
-            "<defs><linearGradient id=\"div\" x1=\"0\" x2=\"1\"><stop offset=\"0\" "
-            "stop-color=\"#2166ac\"/><stop offset=\"0.5\" stop-color=\"#ffffff\"/><stop "
-            "offset=\"1\" stop-color=\"#b2182b\"/></linearGradient></defs>\n",
-            w, h, w, h);
+    mch_svg_begin(f, w, h);
     if (!nr) text_at(f, 20, 36, 14, "", none);
     int y = 0;
     for (int i = 0; i < nr; i++) {
