@@ -175,6 +175,15 @@ for r in RUNS:
         check("%s: heads ci_low recomputed by numpy.percentile from the replicates (max diff "
               "%.3g)" % (r, d), d <= 1e-12)
 
+# ---- exact sums at the limb edges (values a double holds exactly) ----------------------------
+edges = [(0, 0), (0, 1), (-1, (1 << 64) - 1), (-1, 0), (-2, 0), (0, 1 << 63), (-1, 1 << 63),
+         (5, 1 << 20), (-6, (1 << 64) - (1 << 20))]
+got = mechir.stats.xsum_value(np.array([h for h, _ in edges], dtype=np.int64),
+                              np.array([l for _, l in edges], dtype=np.uint64))
+want = [float(h * 2**64 + l) / 2**40 for h, l in edges]  # exact: all hold in 53 bits
+check("xsum_value at the limb edges (carry, borrow, 2^63, -2^64): %d values exact" % len(edges),
+      list(got) == want, "%r vs %r" % (list(got), want))
+
 # ---- top.txt through the docs/PYTHON.md example ----------------------------------------------
 with open(os.path.join(ROOT, "docs", "PYTHON.md"), encoding="utf-8") as f:
     doc = f.read()
@@ -352,6 +361,81 @@ for k in cuts:
 check("a circuit.cmap cut at %d places: the reader raises MechirFormatError naming the file "
       "exactly where mechir report refuses it (%d refusals)" % (len(cuts), refused),
       not mismatch and refused > 0, "; ".join(mismatch[:5]))
+
+# The fuzz corpus of the C decoder (good maps, one hostile seed per rule, fuzzer finds): the
+# reader refuses exactly the files mechir report refuses.
+corpus = sorted(os.path.join(ROOT, "tests", "fuzz", "corpus", "cmap", f)
+                for f in os.listdir(os.path.join(ROOT, "tests", "fuzz", "corpus", "cmap")))
+mismatch, refused = [], 0
+for p in corpus:
+    ok, msg = raises(lambda: mechir.read_cmap(p), mechir.MechirFormatError, p + ": ")
+    accepted = msg == "no exception"
+    refused += ok
+    if not (ok or accepted) or accepted != c_accepts(p):
+        mismatch.append("%s: reader %s" % (os.path.basename(p), msg))
+check("the %d maps of tests/fuzz/corpus/cmap: the reader refuses (MechirFormatError naming the "
+      "file) exactly the %d mechir refuses" % (len(corpus), refused),
+      len(corpus) > 0 and refused > 0 and not mismatch, "; ".join(mismatch[:5]))
+
+# Maps made hostile one field at a time (with the package's message classes): refused by the
+# reader exactly when mechir refuses them.
+from mechir import proto  # noqa: E402
+
+
+def hostile(src, edit):
+    with open(src, "rb") as f:
+        m = proto.CircuitMap.FromString(f.read())
+    edit(m)
+    return m.SerializeToString()
+
+
+def set_n(e, i, v):
+    e.mean_of_ratios.n[i] = v
+
+
+f32map, atpmap = (os.path.join(run_dir(r), "circuit.cmap") for r in ("f32", "atp"))
+edits = [
+    ("pair id dropped", f32map, lambda m: m.pair_ids.__delitem__(0)),
+    ("pair ids unsorted", f32map, lambda m: m.pair_ids.reverse()),
+    ("used + 1", f32map, lambda m: setattr(m, "pairs_used", m.pairs_used + 1)),
+    ("with > used", f32map, lambda m: setattr(m, "pairs_with", m.pairs_total + 1)),
+    ("a cell with more pairs than used", f32map, lambda m: set_n(m.heads, 3, m.pairs_used + 1)),
+    ("negative m2", f32map, lambda m: m.heads.mean_of_ratios.m2.__setitem__(2, -1.0)),
+    ("NaN mean", f32map, lambda m: m.blocks_by_role.mean_of_ratios.mean.__setitem__(5, math.nan)),
+    ("one mean too few", f32map, lambda m: m.heads.mean_of_ratios.mean.__delitem__(0)),
+    ("replicates", f32map, lambda m: setattr(m.heads, "replicates", m.heads.replicates + 1)),
+    ("an impossible exact sum", f32map, lambda m: m.heads.num_hi.__setitem__(0, 1 << 40)),
+    ("one limb too many", f32map, lambda m: m.heads.den_lo.append(0)),
+    ("roles swapped", f32map, lambda m: m.roles.reverse()),
+    ("unknown sweep", f32map, lambda m: m.spec.sweeps.append("qkv")),
+    ("head-pos head outside", f32map, lambda m: m.spec.head_list.__setitem__(0, 99)),
+    ("layers 0", f32map, lambda m: setattr(m.spec, "layers", 0)),
+    ("ci_level 1.5", f32map, lambda m: setattr(m.spec, "ci_level", 1.5)),
+    ("min_delta -1", f32map, lambda m: setattr(m.spec, "min_delta", -1.0)),
+    ("stratum name", f32map, lambda m: setattr(m.strata[0], "name", "colour=red")),
+    ("stratum twice", f32map, lambda m: m.strata.append(m.strata[0])),
+    ("stratum pairs", f32map, lambda m: setattr(m.strata[0], "pairs", m.pairs_used + 1)),
+    ("no spec", f32map, lambda m: m.ClearField("spec")),
+    ("heads missing", f32map, lambda m: m.ClearField("heads")),
+    ("verified n differ", atpmap, lambda m: set_n(m.heads_verified_estimate, 0,
+                                                  m.heads_verified.mean_of_ratios.n[0] + 1)),
+    ("verified rank > 1", atpmap, lambda m: m.verified_rank.mean.__setitem__(0, 1.5)),
+    ("unchanged", f32map, lambda m: None),
+]
+mismatch, refused = [], 0
+for i, (name, src, edit) in enumerate(edits):
+    p = os.path.join(bad, "hostile-%d.cmap" % i)
+    with open(p, "wb") as f:
+        f.write(hostile(src, edit))
+    ok, msg = raises(lambda: mechir.read_cmap(p), mechir.MechirFormatError, p + ": ")
+    accepted = msg == "no exception"
+    refused += ok
+    if not (ok or accepted) or accepted != c_accepts(p) or accepted != (name == "unchanged"):
+        mismatch.append("%s: reader %s" % (name, msg))
+check("%d maps made hostile one field at a time: the reader refuses the %d that mechir refuses, "
+      "naming the file" % (len(edits), refused), refused == len(edits) - 1 and not mismatch,
+      "; ".join(mismatch[:5]))
+
 rng = np.random.default_rng(13)
 for name, data, why in (
         ("garbage", rng.integers(0, 256, 4000, dtype=np.uint8).tobytes(), "protobuf decoding"),
