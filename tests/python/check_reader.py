@@ -213,6 +213,24 @@ for r in ("f32", "bf16", "atp"):
     c.report("%s: the docs/PYTHON.md example prints top.txt's components (name, ratio of "
              "means, interval, mean of ratios, n)" % r)
 
+second = [b for b in blocks if "open_cache(" in b]
+check("docs/PYTHON.md has the numpy and cache example", len(second) == 1)
+scope = {}
+for code in (example[0], second[0]):
+    code = code.replace("runs/demo", run_dir("bf16"))
+    with redirect_stdout(io.StringIO()):
+        exec(compile(code, "docs/PYTHON.md", "exec"), scope)
+with open(os.path.join(WORK, "bf16.json"), encoding="utf-8") as f:
+    rom = np.array(json.load(f)["heads"]["ratio_of_means"], dtype=float)
+first = json.loads(subprocess.run(["zstd", "-dcq", os.path.join(run_dir("bf16"), "pairs.jsonl.zst")],
+                                  check=True, capture_output=True).stdout.splitlines()[0])
+npy = np.load(os.path.join(WORK, "bf16.npy", "%s.blocks.0.attn.hook_pattern.perturbed.npy"
+                           % first["pair_id"]))
+check("the docs/PYTHON.md numpy example: the largest head is mechir's, the pattern is mechir "
+      "cache get's", (int(scope["layer"]), int(scope["head"])) ==
+      np.unravel_index(np.nanargmax(rom), rom.shape) and
+      np.array_equal(scope["pattern"].view(np.uint32), npy.view(np.uint32)))
+
 
 # ---- pairs.jsonl and pairs.jsonl.zst ---------------------------------------------------------
 def walk_count(x):
@@ -263,21 +281,39 @@ nfr = re.search(r"# Zstandard Frames:\s*(\d+)", frames)
 check("many: pairs.jsonl.zst of %s frames read whole (%d pairs)"
       % (nfr.group(1) if nfr else "?", len(many)),
       len(many) == 130 and nfr and int(nfr.group(1)) == 3)
-try:
-    import pandas  # noqa: F401
+# DataFrames (pandas is there: test_reader.sh requires it) and the lists without pandas.
+import pandas as pd  # noqa: E402
 
-    df = mechir.read_pairs(os.path.join(run_dir("f32"), "pairs.jsonl"))
-    check("read_pairs gives a DataFrame with pandas", list(df["pair_id"]) ==
-          [p["pair_id"] for p in mechir.read_pairs(os.path.join(run_dir("f32"), "pairs.jsonl"),
-                                                   frame=False)])
-except ImportError:
-    got = mechir.read_pairs(os.path.join(run_dir("f32"), "pairs.jsonl"))
-    check("without pandas read_pairs gives a list of dicts", isinstance(got, list))
+f32pairs = os.path.join(run_dir("f32"), "pairs.jsonl")
+rows = mechir.read_pairs(f32pairs, frame=False)
+df = mechir.read_pairs(f32pairs)
+c = Cmp()
+c.value("read_pairs type", type(df).__name__, "DataFrame")
+c.value("read_pairs rows", len(df), len(rows))
+for i, row in enumerate(rows):
+    for k, v in row.items():
+        c.value("df[%d].%s" % (i, k), df.iloc[i][k], v)
+    c.arrays("df[%d].pair_arrays.heads" % i, mechir.pair_arrays(df.iloc[i])["heads"].arr,
+             row["heads"])
+cm = mechir.read_cmap(os.path.join(run_dir("f32"), "circuit.cmap"))
+cdf = cm.components()
+for i, row in enumerate(cm.components(frame=False)):
+    for k, v in row.items():
+        c.value("components[%d].%s" % (i, k), cdf.iloc[i][k], v)
+c.report("with pandas: read_pairs and components() as DataFrames hold the lists' values")
+saved = sys.modules.get("pandas")
+sys.modules["pandas"] = None  # import pandas now raises ImportError
+try:
+    got = mechir.read_pairs(f32pairs)
+    check("without pandas read_pairs gives the list of dicts", got == rows)
+    ok, msg = None, "no exception"
     try:
-        mechir.read_pairs(os.path.join(run_dir("f32"), "pairs.jsonl"), frame=True)
-        check("frame=True without pandas raises ImportError", False)
+        mechir.read_pairs(f32pairs, frame=True)
     except ImportError as e:
-        check("frame=True without pandas raises ImportError naming pandas", "pandas" in str(e))
+        ok, msg = "pandas" in str(e), str(e)
+    check("without pandas frame=True raises ImportError naming pandas (%s)" % msg, ok)
+finally:
+    sys.modules["pandas"] = saved
 
 # ---- the activation cache --------------------------------------------------------------------
 check("XXH64 (pure Python) of '', 'a', 'abc': the specification's values",

@@ -6,7 +6,7 @@
 # reads with `mechir report --format json`, components.json, top.txt (through the docs/PYTHON.md
 # example), pairs.jsonl(.zst) decoded by the zstd CLI, `mechir cache ls` and the .npy files of
 # `mechir cache get`, and checks its refusals of truncated, garbage and damaged files.
-# Needs /usr/bin/python3 with numpy, google.protobuf, zstandard and venv (deploy/install-deps.sh),
+# Needs /usr/bin/python3 with numpy, google.protobuf, zstandard, pandas and venv (install-deps.sh),
 # protoc-c and the zstd CLI; without them: skipped (77), or failed under CI=true.
 # usage: test_reader.sh PATH/TO/mechir REPO_ROOT
 set -u
@@ -28,7 +28,7 @@ missing() {
     exit 77
 }
 [ -x "$PY" ] || missing "/usr/bin/python3 is missing"
-for mod in numpy google.protobuf zstandard venv ensurepip setuptools; do
+for mod in numpy google.protobuf zstandard pandas venv ensurepip setuptools; do
     "$PY" -c "import $mod" 2>/dev/null || missing "python module $mod is missing (Debian's python3-${mod%%.*})"
 done
 command -v protoc-c >/dev/null || missing "protoc-c is missing (protobuf-c-compiler)"
