@@ -29,7 +29,9 @@ missing() {
 }
 [ -x "$PY" ] || missing "/usr/bin/python3 is missing"
 for mod in numpy google.protobuf zstandard pandas venv ensurepip setuptools; do
-    "$PY" -c "import $mod" 2>/dev/null || missing "python module $mod is missing (Debian's python3-${mod%%.*})"
+    case $mod in google.protobuf) deb=python3-protobuf ;; ensurepip) deb=python3-venv ;;
+    *) deb=python3-$mod ;; esac
+    "$PY" -c "import $mod" 2>/dev/null || missing "python module $mod is missing (Debian's $deb)"
 done
 command -v protoc-c >/dev/null || missing "protoc-c is missing (protobuf-c-compiler)"
 command -v zstd >/dev/null || missing "the zstd CLI is missing (zstd)"
