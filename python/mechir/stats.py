@@ -15,7 +15,7 @@ def xsum_value(hi, lo):
     hi = np.asarray(hi, dtype=np.int64)
     lo = np.asarray(lo, dtype=np.uint64)
     neg = hi < 0
-    uhi = hi.view(np.uint64) if hi.ndim else np.uint64(hi)
+    uhi = hi.astype(np.uint64)  # two's complement bits
     with np.errstate(over="ignore"):
         mlo = np.where(neg, ~lo + np.uint64(1), lo)  # two's complement, wrapping
         mhi = np.where(neg, ~uhi + (mlo == 0).astype(np.uint64), uhi)
