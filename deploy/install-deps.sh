@@ -14,6 +14,7 @@ packages=(
   nodejs npm python3-sentencepiece # tests/ref/tokenizers_ref.sh: the reference libraries
   iproute2 # tests/mpi/netns_nodes.sh: network namespaces as nodes
   strace # tests/mpi/kill_campaign.sh: kills at the final writes
+  python3-protobuf python3-zstandard python3-pandas python3-venv python3-setuptools python3-wheel # tests/python
 )
 
 missing=()
