@@ -241,6 +241,13 @@ message_type {
     type: TYPE_UINT32
     json_name: "verifyTop"
   }
+  field {
+    name: "decoder_layers"
+    number: 34
+    label: LABEL_OPTIONAL
+    type: TYPE_UINT32
+    json_name: "decoderLayers"
+  }
 }
 message_type {
   name: "InputFile"

@@ -123,8 +123,12 @@ class CircuitMap:
                          "sum_perturbed_minus_baseline":
                              float(e.sum_perturbed_minus_baseline[idx])})
 
-        for (layer, head) in np.ndindex(*self.heads.shape):
-            add("head", "attn.hook_z", self.heads, (layer, head), layer, head, None)
+        sites = {"decoder": "decoder.attn.hook_z", "cross": "decoder.cross_attn.hook_z"}
+        names = self.heads.coords["layer"]
+        for (row, head) in np.ndindex(*self.heads.shape):
+            part, layer = names[row] if isinstance(names[row], tuple) else (None, names[row])
+            add("head", sites.get(part, "attn.hook_z"), self.heads, (row, head), layer, head,
+                None)
         for (c, layer, r) in np.ndindex(*self.blocks_by_role.shape):
             add("block", COMPONENTS[c], self.blocks_by_role, (c, layer, r), layer, None, ROLES[r])
         if self.head_pos:
@@ -171,9 +175,15 @@ def _frame(rows, frame):
 # ---- the shapes of a map ------------------------------------------------------------------
 
 
-def _axes(kind, L, NH, head_pos):
+def _head_rows(L, LD):
+    """The heads map's rows: layers 0..L-1, and for a MonoT5 (LD decoder layers) then
+    ("decoder", l) and ("cross", l) rows, as mechir writes them (docs/T5.md)."""
+    return list(range(L)) + [("decoder", l) for l in range(LD)] + [("cross", l) for l in range(LD)]
+
+
+def _axes(kind, L, NH, head_pos, LD=0):
     if kind == "heads":
-        return ("layer", "head"), {"layer": list(range(L)), "head": list(range(NH))}
+        return ("layer", "head"), {"layer": _head_rows(L, LD), "head": list(range(NH))}
     if kind == "blocks":
         return (("component", "layer", "role"),
                 {"component": list(COMPONENTS), "layer": list(range(L)), "role": list(ROLES)})
@@ -389,7 +399,10 @@ def _from_pb(path, m):
     sw = set(s.sweeps)
     K = len(head_pos)
     R = len(ROLES)
-    cells = {"heads": L * NH if "heads" in sw else 0,
+    LD = s.decoder_layers
+    if LD > 1024:
+        ck.fail("spec: decoder_layers %d out of range (0..1024)" % LD)
+    cells = {"heads": (L + 2 * LD) * NH if "heads" in sw else 0,
              "blocks": 3 * L * R if "blocks" in sw else 0,
              "head_pos": K * R if "head-pos" in sw else 0}
     verify = s.verify_top != 0
@@ -436,11 +449,11 @@ def _from_pb(path, m):
     level = s.ci_level
 
     def est(name, kind):
-        axes, coords = _axes(kind, L, NH, head_pos)
+        axes, coords = _axes(kind, L, NH, head_pos, LD)
         return _est_from_pb(getattr(m, name), m.HasField(name), axes, coords, level, B)
 
     def est_of(msg, fieldname, kind):
-        axes, coords = _axes(kind, L, NH, head_pos)
+        axes, coords = _axes(kind, L, NH, head_pos, LD)
         return _est_from_pb(getattr(msg, fieldname), msg.HasField(fieldname), axes, coords,
                             level, B)
 
@@ -517,11 +530,12 @@ def read_circuit_json(path):
     try:
         model = j["model"]
         L, NH = int(model["layers"]), int(model["heads"])
+        LD = int(model.get("decoder_layers", 0))
         hp = j.get("head_pos")
         head_pos = [tuple(h) for h in hp["heads"]] if hp else []
 
         def est(block, kind, where):
-            axes, coords = _axes(kind, L, NH, head_pos)
+            axes, coords = _axes(kind, L, NH, head_pos, LD)
             return _est_from_json(path, block, axes, coords, where)
 
         verified = None

@@ -55,6 +55,19 @@ PYEOF
 grep -q 'cross-attention head' rep/top.txt || fail "top.txt names no cross-attention head"
 ok "heads.svg has the encoder, decoder and cross-attention panels; the tables name them"
 
+PYTHONPATH=$ROOT/python "$PY" - rep/components.csv monot5-tiny-3 <<'PYEOF' || fail "the Python reader labels a MonoT5 map's heads otherwise than the report"
+import csv, sys
+import mechir
+want = {(r["component"], r["layer"], r["head"]): float(r["sum_patched_minus_baseline"])
+        for r in csv.DictReader(open(sys.argv[1])) if r["kind"] == "head"}
+for m in (mechir.read_cmap(sys.argv[2] + "/circuit.cmap"),
+          mechir.read_circuit_json(sys.argv[2] + "/circuit.json")):
+    got = {(c["component"], str(c["layer"]), str(c["head"])): c["sum_patched_minus_baseline"]
+           for c in m.components(frame=False) if c["kind"] == "head"}
+    assert got == want and len(got) == 24, (len(got), len(want))
+PYEOF
+ok "the Python reader (python/) names and sums the 24 heads as components.csv does"
+
 echo "== --direction with and --select top-delta 2, against the checked run's scores =="
 M=$ROOT/tests/data/models/monot5-tiny
 SUB="--model $M --input $INPUT --max-len 48 --sweep heads --min-delta 1e-9 --pairs-format jsonl --seed 5"
