@@ -1,6 +1,6 @@
 """mechir score and mechir tokenize --pair on a MonoT5 fixture against its golden.json (made by an
 independent torch transcription of Hugging Face's modeling_t5 and the tokenizers library), and the
-one-line refusals of what is not built for MonoT5 yet.
+one-line refusals of what is not built for MonoT5 yet (runs: tests/mpi/t5.sh).
 usage: monot5_check.py MECHIR MODEL_DIR TMPDIR"""
 import json
 import os
@@ -80,8 +80,8 @@ with open(docs, "w") as f:
 refusals = [
     ("patch", ["patch", "--model", model, "--query", "a", "--baseline", "b c", "--perturbed",
                "b d", "--sweep", "head-pos", "--heads", "0.1"], "head-pos sweep is not supported"),
-    ("run", ["run", "--model", model, "--input", docs, "--sweep", "heads", "--out",
-             os.path.join(tmp, "run")], "runs are not supported for it yet"),
+    ("run", ["run", "--model", model, "--input", docs, "--sweep", "heads", "--method", "atp",
+             "--out", os.path.join(tmp, "run")], "a MonoT5 run does not take --method atp"),
 ]
 for name, args, want in refusals:
     r = run(*args)
