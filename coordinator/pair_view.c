@@ -481,9 +481,10 @@ static void blocks_svg(FILE *f, const void *arg)
         fputs("</svg>\n", f);
         return;
     }
-    char layer_txt[MAX_L][8];
+    char layer_txt[MAX_L][12];
     const char *layers[MAX_L];
-    for (int l = 0; l < L; l++) snprintf(layer_txt[l], 8, "%d", l), layers[l] = layer_txt[l];
+    for (int l = 0; l < L; l++)
+        snprintf(layer_txt[l], sizeof layer_txt[l], "%d", l), layers[l] = layer_txt[l];
     double max = abs_max(r->blocks, (size_t)3 * L * T, 1);
     panel p[3];
     char titles[3][64];
