@@ -28,9 +28,9 @@ static int spans_share(const int32_t *a, int la, const int32_t *b, int lb)
     return 0;
 }
 
-int mch_align_docs(const int32_t *a, int na, const int32_t *b, int nb, int32_t filler,
-                   int max_span, int32_t *out_a, int32_t *out_b, int *n, mch_alignment *al,
-                   char *why, size_t why_cap)
+int mch_align_docs(const int32_t *a, int na, const int32_t *b, int nb, int32_t filler, int max_span,
+                   int32_t *out_a, int32_t *out_b, int *n, mch_alignment *al, char *why,
+                   size_t why_cap)
 {
     int shorter = na < nb ? na : nb, pre = 0, suf = 0;
     while (pre < shorter && a[pre] == b[pre]) pre++;
@@ -90,9 +90,9 @@ struct mch_given {
     mch_ids q, a, b;
     int32_t *da, *db; /* aligned documents (dcap) */
     size_t dcap;
-    uint8_t *starts, *match; /* (dcap) word starts; term-occurrence marks */
+    uint8_t *starts, *match;                         /* (dcap) word starts; term-occurrence marks */
     int32_t *ids_b, *ids_p, *types, *qids, *scratch; /* (max_len) */
-    uint8_t *roles, *special, *troles;                 /* (max_len) */
+    uint8_t *roles, *special, *troles;               /* (max_len) */
     /* the span's words */
     int n_tw;
     char tw[WORD_BYTES * 2];
@@ -112,7 +112,7 @@ void mch_given_free(mch_given *g)
     mch_ids_free(&g->q);
     mch_ids_free(&g->a);
     mch_ids_free(&g->b);
-    void *bufs[] = {g->da,   g->db,      g->starts, g->match,   g->ids_b,  g->ids_p,
+    void *bufs[] = {g->da,    g->db,   g->starts,  g->match, g->ids_b,   g->ids_p,
                     g->types, g->qids, g->scratch, g->roles, g->special, g->troles};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(g);
@@ -144,11 +144,11 @@ mch_status mch_given_create(mch_given **out, const mch_tok *t, const mch_perturb
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if (!rc && o->stem && !(g->stemmer = sb_stemmer_new("english", "UTF_8")))
         rc = mch_fail(err, MCH_ERR_UNSUPPORTED, "the Snowball English stemmer is unavailable");
-    if (!rc && !((g->qterms = mch_strmap_create()) && (g->qstems = mch_strmap_create()) &&
-                 (g->ids_b = malloc(T * 4)) && (g->ids_p = malloc(T * 4)) &&
-                 (g->types = malloc(T * 4)) && (g->qids = malloc(T * 4)) &&
-                 (g->scratch = malloc(T * 4)) && (g->roles = malloc(T)) &&
-                 (g->special = malloc(T)) && (g->troles = malloc(T))))
+    if (!rc &&
+        !((g->qterms = mch_strmap_create()) && (g->qstems = mch_strmap_create()) &&
+          (g->ids_b = malloc(T * 4)) && (g->ids_p = malloc(T * 4)) && (g->types = malloc(T * 4)) &&
+          (g->qids = malloc(T * 4)) && (g->scratch = malloc(T * 4)) && (g->roles = malloc(T)) &&
+          (g->special = malloc(T)) && (g->troles = malloc(T))))
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     if (!rc) {
         mch_ids f = {0};
@@ -181,10 +181,11 @@ static void mark_word_starts(const mch_tok *v, const int32_t *ids, int n, uint8_
     for (int i = 0; i < n; i++) {
         int k = mch_tok_piece(v, ids[i], cur, sizeof cur, &cl);
         if (k < 0) cl = 0;
-        bool joins = i > 0 && (k == MCH_PIECE_CONTINUE ||
-                               (k == MCH_PIECE_GLUED &&
-                                (!pl || (cl && wordish((unsigned char)prev[pl - 1]) &&
-                                         wordish((unsigned char)cur[0])))));
+        bool joins =
+            i > 0 &&
+            (k == MCH_PIECE_CONTINUE ||
+             (k == MCH_PIECE_GLUED && (!pl || (cl && wordish((unsigned char)prev[pl - 1]) &&
+                                               wordish((unsigned char)cur[0])))));
         starts[i] = !joins;
         memcpy(prev, cur, cl + 1);
         pl = cl;
@@ -227,8 +228,8 @@ static int spell_word(const mch_given *g, const int32_t *ids, int i, int j, char
 /* The stem of w into g->stem (or w itself without stemming). */
 static const char *stem_word(mch_given *g, const char *w, size_t len, size_t *sl)
 {
-    const sb_symbol *s = g->stemmer ? sb_stemmer_stem(g->stemmer, (const sb_symbol *)w, (int)len)
-                                    : NULL;
+    const sb_symbol *s =
+        g->stemmer ? sb_stemmer_stem(g->stemmer, (const sb_symbol *)w, (int)len) : NULL;
     if (!s) {
         *sl = len;
         return w;
@@ -406,8 +407,7 @@ mch_status mch_given_build(mch_given *g, const char *qid, const char *query, con
     if ((rc = mch_tok_tokenize(v, query, strlen(query), &g->q, err)) ||
         (rc = mch_tok_tokenize(v, baseline, strlen(baseline), &g->a, err)) ||
         (rc = mch_tok_tokenize(v, perturbed, strlen(perturbed), &g->b, err)) ||
-        (rc = grow_docs(g, g->a.n + g->b.n + g->q.n + 1, err)) ||
-        (rc = query_terms(g, query, err)))
+        (rc = grow_docs(g, g->a.n + g->b.n + g->q.n + 1, err)) || (rc = query_terms(g, query, err)))
         return rc;
     int nd_all;
     if (!mch_align_docs(g->a.ids, (int)g->a.n, g->b.ids, (int)g->b.n, g->filler_id, g->max_span,
@@ -468,8 +468,8 @@ mch_status mch_given_build(mch_given *g, const char *qid, const char *query, con
     out->token_types = g->types;
     out->roles = g->roles;
     if (bi) {
-        out->Tq = (int)mch_tok_assemble(v, g->q.ids, (size_t)nq, NULL, 0, g->qids, g->scratch,
-                                        NULL);
+        out->Tq =
+            (int)mch_tok_assemble(v, g->q.ids, (size_t)nq, NULL, 0, g->qids, g->scratch, NULL);
         out->query_ids = g->qids;
     }
     return MCH_OK;

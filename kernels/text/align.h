@@ -41,9 +41,9 @@ typedef struct {
  * differ in more than one span (spans of different lengths that share a token: a token kept
  * between two changes, where no single filler run can align them) or in more than max_span
  * tokens. */
-int mch_align_docs(const int32_t *a, int na, const int32_t *b, int nb, int32_t filler,
-                   int max_span, int32_t *out_a, int32_t *out_b, int *n, mch_alignment *al,
-                   char *why, size_t why_cap);
+int mch_align_docs(const int32_t *a, int na, const int32_t *b, int nb, int32_t filler, int max_span,
+                   int32_t *out_a, int32_t *out_b, int *n, mch_alignment *al, char *why,
+                   size_t why_cap);
 
 /* Builds aligned pairs of given documents with the perturber's layout (cross-encoder, or
  * bi-encoder with the query apart) and options: max_len, max_query_len, filler, stopwords,
