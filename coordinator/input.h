@@ -19,11 +19,11 @@
  * mch_input_next (or, for joined tables, until mch_input_close). */
 typedef struct {
     const char *qid, *query, *docno, *text;
-    const char *term; /* the term to inject (TSV 5th column, JSONL "term"), or NULL */
+    const char *term;      /* the term to inject (TSV 5th column, JSONL "term"), or NULL */
     const char *perturbed; /* given pairs: the perturbed document; NULL otherwise */
     const char *pair_key;  /* given pairs: tells pairs of one (qid, docno) apart, or NULL */
-    int relevance;    /* qrels grade or JSONL "relevance"; -1 when unknown */
-    int rank;         /* run rank or JSONL "rank"; -1 when unknown */
+    int relevance;         /* qrels grade or JSONL "relevance"; -1 when unknown */
+    int rank;              /* run rank or JSONL "rank"; -1 when unknown */
     const char *file; /* where the unit came from (the TSV/JSONL file, or the run/qrels file) */
     long line;        /* 1-based line in that file */
 } mch_record;

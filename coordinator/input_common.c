@@ -225,10 +225,10 @@ mch_status mch_input_offer(mch_input *in, const mch_record **rec, mch_err *err)
 {
     mch_record *r = &in->rec;
     int given = in->o.given; /* ids may be empty; the perturbed document may not */
-    const char *what = !given && !*r->qid                  ? "empty qid"
-                       : mch_input_blank(r->query)         ? "empty query"
-                       : !given && !*r->docno              ? "empty docno"
-                       : mch_input_blank(r->text)          ? "empty text"
+    const char *what = !given && !*r->qid                       ? "empty qid"
+                       : mch_input_blank(r->query)              ? "empty query"
+                       : !given && !*r->docno                   ? "empty docno"
+                       : mch_input_blank(r->text)               ? "empty text"
                        : given && mch_input_blank(r->perturbed) ? "empty perturbed"
                                                                 : NULL;
     *rec = NULL;

@@ -65,7 +65,7 @@ struct mch_input {
     mch_strmap *pairs; /* "qid\0docno" -> first line; NULL with allow_duplicates */
     char *key;         /* scratch for pair keys */
     size_t key_cap;
-    cJSON *json; /* JSONL: the current line's object (its strings back rec) */
+    cJSON *json;     /* JSONL: the current line's object (its strings back rec) */
     char *joined[2]; /* "{title} {text}" of the current line: text, perturbed (joined_cap) */
     size_t joined_cap[2];
     char line_key[24]; /* given pairs without ids: the line number as the pair key */

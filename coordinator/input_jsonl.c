@@ -164,8 +164,8 @@ static int jsonl_fields(mch_input *in, const char *s, size_t len, mch_record *r,
           mch_input_json_id2(o, "docno", "doc_id", given, &r->docno, why, cap) &&
           mch_input_json_str(o, "text", 0, &r->text, why, cap) &&
           mch_input_json_str(o, "title", 1, &title, why, cap) &&
-          mch_input_json_str(o, "term", 1, &r->term, why, cap) && given_fields(in, o, r, why, cap) &&
-          json_int(o, "relevance", &r->relevance, why, cap) &&
+          mch_input_json_str(o, "term", 1, &r->term, why, cap) &&
+          given_fields(in, o, r, why, cap) && json_int(o, "relevance", &r->relevance, why, cap) &&
           json_int(o, "rank", &r->rank, why, cap)))
         return 0;
     if (!r->qid) r->qid = "";

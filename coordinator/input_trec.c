@@ -204,8 +204,8 @@ static int parse_table_line(mch_input *in, char *s, size_t len, int jsonl, int i
         snprintf(why, cap, "empty %s", !*t->id ? id_name : text_name);
         return 0;
     }
-    if (title && !(t->text = mch_input_join_title(&in->joined[0], &in->joined_cap[0], title,
-                                                   t->text))) {
+    if (title &&
+        !(t->text = mch_input_join_title(&in->joined[0], &in->joined_cap[0], title, t->text))) {
         snprintf(why, cap, "%s", MCH_INPUT_OOM);
         return 0;
     }

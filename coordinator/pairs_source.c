@@ -42,8 +42,8 @@ const char mch_source_help[] =
 struct mch_pair_source {
     mch_input *in;
     mch_perturber *pert;
-    mch_given *given;     /* --perturb given: the pairs' builder (pert unused) */
-    mch_alignment align;  /* given: the last pair's */
+    mch_given *given;    /* --perturb given: the pairs' builder (pert unused) */
+    mch_alignment align; /* given: the last pair's */
     mch_perturb_opts po;
     mch_strmap *stop;
     mch_df *df;
@@ -157,8 +157,8 @@ mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
     if (!given && o->max_span)
         rc = mch_fail(err, MCH_ERR_ARG, "--max-span applies to --perturb given only");
     if (!rc && o->perturb && !given && !mch_perturb_parse(o->perturb, &po->kind))
-        rc = mch_fail(err, MCH_ERR_ARG, "--perturb takes tfc1, tdc, lnc1, inject or given, got '%s'",
-                      o->perturb);
+        rc = mch_fail(err, MCH_ERR_ARG,
+                      "--perturb takes tfc1, tdc, lnc1, inject or given, got '%s'", o->perturb);
     po->pos = MCH_POS_END;
     if (!rc && o->position) {
         char *end;

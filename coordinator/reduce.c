@@ -107,8 +107,7 @@ static void write_pair_line(FILE *f, const mch_pair_result *r, const mch_job_spe
     if (p->rank >= 0) fprintf(f, ",\"rank\":%d", p->rank);
     if (p->alignment && *p->alignment) {
         fputs(",\"alignment\":", f);
-        mch_alignment_write_json(f, p->alignment, p->position, p->span_baseline,
-                                 p->span_perturbed);
+        mch_alignment_write_json(f, p->alignment, p->position, p->span_baseline, p->span_perturbed);
     }
     fputs(",\"score_baseline\":", f);
     mch_json_double(f, r->score_baseline);

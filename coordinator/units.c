@@ -79,7 +79,8 @@ static mch_status fill_window(mch_unit_maker *um, mch_err *err)
         uint64_t index = um->next_index++;
         if (index < um->done_cap && um->done[index]) continue;
         if ((rc = pair_input_of(&um->window[um->n_window], pr, r,
-                                mch_pair_source_alignment(um->src), index, err))) return rc;
+                                mch_pair_source_alignment(um->src), index, err)))
+            return rc;
         um->n_window++;
     }
     qsort(um->window, um->n_window, sizeof *um->window, cmp_by_len);

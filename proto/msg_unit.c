@@ -40,9 +40,8 @@ static char *dup_opt(const char *s, int *oom)
 void mch_pair_input_deinit(mch_pair_input *p)
 {
     if (!p) return;
-    void *owned[] = {p->ids_baseline, p->ids_perturbed, p->token_types, p->roles, p->query_ids,
-                     p->qid,          p->docno,         p->term,        p->alignment,
-                     p->pair_key};
+    void *owned[] = {p->ids_baseline, p->ids_perturbed, p->token_types, p->roles,     p->query_ids,
+                     p->qid,          p->docno,         p->term,        p->alignment, p->pair_key};
     for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) free(owned[i]);
     memset(p, 0, sizeof *p);
 }
@@ -116,9 +115,9 @@ static int pair_from_pb(void *p, const void *pb)
     const Mechir__PairInput *m = pb;
     /* A view of m in the field order of mch_pair_input, then one deep copy. */
     mch_pair_input view = {
-        m->index,       m->pair_id,    m->n_ids_baseline, m->ids_baseline, m->ids_perturbed,
-        m->token_types, m->roles.data, m->n_query_ids,    m->query_ids,    m->qid,
-        m->docno,       m->term,       m->position,       m->relevance,    m->rank,
+        m->index,       m->pair_id,       m->n_ids_baseline, m->ids_baseline, m->ids_perturbed,
+        m->token_types, m->roles.data,    m->n_query_ids,    m->query_ids,    m->qid,
+        m->docno,       m->term,          m->position,       m->relevance,    m->rank,
         m->alignment,   m->span_baseline, m->span_perturbed, m->pair_key};
     return mch_pair_input_copy(p, &view, NULL) != MCH_OK;
 }
