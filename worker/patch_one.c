@@ -175,13 +175,28 @@ static mch_status pair_aligned(pair_ids *ids, const mch_patch_one_opts *o, const
     return rc;
 }
 
-/* Tokenises the texts into ids (whose arrays hold max_len entries); texts of different token
- * lengths are aligned (pair_aligned). */
+/* Whether the documents' tokens (before any cut to max_len) differ in count. */
+static mch_status lengths_differ(const mch_patch_one_opts *o, const mch_tok *t, int *differ,
+                                 mch_err *err)
+{
+    mch_ids a = {0}, b = {0};
+    mch_status rc = mch_tok_tokenize(t, o->baseline, strlen(o->baseline), &a, err);
+    if (!rc) rc = mch_tok_tokenize(t, o->perturbed, strlen(o->perturbed), &b, err);
+    *differ = a.n != b.n;
+    mch_ids_free(&a);
+    mch_ids_free(&b);
+    return rc;
+}
+
+/* Tokenises the texts into ids (whose arrays hold max_len entries); documents of different token
+ * lengths are aligned (pair_aligned) before the pair is cut to max_len. */
 static mch_status pair_from_texts(pair_ids *ids, const mch_patch_one_opts *o, const mch_model *m,
                                   int max_len, mch_err *err)
 {
-    int Tb = 0, Tp = 0;
-    mch_status rc;
+    int Tb = 0, Tp = 0, differ = 0;
+    mch_status rc = lengths_differ(o, m->tok, &differ, err);
+    if (rc) return rc;
+    if (differ) return pair_aligned(ids, o, m, max_len, err);
     if (m->cfg.head != MCH_HEAD_NONE) {
         int qlen = o->max_query_len ? o->max_query_len : 64;
         int32_t *tp = calloc((size_t)max_len, sizeof *tp);
@@ -191,14 +206,21 @@ static mch_status pair_from_texts(pair_ids *ids, const mch_patch_one_opts *o, co
         if (!rc)
             rc = mch_tok_encode_to(m->tok, o->query, o->perturbed, qlen, max_len, ids->p, tp, &Tp,
                                    err);
-        int differ = !rc && (Tb != Tp || memcmp(ids->types, tp, (size_t)Tb * sizeof *tp));
+        if (!rc && (Tb != Tp || memcmp(ids->types, tp, (size_t)Tb * sizeof *tp)))
+            rc = mch_fail(err, MCH_ERR_SHAPE,
+                          "baseline and perturbed pairs have %d and %d tokens (or different "
+                          "token types); patching needs aligned inputs of equal length",
+                          Tb, Tp);
         free(tp);
-        if (differ) return pair_aligned(ids, o, m, max_len, err);
     } else {
         rc = mch_tok_encode_to(m->tok, o->baseline, NULL, 0, max_len, ids->b, NULL, &Tb, err);
         if (!rc)
             rc = mch_tok_encode_to(m->tok, o->perturbed, NULL, 0, max_len, ids->p, NULL, &Tp, err);
-        if (!rc && Tb != Tp) return pair_aligned(ids, o, m, max_len, err);
+        if (!rc && Tb != Tp)
+            rc = mch_fail(err, MCH_ERR_SHAPE,
+                          "baseline and perturbed documents have %d and %d tokens; patching "
+                          "needs aligned inputs of equal length",
+                          Tb, Tp);
     }
     ids->T = Tb;
     return rc;
