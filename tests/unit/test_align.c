@@ -328,6 +328,10 @@ static const pair_case wordpiece_cases[] = {
     {"red apple", "one two three four five six seven eight",
      "one two three four five six seven eight red", 12, 0, NULL, NULL, NULL, NULL, 0, 0, 0, 0, NULL,
      "beyond the 7 the max_len 12 window holds", NULL},
+    /* ... also when the span would start right at the window's end (7 + 1 > 7) */
+    {"red apple", "one two three four five six seven", "one two three four five six seven red", 12,
+     0, NULL, NULL, NULL, NULL, 0, 0, 0, 0, NULL,
+     "document tokens 7..7, beyond the 7 the max_len 12 window holds", NULL},
     /* the same tokens */
     {"red apple", "an apple", "An  apple", 64, 0, NULL, NULL, NULL, NULL, 0, 0, 0, 0, NULL,
      "have the same tokens", NULL},
