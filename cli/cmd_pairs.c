@@ -18,7 +18,7 @@ static void pairs_usage(FILE *f)
 {
     fprintf(f,
             "usage: mechir pairs --model DIR (--input FILE | --run FILE --topics FILE --docs FILE\n"
-            "                    [--qrels FILE] [--top-k K]) [--perturb tfc1|tdc|lnc1|inject]\n"
+            "                    [--qrels FILE] [--top-k K]) [--perturb KIND]\n"
             "                    [--seed S] [--max-len N] [options]\n"
             "\n"
             "Builds aligned baseline/perturbed token pairs with token roles and writes one JSON\n"
