@@ -1,8 +1,8 @@
 /* libFuzzer target for the TREC reader (mch_input_open_trec, coordinator/input_trec.c): run,
  * topics, docs and qrels joined by id. The first byte picks the options (fuzz_input.h) and, in
- * its top bit, docs as JSONL, in bit 1 topics as JSONL; the rest is the four files separated by form feeds (\f): run,
- * topics, docs, qrels. An empty run means none (units from the qrels); no fourth part, no
- * qrels. Every record and the skip report are checked as fuzz_input.h says. */
+ * its top bit, docs as JSONL, in bit 1 topics as JSONL; the rest is the four files separated by
+ * form feeds (\f): run, topics, docs, qrels. An empty run means none (units from the qrels); no
+ * fourth part, no qrels. Every record and the skip report are checked as fuzz_input.h says. */
 #include "fuzz_file.h"
 #include "fuzz_input.h"
 
