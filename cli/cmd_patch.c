@@ -28,7 +28,9 @@ static void patch_usage(FILE *f)
             "patched scores and effects (patched - baseline) / (perturbed - baseline) as one\n"
             "JSON object on stdout. For a cross-encoder the baseline and perturbed texts are\n"
             "documents paired with the same query; for a bi-encoder only the document side is\n"
-            "patched. Both inputs must have the same token length and token types. A MonoT5\n"
+            "patched. Texts whose tokens differ in length are aligned as MechIR pads them: the\n"
+            "shorter side gets the filler where the documents differ (\"alignment\" in the\n"
+            "output; docs/INPUTS.md, given pairs); id lists must have equal lengths. A MonoT5\n"
             "is patched on its prompt: heads (encoder, decoder_heads, cross_heads) and blocks\n"
             "(encoder), exact only (docs/PATCHING.md, \"MonoT5\").\n"
             "\n"
@@ -36,6 +38,8 @@ static void patch_usage(FILE *f)
             "  --query TEXT         query text\n"
             "  --baseline TEXT      baseline document\n"
             "  --perturbed TEXT     perturbed document\n"
+            "  --filler WORD        the padding of texts of different lengths, one token\n"
+            "                       (default a)\n"
             "  --ids-baseline IDS   exact token ids, comma-separated (bypasses the tokenizer)\n"
             "  --ids-perturbed IDS  exact token ids of the perturbed input\n"
             "  --token-types IDS    token types of both (default: all 0)\n"
@@ -151,6 +155,7 @@ static int parse_args(int argc, char **argv, patch_cli *a)
         {.name = "query", .kind = MCH_OPT_STR, .dst = &o->query},
         {.name = "baseline", .kind = MCH_OPT_STR, .dst = &o->baseline},
         {.name = "perturbed", .kind = MCH_OPT_STR, .dst = &o->perturbed},
+        {.name = "filler", .kind = MCH_OPT_STR, .dst = &o->filler},
         {.name = "ids-baseline", .kind = MCH_OPT_STR, .dst = &o->ids_baseline},
         {.name = "ids-perturbed", .kind = MCH_OPT_STR, .dst = &o->ids_perturbed},
         {.name = "token-types", .kind = MCH_OPT_STR, .dst = &o->token_types},

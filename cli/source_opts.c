@@ -31,6 +31,7 @@ void mch_source_opt_table_init(mch_source_opt_table *t, mch_source_opts *o)
         {.name = "df", .kind = MCH_OPT_STR, .dst = &o->df},
         {.name = "write-df", .kind = MCH_OPT_STR, .dst = &o->write_df},
         {.name = "max-line-bytes", .kind = MCH_OPT_U64, .dst = &o->max_line_bytes},
+        {.name = "max-span", .kind = MCH_OPT_INT, .dst = &o->max_span, .lo = 1, .hi = 1 << 20},
         {.name = NULL},
     };
     _Static_assert(sizeof opt == sizeof t->opt, "MCH_SOURCE_OPT_COUNT is the table's length");

@@ -6,7 +6,7 @@
 #include "opts.h"
 #include "pairs_source.h"
 
-#define MCH_SOURCE_OPT_COUNT 20
+#define MCH_SOURCE_OPT_COUNT 21
 
 /* The table: MCH_SOURCE_OPT_COUNT options and the entry that ends it. */
 typedef struct {

@@ -19,9 +19,11 @@
  * mch_input_next (or, for joined tables, until mch_input_close). */
 typedef struct {
     const char *qid, *query, *docno, *text;
-    const char *term; /* the term to inject (TSV 5th column, JSONL "term"), or NULL */
-    int relevance;    /* qrels grade or JSONL "relevance"; -1 when unknown */
-    int rank;         /* run rank or JSONL "rank"; -1 when unknown */
+    const char *term;      /* the term to inject (TSV 5th column, JSONL "term"), or NULL */
+    const char *perturbed; /* given pairs: the perturbed document; NULL otherwise */
+    const char *pair_key;  /* given pairs: tells pairs of one (qid, docno) apart, or NULL */
+    int relevance;         /* qrels grade or JSONL "relevance"; -1 when unknown */
+    int rank;              /* run rank or JSONL "rank"; -1 when unknown */
     const char *file; /* where the unit came from (the TSV/JSONL file, or the run/qrels file) */
     long line;        /* 1-based line in that file */
 } mch_record;
@@ -50,6 +52,7 @@ typedef struct {
     int four_columns;      /* TSV: exactly 4 columns; a 5th (term) column makes a bad line */
     int allow_duplicates;  /* TSV/JSONL: a repeated (qid, docno) pair is a unit like any other */
     size_t max_line_bytes; /* longest line of any file (0: MCH_LINE_BYTES_DEFAULT), see below */
+    int given;             /* TSV/JSONL: given (pre-perturbed) pairs, see below */
 } mch_input_opts;
 
 typedef struct mch_input mch_input;
@@ -60,16 +63,25 @@ typedef struct mch_input mch_input;
 mch_status mch_input_open_tsv(mch_input **out, const char *path, const mch_input_opts *o,
                               mch_err *err);
 
-/* JSONL: {"qid", "query", "docno", "text", "term"?, "relevance"?, "rank"?} per line (qid and
- * docno may be strings or integers). Bad: not a JSON object, missing or mistyped fields,
- * invalid UTF-8, empty qid, query, docno or text, a repeated (qid, docno) pair (unless
- * allow_duplicates). */
+/* JSONL: {"qid", "query", "docno", "text", "title"?, "term"?, "relevance"?, "rank"?} per line
+ * (qid and docno may be strings or integers; ir_datasets' "query_id" and "doc_id" stand for
+ * them; a title is joined as ir_datasets' default_text(): "{title} {text}"). Bad: not a JSON
+ * object, missing or mistyped fields, invalid UTF-8, empty qid, query, docno or text, a repeated
+ * (qid, docno) pair (unless allow_duplicates), a "perturbed" field without given.
+ *
+ * Given pairs (o->given): the record's text is the baseline document and perturbed the
+ * perturbed one (JSONL "perturbed", joined with the title too; TSV 5th column), with an
+ * optional pair key (JSONL "pair_id", string or integer; TSV 6th column). qid and docno may be
+ * missing or empty; a pair with neither nor a key is keyed by its line number. Repeats are
+ * judged on (qid, docno, key). TSV: qid, query, docno, text, perturbed[, pair_id]. */
 mch_status mch_input_open_jsonl(mch_input **out, const char *path, const mch_input_opts *o,
                                 mch_err *err);
 
 /* TREC: run (`qid Q0 docno rank score tag`) or, without a run, the qrels lines with grade > 0
- * (each query with its relevant documents); topics (`qid<TAB>query`); docs (TSV
- * `docno<TAB>text`, or JSONL {"docno","text"} when the name ends in .jsonl or .jsonl.zst);
+ * (each query with its relevant documents); topics (`qid<TAB>query`, or JSONL {"qid" or
+ * "query_id", "query" or "text"} when the name ends in .jsonl or .jsonl.zst); docs (TSV
+ * `docno<TAB>text` or `docno<TAB>title<TAB>text`, or JSONL {"docno" or "doc_id", "text",
+ * "title"?}; a title joined as "{title} {text}");
  * qrels (`qid 0 docno grade`) optional with a run (gives relevance). Joined by id; a unit whose
  * qid or docno is missing from a table is skipped with that reason; a duplicate qid in topics or
  * docno in docs is a bad table line (the first one wins). Only documents the units need are

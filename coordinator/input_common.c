@@ -192,11 +192,14 @@ void mch_skip_report_print(const mch_skip_report *r, FILE *f)
 /* ---------------------------------------------------------------------------------------------
  * Units of pairs files (TSV, JSONL) */
 
-/* *first = the line where (qid, docno) was seen before, or 0 (and it is recorded). */
-static mch_status pair_seen(mch_input *in, const char *qid, const char *docno, long line,
-                            long *first, mch_err *err)
+/* *first = the line where (qid, docno[, pair key]) was seen before, or 0 (and it is
+ * recorded). */
+static mch_status pair_seen(mch_input *in, const mch_record *r, long line, long *first,
+                            mch_err *err)
 {
-    size_t lq = strlen(qid), ld = strlen(docno), n = lq + 1 + ld;
+    const char *qid = r->qid, *docno = r->docno, *pk = r->pair_key ? r->pair_key : "";
+    size_t lq = strlen(qid), ld = strlen(docno), lk = strlen(pk);
+    size_t n = lq + 1 + ld + (in->o.given ? 1 + lk : 0);
     if (n > in->key_cap) {
         char *k = realloc(in->key, n);
         if (!k) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
@@ -206,6 +209,10 @@ static mch_status pair_seen(mch_input *in, const char *qid, const char *docno, l
     memcpy(in->key, qid, lq);
     in->key[lq] = '\0';
     memcpy(in->key + lq + 1, docno, ld);
+    if (in->o.given) {
+        in->key[lq + 1 + ld] = '\0';
+        memcpy(in->key + lq + 2 + ld, pk, lk);
+    }
     int added;
     int64_t *v = mch_strmap_put(in->pairs, in->key, n, &added);
     if (!v) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
@@ -216,21 +223,29 @@ static mch_status pair_seen(mch_input *in, const char *qid, const char *docno, l
 
 mch_status mch_input_offer(mch_input *in, const mch_record **rec, mch_err *err)
 {
-    const mch_record *r = &in->rec;
-    const char *what = !*r->qid                    ? "empty qid"
-                       : mch_input_blank(r->query) ? "empty query"
-                       : !*r->docno                ? "empty docno"
-                       : mch_input_blank(r->text)  ? "empty text"
-                                                   : NULL;
+    mch_record *r = &in->rec;
+    int given = in->o.given; /* ids may be empty; the perturbed document may not */
+    const char *what = !given && !*r->qid                       ? "empty qid"
+                       : mch_input_blank(r->query)              ? "empty query"
+                       : !given && !*r->docno                   ? "empty docno"
+                       : mch_input_blank(r->text)               ? "empty text"
+                       : given && mch_input_blank(r->perturbed) ? "empty perturbed"
+                                                                : NULL;
     *rec = NULL;
     if (what) return mch_input_skip(in, 0, in->path, r->line, err, "%s", what);
+    if (r->pair_key && !*r->pair_key) r->pair_key = NULL;
+    if (given && !*r->qid && !*r->docno && !r->pair_key) {
+        snprintf(in->line_key, sizeof in->line_key, "%ld", r->line);
+        r->pair_key = in->line_key;
+    }
     if (in->pairs) {
         long first = 0;
-        mch_status st = pair_seen(in, r->qid, r->docno, r->line, &first, err);
+        mch_status st = pair_seen(in, r, r->line, &first, err);
         if (st != MCH_OK) return st;
         if (first)
-            return mch_input_skip(in, 0, in->path, r->line, err,
-                                  "duplicate (qid, docno) pair, first at line %ld", first);
+            return mch_input_skip(in, 0, in->path, r->line, err, "duplicate %s, first at line %ld",
+                                  given ? "(qid, docno, pair_id) pair" : "(qid, docno) pair",
+                                  first);
     }
     in->rep.produced++;
     *rec = r;
@@ -289,6 +304,8 @@ void mch_input_close(mch_input *in)
     mch_strmap_free(in->pairs);
     free(in->key);
     cJSON_Delete(in->json);
+    free(in->joined[0]);
+    free(in->joined[1]);
     /* TREC */
     free(in->topics);
     free(in->docs);

@@ -65,7 +65,10 @@ struct mch_input {
     mch_strmap *pairs; /* "qid\0docno" -> first line; NULL with allow_duplicates */
     char *key;         /* scratch for pair keys */
     size_t key_cap;
-    cJSON *json; /* JSONL: the current line's object (its strings back rec) */
+    cJSON *json;     /* JSONL: the current line's object (its strings back rec) */
+    char *joined[2]; /* "{title} {text}" of the current line: text, perturbed (joined_cap) */
+    size_t joined_cap[2];
+    char line_key[24]; /* given pairs without ids: the line number as the pair key */
     /* TREC */
     int has_run;
     char *topics, *docs, *qrels; /* paths */
@@ -136,5 +139,12 @@ int mch_input_json_id(const cJSON *o, const char *name, const char **out, char *
 /* A string field; an optional one may be missing or null (*out = NULL). */
 int mch_input_json_str(const cJSON *o, const char *name, int optional, const char **out, char *why,
                        size_t why_cap);
+/* An id under its mechir name or its ir_datasets name (alias: "query_id", "doc_id"); both
+ * present is bad; optional: neither may be present (*out = NULL). */
+int mch_input_json_id2(const cJSON *o, const char *name, const char *alias, int optional,
+                       const char **out, char *why, size_t why_cap);
+/* "{title} {text}" (ir_datasets' default_text()) into *buf (grown; *cap bytes), or text itself
+ * when title is NULL. NULL when out of memory. */
+const char *mch_input_join_title(char **buf, size_t *cap, const char *title, const char *text);
 
 #endif

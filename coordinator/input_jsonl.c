@@ -29,6 +29,40 @@ int mch_input_json_id(const cJSON *o, const char *name, const char **out, char *
     return 0;
 }
 
+int mch_input_json_id2(const cJSON *o, const char *name, const char *alias, int optional,
+                       const char **out, char *why, size_t why_cap)
+{
+    int has = cJSON_GetObjectItemCaseSensitive(o, name) != NULL,
+        has_alias = cJSON_GetObjectItemCaseSensitive(o, alias) != NULL;
+    *out = NULL;
+    if (has && has_alias) {
+        snprintf(why, why_cap, "both \"%s\" and \"%s\"", name, alias);
+        return 0;
+    }
+    if (!has && !has_alias && optional) return 1;
+    if (!has && !has_alias) {
+        snprintf(why, why_cap, "missing \"%s\" (or \"%s\")", name, alias);
+        return 0;
+    }
+    return mch_input_json_id(o, has ? name : alias, out, why, why_cap);
+}
+
+const char *mch_input_join_title(char **buf, size_t *cap, const char *title, const char *text)
+{
+    if (!title) return text;
+    size_t tl = strlen(title), xl = strlen(text), need = tl + xl + 2;
+    if (need > *cap) {
+        char *b = realloc(*buf, need);
+        if (!b) return NULL;
+        *buf = b;
+        *cap = need;
+    }
+    memcpy(*buf, title, tl);
+    (*buf)[tl] = ' ';
+    memcpy(*buf + tl + 1, text, xl + 1);
+    return *buf;
+}
+
 /* A string field; optional ones may be missing or null (*out = NULL). */
 int mch_input_json_str(const cJSON *o, const char *name, int optional, const char **out, char *why,
                        size_t why_cap)
@@ -102,19 +136,49 @@ cJSON *mch_input_json_object(const char *s, size_t len, char *why, size_t why_ca
     return o;
 }
 
-/* Parses the line s[0..len) into in->json and its fields into *r. @return 1, or 0 with why. */
+/* The given pair's fields: "perturbed" and the optional "pair_id"; without given, a
+ * "perturbed" field makes the line bad (its pairs would be built from the baseline alone). */
+static int given_fields(const mch_input *in, const cJSON *o, mch_record *r, char *why, size_t cap)
+{
+    if (!in->o.given) {
+        if (!cJSON_GetObjectItemCaseSensitive(o, "perturbed")) return 1;
+        snprintf(why, cap, "has \"perturbed\": given pairs need --perturb given");
+        return 0;
+    }
+    return mch_input_json_str(o, "perturbed", 0, &r->perturbed, why, cap) &&
+           (!cJSON_GetObjectItemCaseSensitive(o, "pair_id") ||
+            mch_input_json_id(o, "pair_id", &r->pair_key, why, cap));
+}
+
+/* Parses the line s[0..len) into in->json and its fields into *r (the title joined to the
+ * documents in in->joined). @return 1, or 0 with why. */
 static int jsonl_fields(mch_input *in, const char *s, size_t len, mch_record *r, char *why,
                         size_t cap)
 {
     if (mch_input_bad_text(s, len, why, cap)) return 0;
     const cJSON *o = in->json = mch_input_json_object(s, len, why, cap);
-    return o && mch_input_json_id(o, "qid", &r->qid, why, cap) &&
-           mch_input_json_str(o, "query", 0, &r->query, why, cap) &&
-           mch_input_json_id(o, "docno", &r->docno, why, cap) &&
-           mch_input_json_str(o, "text", 0, &r->text, why, cap) &&
-           mch_input_json_str(o, "term", 1, &r->term, why, cap) &&
-           json_int(o, "relevance", &r->relevance, why, cap) &&
-           json_int(o, "rank", &r->rank, why, cap);
+    const char *title = NULL;
+    int given = in->o.given;
+    if (!(o && mch_input_json_id2(o, "qid", "query_id", given, &r->qid, why, cap) &&
+          mch_input_json_str(o, "query", 0, &r->query, why, cap) &&
+          mch_input_json_id2(o, "docno", "doc_id", given, &r->docno, why, cap) &&
+          mch_input_json_str(o, "text", 0, &r->text, why, cap) &&
+          mch_input_json_str(o, "title", 1, &title, why, cap) &&
+          mch_input_json_str(o, "term", 1, &r->term, why, cap) &&
+          given_fields(in, o, r, why, cap) && json_int(o, "relevance", &r->relevance, why, cap) &&
+          json_int(o, "rank", &r->rank, why, cap)))
+        return 0;
+    if (!r->qid) r->qid = "";
+    if (!r->docno) r->docno = "";
+    r->text = mch_input_join_title(&in->joined[0], &in->joined_cap[0], title, r->text);
+    if (r->perturbed && r->text)
+        r->perturbed =
+            mch_input_join_title(&in->joined[1], &in->joined_cap[1], title, r->perturbed);
+    if (!r->text || (given && !r->perturbed)) {
+        snprintf(why, cap, "%s", MCH_INPUT_OOM);
+        return 0;
+    }
+    return 1;
 }
 
 static mch_status next_jsonl(mch_input *in, const mch_record **rec, mch_err *err)

@@ -163,31 +163,50 @@ typedef struct {
     cJSON *json; /* JSONL docs: the line's object (id and text may point into it); to be freed */
 } table_line;
 
-/* Parses s[0..len) in place: `id<TAB>text`, or a JSONL {"docno", "text"} object.
+/* Parses s[0..len) in place: `id<TAB>text` (docs also `docno<TAB>title<TAB>text`), or a JSONL
+ * object (docs {"docno" or "doc_id", "text", "title"?}; topics {"qid" or "query_id", "query" or
+ * "text"}); a title is joined as "{title} {text}" in in->joined[0].
  * @return 1 with t->id and t->text set, or 0 with why. */
-static int parse_table_line(char *s, size_t len, int jsonl, int is_docs, table_line *t, char *why,
-                            size_t cap)
+static int parse_table_line(mch_input *in, char *s, size_t len, int jsonl, int is_docs,
+                            table_line *t, char *why, size_t cap)
 {
     const char *id_name = is_docs ? "docno" : "qid", *text_name = is_docs ? "text" : "query";
+    const char *title = NULL;
     if (mch_input_bad_text(s, len, why, cap)) return 0;
     if (jsonl) {
-        if (!(t->json = mch_input_json_object(s, len, why, cap)) ||
-            !mch_input_json_id(t->json, "docno", &t->id, why, cap) ||
-            !mch_input_json_str(t->json, "text", 0, &t->text, why, cap))
+        if (!(t->json = mch_input_json_object(s, len, why, cap))) return 0;
+        const char *tname = text_name; /* topics: ir_datasets' "text" stands for "query" */
+        if (!is_docs && cJSON_GetObjectItemCaseSensitive(t->json, "text")) {
+            if (cJSON_GetObjectItemCaseSensitive(t->json, "query")) {
+                snprintf(why, cap, "both \"query\" and \"text\"");
+                return 0;
+            }
+            tname = "text";
+        }
+        if (!mch_input_json_id2(t->json, id_name, is_docs ? "doc_id" : "query_id", 0, &t->id, why,
+                                cap) ||
+            !mch_input_json_str(t->json, tname, 0, &t->text, why, cap) ||
+            (is_docs && !mch_input_json_str(t->json, "title", 1, &title, why, cap)))
             return 0;
     } else {
-        char *f[2];
-        int n = mch_input_split_tabs(s, f, 2);
-        if (n != 2) {
-            snprintf(why, cap, "expected 2 tab-separated columns (%s, %s), found %d", id_name,
-                     text_name, n);
+        char *f[3];
+        int n = mch_input_split_tabs(s, f, 3);
+        if (n != 2 && !(is_docs && n == 3)) {
+            snprintf(why, cap, "expected %s tab-separated columns (%s, %s%s), found %d",
+                     is_docs ? "2 or 3" : "2", id_name, is_docs ? "[title, ]" : "", text_name, n);
             return 0;
         }
         t->id = f[0];
-        t->text = f[1];
+        t->text = f[n - 1];
+        if (n == 3) title = f[1];
     }
     if (!*t->id || mch_input_blank(t->text)) {
         snprintf(why, cap, "empty %s", !*t->id ? id_name : text_name);
+        return 0;
+    }
+    if (title &&
+        !(t->text = mch_input_join_title(&in->joined[0], &in->joined_cap[0], title, t->text))) {
+        snprintf(why, cap, "%s", MCH_INPUT_OOM);
         return 0;
     }
     return 1;
@@ -198,7 +217,7 @@ static int parse_table_line(char *s, size_t len, int jsonl, int is_docs, table_l
 static mch_status trec_table(mch_input *in, const char *path, int is_docs, mch_trec_ids *ids,
                              mch_err *err)
 {
-    int jsonl = is_docs && (mch_ends_with(path, ".jsonl") || mch_ends_with(path, ".jsonl.zst"));
+    int jsonl = mch_ends_with(path, ".jsonl") || mch_ends_with(path, ".jsonl.zst");
     mch_lines *l;
     mch_status st = mch_lines_open(&l, path, in->o.max_line_bytes, err);
     while (st == MCH_OK) {
@@ -207,7 +226,7 @@ static mch_status trec_table(mch_input *in, const char *path, int is_docs, mch_t
         if ((st = mch_input_next_line(l, &ln, err)) != MCH_OK || !ln.s) break;
         if (!jsonl && mch_input_is_header(ln.s, ln.no, is_docs ? "docno" : "qid")) continue;
         table_line t = {0};
-        int good = parse_table_line(ln.s, ln.len, jsonl, is_docs, &t, why, sizeof why);
+        int good = parse_table_line(in, ln.s, ln.len, jsonl, is_docs, &t, why, sizeof why);
         mch_trec_id *e = good ? lookup(ids, t.id) : NULL;
         if (!good) {
             st = mch_input_skip(in, 1, path, ln.no, err, "%s", why);

@@ -1,5 +1,6 @@
-/* The TSV pairs reader: `qid<TAB>query<TAB>docno<TAB>text[<TAB>term]` a line, an optional header
- * line whose first field is "qid". One rule for `mechir pairs` and `mechir score --input` (which
+/* The TSV pairs reader: `qid<TAB>query<TAB>docno<TAB>text[<TAB>term]` a line (given pairs:
+ * `qid<TAB>query<TAB>docno<TAB>text<TAB>perturbed[<TAB>pair_id]`), an optional header line whose
+ * first field is "qid". One rule for `mechir pairs` and `mechir score --input` (which
  * sets four_columns and allow_duplicates). Records point into the current line. */
 #include <string.h>
 
@@ -18,25 +19,45 @@ static mch_status next_tsv(mch_input *in, const mch_record **rec, mch_err *err)
             if ((st = mch_input_skip(in, 0, in->path, ln.no, err, "%s", why)) != MCH_OK) return st;
             continue;
         }
-        char *f[5];
-        int n = mch_input_split_tabs(ln.s, f, 5);
+        char *f[6];
+        int n = mch_input_split_tabs(ln.s, f, 6);
         int four = in->o.four_columns;
-        if (n < 4 || n > (four ? 4 : 5)) {
+        if (in->o.given) {
+            if (n < 5 || n > 6) {
+                st = mch_input_skip(in, 0, in->path, ln.no, err,
+                                    "expected 5 or 6 tab-separated columns (qid, query, docno, "
+                                    "text, perturbed[, pair_id]), found %d",
+                                    n);
+                if (st != MCH_OK) return st;
+                continue;
+            }
+            in->rec = (mch_record){.qid = f[0],
+                                   .query = f[1],
+                                   .docno = f[2],
+                                   .text = f[3],
+                                   .perturbed = f[4],
+                                   .pair_key = n == 6 ? f[5] : NULL,
+                                   .relevance = -1,
+                                   .rank = -1,
+                                   .file = in->path,
+                                   .line = ln.no};
+        } else if (n < 4 || n > (four ? 4 : 5)) {
             st = mch_input_skip(in, 0, in->path, ln.no, err,
                                 "expected %s tab-separated columns%s, found %d",
                                 four ? "4" : "4 or 5", four ? " (qid, query, docno, text)" : "", n);
             if (st != MCH_OK) return st;
             continue;
+        } else {
+            in->rec = (mch_record){.qid = f[0],
+                                   .query = f[1],
+                                   .docno = f[2],
+                                   .text = f[3],
+                                   .term = n == 5 && *f[4] ? f[4] : NULL,
+                                   .relevance = -1,
+                                   .rank = -1,
+                                   .file = in->path,
+                                   .line = ln.no};
         }
-        in->rec = (mch_record){.qid = f[0],
-                               .query = f[1],
-                               .docno = f[2],
-                               .text = f[3],
-                               .term = n == 5 && *f[4] ? f[4] : NULL,
-                               .relevance = -1,
-                               .rank = -1,
-                               .file = in->path,
-                               .line = ln.no};
         if ((st = mch_input_offer(in, rec, err)) != MCH_OK || *rec) return st;
     }
 }

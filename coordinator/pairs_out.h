@@ -8,9 +8,15 @@
 #include "pairs_source.h"
 
 /* Writes one pair as a JSON line: pair_id (16 hex digits), qid, docno, perturbation, term,
- * position, relevance and rank when known, baseline_ids, perturbed_ids, token_types, query_ids
- * (bi-encoder), roles. Write errors show in ferror(f). */
-void mch_pair_write_json(FILE *f, const mch_pair *p, const mch_record *r, const char *perturbation);
+ * position, relevance and rank when known, alignment (given pairs: al not NULL), baseline_ids,
+ * perturbed_ids, token_types, query_ids (bi-encoder), roles. Write errors show in ferror(f). */
+void mch_pair_write_json(FILE *f, const mch_pair *p, const mch_record *r, const char *perturbation,
+                         const mch_alignment *al);
+
+/* A given pair's alignment as the JSON object {"kind", "position", "baseline_tokens",
+ * "perturbed_tokens", "baseline_fillers", "perturbed_fillers"} (no key before it). */
+void mch_alignment_write_json(FILE *f, const char *kind, int position, int n_baseline,
+                              int n_perturbed);
 
 /* Writes every remaining pair of s to f. After each pair, on_pair (when not NULL) is called with
  * user and the count so far (progress). *n receives the pairs written, also on failure.

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "input_internal.h" /* the readers' title join and tab split, for the df pass */
 #include "utf8.h"
 
 const char mch_source_help[] =
@@ -22,7 +23,10 @@ const char mch_source_help[] =
     "  --max-line-bytes N   longest line of any input file (default 67108864, 64 MiB); a\n"
     "                       longer line is an error (FILE:LINE: line longer than N bytes)\n"
     "perturbation:\n"
-    "  --perturb KIND       tfc1 (default), tdc, lnc1, inject, replace, tfc2, lnc2\n"
+    "  --perturb KIND       tfc1 (default), tdc, lnc1, inject, replace, tfc2, lnc2; or\n"
+    "                       given: the input holds the perturbed documents (JSONL\n"
+    "                       \"perturbed\", TSV 5th column), aligned as MechIR pads them\n"
+    "  --max-span N         given: skip pairs whose documents differ in more than N tokens\n"
     "  --term TEXT          inject: the term when the input has no term column\n"
     "  --position P         start, end (default) or a document token index\n"
     "  --filler WORD        baseline filler, one token (default a)\n"
@@ -38,6 +42,8 @@ const char mch_source_help[] =
 struct mch_pair_source {
     mch_input *in;
     mch_perturber *pert;
+    mch_given *given;    /* --perturb given: the pairs' builder (pert unused) */
+    mch_alignment align; /* given: the last pair's */
     mch_perturb_opts po;
     mch_strmap *stop;
     mch_df *df;
@@ -77,6 +83,8 @@ static mch_status df_pass(mch_pair_source *s, const mch_source_opts *o, mch_err 
     } else {
         /* The whole document collection of --docs: TSV docno<TAB>text or JSONL. */
         mch_lines *l = NULL;
+        char *joined = NULL; /* "{title} {text}" of the current line */
+        size_t joined_cap = 0;
         rc = mch_lines_open(&l, o->docs, o->max_line_bytes, err);
         char *line;
         size_t len;
@@ -84,7 +92,7 @@ static mch_status df_pass(mch_pair_source *s, const mch_source_opts *o, mch_err 
         int jsonl = mch_ends_with(o->docs, ".jsonl") || mch_ends_with(o->docs, ".jsonl.zst");
         while (!rc && !(rc = mch_lines_next(l, &line, &len, &lineno, err)) && line) {
             if (strlen(line) != len || !mch_utf8_valid(line, len, NULL)) continue;
-            const char *docno = NULL, *text = NULL;
+            const char *docno = NULL, *text = NULL, *title = NULL;
             cJSON *j = NULL;
             if (jsonl) {
                 errno = 0; /* a failed allocation is no bad line: malloc's ENOMEM tells */
@@ -94,15 +102,21 @@ static mch_status df_pass(mch_pair_source *s, const mch_source_opts *o, mch_err 
                 }
                 const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "docno");
                 const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
+                if (!d) d = cJSON_GetObjectItemCaseSensitive(j, "doc_id");
+                const cJSON *ti = cJSON_GetObjectItemCaseSensitive(j, "title");
                 if (cJSON_IsString(d) && cJSON_IsString(t))
                     docno = d->valuestring, text = t->valuestring;
+                if (cJSON_IsString(ti)) title = ti->valuestring;
             } else {
-                char *tab = strchr(line, '\t');
-                if (tab && !strchr(tab + 1, '\t')) {
-                    *tab = 0;
-                    docno = line;
-                    text = tab + 1;
-                }
+                char *f[3];
+                int n = mch_input_split_tabs(line, f, 3);
+                if (n == 2 || n == 3) docno = f[0], text = f[n - 1], title = n == 3 ? f[1] : NULL;
+            }
+            /* a title counts as the readers join it: "{title} {text}" */
+            if (docno && !(text = mch_input_join_title(&joined, &joined_cap, title, text))) {
+                rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
+                cJSON_Delete(j);
+                break;
             }
             int added = 0;
             if (docno && *text && !mch_strmap_put(seen, docno, strlen(docno), &added))
@@ -111,6 +125,7 @@ static mch_status df_pass(mch_pair_source *s, const mch_source_opts *o, mch_err 
             cJSON_Delete(j);
         }
         mch_lines_close(l);
+        free(joined);
     }
     mch_strmap_free(seen);
     if (!rc && o->write_df) rc = mch_df_save(s->df, o->write_df, err);
@@ -134,9 +149,16 @@ mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
     if (!s) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     mch_perturb_opts *po = &s->po;
     mch_status rc = MCH_OK;
-    if (o->perturb && !mch_perturb_parse(o->perturb, &po->kind)) {
+    int given = o->perturb && !strcmp(o->perturb, MCH_PERTURB_GIVEN_NAME);
+    if (given && !o->input)
+        rc = mch_fail(err, MCH_ERR_ARG,
+                      "--perturb given reads the pairs of --input FILE (TSV or JSONL), not a "
+                      "TREC set");
+    if (!given && o->max_span)
+        rc = mch_fail(err, MCH_ERR_ARG, "--max-span applies to --perturb given only");
+    if (!rc && o->perturb && !given && !mch_perturb_parse(o->perturb, &po->kind)) {
         const char *near = mch_perturb_nearest(o->perturb);
-        rc = mch_fail(err, MCH_ERR_ARG, "--perturb takes %s, got '%.60s'%s%s%s",
+        rc = mch_fail(err, MCH_ERR_ARG, "--perturb takes %s or given, got '%.60s'%s%s%s",
                       mch_perturb_names(), o->perturb, near ? " (did you mean '" : "",
                       near ? near : "", near ? "'?)" : "");
     }
@@ -177,11 +199,13 @@ mch_status mch_pair_source_open(mch_pair_source **out, const mch_source_opts *o,
             rc = df_pass(s, o, err);
         po->df = s->df;
     }
-    if (!rc) rc = mch_perturber_create(&s->pert, m->tok, po, err);
+    if (!rc && given) rc = mch_given_create(&s->given, m->tok, po, o->max_span, err);
+    if (!rc && !given) rc = mch_perturber_create(&s->pert, m->tok, po, err);
     mch_input_opts io = {.strict = o->strict,
                          .top_k = o->top_k,
                          .report_cap = 1000,
-                         .max_line_bytes = o->max_line_bytes};
+                         .max_line_bytes = o->max_line_bytes,
+                         .given = given};
     if (!rc && o->input) {
         int jsonl =
             o->format ? !strcmp(o->format, "jsonl")
@@ -211,8 +235,12 @@ mch_status mch_pair_source_next(mch_pair_source *s, const mch_pair **pair, const
             *rec = NULL;
             return MCH_OK;
         }
-        if ((rc = mch_perturb(s->pert, r->qid, r->query, r->docno, r->text, r->term, &s->pair,
-                              err))) {
+        if (s->given)
+            rc = mch_given_build(s->given, r->qid, r->query, r->docno, r->pair_key, r->text,
+                                 r->perturbed, &s->pair, &s->align, err);
+        else
+            rc = mch_perturb(s->pert, r->qid, r->query, r->docno, r->text, r->term, &s->pair, err);
+        if (rc) {
             char msg[sizeof err->msg + 64];
             snprintf(msg, sizeof msg, "%s:%ld: %s", r->file, r->line, err->msg);
             size_t n = strlen(msg) < sizeof err->msg ? strlen(msg) : sizeof err->msg - 1;
@@ -292,11 +320,22 @@ const mch_perturb_opts *mch_pair_source_perturb_opts(const mch_pair_source *s)
     return &s->po;
 }
 
+const char *mch_pair_source_perturb_name(const mch_pair_source *s)
+{
+    return s->given ? MCH_PERTURB_GIVEN_NAME : mch_perturb_name(s->po.kind);
+}
+
+const mch_alignment *mch_pair_source_alignment(const mch_pair_source *s)
+{
+    return s->given ? &s->align : NULL;
+}
+
 void mch_pair_source_close(mch_pair_source *s)
 {
     if (!s) return;
     mch_input_close(s->in);
     mch_perturber_free(s->pert);
+    mch_given_free(s->given);
     mch_strmap_free(s->stop);
     mch_df_free(s->df);
     free(s->report.entries);

@@ -5,6 +5,7 @@
 #ifndef MCH_PAIRS_SOURCE_H
 #define MCH_PAIRS_SOURCE_H
 
+#include "align.h"
 #include "input.h"
 #include "meta.h"
 #include "perturb.h"
@@ -18,7 +19,12 @@ typedef struct {
     uint64_t seed;
     int max_len, max_query_len, stem;
     uint64_t max_line_bytes; /* --max-line-bytes (0: MCH_LINE_BYTES_DEFAULT) */
+    int max_span;            /* --perturb given: --max-span, longest differing span (0: any) */
 } mch_source_opts;
+
+/* --perturb given: the input's records are given pairs (a baseline and a perturbed document),
+ * aligned by kernels/text/align.h instead of perturbed. */
+#define MCH_PERTURB_GIVEN_NAME "given"
 
 /* The options' help text. */
 extern const char mch_source_help[];
@@ -57,6 +63,10 @@ void mch_pair_source_print_bad_input(const mch_pair_source *s, long max, FILE *f
  * the record), then `... and N more records that could not be perturbed`. */
 void mch_pair_source_print_unperturbable(const mch_pair_source *s, long max, FILE *f);
 const mch_perturb_opts *mch_pair_source_perturb_opts(const mch_pair_source *s);
+/* The name of the source's perturbation: the kind's, or "given". */
+const char *mch_pair_source_perturb_name(const mch_pair_source *s);
+/* Given pairs: the alignment of the pair mch_pair_source_next returned last; NULL otherwise. */
+const mch_alignment *mch_pair_source_alignment(const mch_pair_source *s);
 
 void mch_pair_source_close(mch_pair_source *s); /* accepts NULL */
 

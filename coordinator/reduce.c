@@ -11,6 +11,7 @@
 #include "journal.h"
 #include "jsonout.h"
 #include "pairs_writer.h"
+#include "pairs_out.h"
 #include "perturb.h"
 
 /* ---- pairs.jsonl -------------------------------------------------------------------------- */
@@ -103,11 +104,19 @@ static void write_pair_line(FILE *f, const mch_pair_result *r, const mch_job_spe
     mch_json_string(f, p->qid);
     fputs(",\"docno\":", f);
     mch_json_string(f, p->docno);
+    if (p->pair_key && *p->pair_key) {
+        fputs(",\"pair_key\":", f);
+        mch_json_string(f, p->pair_key);
+    }
     fputs(",\"term\":", f);
     mch_json_string(f, p->term);
     fprintf(f, ",\"position\":%d", p->position);
     if (p->relevance >= 0) fprintf(f, ",\"relevance\":%d", p->relevance);
     if (p->rank >= 0) fprintf(f, ",\"rank\":%d", p->rank);
+    if (p->alignment && *p->alignment) {
+        fputs(",\"alignment\":", f);
+        mch_alignment_write_json(f, p->alignment, p->position, p->span_baseline, p->span_perturbed);
+    }
     fputs(",\"score_baseline\":", f);
     mch_json_double(f, r->score_baseline);
     fputs(",\"score_perturbed\":", f);

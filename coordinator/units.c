@@ -32,7 +32,7 @@ void mch_units_deinit(mch_unit_maker *um)
 /* The pair's input for a work unit: a view of the perturber's pair (valid until its next call)
  * and of the record, in the field order of mch_pair_input, copied once. */
 static mch_status pair_input_of(mch_pair_input *p, const mch_pair *pr, const mch_record *r,
-                                uint64_t index, mch_err *err)
+                                const mch_alignment *al, uint64_t index, mch_err *err)
 {
     mch_pair_input view = {index,
                            pr->pair_id,
@@ -48,7 +48,11 @@ static mch_status pair_input_of(mch_pair_input *p, const mch_pair *pr, const mch
                            (char *)pr->term,
                            pr->position,
                            r->relevance,
-                           r->rank};
+                           r->rank,
+                           (char *)(al ? mch_align_name(al->kind) : ""),
+                           al ? al->n_baseline : 0,
+                           al ? al->n_perturbed : 0,
+                           (char *)r->pair_key};
     return mch_pair_input_copy(p, &view, err);
 }
 
@@ -74,7 +78,9 @@ static mch_status fill_window(mch_unit_maker *um, mch_err *err)
         }
         uint64_t index = um->next_index++;
         if (index < um->done_cap && um->done[index]) continue;
-        if ((rc = pair_input_of(&um->window[um->n_window], pr, r, index, err))) return rc;
+        if ((rc = pair_input_of(&um->window[um->n_window], pr, r,
+                                mch_pair_source_alignment(um->src), index, err)))
+            return rc;
         um->n_window++;
     }
     qsort(um->window, um->n_window, sizeof *um->window, cmp_by_len);

@@ -182,7 +182,10 @@ typedef struct {
     size_t Tq;
     int32_t *query_ids; /* (Tq) bi-encoder query, or NULL */
     char *qid, *docno, *term;
-    int32_t position, relevance, rank; /* relevance and rank: -1 unknown */
+    int32_t position, relevance, rank;     /* relevance and rank: -1 unknown */
+    char *alignment;                       /* given pairs: the alignment's kind; "" otherwise */
+    int32_t span_baseline, span_perturbed; /* given pairs: the differing span's tokens */
+    char *pair_key;                        /* given pairs: the input's pair key, or "" */
 } mch_pair_input;
 void mch_pair_input_deinit(mch_pair_input *p);
 /* A deep copy of src into dst (which owns nothing yet); NULL strings become "". */

@@ -40,8 +40,8 @@ static char *dup_opt(const char *s, int *oom)
 void mch_pair_input_deinit(mch_pair_input *p)
 {
     if (!p) return;
-    void *owned[] = {p->ids_baseline, p->ids_perturbed, p->token_types, p->roles,
-                     p->query_ids,    p->qid,           p->docno,       p->term};
+    void *owned[] = {p->ids_baseline, p->ids_perturbed, p->token_types, p->roles,     p->query_ids,
+                     p->qid,          p->docno,         p->term,        p->alignment, p->pair_key};
     for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) free(owned[i]);
     memset(p, 0, sizeof *p);
 }
@@ -58,6 +58,8 @@ mch_status mch_pair_input_copy(mch_pair_input *dst, const mch_pair_input *src, m
     dst->qid = dup_s(src->qid, &oom);
     dst->docno = dup_s(src->docno, &oom);
     dst->term = dup_s(src->term, &oom);
+    dst->alignment = dup_s(src->alignment, &oom);
+    dst->pair_key = dup_s(src->pair_key, &oom);
     if (!oom) return MCH_OK;
     mch_pair_input_deinit(dst);
     return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
@@ -82,6 +84,10 @@ static void pair_to_pb(const mch_pair_input *p, Mechir__PairInput *m)
     m->position = p->position;
     m->relevance = p->relevance;
     m->rank = p->rank;
+    m->alignment = msg_s(p->alignment);
+    m->span_baseline = p->span_baseline;
+    m->span_perturbed = p->span_perturbed;
+    m->pair_key = msg_s(p->pair_key);
 }
 
 /* Checks a generated pair's arrays: 0, or 1 with why. */
@@ -109,9 +115,10 @@ static int pair_from_pb(void *p, const void *pb)
     const Mechir__PairInput *m = pb;
     /* A view of m in the field order of mch_pair_input, then one deep copy. */
     mch_pair_input view = {
-        m->index,       m->pair_id,    m->n_ids_baseline, m->ids_baseline, m->ids_perturbed,
-        m->token_types, m->roles.data, m->n_query_ids,    m->query_ids,    m->qid,
-        m->docno,       m->term,       m->position,       m->relevance,    m->rank};
+        m->index,       m->pair_id,       m->n_ids_baseline, m->ids_baseline, m->ids_perturbed,
+        m->token_types, m->roles.data,    m->n_query_ids,    m->query_ids,    m->qid,
+        m->docno,       m->term,          m->position,       m->relevance,    m->rank,
+        m->alignment,   m->span_baseline, m->span_perturbed, m->pair_key};
     return mch_pair_input_copy(p, &view, NULL) != MCH_OK;
 }
 

@@ -133,6 +133,8 @@ mch_status mch_patch_one_check(const mch_patch_one_opts *o, const mch_model *m, 
 typedef struct {
     int32_t *b, *p, *types, *q;
     int T, Tq;
+    int aligned; /* texts of different token lengths, aligned (al) */
+    mch_alignment al;
 } pair_ids;
 
 static void pair_ids_free(pair_ids *ids)
@@ -143,12 +145,58 @@ static void pair_ids_free(pair_ids *ids)
     free(ids->q);
 }
 
-/* Tokenises the texts into ids (whose arrays hold max_len entries). */
+/* Texts whose tokens differ in length, aligned as given pairs are (kernels/text/align.h):
+ * the shorter side padded with the filler where the documents differ. A pair that cannot be
+ * aligned is an error naming why. */
+static mch_status pair_aligned(pair_ids *ids, const mch_patch_one_opts *o, const mch_model *m,
+                               int max_len, mch_err *err)
+{
+    mch_perturb_opts po = {.max_len = max_len,
+                           .max_query_len = o->max_query_len,
+                           .bi = m->cfg.head == MCH_HEAD_NONE,
+                           .filler = o->filler};
+    mch_given *g = NULL;
+    mch_pair pr;
+    mch_status rc = mch_given_create(&g, m->tok, &po, 0, err);
+    if (!rc)
+        rc = mch_given_build(g, "", o->query ? o->query : "", "", NULL, o->baseline, o->perturbed,
+                             &pr, &ids->al, err);
+    if (!rc && pr.skip[0])
+        rc = mch_fail(err, MCH_ERR_SHAPE, "the baseline and perturbed texts cannot be aligned: %s",
+                      pr.skip);
+    if (!rc) {
+        ids->T = pr.T;
+        ids->aligned = 1;
+        memcpy(ids->b, pr.ids_baseline, (size_t)pr.T * sizeof *ids->b);
+        memcpy(ids->p, pr.ids_perturbed, (size_t)pr.T * sizeof *ids->p);
+        memcpy(ids->types, pr.token_types, (size_t)pr.T * sizeof *ids->types);
+    }
+    mch_given_free(g);
+    return rc;
+}
+
+/* Whether the documents' tokens (before any cut to max_len) differ in count. */
+static mch_status lengths_differ(const mch_patch_one_opts *o, const mch_tok *t, int *differ,
+                                 mch_err *err)
+{
+    mch_ids a = {0}, b = {0};
+    mch_status rc = mch_tok_tokenize(t, o->baseline, strlen(o->baseline), &a, err);
+    if (!rc) rc = mch_tok_tokenize(t, o->perturbed, strlen(o->perturbed), &b, err);
+    *differ = a.n != b.n;
+    mch_ids_free(&a);
+    mch_ids_free(&b);
+    return rc;
+}
+
+/* Tokenises the texts into ids (whose arrays hold max_len entries); documents of different token
+ * lengths are aligned (pair_aligned) before the pair is cut to max_len. */
 static mch_status pair_from_texts(pair_ids *ids, const mch_patch_one_opts *o, const mch_model *m,
                                   int max_len, mch_err *err)
 {
-    int Tb = 0, Tp = 0;
-    mch_status rc;
+    int Tb = 0, Tp = 0, differ = 0;
+    mch_status rc = lengths_differ(o, m->tok, &differ, err);
+    if (rc) return rc;
+    if (differ) return pair_aligned(ids, o, m, max_len, err);
     if (m->cfg.head != MCH_HEAD_NONE) {
         int qlen = o->max_query_len ? o->max_query_len : 64;
         int32_t *tp = calloc((size_t)max_len, sizeof *tp);
@@ -332,6 +380,17 @@ static cJSON *result_json(const mch_patch_one_opts *a, const mch_model *m, const
     cJSON_AddItemToObject(o, "ids_baseline", int_array(ids->b, ids->T));
     cJSON_AddItemToObject(o, "ids_perturbed", int_array(ids->p, ids->T));
     cJSON_AddItemToObject(o, "token_types", int_array(ids->types, ids->T));
+    if (ids->aligned) {
+        const mch_alignment *al = &ids->al;
+        int span = al->n_baseline > al->n_perturbed ? al->n_baseline : al->n_perturbed;
+        cJSON *j = cJSON_AddObjectToObject(o, "alignment");
+        cJSON_AddStringToObject(j, "kind", mch_align_name(al->kind));
+        cJSON_AddNumberToObject(j, "position", al->position);
+        cJSON_AddNumberToObject(j, "baseline_tokens", al->n_baseline);
+        cJSON_AddNumberToObject(j, "perturbed_tokens", al->n_perturbed);
+        cJSON_AddNumberToObject(j, "baseline_fillers", span - al->n_baseline);
+        cJSON_AddNumberToObject(j, "perturbed_fillers", span - al->n_perturbed);
+    }
     if (a->method != MCH_JOB_EXACT)
         cJSON_AddStringToObject(o, "method", mch_method_name(a->method));
     if (!r->skipped) add_maps(o, &m->cfg, a, r, ids->T);

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
+#include "align.h"
 #include "atp.h"
 #include "atp_verify.h"
 #include "model.h"
@@ -23,6 +24,7 @@
  * query as text instead of query_ids). The strings are borrowed. */
 typedef struct {
     const char *query, *baseline, *perturbed;
+    const char *filler; /* texts of different token lengths: the padding word (NULL: "a") */
     const char *ids_baseline, *ids_perturbed, *token_types, *query_ids;
     unsigned sweeps;     /* MCH_SWEEP_* bits */
     int n_heads;         /* heads for head-pos and save_patterns */
@@ -57,10 +59,11 @@ mch_status mch_patch_one_supported(const mch_patch_one_opts *o, const mch_model 
  * the option. @return MCH_OK or MCH_ERR_ARG. */
 mch_status mch_patch_one_check(const mch_patch_one_opts *o, const mch_model *m, mch_err *err);
 
-/* Builds the pair (tokenising texts), runs the sweeps and returns the result in *out as one JSON
- * object, numbers with 9 significant digits (free it with cJSON_Delete). A pair whose score
- * changes less than min_delta gives {"skipped": reason, scores, tokens, ids} without maps. With
- * attribution patching the maps hold estimates, "method" names it, and verify_top K adds
+/* Builds the pair (tokenising texts; texts of different token lengths are aligned as given pairs
+ * are, kernels/text/align.h, and "alignment" reports how), runs the sweeps and returns the result
+ * in *out as one JSON object, numbers with 9 significant digits (free it with cJSON_Delete). A pair
+ * whose score changes less than min_delta gives {"skipped": reason, scores, tokens, ids} without
+ * maps. With attribution patching the maps hold estimates, "method" names it, and verify_top K adds
  * "verified" (the K components of largest |estimate - baseline|, patched exactly) and
  * "verified_diff_rows" (resid_pre at every layer and every position whose ids differ). Call
  * after mch_patch_one_check succeeded. @return MCH_OK, or an error (texts of different token

@@ -373,6 +373,34 @@ message_type {
     type: TYPE_INT32
     json_name: "rank"
   }
+  field {
+    name: "alignment"
+    number: 14
+    label: LABEL_OPTIONAL
+    type: TYPE_STRING
+    json_name: "alignment"
+  }
+  field {
+    name: "span_baseline"
+    number: 15
+    label: LABEL_OPTIONAL
+    type: TYPE_INT32
+    json_name: "spanBaseline"
+  }
+  field {
+    name: "span_perturbed"
+    number: 16
+    label: LABEL_OPTIONAL
+    type: TYPE_INT32
+    json_name: "spanPerturbed"
+  }
+  field {
+    name: "pair_key"
+    number: 17
+    label: LABEL_OPTIONAL
+    type: TYPE_STRING
+    json_name: "pairKey"
+  }
 }
 message_type {
   name: "WorkUnit"

@@ -518,10 +518,12 @@ expect_usage "patch: a bad id" "--ids-baseline: expected comma-separated token i
 expect_usage "patch: bi-encoder ids without a query" \
     "a bi-encoder needs --query-ids or --query" -- \
     patch --model "$DOT" --ids-baseline 101,102 --ids-perturbed 101,103 --sweep heads
-expect_refused "patch: texts of different token lengths (exit 1)" \
-    "aligned inputs of equal length" -- \
-    patch --model "$BERT" --query q --baseline "a b c d" --perturbed a --sweep heads
-[ "$rc" -eq 1 ] || fail "patch: texts of different lengths: exit status $rc, want 1"
+# texts of different token lengths are aligned (docs/INPUTS.md, given pairs); texts that differ
+# in two places around a kept token cannot be
+expect_refused "patch: texts that cannot be aligned (exit 1)" \
+    "texts cannot be aligned: the documents differ in more than one span" -- \
+    patch --model "$BERT" --query q --baseline "a b c d" --perturbed "e b f g h" --sweep heads
+[ "$rc" -eq 1 ] || fail "patch: texts that cannot be aligned: exit status $rc, want 1"
 
 if [ $failures -ne 0 ]; then
     echo "$failures failure(s)"

@@ -54,9 +54,18 @@ static inline mch_status fuzz_input_drain(mch_input *in, mch_status opened, mch_
     long n = 0, last_line = 0;
     while ((rc = mch_input_next(in, &rec, err)) == MCH_OK && rec) {
         n++;
-        fuzz_check_text(rec->qid, 0);
+        if (o->given) { /* ids may be empty; a perturbed document, and a key when no ids */
+            FUZZ_CHECK(rec->qid && mch_utf8_valid(rec->qid, strlen(rec->qid), NULL));
+            FUZZ_CHECK(rec->docno && mch_utf8_valid(rec->docno, strlen(rec->docno), NULL));
+            fuzz_check_text(rec->perturbed, 0);
+            fuzz_check_text(rec->pair_key, 1);
+            FUZZ_CHECK(rec->qid[0] || rec->docno[0] || rec->pair_key);
+        } else {
+            fuzz_check_text(rec->qid, 0);
+            fuzz_check_text(rec->docno, 0);
+            FUZZ_CHECK(rec->perturbed == NULL);
+        }
         fuzz_check_text(rec->query, 0);
-        fuzz_check_text(rec->docno, 0);
         fuzz_check_text(rec->text, 0);
         fuzz_check_text(rec->term, 1);
         FUZZ_CHECK(rec->file != NULL && rec->line >= 1);
@@ -91,14 +100,16 @@ static inline mch_status fuzz_input_drain(mch_input *in, mch_status opened, mch_
     return rc;
 }
 
-/* The whole of a target over a reader of one file (TSV, JSONL): the first byte the options, the
- * rest the file, written as name; the decoder status left in mch_fuzz_status. */
+/* The whole of a target over a reader of one file (TSV, JSONL): the first byte the options (its
+ * top bit: given pairs), the rest the file, written as name; the decoder status left in
+ * mch_fuzz_status. */
 static inline void fuzz_input_one_file(const uint8_t *data, size_t size, const char *name,
                                        mch_status (*open)(mch_input **, const char *,
                                                           const mch_input_opts *, mch_err *))
 {
     if (size < 1) return;
     mch_input_opts o = fuzz_input_opts(data[0]);
+    o.given = data[0] >> 7;
     char path[512];
     fuzz_write(name, data + 1, size - 1, path, sizeof path);
     mch_input *in = NULL;

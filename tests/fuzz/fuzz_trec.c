@@ -1,8 +1,8 @@
 /* libFuzzer target for the TREC reader (mch_input_open_trec, coordinator/input_trec.c): run,
  * topics, docs and qrels joined by id. The first byte picks the options (fuzz_input.h) and, in
- * its top bit, docs as JSONL; the rest is the four files separated by form feeds (\f): run,
- * topics, docs, qrels. An empty run means none (units from the qrels); no fourth part, no
- * qrels. Every record and the skip report are checked as fuzz_input.h says. */
+ * its top bit, docs as JSONL, in bit 1 topics as JSONL; the rest is the four files separated by
+ * form feeds (\f): run, topics, docs, qrels. An empty run means none (units from the qrels); no
+ * fourth part, no qrels. Every record and the skip report are checked as fuzz_input.h says. */
 #include "fuzz_file.h"
 #include "fuzz_input.h"
 
@@ -12,9 +12,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
     mch_input_opts o = fuzz_input_opts(data[0]);
-    static const char *const names[2][4] = {{"run", "topics.tsv", "docs.tsv", "qrels"},
-                                            {"run", "topics.tsv", "docs.jsonl", "qrels"}};
-    const char *const *name = names[data[0] >> 7];
+    /* bit 7: docs as JSONL; bit 1 (four columns, which TREC does not read): topics as JSONL */
+    static const char *const names[4][4] = {{"run", "topics.tsv", "docs.tsv", "qrels"},
+                                            {"run", "topics.tsv", "docs.jsonl", "qrels"},
+                                            {"run", "topics.jsonl", "docs.tsv", "qrels"},
+                                            {"run", "topics.jsonl", "docs.jsonl", "qrels"}};
+    const char *const *name = names[(data[0] >> 7) | (((data[0] >> 1) & 1) << 1)];
     char path[4][512];
     size_t part_len[4] = {0};
     const uint8_t *p = data + 1, *end = data + size;

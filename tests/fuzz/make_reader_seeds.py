@@ -312,11 +312,50 @@ def jobjson_seeds():
     write(t, "bad-min-delta-nan.json", '{"min-delta": "nan"}')
 
 
+
+def given_and_ir_datasets_seeds():
+    """Given pairs (option byte bit 7) for TSV and JSONL; ir_datasets names and titles in JSONL
+    pairs and TREC tables (topics JSONL: bit 1; docs JSONL: bit 7; 3-column docs TSV)."""
+    write("tsv", "good-given-pairs.tsv",
+          b"\x81qid\tquery\tdocno\ttext\tperturbed\n"
+          b"q1\tlinux kernel\td1\tthe kernel\tthe kernel linux\n"
+          b"q1\tlinux kernel\td1\tthe kernel\tlinux the kernel\tk2\n"
+          b"\tq\t\tt\tt x\n")
+    write("tsv", "good-given-bad-lines-skipped.tsv",
+          b"\x80q1\tq\td1\tt\nq1\tq\td1\tt\t \nq1\tq\td1\tt\tt x\nq1\tq\td1\tt\tt y\n")
+    write("tsv", "bad-strict-given-four-columns.tsv", b"\x81q1\tq\td1\tt\n")
+    write("jsonl", "good-given-pairs.jsonl",
+          b'\x81{"qid":"q1","query":"web server","docno":"d1","text":"apache","perturbed":'
+          b'"apache web"}\n{"query":"q","text":"t","perturbed":"x t","pair_id":7}\n'
+          b'{"query":"q","title":"T","text":"t","perturbed":"t z"}\n')
+    write("jsonl", "good-given-bad-lines-skipped.jsonl",
+          b'\x80{"query":"q","text":"t"}\n{"query":"q","text":"t","perturbed":"  "}\n'
+          b'{"query":"q","text":"t","perturbed":7}\n{"query":"q","text":"t","perturbed":"u",'
+          b'"pair_id":1.5}\n')
+    write("jsonl", "good-ir-datasets-names.jsonl",
+          b'\x01{"query_id":"q1","query":"web server","doc_id":"d1","title":"Apache",'
+          b'"text":"the http server"}\n{"query_id":2,"query":"q","doc_id":3,"text":"t","title":null}\n')
+    write("jsonl", "bad-strict-both-qid-and-query-id.jsonl",
+          b'\x01{"qid":"q","query_id":"q","query":"a","docno":"d","text":"t"}\n')
+    write("jsonl", "bad-strict-perturbed-not-given.jsonl",
+          b'\x01{"qid":"q","query":"a","docno":"d","text":"t","perturbed":"t x"}\n')
+    write("trec", "good-ir-datasets-topics-docs-jsonl",
+          b"\x82" + b"\f".join([b"", b'{"query_id":"q1","text":"web server"}\n'
+                                    b'{"qid":"q2","query":"mail"}\n',
+                               b'{"doc_id":"d1","title":"Apache","text":"http server"}\n'
+                               b'{"docno":"d2","text":"postfix"}\n',
+                               b"q1 0 d1 1\nq2 0 d2 1\n"]))
+    write("trec", "good-three-column-docs-tsv",
+          b"\x00" + b"\f".join([b"", b"q1\tweb server\n",
+                               b"docno\ttitle\ttext\nd1\tApache\thttp server\nd2\tpostfix\n",
+                               b"q1 0 d1 1\nq1 0 d2 1\n"]))
+
 if __name__ == "__main__":
     lines_seeds()
     tsv_seeds()
     jsonl_seeds()
     trec_seeds()
+    given_and_ir_datasets_seeds()
     df_stopwords_seeds()
     protobuf_seeds()
     store_seeds()

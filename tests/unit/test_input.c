@@ -699,7 +699,7 @@ static void test_jsonl_bad_lines_skipped_with_reasons(void **state)
     assert_int_equal(rep->skipped, 13);
     check_skip(in, 0, p, 2, "not a JSON object");
     check_skip(in, 1, p, 3, "invalid JSON at byte 23");
-    check_skip(in, 2, p, 4, "missing \"qid\"");
+    check_skip(in, 2, p, 4, "missing \"qid\" (or \"query_id\")");
     check_skip(in, 3, p, 5, "\"qid\" is not a string or an integer");
     check_skip(in, 4, p, 6, "\"query\" is not a string");
     check_skip(in, 5, p, 7, "empty text");
@@ -1023,6 +1023,174 @@ static void test_real_collection(void **state)
     }
 }
 
+/* ---- ir_datasets names, titles, given pairs ---- */
+
+/* The next record of in (failing when there is none). */
+static const mch_record *next_rec(mch_input *in)
+{
+    const mch_record *r = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_input_next(in, &r, &err), MCH_OK);
+    assert_non_null(r);
+    return r;
+}
+
+static void assert_end(mch_input *in)
+{
+    const mch_record *r = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_input_next(in, &r, &err), MCH_OK);
+    assert_null(r);
+    const mch_skip_report *rep = mch_input_report(in);
+    assert_int_equal(rep->units, rep->produced + rep->skipped);
+}
+
+static void test_jsonl_ir_datasets_names_and_title(void **state)
+{
+    const fixture *fx = *state;
+    const char *p = at(fx, "ird.jsonl");
+    write_str(p, "{\"query_id\":\"q1\",\"query\":\"red apple\",\"doc_id\":\"d1\",\"title\":"
+                 "\"Apples\",\"text\":\"An apple a day.\"}\n" /* 1 */
+                 "{\"query_id\":7,\"query\":\"q\",\"doc_id\":\"d2\",\"text\":\"t\",\"title\":"
+                 "null}\n" /* 2 */
+                 "{\"qid\":\"q\",\"query_id\":\"q\",\"query\":\"a\",\"docno\":\"d3\",\"text\":"
+                 "\"t\"}\n"                                             /* 3 */
+                 "{\"query\":\"a\",\"doc_id\":\"d4\",\"text\":\"t\"}\n" /* 4 */
+                 "{\"qid\":\"q\",\"query\":\"a\",\"docno\":\"d5\",\"text\":\"t\",\"perturbed\":"
+                 "\"t x\"}\n" /* 5 */
+                 "{\"qid\":\"q\",\"query\":\"a\",\"docno\":\"d6\",\"text\":\"t\",\"title\":\"\"}\n"
+                 "{\"qid\":\"q\",\"query\":\"a\",\"docno\":\"d7\",\"text\":\"t\",\"title\":3}\n");
+    mch_input *in;
+    mch_err err = {0};
+    assert_int_equal(mch_input_open_jsonl(&in, p, NULL, &err), MCH_OK);
+    const mch_record *r = next_rec(in);
+    assert_string_equal(r->qid, "q1");
+    assert_string_equal(r->docno, "d1");
+    assert_string_equal(r->text, "Apples An apple a day."); /* f"{title} {text}" */
+    assert_null(r->perturbed);
+    r = next_rec(in);
+    assert_string_equal(r->qid, "7");
+    assert_string_equal(r->text, "t"); /* a null title: the text alone */
+    r = next_rec(in);
+    assert_string_equal(r->docno, "d6");
+    assert_string_equal(r->text, " t"); /* an empty title, as ir_datasets joins it */
+    assert_int_equal(r->line, 6);
+    assert_end(in);
+    check_skip(in, 0, p, 3, "both \"qid\" and \"query_id\"");
+    check_skip(in, 1, p, 4, "missing \"qid\" (or \"query_id\")");
+    check_skip(in, 2, p, 5, "has \"perturbed\": given pairs need --perturb given");
+    check_skip(in, 3, p, 7, "\"title\" is not a string");
+    assert_int_equal(mch_input_report(in)->skipped, 4);
+    mch_input_close(in);
+}
+
+static void test_given_pairs_jsonl_and_tsv(void **state)
+{
+    const fixture *fx = *state;
+    const char *p = at(fx, "given.jsonl");
+    write_str(p, "{\"qid\":\"q1\",\"query\":\"a\",\"docno\":\"d1\",\"text\":\"t\",\"perturbed\":"
+                 "\"t x\"}\n" /* 1 */
+                 "{\"qid\":\"q1\",\"query\":\"a\",\"docno\":\"d1\",\"text\":\"t\",\"perturbed\":"
+                 "\"x t\",\"pair_id\":\"p2\"}\n" /* 2 */
+                 "{\"qid\":\"q1\",\"query\":\"a\",\"docno\":\"d1\",\"text\":\"t\",\"perturbed\":"
+                 "\"x t\",\"pair_id\":\"p2\"}\n"                            /* 3 */
+                 "{\"query\":\"a\",\"text\":\"t\",\"perturbed\":\"t y\"}\n" /* 4 */
+                 "{\"query\":\"a\",\"text\":\"t\"}\n"                       /* 5 */
+                 "{\"query\":\"a\",\"text\":\"t\",\"perturbed\":\"  \"}\n"  /* 6 */
+                 "{\"query\":\"a\",\"title\":\"T\",\"text\":\"t\",\"perturbed\":\"t z\","
+                 "\"pair_id\":9}\n"                                     /* 7 */
+                 "{\"query\":\"a\",\"text\":\"t\",\"perturbed\":7}\n"); /* 8 */
+    mch_input_opts o = {.given = 1};
+    mch_input *in;
+    mch_err err = {0};
+    assert_int_equal(mch_input_open_jsonl(&in, p, &o, &err), MCH_OK);
+    const mch_record *r = next_rec(in);
+    assert_string_equal(r->text, "t");
+    assert_string_equal(r->perturbed, "t x");
+    assert_null(r->pair_key);
+    r = next_rec(in);
+    assert_string_equal(r->perturbed, "x t");
+    assert_string_equal(r->pair_key, "p2");
+    r = next_rec(in);
+    assert_string_equal(r->qid, "");
+    assert_string_equal(r->docno, "");
+    assert_string_equal(r->pair_key, "4"); /* neither ids nor a key: the line */
+    r = next_rec(in);
+    assert_string_equal(r->text, "T t");
+    assert_string_equal(r->perturbed, "T t z");
+    assert_string_equal(r->pair_key, "9");
+    assert_end(in);
+    check_skip(in, 0, p, 3, "duplicate (qid, docno, pair_id) pair, first at line 2");
+    check_skip(in, 1, p, 5, "missing \"perturbed\"");
+    check_skip(in, 2, p, 6, "empty perturbed");
+    check_skip(in, 3, p, 8, "\"perturbed\" is not a string");
+    mch_input_close(in);
+
+    const char *t = at(fx, "given.tsv");
+    write_str(t, "qid\tquery\tdocno\ttext\tperturbed\n"
+                 "q1\ta\td1\tt\tt x\n"
+                 "q1\ta\td1\tt\tx t\tk\n"
+                 "q1\ta\td1\tt\n"
+                 "q1\ta\td2\tt\t\n"
+                 "q1\ta\td1\tt\ty t\tk\n");
+    assert_int_equal(mch_input_open_tsv(&in, t, &o, &err), MCH_OK);
+    r = next_rec(in);
+    assert_string_equal(r->text, "t");
+    assert_string_equal(r->perturbed, "t x");
+    assert_null(r->pair_key);
+    assert_null(r->term);
+    r = next_rec(in);
+    assert_string_equal(r->perturbed, "x t");
+    assert_string_equal(r->pair_key, "k");
+    assert_end(in);
+    check_skip(in, 0, t, 4,
+               "expected 5 or 6 tab-separated columns (qid, query, docno, text, perturbed[, "
+               "pair_id]), found 4");
+    check_skip(in, 1, t, 5, "empty perturbed");
+    check_skip(in, 2, t, 6, "duplicate (qid, docno, pair_id) pair, first at line 3");
+    mch_input_close(in);
+}
+
+static void test_trec_ir_datasets_docs_and_topics(void **state)
+{
+    const fixture *fx = *state;
+    const char *topics = at(fx, "topics.jsonl"), *qrels = at(fx, "qrels.txt");
+    write_str(topics, "{\"query_id\":\"q1\",\"text\":\"red apple\"}\n"
+                      "{\"qid\":\"q2\",\"query\":\"green pear\"}\n"
+                      "{\"query_id\":\"q3\",\"query\":\"x\",\"text\":\"y\"}\n");
+    write_str(qrels, "q1 0 d1 1\nq1 0 d2 1\nq2 0 d3 2\nq3 0 d1 1\n");
+    const char *names[] = {"docs.tsv", "docs.jsonl"};
+    const char *bodies[] = {"docno\ttitle\ttext\n"
+                            "d1\tApples\tAn apple.\n"
+                            "d2\tpears\n"
+                            "d3\tA\tB\tC\n",
+                            "{\"doc_id\":\"d1\",\"title\":\"Apples\",\"text\":\"An apple.\"}\n"
+                            "{\"docno\":\"d2\",\"text\":\"pears\"}\n"
+                            "{\"doc_id\":\"d3\",\"docno\":\"d3\",\"text\":\"C\"}\n"};
+    const char *bad3[] = {"expected 2 or 3 tab-separated columns (docno, [title, ]text), found 4",
+                          "both \"docno\" and \"doc_id\""};
+    for (int k = 0; k < 2; k++) {
+        const char *docs = at(fx, names[k]);
+        write_str(docs, bodies[k]);
+        mch_input *in;
+        mch_err err = {0};
+        assert_int_equal(mch_input_open_trec(&in, NULL, topics, docs, qrels, NULL, &err), MCH_OK);
+        const mch_record *r = next_rec(in);
+        assert_string_equal(r->qid, "q1");
+        assert_string_equal(r->query, "red apple");
+        assert_string_equal(r->text, "Apples An apple.");
+        r = next_rec(in);
+        assert_string_equal(r->docno, "d2");
+        assert_string_equal(r->text, "pears");
+        assert_end(in);
+        const mch_skip_report *rep = mch_input_report(in);
+        assert_int_equal(rep->table_skipped, 2);
+        check_skip(in, 0, topics, 3, "both \"query\" and \"text\"");
+        check_skip(in, 1, docs, k == 0 ? 4 : 3, bad3[k]);
+        mch_input_close(in);
+    }
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1049,6 +1217,9 @@ int main(void)
         T(test_trec_strict),
         T(test_trec_missing_table_file),
         T(test_real_collection),
+        T(test_jsonl_ir_datasets_names_and_title),
+        T(test_given_pairs_jsonl_and_tsv),
+        T(test_trec_ir_datasets_docs_and_topics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
