@@ -65,7 +65,8 @@ struct mch_patcher {
     /* mch_patch_subset: the components to patch, (L, NH) and (MCH_BLOCK_COUNT, L, T); NULL in a
      * whole sweep */
     const unsigned char *heads_mask, *blocks_mask;
-    int *zeros; /* (S_max) all 0: gathers of the [CLS] row */
+    int *zeros;     /* (S_max) all 0: gathers of the [CLS] row */
+    float *derived; /* keep_derived: the largest derived site of max_T tokens, else NULL */
 };
 
 static size_t plane(const struct mch_patcher *p)
@@ -131,6 +132,7 @@ void mch_patcher_free(mch_patcher *p)
     free(p->tpos);
     free(p->todo);
     free(p->zeros);
+    free(p->derived);
     free(p->q_ids);
     mch_hooks_free(p->cap_hooks);
     mch_hooks_free(p->naive_hooks);
@@ -221,6 +223,16 @@ mch_status mch_patcher_create(mch_patcher **out, const mch_model *m, const mch_p
          (p->ws = mch_workspace_create(m, c->max_tokens > max_T ? c->max_tokens : max_T,
                                        c->max_tokens > max_T ? c->max_tokens : max_T)) &&
          (p->cap_hooks = mch_hooks_create(c->L)) && (p->naive_hooks = mch_hooks_create(c->L));
+    if (ok && opts->keep_derived) {
+        size_t most = 0;
+        const mch_site derived_sites[] = {MCH_SITE_RESID_POST, MCH_SITE_ATTN_SCORES,
+                                          MCH_SITE_RESULT, MCH_SITE_MLP_PRE};
+        for (size_t i = 0; i < sizeof derived_sites / sizeof *derived_sites; i++) {
+            size_t n = mch_site_floats(c, derived_sites[i], max_T);
+            if (n > most) most = n;
+        }
+        ok = (p->derived = malloc(most * sizeof(float))) != NULL;
+    }
     if (!ok) {
         mch_patcher_free(p);
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory sizing the patcher for %d tokens",
@@ -860,14 +872,43 @@ mch_status mch_patch_subset_given(mch_patcher *p, const mch_patch_pair *pair,
     return subset_sweeps(p, pair, heads_mask, blocks_mask, res, err);
 }
 
+/* A site the engine does not keep, computed into p->derived from those it keeps (see patch.h). */
+static const float *derive(mch_patcher *p, run_cache *rc, mch_site site, int l)
+{
+    const mch_layer_weights *w = &p->m->layers[l];
+    int T = p->T, C = p->C, NH = p->NH, HS = p->HS, FF = p->FF;
+    const float *ln1 = rc->ln1 + (size_t)l * plane(p);
+    switch (site) {
+    case MCH_SITE_RESID_POST: /* as encoder.c: LN1(resid_mid) + mlp_out */
+        mch_add_forward(p->derived, ln1, cache_at(rc, MCH_SITE_MLP_OUT, p, l), plane(p));
+        break;
+    case MCH_SITE_ATTN_SCORES:
+        mch_attn_scores_forward(p->derived, cache_at(rc, MCH_SITE_Q, p, l),
+                                cache_at(rc, MCH_SITE_K, p, l), C, T, NH, HS);
+        break;
+    case MCH_SITE_RESULT:
+        mch_attn_result_forward(p->derived, cache_at(rc, MCH_SITE_Z, p, l), C, w->o_w, T, NH, HS,
+                                C);
+        break;
+    case MCH_SITE_MLP_PRE:
+    case MCH_SITE_MLP_POST:
+        mch_linear_forward(p->derived, FF, ln1, C, w->ff1_w, w->ff1_b, T, C, FF);
+        if (site == MCH_SITE_MLP_POST) act_forward(p->derived, (size_t)T * FF, p->m->cfg.act);
+        break;
+    default:
+        return NULL;
+    }
+    return p->derived;
+}
+
 const float *mch_patcher_activation(const mch_patcher *cp, int run, mch_site site, int layer)
 {
     mch_patcher *p = (mch_patcher *)cp;
     run_cache *rc = run ? &p->pert : &p->base;
     if (site == MCH_SITE_FULL_EMBED) site = MCH_SITE_RESID_PRE, layer = 0;
-    if (site < 0 || site >= MCH_SITE_COUNT || layer < 0 || layer >= p->L || !rc->buf[site])
-        return NULL;
-    return cache_at(rc, site, p, layer);
+    if (site < 0 || site >= MCH_SITE_COUNT || layer < 0 || layer >= p->L) return NULL;
+    if (rc->buf[site]) return cache_at(rc, site, p, layer);
+    return p->derived ? derive(p, rc, site, layer) : NULL;
 }
 
 int mch_patcher_tokens(const mch_patcher *p)

@@ -40,6 +40,7 @@ typedef struct {
     mch_pooling pooling;  /* bi-encoder pooling */
     int keep_patterns;    /* keep every layer's attention pattern (mch_patcher_activation) */
     int direction;        /* +1: patch only pairs whose score rose, -1: fell, 0: any */
+    int keep_derived;     /* make mch_patcher_activation answer the sites it derives */
 } mch_patch_opts;
 
 typedef struct {
@@ -120,7 +121,11 @@ mch_status mch_patch_subset_given(mch_patcher *p, const mch_patch_pair *pair,
 
 /* One activation of the last pair's full runs (run 0 baseline, 1 perturbed), shaped as the site
  * says for T = the pair's tokens; NULL for a site that is not kept (hook_pattern without
- * keep_patterns, head-pos or save_patterns). hook_full_embed is blocks.0.hook_resid_pre. */
+ * keep_patterns, head-pos or save_patterns). hook_full_embed is blocks.0.hook_resid_pre. With
+ * keep_derived, the sites the engine does not keep are computed from those it keeps, with the
+ * kernels the forward uses (the numbers a hook of the full run sees): hook_resid_post (LN1 of
+ * resid_mid + mlp_out), attn.hook_attn_scores (q, k), attn.hook_result (z, W_O), mlp.hook_pre
+ * and mlp.hook_post (LN1 of resid_mid); such a pointer is valid until the next call. */
 const float *mch_patcher_activation(const mch_patcher *p, int run, mch_site site, int layer);
 /* Tokens of the last pair. */
 int mch_patcher_tokens(const mch_patcher *p);

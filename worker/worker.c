@@ -79,8 +79,12 @@ mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const c
                           &w->n_cache, err);
     if (!rc) rc = mch_hooks_check_cacheable(w->cache, w->n_cache, err);
     if (rc) goto fail;
-    int patterns = 0;
-    for (size_t i = 0; i < w->n_cache; i++) patterns |= w->cache[i].site == MCH_SITE_PATTERN;
+    int patterns = 0, derived = 0;
+    for (size_t i = 0; i < w->n_cache; i++) {
+        mch_site s = w->cache[i].site;
+        patterns |= s == MCH_SITE_PATTERN;
+        derived |= s == MCH_SITE_RESID_POST || s >= MCH_SITE_ATTN_SCORES;
+    }
     mch_patch_opts po = {w->sweeps,
                          w->n_heads,
                          w->heads,
@@ -91,7 +95,8 @@ mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const c
                          spec->pooling && !strcmp(spec->pooling, "mean") ? MCH_POOL_MEAN
                                                                          : MCH_POOL_CLS,
                          patterns,
-                         axiom_direction(spec)};
+                         axiom_direction(spec),
+                         derived};
     int method = mch_method_of(spec->method);
     if (method != MCH_JOB_EXACT && w->n_cache) { /* the plan and the spec check refuse it too */
         rc = mch_fail(err, MCH_ERR_ARG, "--cache needs --method exact, not %s", spec->method);
@@ -147,13 +152,7 @@ static mch_status cache_pair(mch_worker *w, uint64_t pair_id, mch_err *err)
     for (size_t i = 0; i < w->n_cache; i++) {
         const mch_hook_point *cp = &w->cache[i];
         int64_t shape[3];
-        int nd;
-        if (cp->site == MCH_SITE_PATTERN)
-            shape[0] = c->NH, shape[1] = T, shape[2] = T, nd = 3;
-        else if (cp->site >= MCH_SITE_Q && cp->site <= MCH_SITE_Z && cp->site != MCH_SITE_PATTERN)
-            shape[0] = T, shape[1] = c->NH, shape[2] = c->HS, nd = 3;
-        else
-            shape[0] = T, shape[1] = c->C, nd = 2;
+        int nd = mch_site_shape(c, cp->site, T, shape);
         for (int run = 0; run < 2; run++) {
             const float *a = mch_patcher_activation(w->p, run, cp->site, cp->layer);
             if (!a) return mch_fail(err, MCH_ERR_ARG, "hook '%s' cannot be cached", cp->name);
