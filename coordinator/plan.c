@@ -77,7 +77,7 @@ static mch_status plan_sweeps(const mch_run_opts *o, const mch_config *cfg, mch_
     unsigned bits;
     mch_status rc = mch_sweeps_parse(o->sweep ? o->sweep : "heads", &bits, err);
     if (rc) return rc;
-    const char *names[3];
+    const char *names[MCH_SWEEP_NAMES_MAX];
     s->n_sweeps = 0;
     size_t n = mch_sweeps_names(bits, names);
     if (!(s->sweeps = calloc(n, sizeof *s->sweeps)))
@@ -135,11 +135,16 @@ static mch_status plan_method(const mch_run_opts *o, mch_job_spec *s, mch_err *e
                                         "--verify-top checks estimates: it needs --method atp or "
                                         "atp-qk")
                              : MCH_OK;
-    if (mch_sweeps_bits(s->sweeps, s->n_sweeps) & MCH_SWEEP_HEAD_POS)
+    unsigned other =
+        mch_sweeps_bits(s->sweeps, s->n_sweeps) & ~(unsigned)(MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS);
+    if (other) {
+        const char *names[MCH_SWEEP_NAMES_MAX];
+        mch_sweeps_names(other, names);
         return mch_fail(err, MCH_ERR_ARG,
-                        "--method %s estimates the heads and blocks sweeps only; --sweep head-pos "
-                        "needs --method exact",
-                        o->method);
+                        "--method %s estimates the heads and blocks sweeps only; --sweep %s needs "
+                        "--method exact",
+                        o->method, names[0]);
+    }
     if (o->cache)
         return mch_fail(err, MCH_ERR_ARG,
                         "--cache needs --method exact (the cache stores the exact patcher's runs, "

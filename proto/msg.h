@@ -118,8 +118,11 @@ int mch_job_spec_diff(const mch_job_spec *a, const mch_job_spec *b, mch_spec_sco
 /* Sweeps: "heads,blocks,head-pos" (any order) or "none" alone, to MCH_SWEEP_* bits (none: 0).
  * Errors name the unknown sweep. */
 mch_status mch_sweeps_parse(const char *list, unsigned *bits, mch_err *err);
-/* The names of bits in canonical order ("none" for 0) into names; @return how many (1..3). */
-size_t mch_sweeps_names(unsigned bits, const char *names[3]);
+/* The most sweep names a spec holds (every sweep). */
+#define MCH_SWEEP_NAMES_MAX 6
+/* The names of bits in canonical order ("none" for 0) into names; @return how many
+ * (1..MCH_SWEEP_NAMES_MAX). */
+size_t mch_sweeps_names(unsigned bits, const char *names[MCH_SWEEP_NAMES_MAX]);
 /* The bits of a spec's sweep names (unknown names count as none; unpack refuses them). */
 unsigned mch_sweeps_bits(char *const *names, size_t n);
 

@@ -32,8 +32,16 @@ typedef enum {
     MCH_SITE_COUNT
 } mch_site;
 
-/* Patching sweeps (kernels/patch.h runs them; job specs name them: heads, blocks, head-pos). */
-enum { MCH_SWEEP_HEADS = 1, MCH_SWEEP_BLOCKS = 2, MCH_SWEEP_HEAD_POS = 4 };
+/* Patching sweeps (kernels/patch.h runs them; job specs name them: heads, blocks, head-pos, qkv,
+ * pattern, resid-mid). */
+enum {
+    MCH_SWEEP_HEADS = 1,
+    MCH_SWEEP_BLOCKS = 2,
+    MCH_SWEEP_HEAD_POS = 4,
+    MCH_SWEEP_QKV = 8,
+    MCH_SWEEP_PATTERN = 16,
+    MCH_SWEEP_RESID_MID = 32
+};
 
 /* Parses a TransformerLens hook name for a model of L layers. An unknown name fails with
  * "unknown hook 'X' (did you mean 'Y'?)", Y the valid name of the model nearest to X (edit

@@ -928,7 +928,7 @@ static void test_sweep_head_list_and_hook_parsers(void **st)
     (void)st;
     mch_err err = {0};
     unsigned bits = 99;
-    const char *names[3];
+    const char *names[MCH_SWEEP_NAMES_MAX];
     assert_int_equal(mch_sweeps_parse("head-pos,heads", &bits, &err), MCH_OK);
     assert_int_equal(bits, MCH_SWEEP_HEADS | MCH_SWEEP_HEAD_POS);
     assert_int_equal(mch_sweeps_names(bits, names), 2);
