@@ -3,7 +3,8 @@
 # get, for every BERT-family fixture architecture, against a float64 torch reference
 # (encoder_ref.py, written from the models' definitions and TransformerLens's hook semantics);
 # unknown hook names refused with the nearest valid one (hooks_check.py); the qkv, pattern and
-# resid-mid sweeps of mechir patch against the same reference (finer_patch_check.py).
+# resid-mid sweeps of mechir patch against the same reference (finer_patch_check.py), and of
+# mechir run: pairs, circuit.json, merge, report (finer_run_check.py).
 # Needs Debian's python3 with python3-torch and python3-numpy.
 # usage: test_hooks.sh PATH/TO/mechir REPO_ROOT
 set -u
@@ -21,4 +22,7 @@ check "every hook cached and read back against the torch reference; typos refuse
     "$PY" "$2/tests/cli/hooks_check.py" "$1" "$2" "$T"
 check "qkv, pattern and resid-mid patched scores against the torch reference" \
     "$PY" "$2/tests/cli/finer_patch_check.py" "$1" "$2"
+mkdir "$T/run" || exit 1
+check "mechir run with qkv, pattern and resid-mid: pairs, maps, merge and report" \
+    "$PY" "$2/tests/cli/finer_run_check.py" "$1" "$2" "$T/run"
 finish
