@@ -135,16 +135,11 @@ static mch_status plan_method(const mch_run_opts *o, mch_job_spec *s, mch_err *e
                                         "--verify-top checks estimates: it needs --method atp or "
                                         "atp-qk")
                              : MCH_OK;
-    unsigned other =
-        mch_sweeps_bits(s->sweeps, s->n_sweeps) & ~(unsigned)(MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS);
-    if (other) {
-        const char *names[MCH_SWEEP_NAMES_MAX];
-        mch_sweeps_names(other, names);
+    if (mch_sweeps_bits(s->sweeps, s->n_sweeps) & MCH_SWEEP_HEAD_POS)
         return mch_fail(err, MCH_ERR_ARG,
-                        "--method %s estimates the heads and blocks sweeps only; --sweep %s needs "
+                        "--method %s does not estimate the head-pos sweep; --sweep head-pos needs "
                         "--method exact",
-                        o->method, names[0]);
-    }
+                        o->method);
     if (o->cache)
         return mch_fail(err, MCH_ERR_ARG,
                         "--cache needs --method exact (the cache stores the exact patcher's runs, "

@@ -371,12 +371,9 @@ int msg_spec_check(const Mechir__JobSpec *m, char *why, size_t len)
     /* "exact" is spelt "" in a spec: one job, one spelling (a resume compares bytes). */
     if (mch_method_of(m->method) < 0 || !strcmp(msg_s(m->method), "exact"))
         return snprintf(why, len, "spec: unknown method '%.40s'", m->method), 1;
-    if (*msg_s(m->method) && ((mch_sweeps_bits(m->sweeps, m->n_sweeps) &
-                               ~(unsigned)(MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS)) ||
-                              m->n_cache_hooks))
-        return snprintf(why, len,
-                        "spec: method %.40s with a sweep other than heads and blocks or cache "
-                        "hooks",
+    if (*msg_s(m->method) &&
+        ((mch_sweeps_bits(m->sweeps, m->n_sweeps) & MCH_SWEEP_HEAD_POS) || m->n_cache_hooks))
+        return snprintf(why, len, "spec: method %.40s with a head-pos sweep or cache hooks",
                         m->method),
                1;
     if (m->verify_top && (!*msg_s(m->method) || !(mch_sweeps_bits(m->sweeps, m->n_sweeps) &

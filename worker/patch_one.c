@@ -70,11 +70,8 @@ static mch_status check_method(const mch_patch_one_opts *o, const mch_model *m, 
                                         "--verify-top checks estimates: it needs --method atp or "
                                         "atp-qk")
                              : MCH_OK;
-    if (o->sweeps & ~(unsigned)(MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS))
-        return mch_fail(err, MCH_ERR_ARG,
-                        "--method %s estimates the heads and blocks sweeps only, not head-pos, "
-                        "qkv, pattern or resid-mid",
-                        name);
+    if (o->sweeps & MCH_SWEEP_HEAD_POS)
+        return mch_fail(err, MCH_ERR_ARG, "--method %s does not estimate the head-pos sweep", name);
     if (o->save_patterns) return mch_fail(err, MCH_ERR_ARG, "--save-patterns needs --method exact");
     /* A family without a backward pass is refused here, on a one-token context. */
     mch_patch_opts po = patch_opts(o);

@@ -12,9 +12,17 @@ Every raw patched score (*_scores) is compared element-wise, |got - want| <= 1e-
 on the demo cross-encoder (two pairs of tests/data/patching/demo-tfc1.json), the bi-encoder
 fixture (distilbert-dot-tfc1.json, document side, query_ids given) and each tiny cross-encoder
 fixture (a golden.json case with one document token replaced). The effects are checked to follow
-from the scores. A MonoT5 and --method atp are refused with one line.
+from the scores.
+
+Attribution patching (--method atp, atp-qk) of the same sweeps against torch autograd on the
+baseline run (g = d score / d activation, the total derivative): est = score_b + sum (a_p - a_b) g
+over a head's (T, HS) of hook_q / hook_k / hook_v, a head's (T, T) of hook_pattern, a row of
+hook_resid_mid; atp-qk's q and k through the head's pattern recomputed with the perturbed q (k)
+and the baseline k (q): score_b + sum (A' - A_b) gA. Same tolerance.
+A MonoT5 and head-pos with atp are refused with one line.
 """
 import json
+import math
 import os
 import subprocess
 import sys
@@ -39,7 +47,7 @@ def ids(xs):
     return ",".join(str(x) for x in xs)
 
 
-def patch(model, case, naive):
+def patch(model, case, naive, method=None):
     args = [MECHIR, "patch", "--model", model, "--ids-baseline", ids(case["ids_baseline"]),
             "--ids-perturbed", ids(case["ids_perturbed"]), "--token-types",
             ids(case["token_types"]), "--sweep", "qkv,pattern,resid-mid", "--min-delta", "1e-9"]
@@ -47,6 +55,8 @@ def patch(model, case, naive):
         args += ["--query-ids", ids(case["query_ids"])]
     if naive:
         args.append("--naive")
+    if method:
+        args += ["--method", method]
     p = subprocess.run(args, capture_output=True, text=True)
     if p.returncode != 0:
         fail("%s: mechir patch exited %d: %s" % (model, p.returncode, p.stderr.strip()))
@@ -78,6 +88,35 @@ def reference(ref, case):
     mid = [[patched("blocks.%d.hook_resid_mid" % l, lambda x, a, t=t: x.__setitem__(t, a[t]))
             for t in range(T)] for l in range(L)]
     return float(sb), float(sp), {"qkv": qkv, "pattern": pattern, "resid_mid": mid}
+
+
+def atp_reference(ref, case, qk):
+    """AtP estimates (score_b, score_p, maps as reference()) from autograd on the baseline."""
+    qe = ref.embedding(case["query_ids"]) if ref.bi else None
+    b, pt, types = case["ids_baseline"], case["ids_perturbed"], case["token_types"]
+    sp, pa = ref.forward(pt, types, query_emb=qe)
+    sb, ba = ref.forward(b, types, grad=True, query_emb=qe)
+    sb.backward()
+    sb = float(sb)
+    L, NH, T, HS = ref.L, ref.NH, len(b), ref.HS
+
+    def dot(name, sel):
+        a, g = ba[name], ba[name].grad
+        return sb + float(((pa[name].detach() - a.detach())[sel] * g[sel]).sum())
+
+    def qkv_est(j, l, h):
+        if not qk or j == "v":
+            return dot("blocks.%d.attn.hook_%s" % (l, j), (slice(None), h))
+        q = (pa if j == "q" else ba)["blocks.%d.attn.hook_q" % l].detach()[:, h]
+        k = (pa if j == "k" else ba)["blocks.%d.attn.hook_k" % l].detach()[:, h]
+        A = torch.softmax(q @ k.T / math.sqrt(HS), dim=-1)
+        name = "blocks.%d.attn.hook_pattern" % l
+        return sb + float(((A - ba[name].detach()[h]) * ba[name].grad[h]).sum())
+
+    qkv = [[[qkv_est(j, l, h) for h in range(NH)] for l in range(L)] for j in "qkv"]
+    pattern = [[dot("blocks.%d.attn.hook_pattern" % l, h) for h in range(NH)] for l in range(L)]
+    mid = [[dot("blocks.%d.hook_resid_mid" % l, t) for t in range(T)] for l in range(L)]
+    return sb, float(sp), {"qkv": qkv, "pattern": pattern, "resid_mid": mid}
 
 
 def flat(x):
@@ -135,7 +174,8 @@ def refusals():
             (t5, ["--sweep", "qkv"], "the qkv sweep is not supported"),
             (t5, ["--sweep", "pattern"], "the pattern sweep is not supported"),
             (t5, ["--sweep", "resid-mid"], "the resid-mid sweep is not supported"),
-            (demo, ["--sweep", "qkv", "--method", "atp"], "heads and blocks sweeps only"),
+            (demo, ["--sweep", "head-pos,qkv", "--heads", "0.0", "--method", "atp"],
+             "does not estimate the head-pos sweep"),
             (demo, ["--sweep", "qkvv"], "unknown sweep 'qkvv'")):
         p = subprocess.run([MECHIR, "patch", "--model", model, "--query", "a b", "--baseline",
                             "c d", "--perturbed", "c e", *extra], capture_output=True, text=True)
@@ -167,6 +207,11 @@ def main():
             out = patch(model, case, naive)
             if out:
                 compare("%s%s" % (name, " --naive" if naive else ""), out, sb, sp, want)
+        for method in ("atp", "atp-qk"):
+            sb, sp, want = atp_reference(ref, case, method == "atp-qk")
+            out = patch(model, case, 0, method)
+            if out:
+                compare("%s --method %s" % (name, method), out, sb, sp, want)
     refusals()
     ok = not failures and counts["scores"] > 0
     print("%s: %d patched scores against the torch reference, %d failures" % (

@@ -15,7 +15,9 @@ usage: finer_run_check.py MECHIR REPO_ROOT TMPDIR
   resid_mid_by_role numbers.
 - report: components.csv lists every qkv, pattern and resid_mid cell with pairs, with the ratio
   of means of circuit.json; heads.svg and blocks.svg have their panels.
-- --method atp with these sweeps: exit 1, one line, no output directory.
+- --method atp-qk with these sweeps: pairs.jsonl's estimates against torch autograd
+  (finer_patch_check.atp_reference); --method atp with head-pos: exit 1, one line, no output
+  directory.
 """
 import csv
 import json
@@ -25,7 +27,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from encoder_ref import Encoder  # noqa: E402
-from finer_patch_check import reference  # noqa: E402
+from finer_patch_check import atp_reference, reference  # noqa: E402
 
 MECHIR, ROOT, TMP = sys.argv[1], sys.argv[2], sys.argv[3]
 DEMO = os.path.join(ROOT, "examples", "demo-ce")
@@ -47,9 +49,9 @@ def close(got, want, atol=1e-5, rtol=1e-4):
     return got is not None and abs(got - want) <= atol + rtol * abs(want)
 
 
-def run(tsv, out):
+def run(tsv, out, *extra):
     p = mechir("run", "--model", DEMO, "--input", tsv, "--max-len", "40", "--out", out,
-               "--sweep", SWEEP, "--pairs-format", "jsonl", "--bootstrap", "0")
+               "--sweep", SWEEP, "--pairs-format", "jsonl", "--bootstrap", "0", *extra)
     if p.returncode != 0:
         fail("run %s: exit %d: %s" % (tsv, p.returncode, p.stderr.strip()))
     return p.returncode == 0
@@ -60,7 +62,7 @@ def pairs_of(out):
         return [json.loads(line) for line in f]
 
 
-def check_pairs(pairs):
+def check_pairs(pairs, atp_qk=False):
     ref = Encoder(DEMO)
     for pr in pairs:
         if "qkv_scores" not in pr:
@@ -69,7 +71,7 @@ def check_pairs(pairs):
         first = roles.index("sep")
         case = {"ids_baseline": pr["baseline_ids"], "ids_perturbed": pr["perturbed_ids"],
                 "token_types": [0 if t <= first else 1 for t in range(len(roles))]}
-        sb, sp, want = reference(ref, case)
+        sb, sp, want = atp_reference(ref, case, True) if atp_qk else reference(ref, case)
         got = {"qkv": [pr["qkv_scores"][j] for j in "qkv"], "pattern": pr["pattern_scores"],
                "resid_mid": pr["resid_mid_scores"]}
         eff = {"qkv": [pr["qkv"][j] for j in "qkv"], "pattern": pr["pattern"],
@@ -203,11 +205,11 @@ def check_report(out, cj):
 def check_refusal(tsv):
     out = os.path.join(TMP, "atp")
     p = mechir("run", "--model", DEMO, "--input", tsv, "--max-len", "40", "--out", out,
-               "--sweep", "heads,qkv", "--method", "atp")
+               "--sweep", "qkv,head-pos", "--heads", "0.0", "--method", "atp")
     lines = p.stderr.strip().splitlines()
-    if p.returncode != 1 or len(lines) != 1 or "--sweep qkv needs --method exact" not in lines[0] \
-            or os.path.exists(out):
-        fail("run --method atp --sweep qkv: exit %d, %r" % (p.returncode, p.stderr))
+    if p.returncode != 1 or len(lines) != 1 or \
+            "--sweep head-pos needs --method exact" not in lines[0] or os.path.exists(out):
+        fail("run --method atp --sweep head-pos: exit %d, %r" % (p.returncode, p.stderr))
 
 
 def main():
@@ -238,6 +240,9 @@ def main():
         mj = json.loads(mechir("report", merged, "--format", "json").stdout)
         check_map("merged halves", mj, want)
     check_report(outs[0], cj)
+    atp = os.path.join(TMP, "run-atp")
+    if run(tsvs[0], atp, "--method", "atp-qk"):
+        check_pairs(pairs_of(atp), atp_qk=True)
     check_refusal(tsvs[0])
     ok = not failures and counts["pairs"] > 0 and counts["cells"] > 0
     print("%s: %d pairs, %d patched scores against the torch reference; maps, merge, report; "

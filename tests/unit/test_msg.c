@@ -784,10 +784,8 @@ static void test_method_is_absent_for_exact_and_checked(void **st)
         const char *why;
     } bad[] = {{spec_atp("bogus"), "spec: unknown method 'bogus'"},
                {spec_atp("exact"), "spec: unknown method 'exact'"},
-               {spec_full(),
-                "spec: method atp-qk with a sweep other than heads and blocks or cache hooks"},
-               {spec_atp("atp"),
-                "spec: method atp with a sweep other than heads and blocks or cache hooks"}};
+               {spec_full(), "spec: method atp-qk with a head-pos sweep or cache hooks"},
+               {spec_atp("atp"), "spec: method atp with a head-pos sweep or cache hooks"}};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         mch_job_spec b = bad[k].s;
         if (k == 2) b.method = "atp-qk", b.n_cache_hooks = 0; /* head-pos */
