@@ -8,6 +8,7 @@
 
 #include "act_store.h"
 #include "cli.h"
+#include "hooks.h"
 #include "log.h"
 #include "opts.h"
 #include "npy.h"
@@ -122,8 +123,29 @@ static int cmd_get(const char *out_dir, const char *pair_s, const char *hook, co
     if (!s) return 1;
     const mch_store_entry *e = mch_store_find(s, pair, hook, run);
     if (!e) {
-        mch_log_error("mechir cache get: no entry for pair %016llx, hook %s, run %s in %s/cache",
-                      (unsigned long long)pair, hook, mch_store_run_name(run), out_dir);
+        /* A hook no entry has: a typo (name the stored hook nearest to it) or one the run did
+         * not cache. */
+        const char *near = NULL;
+        int best = 1 << 30;
+        for (size_t i = 0; i < mch_store_count(s) && best; i++) {
+            const char *h = mch_store_entry_at(s, i)->hook;
+            int d = mch_edit_distance(hook, h);
+            if (d < best) best = d, near = h;
+        }
+        mch_site site;
+        int layer;
+        mch_err perr = {0};
+        int valid = !mch_hook_parse(hook, 1 << 20, &site, &layer, &perr);
+        if (near && best && !valid)
+            mch_log_error("mechir cache get: unknown hook '%s' (did you mean '%s'?)", hook, near);
+        else if (near && best)
+            mch_log_error("mechir cache get: hook '%s' was not cached in %s/cache (mechir cache "
+                          "ls lists what was)",
+                          hook, out_dir);
+        else
+            mch_log_error("mechir cache get: no entry for pair %016llx, hook %s, run %s in "
+                          "%s/cache",
+                          (unsigned long long)pair, hook, mch_store_run_name(run), out_dir);
         mch_store_close(s);
         return 1;
     }

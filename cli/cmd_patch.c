@@ -19,7 +19,8 @@ static void patch_usage(FILE *f)
 {
     fprintf(f,
             "usage: mechir patch --model DIR --query TEXT --baseline TEXT --perturbed TEXT\n"
-            "                    --sweep heads|blocks|head-pos[,...] [options]\n"
+            "                    --sweep heads|blocks|head-pos|qkv|pattern|resid-mid[,...]\n"
+            "                    [options]\n"
             "       mechir patch --model DIR --ids-baseline IDS --ids-perturbed IDS\n"
             "                    [--token-types TYPES] [--query-ids IDS] --sweep ... [options]\n"
             "\n"
@@ -44,7 +45,8 @@ static void patch_usage(FILE *f)
             "  --ids-perturbed IDS  exact token ids of the perturbed input\n"
             "  --token-types IDS    token types of both (default: all 0)\n"
             "  --query-ids IDS      bi-encoder: the query's token ids\n"
-            "  --sweep LIST         heads, blocks, head-pos (comma-separated)\n"
+            "  --sweep LIST         heads, blocks, head-pos, qkv, pattern, resid-mid\n"
+            "                       (comma-separated; docs/PATCHING.md)\n"
             "  --heads L.H,...      heads for head-pos and --save-patterns, e.g. 0.1,2.3\n"
             "  --save-patterns      also print both runs' attention patterns of --heads\n"
             "  --max-len N          tokens a sequence (default: max_position_embeddings)\n"

@@ -13,7 +13,8 @@
 static void acc_ests(mch_cmap_acc *a, mch_est *out[MCH_CMAP_EST])
 {
     mch_est *all[MCH_CMAP_EST] = {&a->heads,  &a->blocks,     &a->hpz,     &a->hpp,
-                                  &a->vheads, &a->vheads_est, &a->vblocks, &a->vblocks_est};
+                                  &a->vheads, &a->vheads_est, &a->vblocks, &a->vblocks_est,
+                                  &a->qkv,    &a->pattern,    &a->rmid};
     memcpy(out, all, sizeof all);
 }
 
@@ -144,6 +145,23 @@ static int add_head_pos(mch_cmap_acc *a, const mch_pair_result *r, const pair_ct
     return bad;
 }
 
+/* The finer sweeps: qkv and pattern cells as heads, resid-mid rows by role. */
+static int add_finer(mch_cmap_acc *a, const mch_pair_result *r, const pair_ctx *c)
+{
+    const mch_pair_input *p = &r->pair;
+    size_t T = p->T;
+    int bad = 0;
+    for (size_t i = 0; i < r->n_qkv; i++)
+        bad |= add_cell(&a->qkv, i, r->qkv[i], r->qkv_scores[i], c);
+    for (size_t i = 0; i < r->n_pattern; i++)
+        bad |= add_cell(&a->pattern, i, r->pattern[i], r->pattern_scores[i], c);
+    if (r->n_resid_mid)
+        for (size_t l = 0; l < (size_t)a->L; l++)
+            bad |= add_by_role(&a->rmid, l, r->resid_mid + l * T, r->resid_mid_scores + l * T,
+                               p->roles, T, a->R, c);
+    return bad;
+}
+
 int mch_spearman(const double *x, const double *y, size_t n, double *ranks, double *rho)
 {
     if (n < 2) return 1;
@@ -247,7 +265,8 @@ mch_status mch_cmap_acc_add(mch_cmap_acc *a, const mch_pair_result *r, mch_err *
                         why);
     if ((r->n_heads && !a->heads.cells) || (r->n_blocks && !a->blocks.cells) ||
         (r->n_head_pos_z && !a->hpz.cells) || (r->n_head_pos_pattern && !a->hpp.cells) ||
-        (r->n_verified && !a->vrank.cells))
+        (r->n_verified && !a->vrank.cells) || (r->n_qkv && !a->qkv.cells) ||
+        (r->n_pattern && !a->pattern.cells) || (r->n_resid_mid && !a->rmid.cells))
         return mch_fail(err, MCH_ERR_SHAPE, "pair %016llx: values of a sweep the job does not run",
                         (unsigned long long)p->pair_id);
     if (a->n_ids == a->cap_ids && grow_ids(a))
@@ -268,7 +287,9 @@ mch_status mch_cmap_acc_add(mch_cmap_acc *a, const mch_pair_result *r, mch_err *
     pair_ctx c = {r->score_baseline, 0, a->w};
     mch_bootstrap_weights(a->seed, p->pair_id, a->B, a->w);
     int bad = mch_xsum_quantize(delta, &c.qden);
-    if (!bad) bad = add_maps(a, &a->heads, &a->blocks, r, &c) | add_head_pos(a, r, &c);
+    if (!bad)
+        bad = add_maps(a, &a->heads, &a->blocks, r, &c) | add_head_pos(a, r, &c) |
+              add_finer(a, r, &c);
     if (!bad && r->n_verified) {
         int oom = 0;
         bad = add_verified(a, r, delta, &c, &oom);
@@ -673,6 +694,23 @@ void mch_cmap_write_json(const mch_cmap *m, FILE *f)
         fputs("},\"pattern\":{", f);
         json_stats_block(f, &m->hpp, lv, K, R, 1);
         fputs("}}", f);
+    }
+    if (m->qkv.cells) {
+        fputs(",\"qkv\":{\"components\":[\"q\",\"k\",\"v\"],", f);
+        json_stats_block(f, &m->qkv, lv, L, NH, 3);
+        putc('}', f);
+    }
+    if (m->pattern.cells) {
+        fputs(",\"pattern\":{", f);
+        json_stats_block(f, &m->pattern, lv, L, NH, 1);
+        putc('}', f);
+    }
+    if (m->rmid.cells) {
+        fputs(",\"resid_mid_by_role\":{\"roles\":", f);
+        json_roles(f);
+        putc(',', f);
+        json_stats_block(f, &m->rmid, lv, L, R, 1);
+        putc('}', f);
     }
     if (s->verify_top) json_verified(f, m, lv);
     fputs(",\"strata\":{", f);

@@ -24,10 +24,13 @@ typedef struct {
     uint64_t seed;       /* of the bootstrap weights */
     int axiom;           /* the sign of the score change the perturbation's axiom expects */
     uint64_t total, used, skipped, failed, with, against;
-    mch_est heads;  /* (L, NH) */
-    mch_est blocks; /* (3, L, R) */
-    mch_est hpz;    /* (K, R) */
-    mch_est hpp;    /* (K, R) */
+    mch_est heads;   /* (L, NH) */
+    mch_est blocks;  /* (3, L, R) */
+    mch_est hpz;     /* (K, R) */
+    mch_est hpp;     /* (K, R) */
+    mch_est qkv;     /* (3, L, NH) */
+    mch_est pattern; /* (L, NH) */
+    mch_est rmid;    /* (L, R) */
     /* verify_top: the verified components' exact effects and their estimates (over the same
      * pairs), and the per-pair rank correlation of the two (1 cell). */
     mch_est vheads, vheads_est;   /* (L, NH) */

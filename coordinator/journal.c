@@ -251,7 +251,8 @@ int mch_journal_check_result(const mch_pair_result *r, const mch_job_spec *spec,
                              char *why, size_t why_len)
 {
     if (mode == MCH_UNIT_SCORE &&
-        (r->n_heads || r->n_blocks || r->n_head_pos_z || r->n_head_pos_pattern || r->skip_reason))
+        (r->n_heads || r->n_blocks || r->n_head_pos_z || r->n_head_pos_pattern || r->n_qkv ||
+         r->n_pattern || r->n_resid_mid || r->skip_reason))
         return snprintf(why, why_len, "a score-only result with maps or a skip"), 1;
     return mch_pair_result_check_rows(r, (int)spec->layers, (int)mch_spec_head_rows(spec),
                                       (int)spec->heads, (int)spec->n_head_pos, why, why_len);

@@ -78,7 +78,7 @@ static mch_status plan_sweeps(const mch_run_opts *o, const mch_config *cfg, mch_
     unsigned bits;
     mch_status rc = mch_sweeps_parse(o->sweep ? o->sweep : "heads", &bits, err);
     if (rc) return rc;
-    const char *names[3];
+    const char *names[MCH_SWEEP_NAMES_MAX];
     s->n_sweeps = 0;
     size_t n = mch_sweeps_names(bits, names);
     if (!(s->sweeps = calloc(n, sizeof *s->sweeps)))
@@ -147,8 +147,8 @@ static mch_status plan_method(const mch_run_opts *o, mch_job_spec *s, mch_err *e
                              : MCH_OK;
     if (mch_sweeps_bits(s->sweeps, s->n_sweeps) & MCH_SWEEP_HEAD_POS)
         return mch_fail(err, MCH_ERR_ARG,
-                        "--method %s estimates the heads and blocks sweeps only; --sweep head-pos "
-                        "needs --method exact",
+                        "--method %s does not estimate the head-pos sweep; --sweep head-pos needs "
+                        "--method exact",
                         o->method);
     if (o->cache)
         return mch_fail(err, MCH_ERR_ARG,
@@ -163,8 +163,11 @@ static mch_status plan_method(const mch_run_opts *o, mch_job_spec *s, mch_err *e
 static mch_status plan_monot5(const mch_run_opts *o, const mch_job_spec *s, mch_err *err)
 {
     const char *no = NULL;
-    if (mch_sweeps_bits(s->sweeps, s->n_sweeps) & MCH_SWEEP_HEAD_POS)
+    unsigned bits = mch_sweeps_bits(s->sweeps, s->n_sweeps);
+    if (bits & MCH_SWEEP_HEAD_POS)
         no = "--sweep head-pos (the heads and blocks sweeps are patched)";
+    else if (bits & (MCH_SWEEP_QKV | MCH_SWEEP_PATTERN | MCH_SWEEP_RESID_MID))
+        no = "--sweep qkv, pattern or resid-mid (the heads and blocks sweeps are patched)";
     else if (*s->method)
         no = "--method atp or atp-qk (no backward pass for T5: patch exactly)";
     else if (o->pooling && strcmp(o->pooling, "cls"))

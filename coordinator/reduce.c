@@ -63,6 +63,23 @@ static void pair_maps_of(FILE *f, const mch_pair_result *r, const mch_job_spec *
         float_rows(f, scores ? r->head_pos_pattern_scores : r->head_pos_pattern, K, T);
         putc('}', f);
     }
+    if (r->n_qkv) { /* as mechir patch: {"q": (L, NH), "k": .., "v": ..} */
+        const float *x = scores ? r->qkv_scores : r->qkv;
+        fprintf(f, ",\"qkv%s\":{", sfx);
+        for (size_t j = 0; j < 3; j++) {
+            fprintf(f, "%s\"%c\":", j ? "," : "", "qkv"[j]);
+            float_rows(f, x + j * L * NH, L, NH);
+        }
+        putc('}', f);
+    }
+    if (r->n_pattern) {
+        fprintf(f, ",\"pattern%s\":", sfx);
+        float_rows(f, scores ? r->pattern_scores : r->pattern, L, NH);
+    }
+    if (r->n_resid_mid) {
+        fprintf(f, ",\"resid_mid%s\":", sfx);
+        float_rows(f, scores ? r->resid_mid_scores : r->resid_mid, L, T);
+    }
 }
 
 /* Verified components [from, to) of r as patch's JSON: name, estimate, exact. */

@@ -41,14 +41,16 @@ static const char *method_name(const mch_job_spec *s)
 
 /* ---- components ------------------------------------------------------------------------------ */
 
-typedef enum { K_HEAD, K_BLOCK, K_HEAD_POS } kind;
-static const char *const kind_names[] = {"head", "block", "head_pos"};
+typedef enum { K_HEAD, K_BLOCK, K_HEAD_POS, K_QKV, K_PATTERN } kind;
+static const char *const kind_names[] = {"head", "block", "head_pos", "qkv", "pattern"};
+static const char *const qkv_names[3] = {"attn.hook_q", "attn.hook_k", "attn.hook_v"};
 static const char *const block_names[3] = {"resid_pre", "attn_out", "mlp_out"};
 
 /* One component (a cell of a map) and both of its estimates. */
 typedef struct {
     kind kind;
-    const char *component;      /* attn.hook_z, resid_pre, attn_out, mlp_out, attn.hook_pattern */
+    const char *component;      /* attn.hook_z, resid_pre, attn_out, mlp_out, resid_mid,
+                                 * attn.hook_pattern, attn.hook_q, attn.hook_k, attn.hook_v */
     int layer, head, role;      /* head -1 for blocks, role -1 for heads */
     double rom, rom_lo, rom_hi; /* ratio of means, bootstrap percentile interval (NAN: none) */
     double num, den;            /* Σ(patched − baseline), Σ(perturbed − baseline) */
@@ -97,14 +99,19 @@ static const char *const head_sites[3] = {"attn.hook_z", "decoder.attn.hook_z",
                                           "decoder.cross_attn.hook_z"};
 static const char *const head_labels[3] = {"head", "decoder head", "cross-attention head"};
 
-/* "head 1.2", "attn_out layer 1 doc_match", "head-pos hook_z head 1.1 doc_match"; a MonoT5's
- * decoder heads "decoder head 0.3", "cross-attention head 0.3". */
+/* "head 1.2", "attn_out layer 1 doc_match", "head-pos hook_z head 1.1 doc_match", "hook_q head
+ * 1.2", "pattern head 1.2"; a MonoT5's decoder heads "decoder head 0.3", "cross-attention head
+ * 0.3". */
 static void comp_name(const component *c, char *buf, size_t len)
 {
     if (c->kind == K_HEAD) {
         int part = c->component == head_sites[1] ? 1 : c->component == head_sites[2] ? 2 : 0;
         snprintf(buf, len, "%s %d.%d", head_labels[part], c->layer, c->head);
-    } else if (c->kind == K_BLOCK)
+    } else if (c->kind == K_QKV)
+        snprintf(buf, len, "%s head %d.%d", c->component + 5, c->layer, c->head);
+    else if (c->kind == K_PATTERN)
+        snprintf(buf, len, "pattern head %d.%d", c->layer, c->head);
+    else if (c->kind == K_BLOCK)
         snprintf(buf, len, "%s layer %d %s", c->component, c->layer,
                  mch_role_name((mch_role)c->role));
     else
@@ -140,14 +147,20 @@ static int cmp_rom(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Heads (L, NH), blocks (3, L, R) and head-pos z and pattern (K, R) of spec; hpz and hpp may be
- * NULL (strata). */
+/* The finer sweeps' maps of a set: qkv (3, L, NH), pattern (L, NH), resid-mid (L, R). */
+typedef struct {
+    const mch_est *qkv, *pattern, *rmid;
+} finer_maps;
+
+/* Heads (L, NH), blocks (3, L, R), head-pos z and pattern (K, R) and the finer maps of spec; hpz,
+ * hpp and fm may be NULL (strata, verified). */
 static mch_status set_build(comp_set *s, const mch_job_spec *spec, const mch_est *heads,
                             const mch_est *blocks, const mch_est *hpz, const mch_est *hpp,
-                            const est_ctx *x, mch_err *err)
+                            const finer_maps *fm, const est_ctx *x, mch_err *err)
 {
     size_t NH = spec->heads, L = spec->layers, R = MCH_ROLE_COUNT;
-    size_t cap = heads->cells + blocks->cells + (hpz ? hpz->cells + hpp->cells : 0) + 1;
+    size_t cap = heads->cells + blocks->cells + (hpz ? hpz->cells + hpp->cells : 0) +
+                 (fm ? fm->qkv->cells + fm->pattern->cells + fm->rmid->cells : 0) + 1;
     memset(s, 0, sizeof *s);
     s->c = calloc(cap, sizeof *s->c);
     s->rank = calloc(cap, sizeof *s->rank);
@@ -169,6 +182,14 @@ static mch_status set_build(comp_set *s, const mch_job_spec *spec, const mch_est
         for (size_t i = 0; i < hp[z]->cells && i / R < spec->n_head_pos; i++)
             set_add(s, K_HEAD_POS, hp_names[z], hp[z], i, (int)spec->head_pos[2 * (i / R)],
                     (int)spec->head_pos[2 * (i / R) + 1], (int)(i % R), x);
+    for (size_t i = 0; fm && i < fm->qkv->cells; i++)
+        set_add(s, K_QKV, qkv_names[i / (L * NH)], fm->qkv, i, (int)(i / NH % L), (int)(i % NH), -1,
+                x);
+    for (size_t i = 0; fm && i < fm->pattern->cells; i++)
+        set_add(s, K_PATTERN, "attn.hook_pattern", fm->pattern, i, (int)(i / NH), (int)(i % NH), -1,
+                x);
+    for (size_t i = 0; fm && i < fm->rmid->cells; i++)
+        set_add(s, K_BLOCK, "resid_mid", fm->rmid, i, (int)(i / R), -1, (int)(i % R), x);
     for (size_t i = 0; i < s->n; i++) s->rank[i] = &s->c[i];
     qsort(s->rank, s->n, sizeof *s->rank, cmp_rom);
     return MCH_OK;
@@ -445,36 +466,52 @@ static int head_panels(const mch_job_spec *s, const mch_est *e, const char *pref
     return n;
 }
 
+/* hook_z of each head (a MonoT5: encoder, decoder and cross-attention), then (with those sweeps)
+ * hook_q, hook_k, hook_v and the whole pattern. */
 static void heads_svg(FILE *f, const void *ctx)
 {
     const report *rep = ctx;
     const mch_cmap *m = rep->m;
-    panel p[3];
-    int np = head_panels(&m->spec, &m->heads, "", p);
+    int L = (int)m->spec.layers, NH = (int)m->spec.heads, np = 0;
+    panel p[6];
+    const char *what = m->spec.decoder_layers ? "heads (encoder, decoder, cross-attention)"
+                                              : "heads (blocks.L.attn.hook_z)";
+    if (m->heads.cells) np = head_panels(&m->spec, &m->heads, "", p);
+    for (int j = 0; j < 3 && m->qkv.cells; j++) {
+        p[np] = (panel){&m->qkv, (size_t)j * L * NH, L, NH, 0, NULL, "", ""};
+        snprintf(p[np].title, sizeof p[np].title, "blocks.L.%s", qkv_names[j]);
+        snprintf(p[np].prefix, sizeof p[np].prefix, "%s ", qkv_names[j] + 5);
+        np++;
+    }
+    if (m->pattern.cells)
+        p[np++] = (panel){&m->pattern, 0, L, NH, 0, NULL, "blocks.L.attn.hook_pattern", "pattern "};
+    if (m->qkv.cells || m->pattern.cells)
+        what = "heads (hook_z, hook_q, hook_k, hook_v, hook_pattern)";
     fig_row rows[2];
-    row_titles(
-        rep, np > 1 ? "heads (encoder, decoder, cross-attention)" : "heads (blocks.L.attn.hook_z)",
-        rows);
-    for (int i = 0; i < 2; i++) rows[i].p = p, rows[i].np = np, rows[i].per_line = np;
-    figure(f, rows, m->heads.cells ? 2 : 0, "no heads sweep in this map", &rep->x);
+    row_titles(rep, what, rows);
+    for (int i = 0; i < 2; i++) rows[i].p = p, rows[i].np = np, rows[i].per_line = np < 3 ? np : 3;
+    figure(f, rows, np ? 2 : 0, "no heads sweep in this map", &rep->x);
 }
 
 static void blocks_svg(FILE *f, const void *ctx)
 {
     const report *rep = ctx;
     const mch_cmap *m = rep->m;
-    int L = (int)m->spec.layers;
-    panel p[3];
-    for (int c = 0; c < 3; c++) {
-        p[c] =
+    int L = (int)m->spec.layers, np = 0;
+    panel p[4];
+    for (int c = 0; c < 3 && m->blocks.cells; c++, np++) {
+        p[np] =
             (panel){&m->blocks, (size_t)c * L * MCH_ROLE_COUNT, L, MCH_ROLE_COUNT, 1, NULL, "", ""};
-        snprintf(p[c].title, sizeof p[c].title, "blocks.L.hook_%s", block_names[c]);
-        snprintf(p[c].prefix, sizeof p[c].prefix, "%s ", block_names[c]);
+        snprintf(p[np].title, sizeof p[np].title, "blocks.L.hook_%s", block_names[c]);
+        snprintf(p[np].prefix, sizeof p[np].prefix, "%s ", block_names[c]);
     }
+    if (m->rmid.cells) /* the resid-mid sweep, beside the blocks */
+        p[np++] = (panel){&m->rmid,    0, L, MCH_ROLE_COUNT, 1, NULL, "blocks.L.hook_resid_mid",
+                          "resid_mid "};
     fig_row rows[2];
     row_titles(rep, "blocks by token role", rows);
-    for (int i = 0; i < 2; i++) rows[i].p = p, rows[i].np = 3, rows[i].per_line = 3;
-    figure(f, rows, m->blocks.cells ? 2 : 0, "no blocks sweep in this map", &rep->x);
+    for (int i = 0; i < 2; i++) rows[i].p = p, rows[i].np = np, rows[i].per_line = np;
+    figure(f, rows, np ? 2 : 0, "no blocks sweep in this map", &rep->x);
 }
 
 static void head_pos_svg(FILE *f, const void *ctx)
@@ -1009,13 +1046,16 @@ mch_status mch_report_write(const mch_cmap *m, const char *dir, int top, mch_err
     mch_status rc = r.x.scratch && r.strata
                         ? MCH_OK
                         : mch_fail(err, MCH_ERR_NOMEM, "out of memory for the report");
-    if (!rc) rc = set_build(&r.all, &m->spec, &m->heads, &m->blocks, &m->hpz, &m->hpp, &r.x, err);
-    if (!rc) rc = set_build(&r.vex, &m->spec, &m->vheads, &m->vblocks, NULL, NULL, &r.x, err);
+    finer_maps fm = {&m->qkv, &m->pattern, &m->rmid};
     if (!rc)
-        rc = set_build(&r.vest, &m->spec, &m->vheads_est, &m->vblocks_est, NULL, NULL, &r.x, err);
+        rc = set_build(&r.all, &m->spec, &m->heads, &m->blocks, &m->hpz, &m->hpp, &fm, &r.x, err);
+    if (!rc) rc = set_build(&r.vex, &m->spec, &m->vheads, &m->vblocks, NULL, NULL, NULL, &r.x, err);
+    if (!rc)
+        rc = set_build(&r.vest, &m->spec, &m->vheads_est, &m->vblocks_est, NULL, NULL, NULL, &r.x,
+                       err);
     for (size_t i = 0; !rc && i < m->n_strata; i++)
         rc = set_build(&r.strata[i], &m->spec, &m->strata[i].heads, &m->strata[i].blocks, NULL,
-                       NULL, &r.x, err);
+                       NULL, NULL, &r.x, err);
     /* The files go into a temp directory that replaces dir as a whole (common/outdir.h). */
     mch_outdir od = {0};
     if (!rc) rc = mch_outdir_open(&od, dir, names, N_FILES, err);

@@ -91,13 +91,16 @@ static mch_status remove_stale(const char *out, mch_err *err)
 static mch_status prepare(run_state *s, mch_err *err)
 {
     const mch_run_opts *o = s->o;
+    /* The options and the model first (they read nothing in OUT): a refused option (an unknown
+     * hook, a bad dtype) leaves no OUT behind. */
+    mch_status rc = mch_model_meta_open(&s->meta, o->model, err);
+    if (!rc) rc = mch_plan_spec(o, s->meta, &s->spec, err);
+    if (!rc) rc = mch_job_spec_pack(&s->spec, &s->spec_bytes, &s->spec_len, err);
+    if (rc) return rc;
     if (mch_mkdir_p(o->out) != 0)
         return mch_fail(err, MCH_ERR_IO, "%s: %s", o->out, strerror(errno));
     /* Before any file in OUT is read or written: a second run or --resume there stops here. */
-    mch_status rc = mch_dir_lock_take(&s->lock, o->out, "mechir run", err);
-    if (!rc) rc = mch_model_meta_open(&s->meta, o->model, err);
-    if (!rc) rc = mch_plan_spec(o, s->meta, &s->spec, err);
-    if (!rc) rc = mch_job_spec_pack(&s->spec, &s->spec_bytes, &s->spec_len, err);
+    rc = mch_dir_lock_take(&s->lock, o->out, "mechir run", err);
     s->selecting = !rc && s->spec.select && *s->spec.select;
     if (!rc && s->selecting)
         rc = mch_plan_journal(o, "scores.bin", &s->spec, s->spec_bytes, s->spec_len, s->size,

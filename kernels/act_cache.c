@@ -72,7 +72,7 @@ mch_status mch_act_cache_add(mch_act_cache *c, const char *name, mch_err *err)
 static int store(void *user, const mch_act_view *v)
 {
     entry *e = user;
-    size_t n = v->site == MCH_SITE_PATTERN ? (size_t)v->NH * v->T * v->T : (size_t)v->T * v->C;
+    size_t n = mch_act_view_floats(v);
     if (v->seq == 0) {
         e->used = 0;
         e->nseq = 0;

@@ -5,6 +5,7 @@
  * baseline score once, so a zero change or a zero gradient gives score_b exactly. */
 #include "atp.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +14,11 @@
 #include "encoder_backward.h"
 #include "ops.h"
 
-/* Sites of the perturbed run the estimates read. */
+/* Sites of the perturbed run the estimates read (q, k and resid_mid only with the qkv and
+ * resid-mid sweeps). */
 static const mch_site kept[] = {MCH_SITE_RESID_PRE, MCH_SITE_V,        MCH_SITE_PATTERN,
-                                MCH_SITE_Z,         MCH_SITE_ATTN_OUT, MCH_SITE_MLP_OUT};
+                                MCH_SITE_Z,         MCH_SITE_ATTN_OUT, MCH_SITE_MLP_OUT,
+                                MCH_SITE_Q,         MCH_SITE_K,        MCH_SITE_RESID_MID};
 /* The blocks sweep's sites, in result order (MCH_BLOCK_*). */
 static const mch_site block_sites[MCH_BLOCK_COUNT] = {MCH_SITE_RESID_PRE, MCH_SITE_ATTN_OUT,
                                                       MCH_SITE_MLP_OUT};
@@ -50,8 +53,19 @@ struct mch_atp {
     float *q_last;                  /* (C) the vector of q_ids[0..q_T) */
     int32_t *q_ids;                 /* (max_position_embeddings) */
     int q_T;
-    int qk; /* the run reads the perturbed pattern and v (the QK fix); else they are not copied */
+    int qk; /* the QK fix */
+    int pv; /* the run reads the perturbed pattern and v (the QK fix, qkv, pattern); else they are
+             * not copied */
+    float *att; /* (max_T, max_T) one head's recomputed pattern (atp-qk's q and k estimates) */
 };
+
+/* Whether the sweeps read the perturbed run's site (q, k, resid_mid are kept only for theirs). */
+static int site_needed(unsigned sweeps, mch_site site)
+{
+    if (site == MCH_SITE_Q || site == MCH_SITE_K) return (sweeps & MCH_SWEEP_QKV) != 0;
+    if (site == MCH_SITE_RESID_MID) return (sweeps & MCH_SWEEP_RESID_MID) != 0;
+    return 1;
+}
 
 /* Floats one layer of a perturbed site's buffer reserves. */
 static size_t plane_max(const mch_atp *a, mch_site site)
@@ -71,7 +85,7 @@ static float *pert_at(const mch_atp *a, mch_site site, int l, int s)
 static int capture(void *user, const mch_act_view *v)
 {
     capture_ctx *cc = user;
-    if (!cc->a->qk && (cc->site == MCH_SITE_PATTERN || cc->site == MCH_SITE_V)) return 0;
+    if (!cc->a->pv && (cc->site == MCH_SITE_PATTERN || cc->site == MCH_SITE_V)) return 0;
     memcpy(pert_at(cc->a, cc->site, v->layer, v->seq), v->data,
            mch_site_floats(&cc->a->m->cfg, cc->site, v->T) * sizeof(float));
     return 0;
@@ -81,8 +95,9 @@ void mch_atp_free(mch_atp *a)
 {
     if (!a) return;
     for (int s = 0; s < MCH_SITE_COUNT; s++) free(a->pert[s]);
-    void *bufs[] = {a->T,       a->slot,    a->off,     a->poff,   a->ids_b, a->ids_p,  a->types,
-                    a->lengths, a->score_b, a->score_p, a->pooled, a->q_emb, a->q_last, a->q_ids};
+    void *bufs[] = {a->T,      a->slot,  a->off,     a->poff,    a->ids_b,
+                    a->ids_p,  a->types, a->lengths, a->score_b, a->score_p,
+                    a->pooled, a->q_emb, a->q_last,  a->q_ids,   a->att};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     mch_hooks_free(a->hooks);
     mch_workspace_free(a->ws);
@@ -102,10 +117,9 @@ mch_status mch_atp_create_batch(mch_atp **out, const mch_model *m, const mch_pat
     const mch_config *c = &m->cfg;
     mch_status rc0 = mch_model_need_encoder(m, "attribution patching", err);
     if (rc0) return rc0;
-    if (opts->sweeps & ~(unsigned)(MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS))
+    if (opts->sweeps & MCH_SWEEP_HEAD_POS)
         return mch_fail(err, MCH_ERR_ARG,
-                        "attribution patching estimates the heads and blocks sweeps only, not "
-                        "head-pos (sweeps 0x%x)",
+                        "attribution patching does not estimate the head-pos sweep (sweeps 0x%x)",
                         opts->sweeps);
     if (max_T < 1 || max_T > c->max_tokens)
         return mch_fail(err, MCH_ERR_ARG, "max_T %d outside 1..%d (the model's longest input)",
@@ -148,10 +162,12 @@ mch_status mch_atp_create_batch(mch_atp **out, const mch_model *m, const mch_pat
              (a->pooled = malloc(B * C * sizeof(float))) != NULL &&
              (a->q_emb = malloc(B * C * sizeof(float))) != NULL &&
              (a->q_last = malloc(C * sizeof(float))) != NULL &&
-             (a->q_ids = malloc((size_t)c->max_tokens * sizeof *a->q_ids)) != NULL;
+             (a->q_ids = malloc((size_t)c->max_tokens * sizeof *a->q_ids)) != NULL &&
+             (a->att = malloc((size_t)max_T * max_T * sizeof *a->att)) != NULL;
     for (size_t i = 0; ok && i < sizeof kept / sizeof kept[0]; i++)
-        ok =
-            (a->pert[kept[i]] = mch_alloc_large(L * plane_max(a, kept[i]) * sizeof(float))) != NULL;
+        if (site_needed(opts->sweeps, kept[i]))
+            ok = (a->pert[kept[i]] = mch_alloc_large(L * plane_max(a, kept[i]) * sizeof(float))) !=
+                 NULL;
     if (!ok) {
         mch_atp_free(a);
         return mch_fail(err, MCH_ERR_NOMEM,
@@ -159,6 +175,7 @@ mch_status mch_atp_create_batch(mch_atp **out, const mch_model *m, const mch_pat
                         max_pairs, max_T);
     }
     for (size_t i = 0; !rc && i < sizeof kept / sizeof kept[0]; i++) {
+        if (!a->pert[kept[i]]) continue;
         a->caps[kept[i]] = (capture_ctx){a, kept[i]};
         for (int l = 0; !rc && l < c->L; l++)
             rc = mch_hooks_add(a->hooks, kept[i], l, capture, &a->caps[kept[i]], err);
@@ -310,23 +327,80 @@ static void estimate_heads(const mch_atp *a, int p, mch_atp_method method, mch_p
     }
 }
 
-static void estimate_blocks(const mch_atp *a, int p, mch_patch_result *res)
+/* qkv (3, L, NH): hook_q, hook_k, hook_v of a head at every position, est = score_b + sum
+ * (a_p - a_b) g over the head's (T, HS). With the QK fix, a q or k patch goes through the
+ * head's pattern recomputed with the perturbed q (or k) and the baseline k (or q), the change
+ * of the pattern times its gradient (AtP*'s QK fix, applied to one side). */
+static void estimate_qkv(mch_atp *a, int p, mch_atp_method method, mch_patch_result *res)
 {
-    int T = a->T[p], C = a->m->cfg.C, L = a->m->cfg.L;
-    for (int k = 0; k < MCH_BLOCK_COUNT; k++)
+    const mch_config *c = &a->m->cfg;
+    int T = a->T[p], NH = c->NH, HS = c->HS, C = c->C, L = c->L;
+    static const mch_site sites[3] = {MCH_SITE_Q, MCH_SITE_K, MCH_SITE_V};
+    size_t TT = (size_t)T * T;
+    for (int j = 0; j < 3; j++)
         for (int l = 0; l < L; l++) {
-            const float *ap = mch_atp_activation_pair(a, p, 1, block_sites[k], l);
-            const float *ab = mch_atp_activation_pair(a, p, 0, block_sites[k], l);
-            const float *g = mch_atp_grad_pair(a, p, block_sites[k], l);
-            for (int t = 0; t < T; t++) {
-                size_t row = (size_t)t * C;
-                int same = !memcmp(ap + row, ab + row, (size_t)C * sizeof(float));
-                double s = same ? 0.0 : change_dot(ap + row, ab + row, g + row, 1, C, 0);
-                store(res->blocks_scores, res->blocks, ((size_t)k * L + l) * T + t, s, res);
+            const float *ap = mch_atp_activation_pair(a, p, 1, sites[j], l);
+            const float *ab = mch_atp_activation_pair(a, p, 0, sites[j], l);
+            const float *g = mch_atp_grad_pair(a, p, sites[j], l);
+            const float *bq = mch_atp_activation_pair(a, p, 0, MCH_SITE_Q, l);
+            const float *bk = mch_atp_activation_pair(a, p, 0, MCH_SITE_K, l);
+            const float *bA = mch_atp_activation_pair(a, p, 0, MCH_SITE_PATTERN, l);
+            const float *gA = mch_atp_grad_pair(a, p, MCH_SITE_PATTERN, l);
+            for (int h = 0; h < NH; h++) {
+                size_t col = (size_t)h * HS, pat = (size_t)h * TT;
+                double s;
+                if (method == MCH_ATP_QK && j < 2) {
+                    const float *q = j == 0 ? ap : bq, *k = j == 1 ? ap : bk;
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS,
+                                1.0f / sqrtf((float)HS), q + col, C, k + col, C, 0.0f, a->att, T);
+                    mch_softmax_rows(a->att, T, T, T);
+                    s = change_dot(a->att, bA + pat, gA + pat, 1, (int)TT, 0);
+                } else {
+                    s = change_dot(ap + col, ab + col, g + col, T, HS, (size_t)C);
+                }
+                store(res->qkv_scores, res->qkv, ((size_t)j * L + l) * NH + h, s, res);
                 res->patches++;
-                res->forwards_saved += same;
             }
         }
+}
+
+/* pattern (L, NH): est = score_b + sum (A_p - A_b) gA over the head's (T, T). */
+static void estimate_pattern(const mch_atp *a, int p, mch_patch_result *res)
+{
+    const mch_config *c = &a->m->cfg;
+    int T = a->T[p], NH = c->NH;
+    size_t TT = (size_t)T * T;
+    for (int l = 0; l < c->L; l++) {
+        const float *pA = mch_atp_activation_pair(a, p, 1, MCH_SITE_PATTERN, l);
+        const float *bA = mch_atp_activation_pair(a, p, 0, MCH_SITE_PATTERN, l);
+        const float *gA = mch_atp_grad_pair(a, p, MCH_SITE_PATTERN, l);
+        for (int h = 0; h < NH; h++) {
+            size_t pat = (size_t)h * TT;
+            store(res->pattern_scores, res->pattern, (size_t)l * NH + h,
+                  change_dot(pA + pat, bA + pat, gA + pat, 1, (int)TT, 0), res);
+            res->patches++;
+        }
+    }
+}
+
+/* (site, l, t) rows: est = score_b + (a_p - a_b)[t] . g[t], into out at idx0 + l * T + t. */
+static void estimate_rows(const mch_atp *a, int p, mch_site site, float *scores_out,
+                          float *effects_out, size_t idx0, mch_patch_result *res)
+{
+    int T = a->T[p], C = a->m->cfg.C, L = a->m->cfg.L;
+    for (int l = 0; l < L; l++) {
+        const float *ap = mch_atp_activation_pair(a, p, 1, site, l);
+        const float *ab = mch_atp_activation_pair(a, p, 0, site, l);
+        const float *g = mch_atp_grad_pair(a, p, site, l);
+        for (int t = 0; t < T; t++) {
+            size_t row = (size_t)t * C;
+            int same = !memcmp(ap + row, ab + row, (size_t)C * sizeof(float));
+            double s = same ? 0.0 : change_dot(ap + row, ab + row, g + row, 1, C, 0);
+            store(scores_out, effects_out, idx0 + (size_t)l * T + t, s, res);
+            res->patches++;
+            res->forwards_saved += same;
+        }
+    }
 }
 
 /* Pair p's scores, skip decision and estimates, once both batches ran. */
@@ -353,7 +427,13 @@ static mch_status finish_pair(mch_atp *a, int p, const mch_patch_pair *pair, mch
     res->skipped = res->skip_reason[0] != 0;
     if (res->skipped) return MCH_OK;
     if (a->o.sweeps & MCH_SWEEP_HEADS) estimate_heads(a, p, method, res);
-    if (a->o.sweeps & MCH_SWEEP_BLOCKS) estimate_blocks(a, p, res);
+    for (int k = 0; (a->o.sweeps & MCH_SWEEP_BLOCKS) && k < MCH_BLOCK_COUNT; k++)
+        estimate_rows(a, p, block_sites[k], res->blocks_scores, res->blocks,
+                      (size_t)k * a->m->cfg.L * pair->T, res);
+    if (a->o.sweeps & MCH_SWEEP_QKV) estimate_qkv(a, p, method, res);
+    if (a->o.sweeps & MCH_SWEEP_PATTERN) estimate_pattern(a, p, res);
+    if (a->o.sweeps & MCH_SWEEP_RESID_MID)
+        estimate_rows(a, p, MCH_SITE_RESID_MID, res->resid_mid_scores, res->resid_mid, 0, res);
     return MCH_OK;
 }
 
@@ -368,6 +448,7 @@ mch_status mch_atp_run_batch(mch_atp *a, const mch_patch_pair *pairs, int n, mch
     if (method != MCH_ATP_LINEAR && method != MCH_ATP_QK)
         return mch_fail(err, MCH_ERR_ARG, "unknown attribution patching method %d", (int)method);
     a->qk = method == MCH_ATP_QK;
+    a->pv = a->qk || (a->o.sweeps & (MCH_SWEEP_QKV | MCH_SWEEP_PATTERN));
     int B = 0;
     for (int p = 0; p < n; p++) {
         mch_patch_result *res = &results[p];
@@ -411,7 +492,7 @@ const float *mch_atp_activation_pair(const mch_atp *a, int pair, int run, mch_si
         !a->pert[site] || layer < 0 || layer >= a->m->cfg.L)
         return NULL;
     if (run == 0) return mch_backward_activation_seq(a->bw, a->slot[pair], site, layer);
-    if (!a->qk && (site == MCH_SITE_PATTERN || site == MCH_SITE_V)) return NULL; /* not copied */
+    if (!a->pv && (site == MCH_SITE_PATTERN || site == MCH_SITE_V)) return NULL; /* not copied */
     return pert_at(a, site, layer, a->slot[pair]);
 }
 

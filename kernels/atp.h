@@ -26,7 +26,7 @@ typedef enum { MCH_ATP_LINEAR, MCH_ATP_QK } mch_atp_method;
 
 typedef struct mch_atp mch_atp;
 
-/* opts: sweeps (MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS; head-pos is refused), min_delta (<= 0:
+/* opts: sweeps (heads, blocks, qkv, pattern, resid-mid; head-pos is refused), min_delta (<= 0:
  * 1e-3), direction and pooling as mch_patcher_create; the other fields are ignored. Buffers are
  * sized once for pairs of up to max_T tokens (1..max_position_embeddings). A model family
  * without a backward pass is refused (MCH_ERR_UNSUPPORTED, naming the model type). Free with
@@ -42,12 +42,14 @@ void mch_atp_free(mch_atp *a); /* accepts NULL */
 
 /* One pair: both exact scores, then, unless the pair is skipped as mch_patch_run skips it (the
  * same min_delta and direction rules and skip_reason texts), the estimates into
- * res->heads_scores / heads (L, NH) and res->blocks_scores / blocks (MCH_BLOCK_COUNT, L, T) of
- * the sweeps asked for; NULL arrays are not filled. res->patches counts the estimates,
- * res->forwards_saved those that are exactly score_b because the activation did not change.
- * Fails as mch_patch_run (a length outside 1..max_T, ids outside the vocabulary, a bi-encoder
- * pair without query ids, a score that is not finite); the context stays usable for the next
- * pair. Nothing is allocated. */
+ * res->heads_scores / heads (L, NH), res->blocks_scores / blocks (MCH_BLOCK_COUNT, L, T),
+ * qkv (3, L, NH), pattern (L, NH) and resid_mid (L, T) of the sweeps asked for (docs/ATP.md:
+ * a_p - a_b dotted with the gradient at hook_q/k/v, hook_pattern, hook_resid_mid; the QK fix
+ * recomputes a head's pattern for its q and k); NULL arrays are not filled. res->patches counts the
+ * estimates, res->forwards_saved those that are exactly score_b because the activation did not
+ * change. Fails as mch_patch_run (a length outside 1..max_T, ids outside the vocabulary, a
+ * bi-encoder pair without query ids, a score that is not finite); the context stays usable for the
+ * next pair. Nothing is allocated. */
 mch_status mch_atp_run(mch_atp *a, const mch_patch_pair *pair, mch_atp_method method,
                        mch_patch_result *res, mch_err *err);
 

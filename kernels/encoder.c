@@ -86,7 +86,9 @@ struct mch_workspace {
     float *proj;          /* (N, C) attn_out, then mlp_out: aliases k */
     float *ff;            /* (N, I) */
     float *emb;           /* (N, E) embeddings before ELECTRA's projection: aliases ff if I >= E */
-    float *att;           /* (NH, max_T, max_T) one sequence's pattern */
+    float *att;           /* (NH, max_T, max_T) one sequence's scores, then its pattern */
+    float *result;        /* (max_T, NH, C) one sequence's hook_result: made by the first forward
+                             with a hook there (a buffer most runs never need) */
     float *head, *head2;  /* (B, C) pooled rows: alias q and k (free once the layers ran) */
     float *logits;        /* (max_tokens, num_labels) */
     float *own_emb;       /* emb when it cannot alias ff */
@@ -139,7 +141,8 @@ mch_workspace *mch_workspace_create(const mch_model *m, int max_tokens, int max_
 void mch_workspace_free(mch_workspace *ws)
 {
     if (!ws) return;
-    float *bufs[] = {ws->x, ws->q, ws->k, ws->v, ws->z, ws->ff, ws->att, ws->logits, ws->own_emb};
+    float *bufs[] = {ws->x,  ws->q,   ws->k,      ws->v,       ws->z,
+                     ws->ff, ws->att, ws->logits, ws->own_emb, ws->result};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(ws->off);
     free(ws);
@@ -160,20 +163,43 @@ const float *mch_workspace_hidden(const mch_workspace *ws)
     return ws->x;
 }
 
-/* Runs the callbacks at (site, layer) on every sequence of a (N, C)-shaped buffer, or on one
- * sequence's pattern when seq >= 0. */
+size_t mch_act_view_floats(const mch_act_view *v)
+{
+    switch (v->site) {
+    case MCH_SITE_PATTERN:
+    case MCH_SITE_ATTN_SCORES:
+        return (size_t)v->NH * v->T * v->T;
+    case MCH_SITE_RESULT:
+        return (size_t)v->T * v->NH * v->C;
+    case MCH_SITE_MLP_PRE:
+    case MCH_SITE_MLP_POST:
+        return (size_t)v->T * v->FF;
+    default:
+        return (size_t)v->T * v->C;
+    }
+}
+
+static int has_hooks(const mch_hooks *h, mch_site site, int layer)
+{
+    return h && h->active && h->count[(size_t)site * h->L + layer];
+}
+
+/* Runs the callbacks at (site, layer) on every sequence of a packed buffer of (N, row) rows (row
+ * = C, or FF for the MLP's sites), or on one sequence's block (pattern, scores, result) when
+ * seq >= 0. */
 static mch_status run_hooks(const mch_hooks *h, const mch_model *m, const mch_workspace *ws, int B,
                             mch_site site, int layer, float *data, int seq, mch_err *err)
 {
-    if (!h || !h->active) return MCH_OK;
+    if (!has_hooks(h, site, layer)) return MCH_OK;
     size_t p = (size_t)site * h->L + layer;
     int n = h->count[p];
-    if (!n) return MCH_OK;
     const mch_config *c = &m->cfg;
+    size_t row = (size_t)(site == MCH_SITE_MLP_PRE || site == MCH_SITE_MLP_POST ? c->FF : c->C);
     int b0 = seq >= 0 ? seq : 0, b1 = seq >= 0 ? seq + 1 : B;
     for (int b = b0; b < b1; b++) {
-        mch_act_view v = {site, layer, b, ws->off[b + 1] - ws->off[b], c->NH, c->HS, c->C, NULL};
-        v.data = seq >= 0 ? data : data + (size_t)ws->off[b] * c->C;
+        mch_act_view v = {site, layer, b,    ws->off[b + 1] - ws->off[b], c->NH, c->HS,
+                          c->C, NULL,  c->FF};
+        v.data = seq >= 0 ? data : data + (size_t)ws->off[b] * row;
         for (int i = 0; i < n; i++) {
             const hook_entry *e = &h->e[p * MCH_HOOKS_PER_POINT + i];
             if (e->fn(e->user, &v) != 0) {
@@ -228,29 +254,57 @@ static void embed_forward(const mch_model *m, mch_workspace *ws, const mch_batch
 }
 
 /* Self-attention of one layer: z (N, C) from q, k, v, one (T_b, T_b) block per sequence and
- * head; the pattern hook sees each sequence's (NH, T_b, T_b) weights before they are used. */
+ * head. The scores hook sees each sequence's (NH, T_b, T_b) scores before the softmax, the
+ * pattern hook its weights before they are used. A sequence's keys are its own T_b tokens:
+ * padding is never computed, so no score is masked (TransformerLens adds a large negative
+ * number to the padding keys of a padded batch; a sequence has none here). */
 static mch_status attention_forward(const mch_model *m, mch_workspace *ws, int B, int layer,
                                     const mch_hooks *hooks, mch_err *err)
 {
     const mch_config *c = &m->cfg;
     int C = c->C, HS = c->HS;
-    float scale = 1.0f / sqrtf((float)HS);
     for (int b = 0; b < B; b++) {
         int o = ws->off[b], T = ws->off[b + 1] - o;
-        for (int h = 0; h < c->NH; h++) {
-            float *att = ws->att + (size_t)h * T * T;
-            const float *qh = ws->q + (size_t)o * C + h * HS, *kh = ws->k + (size_t)o * C + h * HS;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, scale, qh, C, kh, C,
-                        0.0f, att, T);
-            mch_softmax_rows(att, T, T, T);
-        }
-        mch_status rc = run_hooks(hooks, m, ws, B, MCH_SITE_PATTERN, layer, ws->att, b, err);
+        mch_attn_scores_forward(ws->att, ws->q + (size_t)o * C, ws->k + (size_t)o * C, C, T, c->NH,
+                                HS);
+        mch_status rc = run_hooks(hooks, m, ws, B, MCH_SITE_ATTN_SCORES, layer, ws->att, b, err);
+        if (rc) return rc;
+        mch_softmax_rows(ws->att, c->NH * T, T, T);
+        rc = run_hooks(hooks, m, ws, B, MCH_SITE_PATTERN, layer, ws->att, b, err);
         if (rc) return rc;
         for (int h = 0; h < c->NH; h++) {
             const float *att = ws->att + (size_t)h * T * T;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, 1.0f, att, T,
                         ws->v + (size_t)o * C + h * HS, C, 0.0f, ws->z + (size_t)o * C + h * HS, C);
         }
+    }
+    return MCH_OK;
+}
+
+/* attn_out (N, C) from z. With a hook at hook_result, as TransformerLens with use_attn_result:
+ * each sequence's per-head outputs (T_b, NH, C) go through the hook, then attn_out = their sum
+ * over heads + b_O (so an overwritten head changes attn_out; the sum's rounding differs from the
+ * one sgemm of the plain path by float rounding only). */
+static mch_status attn_out_forward(const mch_model *m, mch_workspace *ws, int B, int l,
+                                   const mch_hooks *hk, mch_err *err)
+{
+    const mch_config *c = &m->cfg;
+    const mch_layer_weights *w = &m->layers[l];
+    int C = c->C;
+    if (!has_hooks(hk, MCH_SITE_RESULT, l)) {
+        mch_linear_forward(ws->proj, C, ws->z, C, w->o_w, w->o_b, ws->off[B], C, C);
+        return MCH_OK;
+    }
+    if (!ws->result &&
+        !(ws->result = mch_alloc_large((size_t)ws->max_T * c->NH * C * sizeof(float))))
+        return mch_fail(err, MCH_ERR_NOMEM, "out of memory for hook_result (%d x %d x %d floats)",
+                        ws->max_T, c->NH, C);
+    for (int b = 0; b < B; b++) {
+        int o = ws->off[b], T = ws->off[b + 1] - o;
+        mch_attn_result_forward(ws->result, ws->z + (size_t)o * C, C, w->o_w, T, c->NH, c->HS, C);
+        mch_status rc = run_hooks(hk, m, ws, B, MCH_SITE_RESULT, l, ws->result, b, err);
+        if (rc) return rc;
+        mch_attn_result_sum(ws->proj + (size_t)o * C, ws->result, w->o_b, T, c->NH, C);
     }
     return MCH_OK;
 }
@@ -271,16 +325,18 @@ static mch_status layer_forward(const mch_model *m, mch_workspace *ws, int B, in
         (rc = run_hooks(hk, m, ws, B, MCH_SITE_K, l, ws->k, -1, err)) ||
         (rc = run_hooks(hk, m, ws, B, MCH_SITE_V, l, ws->v, -1, err)) ||
         (rc = attention_forward(m, ws, B, l, hk, err)) ||
-        (rc = run_hooks(hk, m, ws, B, MCH_SITE_Z, l, ws->z, -1, err)))
+        (rc = run_hooks(hk, m, ws, B, MCH_SITE_Z, l, ws->z, -1, err)) ||
+        (rc = attn_out_forward(m, ws, B, l, hk, err)) ||
+        (rc = run_hooks(hk, m, ws, B, MCH_SITE_ATTN_OUT, l, ws->proj, -1, err)))
         return rc;
-    mch_linear_forward(ws->proj, C, ws->z, C, w->o_w, w->o_b, N, C, C);
-    if ((rc = run_hooks(hk, m, ws, B, MCH_SITE_ATTN_OUT, l, ws->proj, -1, err))) return rc;
     mch_add_forward(ws->mid, ws->x, ws->proj, NC);
     if ((rc = run_hooks(hk, m, ws, B, MCH_SITE_RESID_MID, l, ws->mid, -1, err))) return rc;
     /* Post-LN block: the MLP's residual is the normalised resid_mid. */
     mch_layernorm_forward(ws->x, ws->mid, w->ln1_g, w->ln1_b, N, C, c->eps);
     mch_linear_forward(ws->ff, c->FF, ws->x, C, w->ff1_w, w->ff1_b, N, C, c->FF);
+    if ((rc = run_hooks(hk, m, ws, B, MCH_SITE_MLP_PRE, l, ws->ff, -1, err))) return rc;
     activation_forward(ws->ff, (size_t)N * c->FF, c->act);
+    if ((rc = run_hooks(hk, m, ws, B, MCH_SITE_MLP_POST, l, ws->ff, -1, err))) return rc;
     mch_linear_forward(ws->proj, C, ws->ff, c->FF, w->ff2_w, w->ff2_b, N, c->FF, C);
     if ((rc = run_hooks(hk, m, ws, B, MCH_SITE_MLP_OUT, l, ws->proj, -1, err))) return rc;
     mch_add_forward(ws->mid, ws->x, ws->proj, NC);

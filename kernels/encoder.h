@@ -21,7 +21,11 @@ typedef struct {
     int T;     /* tokens of this sequence */
     int NH, HS, C;
     float *data;
+    int FF; /* the MLP's width: rows of mlp.hook_pre and mlp.hook_post */
 } mch_act_view;
+
+/* Floats of a view: mch_site_floats of its site for its T. */
+size_t mch_act_view_floats(const mch_act_view *v);
 
 /* Return 0 to go on; anything else aborts the forward with MCH_ERR_ARG. */
 typedef int (*mch_hook_fn)(void *user, const mch_act_view *act);

@@ -54,7 +54,9 @@ mch_status mch_backward_run(mch_backward *b, int T, const int32_t *ids, const in
 /* After a run: sequence seq's g at (site, layer), contiguous and shaped as the site (hooks.h)
  * for that sequence's T: (T, C) for the residual and sublayer sites, (T, NH, HS) for q, k, v, z,
  * (NH, T, T) for the pattern. NULL before a successful run, for a sequence outside the last
- * batch or a layer out of range. hook_full_embed is blocks.0.hook_resid_pre. */
+ * batch or a layer out of range, and for the finer sites (hook_attn_scores, hook_result,
+ * mlp.hook_pre, mlp.hook_post: no sweep reads their gradient). hook_full_embed is
+ * blocks.0.hook_resid_pre. */
 const float *mch_backward_grad_seq(const mch_backward *b, int seq, mch_site site, int layer);
 /* After a run: sequence seq's activation at (site, layer) of the run's forward, same shapes. */
 const float *mch_backward_activation_seq(const mch_backward *b, int seq, mch_site site, int layer);

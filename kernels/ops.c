@@ -302,6 +302,37 @@ void mch_softmax_rows(float *att, int R, int T, int ld)
     }
 }
 
+void mch_attn_scores_forward(float *att, const float *q, const float *k, int ldq, int T, int NH,
+                             int HS)
+{
+    float scale = 1.0f / sqrtf((float)HS);
+    for (int h = 0; h < NH; h++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, scale, q + h * HS, ldq,
+                    k + h * HS, ldq, 0.0f, att + (size_t)h * T * T, T);
+}
+
+void mch_attn_result_forward(float *out, const float *z, int ldz, const float *o_w, int T, int NH,
+                             int HS, int C)
+{
+    /* Head h's rows of out are (T, C) with stride NH * C: one sgemm a head. */
+    for (int h = 0; h < NH; h++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, C, HS, 1.0f, z + h * HS, ldz,
+                    o_w + (size_t)h * HS, C, 0.0f, out + (size_t)h * C, NH * C);
+}
+
+void mch_attn_result_sum(float *attn_out, const float *result, const float *bias, int T, int NH,
+                         int C)
+{
+    for (int t = 0; t < T; t++) {
+        float *row = attn_out + (size_t)t * C;
+        if (bias)
+            memcpy(row, bias, (size_t)C * sizeof *row);
+        else
+            memset(row, 0, (size_t)C * sizeof *row);
+        for (int h = 0; h < NH; h++) mch_add_inplace(row, result + ((size_t)t * NH + h) * C, C);
+    }
+}
+
 void mch_add_inplace(float *out, const float *a, size_t n)
 {
     size_t i = 0;

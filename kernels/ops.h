@@ -48,6 +48,21 @@ void mch_tanh_forward(float *x, size_t n);
 /* In place row softmax of att (R, T) with row stride ld. */
 void mch_softmax_rows(float *att, int R, int T, int ld);
 
+/* Attention scores of one sequence before the softmax: att (NH, T, T), att[h][i][j] =
+ * q[i, h] . k[j, h] / sqrt(HS); q and k are (T, C) rows (C = NH * HS, head h at columns
+ * h*HS ..), row stride ldq. */
+void mch_attn_scores_forward(float *att, const float *q, const float *k, int ldq, int T, int NH,
+                             int HS);
+
+/* Per-head attention output without the bias (TransformerLens's hook_result): out (T, NH, C),
+ * out[t, h] = z[t, h*HS .. (h+1)*HS) W_O[:, h*HS .. (h+1)*HS)^T; z (T, C) with row stride ldz,
+ * o_w (C, C) as HF stores it (out, in). */
+void mch_attn_result_forward(float *out, const float *z, int ldz, const float *o_w, int T, int NH,
+                             int HS, int C);
+/* attn_out (T, C) = bias + sum over heads of result (T, NH, C); bias (C) or NULL. */
+void mch_attn_result_sum(float *attn_out, const float *result, const float *bias, int T, int NH,
+                         int C);
+
 /* out[i] += a[i] for i < n. */
 void mch_add_inplace(float *out, const float *a, size_t n);
 /* out[i] = a[i] + b[i] for i < n (the residual sum; out must not partly overlap a or b). */

@@ -65,7 +65,8 @@ struct mch_patcher {
     /* mch_patch_subset: the components to patch, (L, NH) and (MCH_BLOCK_COUNT, L, T); NULL in a
      * whole sweep */
     const unsigned char *heads_mask, *blocks_mask;
-    int *zeros; /* (S_max) all 0: gathers of the [CLS] row */
+    int *zeros;     /* (S_max) all 0: gathers of the [CLS] row */
+    float *derived; /* keep_derived: the largest derived site of max_T tokens, else NULL */
 };
 
 static size_t plane(const struct mch_patcher *p)
@@ -100,9 +101,10 @@ static int naive_apply(void *user, const mch_act_view *v)
     struct mch_patcher *p = user;
     const naive_patch *np = &p->np;
     const float *src = cache_at(&p->pert, np->site, p, np->layer);
-    if (np->site == MCH_SITE_PATTERN) {
-        size_t off = ((size_t)np->head * v->T + np->row) * v->T;
-        memcpy(v->data + off, src + off, (size_t)v->T * sizeof(float));
+    if (np->site == MCH_SITE_PATTERN) { /* one row of head h, or all of it */
+        size_t off = ((size_t)np->head * v->T + (np->row < 0 ? 0 : np->row)) * v->T;
+        size_t n = (size_t)(np->row < 0 ? v->T : 1) * v->T;
+        memcpy(v->data + off, src + off, n * sizeof(float));
         return 0;
     }
     int t0 = np->row < 0 ? 0 : np->row, t1 = np->row < 0 ? v->T : np->row + 1;
@@ -131,6 +133,7 @@ void mch_patcher_free(mch_patcher *p)
     free(p->tpos);
     free(p->todo);
     free(p->zeros);
+    free(p->derived);
     free(p->q_ids);
     mch_hooks_free(p->cap_hooks);
     mch_hooks_free(p->naive_hooks);
@@ -176,8 +179,10 @@ mch_status mch_patcher_create(mch_patcher **out, const mch_model *m, const mch_p
     p->FF = c->FF;
     p->bi = c->head == MCH_HEAD_NONE;
     p->cls_last = !p->bi || p->o.pooling == MCH_POOL_CLS;
-    int need_pattern =
-        (opts->sweeps & MCH_SWEEP_HEAD_POS) || opts->save_patterns || opts->keep_patterns;
+    /* The naive pattern sweep copies the perturbed run's patterns; the optimised one recomputes
+     * a head's from the kept q and k. */
+    int need_pattern = (opts->sweeps & MCH_SWEEP_HEAD_POS) || opts->save_patterns ||
+                       opts->keep_patterns || (opts->naive && (opts->sweeps & MCH_SWEEP_PATTERN));
     size_t C = (size_t)c->C, T = (size_t)max_T, Lz = (size_t)c->L;
     size_t per_variant = T * (6 * C + (size_t)c->FF) * sizeof(float);
     size_t s_max = p->o.scratch_bytes / per_variant;
@@ -221,6 +226,16 @@ mch_status mch_patcher_create(mch_patcher **out, const mch_model *m, const mch_p
          (p->ws = mch_workspace_create(m, c->max_tokens > max_T ? c->max_tokens : max_T,
                                        c->max_tokens > max_T ? c->max_tokens : max_T)) &&
          (p->cap_hooks = mch_hooks_create(c->L)) && (p->naive_hooks = mch_hooks_create(c->L));
+    if (ok && opts->keep_derived) {
+        size_t most = 0;
+        const mch_site derived_sites[] = {MCH_SITE_RESID_POST, MCH_SITE_ATTN_SCORES,
+                                          MCH_SITE_RESULT, MCH_SITE_MLP_PRE};
+        for (size_t i = 0; i < sizeof derived_sites / sizeof *derived_sites; i++) {
+            size_t n = mch_site_floats(c, derived_sites[i], max_T);
+            if (n > most) most = n;
+        }
+        ok = (p->derived = malloc(most * sizeof(float))) != NULL;
+    }
     if (!ok) {
         mch_patcher_free(p);
         return mch_fail(err, MCH_ERR_NOMEM, "out of memory sizing the patcher for %d tokens",
@@ -316,18 +331,27 @@ static void act_forward(float *x, size_t n, mch_activation act)
 /* The block after attention for M rows: io (M, C) holds attn_out on entry and the block's
  * output (normalized_resid_post) on return; row i's residual is resid[i % period]. mid (M, C)
  * and p->F (M, FF) are scratch. */
+static void finish_from_mid(mch_patcher *p, int l, float *io, float *mid, int M);
 static void finish_rows(mch_patcher *p, int l, float *io, const float *resid, int period, int M,
                         float *mid)
 {
-    const mch_layer_weights *w = &p->m->layers[l];
-    int C = p->C, FF = p->FF;
-    float eps = p->m->cfg.eps;
+    int C = p->C;
     for (int i = 0; i < M; i++) {
         const float *r = resid + (size_t)(i % period) * C;
         float *d = mid + (size_t)i * C;
         const float *a = io + (size_t)i * C;
         for (int c = 0; c < C; c++) d[c] = r[c] + a[c];
     }
+    finish_from_mid(p, l, io, mid, M);
+}
+
+/* The block after resid_mid for M rows: mid (M, C) holds resid_mid on entry (LN1 of it on
+ * return); io (M, C) gets the block's output (normalized_resid_post). p->F (M, FF) is scratch. */
+static void finish_from_mid(mch_patcher *p, int l, float *io, float *mid, int M)
+{
+    const mch_layer_weights *w = &p->m->layers[l];
+    int C = p->C, FF = p->FF;
+    float eps = p->m->cfg.eps;
     mch_layernorm_forward(mid, mid, w->ln1_g, w->ln1_b, M, C, eps);
     mch_linear_forward(p->F, FF, mid, C, w->ff1_w, w->ff1_b, M, C, FF);
     act_forward(p->F, (size_t)M * FF, p->m->cfg.act);
@@ -529,29 +553,63 @@ static void head_delta(mch_patcher *p, int l, int h, const float *dz, int ldz, i
                 w->o_w + (size_t)h * p->HS, p->C, 1.0f, out, p->C);
 }
 
-static mch_status sweep_heads(mch_patcher *p, const mch_patch_pair *pair, mch_patch_result *res,
-                              mch_err *err)
+/* dz (rows, HS) of head h at layer l when its `site` takes the perturbed run's values at every
+ * position: hook_z[:, h] itself, or hook_q / hook_k / hook_v[:, h] or the whole
+ * hook_pattern[h] (the perturbed run's q and k), through that head's attention; the new
+ * z[:, h] minus the baseline's. */
+static void head_dz(mch_patcher *p, mch_site site, int l, int h, int rows, float *dz)
+{
+    int T = p->T, C = p->C, HS = p->HS;
+    const float *bz = cache_at(&p->base, MCH_SITE_Z, p, l) + h * HS;
+    if (site == MCH_SITE_Z) {
+        const float *pz = cache_at(&p->pert, MCH_SITE_Z, p, l) + h * HS;
+        for (int t = 0; t < rows; t++)
+            for (int d = 0; d < HS; d++)
+                dz[(size_t)t * HS + d] = pz[(size_t)t * C + d] - bz[(size_t)t * C + d];
+        return;
+    }
+    int pat = site == MCH_SITE_PATTERN;
+    run_cache *qr = site == MCH_SITE_Q || pat ? &p->pert : &p->base;
+    run_cache *kr = site == MCH_SITE_K || pat ? &p->pert : &p->base;
+    run_cache *vr = site == MCH_SITE_V ? &p->pert : &p->base;
+    const float *q = cache_at(qr, MCH_SITE_Q, p, l) + h * HS;
+    const float *k = cache_at(kr, MCH_SITE_K, p, l) + h * HS;
+    const float *v = cache_at(vr, MCH_SITE_V, p, l) + h * HS;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, HS, 1.0f / sqrtf((float)HS), q, C,
+                k, C, 0.0f, p->att, T);
+    mch_softmax_rows(p->att, rows, T, T);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, HS, T, 1.0f, p->att, T, v, C, 0.0f,
+                dz, HS);
+    for (int t = 0; t < rows; t++)
+        for (int d = 0; d < HS; d++) dz[(size_t)t * HS + d] -= bz[(size_t)t * C + d];
+}
+
+/* Every head (l, h) with its `site` (hook_z, hook_q, hook_k, hook_v or hook_pattern) patched at
+ * every position: patched scores and effects at idx0 + l * NH + h. The heads mask (subsets)
+ * applies to hook_z. */
+static mch_status sweep_head_site(mch_patcher *p, const mch_patch_pair *pair, mch_site site,
+                                  float *scores_out, float *effects_out, size_t idx0,
+                                  mch_patch_result *res, mch_err *err)
 {
     int T = p->T, C = p->C, NH = p->NH, HS = p->HS;
     size_t TC = plane(p);
     for (int l = 0; l < p->L; l++) {
         int *todo = p->todo, n = 0;
         for (int h = 0; h < NH; h++)
-            if (!p->heads_mask || p->heads_mask[(size_t)l * NH + h]) todo[n++] = h;
+            if (site != MCH_SITE_Z || !p->heads_mask || p->heads_mask[(size_t)l * NH + h])
+                todo[n++] = h;
         if (p->o.naive) {
             for (int i = 0; i < n; i++) {
                 int h = todo[i];
                 float s;
-                naive_patch np = {MCH_SITE_Z, l, -1, h};
+                naive_patch np = {site, l, -1, h};
                 mch_status rc = naive_score(p, pair, np, &s, err);
                 if (rc) return rc;
-                store(res->heads_scores, res->heads, (size_t)l * NH + h, s, res);
+                store(scores_out, effects_out, idx0 + (size_t)l * NH + h, s, res);
                 res->patches++;
             }
             continue;
         }
-        const float *bz = cache_at(&p->base, MCH_SITE_Z, p, l);
-        const float *pz = cache_at(&p->pert, MCH_SITE_Z, p, l);
         const float *bao = cache_at(&p->base, MCH_SITE_ATTN_OUT, p, l);
         const float *bpre = cache_at(&p->base, MCH_SITE_RESID_PRE, p, l);
         int last = l == p->L - 1 && p->cls_last;
@@ -562,10 +620,7 @@ static mch_status sweep_heads(mch_patcher *p, const mch_patch_pair *pair, mch_pa
             for (int s = 0; s < S; s++) {
                 int h = todo[i0 + s];
                 float *dz = p->Z + s * TC;
-                for (int t = 0; t < rows; t++)
-                    for (int d = 0; d < HS; d++)
-                        dz[(size_t)t * HS + d] =
-                            pz[(size_t)t * C + h * HS + d] - bz[(size_t)t * C + h * HS + d];
+                head_dz(p, site, l, h, rows, dz);
                 float *a = p->A + (size_t)s * rows * C;
                 memcpy(a, bao, (size_t)rows * C * sizeof(float));
                 head_delta(p, l, h, dz, HS, rows, a);
@@ -585,7 +640,71 @@ static mch_status sweep_heads(mch_patcher *p, const mch_patch_pair *pair, mch_pa
                     mean_scores(p, p->X, S, scores);
             }
             for (int s = 0; s < S; s++) {
-                store(res->heads_scores, res->heads, (size_t)l * NH + todo[i0 + s], scores[s], res);
+                store(scores_out, effects_out, idx0 + (size_t)l * NH + todo[i0 + s], scores[s],
+                      res);
+                res->patches++;
+            }
+        }
+    }
+    return MCH_OK;
+}
+
+static mch_status sweep_heads(mch_patcher *p, const mch_patch_pair *pair, mch_patch_result *res,
+                              mch_err *err)
+{
+    return sweep_head_site(p, pair, MCH_SITE_Z, res->heads_scores, res->heads, 0, res, err);
+}
+
+/* qkv: (3, L, NH), q then k then v. */
+static mch_status sweep_qkv(mch_patcher *p, const mch_patch_pair *pair, mch_patch_result *res,
+                            mch_err *err)
+{
+    static const mch_site sites[3] = {MCH_SITE_Q, MCH_SITE_K, MCH_SITE_V};
+    size_t LNH = (size_t)p->L * p->NH;
+    mch_status rc = MCH_OK;
+    for (int j = 0; j < 3 && !rc; j++)
+        rc = sweep_head_site(p, pair, sites[j], res->qkv_scores, res->qkv, j * LNH, res, err);
+    return rc;
+}
+
+/* resid-mid: (L, T), row t of hook_resid_mid at layer l. */
+static mch_status sweep_resid_mid(mch_patcher *p, const mch_patch_pair *pair, mch_patch_result *res,
+                                  mch_err *err)
+{
+    int T = p->T, C = p->C;
+    for (int l = 0; l < p->L; l++) {
+        const float *bsrc = cache_at(&p->base, MCH_SITE_RESID_MID, p, l);
+        const float *psrc = cache_at(&p->pert, MCH_SITE_RESID_MID, p, l);
+        int *todo = p->todo, n = 0;
+        for (int t = 0; t < T; t++) {
+            /* Patching a row with identical values changes nothing: exactly baseline. */
+            if (!memcmp(bsrc + (size_t)t * C, psrc + (size_t)t * C, (size_t)C * 4) && !p->o.naive) {
+                store(res->resid_mid_scores, res->resid_mid, (size_t)l * T + t, p->base.score, res);
+                res->patches++;
+                res->forwards_saved++;
+            } else {
+                todo[n++] = t;
+            }
+        }
+        for (int i0 = 0; i0 < n; i0 += p->S_max) {
+            int S = n - i0 < p->S_max ? n - i0 : p->S_max;
+            float *scores = p->vscores;
+            for (int s = 0; s < S; s++) p->tpos[s] = todo[i0 + s];
+            if (p->o.naive) {
+                for (int s = 0; s < S; s++) {
+                    naive_patch np = {MCH_SITE_RESID_MID, l, p->tpos[s], -1};
+                    mch_status rc = naive_score(p, pair, np, &scores[s], err);
+                    if (rc) return rc;
+                }
+            } else {
+                gather_rows(p->rows3, psrc, p->tpos, S, 0, C);
+                finish_from_mid(p, l, p->rows2, p->rows3, S);
+                memcpy(p->A, p->rows2, (size_t)S * C * sizeof(float));
+                continue_rows(p, l, S, p->A, scores, res);
+            }
+            for (int s = 0; s < S; s++) {
+                store(res->resid_mid_scores, res->resid_mid, (size_t)l * T + p->tpos[s], scores[s],
+                      res);
                 res->patches++;
             }
         }
@@ -779,6 +898,12 @@ mch_status mch_patch_run(mch_patcher *p, const mch_patch_pair *pair, mch_patch_r
     if ((p->o.sweeps & MCH_SWEEP_HEADS) && (rc = sweep_heads(p, pair, res, err))) return rc;
     if ((p->o.sweeps & MCH_SWEEP_BLOCKS) && (rc = sweep_blocks(p, pair, res, err))) return rc;
     if ((p->o.sweeps & MCH_SWEEP_HEAD_POS) && (rc = sweep_head_pos(p, pair, res, err))) return rc;
+    if ((p->o.sweeps & MCH_SWEEP_QKV) && (rc = sweep_qkv(p, pair, res, err))) return rc;
+    if ((p->o.sweeps & MCH_SWEEP_PATTERN) &&
+        (rc = sweep_head_site(p, pair, MCH_SITE_PATTERN, res->pattern_scores, res->pattern, 0, res,
+                              err)))
+        return rc;
+    if ((p->o.sweeps & MCH_SWEEP_RESID_MID) && (rc = sweep_resid_mid(p, pair, res, err))) return rc;
     return MCH_OK;
 }
 
@@ -860,14 +985,43 @@ mch_status mch_patch_subset_given(mch_patcher *p, const mch_patch_pair *pair,
     return subset_sweeps(p, pair, heads_mask, blocks_mask, res, err);
 }
 
+/* A site the engine does not keep, computed into p->derived from those it keeps (see patch.h). */
+static const float *derive(mch_patcher *p, run_cache *rc, mch_site site, int l)
+{
+    const mch_layer_weights *w = &p->m->layers[l];
+    int T = p->T, C = p->C, NH = p->NH, HS = p->HS, FF = p->FF;
+    const float *ln1 = rc->ln1 + (size_t)l * plane(p);
+    switch (site) {
+    case MCH_SITE_RESID_POST: /* as encoder.c: LN1(resid_mid) + mlp_out */
+        mch_add_forward(p->derived, ln1, cache_at(rc, MCH_SITE_MLP_OUT, p, l), plane(p));
+        break;
+    case MCH_SITE_ATTN_SCORES:
+        mch_attn_scores_forward(p->derived, cache_at(rc, MCH_SITE_Q, p, l),
+                                cache_at(rc, MCH_SITE_K, p, l), C, T, NH, HS);
+        break;
+    case MCH_SITE_RESULT:
+        mch_attn_result_forward(p->derived, cache_at(rc, MCH_SITE_Z, p, l), C, w->o_w, T, NH, HS,
+                                C);
+        break;
+    case MCH_SITE_MLP_PRE:
+    case MCH_SITE_MLP_POST:
+        mch_linear_forward(p->derived, FF, ln1, C, w->ff1_w, w->ff1_b, T, C, FF);
+        if (site == MCH_SITE_MLP_POST) act_forward(p->derived, (size_t)T * FF, p->m->cfg.act);
+        break;
+    default:
+        return NULL;
+    }
+    return p->derived;
+}
+
 const float *mch_patcher_activation(const mch_patcher *cp, int run, mch_site site, int layer)
 {
     mch_patcher *p = (mch_patcher *)cp;
     run_cache *rc = run ? &p->pert : &p->base;
     if (site == MCH_SITE_FULL_EMBED) site = MCH_SITE_RESID_PRE, layer = 0;
-    if (site < 0 || site >= MCH_SITE_COUNT || layer < 0 || layer >= p->L || !rc->buf[site])
-        return NULL;
-    return cache_at(rc, site, p, layer);
+    if (site < 0 || site >= MCH_SITE_COUNT || layer < 0 || layer >= p->L) return NULL;
+    if (rc->buf[site]) return cache_at(rc, site, p, layer);
+    return p->derived ? derive(p, rc, site, layer) : NULL;
 }
 
 int mch_patcher_tokens(const mch_patcher *p)

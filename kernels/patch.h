@@ -12,10 +12,15 @@
  *                                                                     -> blocks[c][l][t]
  *   head-pos  for listed heads (l, h): hook_z[t, h] alone            -> head_pos_z[k][t]
  *             row t of hook_pattern[h]                               -> head_pos_pattern[k][t]
+ *   qkv       blocks.{l}.attn.hook_q / hook_k / hook_v[:, h], all positions
+ *                                                                     -> qkv[j][l][h], j = q, k, v
+ *   pattern   blocks.{l}.attn.hook_pattern[h], the whole (T, T)      -> pattern[l][h]
+ *   resid-mid blocks.{l}.hook_resid_mid at one position t            -> resid_mid[l][t]
  *
  * The optimised engine gives the same numbers as one forward per patch (to float rounding): it
  * starts each patch at its layer from the cached baseline, applies a head patch as a rank-HS
- * update of attn_out, runs one-row patches as one row until the next attention, computes only
+ * update of attn_out (a q, k, v or pattern patch recomputes that one head's z), runs one-row
+ * patches as one row until the next attention, computes only
  * the [CLS] row after the last attention when the score reads only [CLS], and batches the
  * patches of one layer into large sgemm calls within a scratch budget. `naive` runs one full
  * hooked forward per patch instead (the test oracle and the benchmark baseline). */
@@ -40,6 +45,7 @@ typedef struct {
     mch_pooling pooling;  /* bi-encoder pooling */
     int keep_patterns;    /* keep every layer's attention pattern (mch_patcher_activation) */
     int direction;        /* +1: patch only pairs whose score rose, -1: fell, 0: any */
+    int keep_derived;     /* make mch_patcher_activation answer the sites it derives */
 } mch_patch_opts;
 
 typedef struct {
@@ -53,7 +59,8 @@ typedef struct {
 
 /* Results in caller-owned arrays; a NULL array is not filled. Shapes for a pair of T tokens:
  * heads (L, NH); blocks (MCH_BLOCK_COUNT, L, T); head_pos_* (n_heads, T);
- * patterns_* (n_heads, T, T). *_scores hold the raw patched scores, the others the effects. */
+ * patterns_* (n_heads, T, T); qkv (3, L, NH); pattern (L, NH); resid_mid (L, T). *_scores hold
+ * the raw patched scores, the others the effects. */
 typedef struct {
     double score_baseline, score_perturbed;
     int skipped; /* 1: no map was computed; see skip_reason */
@@ -63,6 +70,9 @@ typedef struct {
     float *head_pos_z, *head_pos_z_scores;
     float *head_pos_pattern, *head_pos_pattern_scores;
     float *patterns_baseline, *patterns_perturbed;
+    float *qkv, *qkv_scores;
+    float *pattern, *pattern_scores;
+    float *resid_mid, *resid_mid_scores;
     long patches;        /* patched scores computed (for benchmarks) */
     long forwards_saved; /* patches answered without running anything (exactly baseline) */
 } mch_patch_result;
@@ -120,7 +130,11 @@ mch_status mch_patch_subset_given(mch_patcher *p, const mch_patch_pair *pair,
 
 /* One activation of the last pair's full runs (run 0 baseline, 1 perturbed), shaped as the site
  * says for T = the pair's tokens; NULL for a site that is not kept (hook_pattern without
- * keep_patterns, head-pos or save_patterns). hook_full_embed is blocks.0.hook_resid_pre. */
+ * keep_patterns, head-pos or save_patterns). hook_full_embed is blocks.0.hook_resid_pre. With
+ * keep_derived, the sites the engine does not keep are computed from those it keeps, with the
+ * kernels the forward uses (the numbers a hook of the full run sees): hook_resid_post (LN1 of
+ * resid_mid + mlp_out), attn.hook_attn_scores (q, k), attn.hook_result (z, W_O), mlp.hook_pre
+ * and mlp.hook_post (LN1 of resid_mid); such a pointer is valid until the next call. */
 const float *mch_patcher_activation(const mch_patcher *p, int run, mch_site site, int layer);
 /* Tokens of the last pair. */
 int mch_patcher_tokens(const mch_patcher *p);

@@ -120,8 +120,11 @@ int mch_job_spec_diff(const mch_job_spec *a, const mch_job_spec *b, mch_spec_sco
 /* Sweeps: "heads,blocks,head-pos" (any order) or "none" alone, to MCH_SWEEP_* bits (none: 0).
  * Errors name the unknown sweep. */
 mch_status mch_sweeps_parse(const char *list, unsigned *bits, mch_err *err);
-/* The names of bits in canonical order ("none" for 0) into names; @return how many (1..3). */
-size_t mch_sweeps_names(unsigned bits, const char *names[3]);
+/* The most sweep names a spec holds (every sweep). */
+#define MCH_SWEEP_NAMES_MAX 6
+/* The names of bits in canonical order ("none" for 0) into names; @return how many
+ * (1..MCH_SWEEP_NAMES_MAX). */
+size_t mch_sweeps_names(unsigned bits, const char *names[MCH_SWEEP_NAMES_MAX]);
 /* The bits of a spec's sweep names (unknown names count as none; unpack refuses them). */
 unsigned mch_sweeps_bits(char *const *names, size_t n);
 
@@ -227,6 +230,12 @@ typedef struct {
     int32_t *verified_comp;                    /* (n_verified, 3): block (-1: a head), layer,
                                                 * head or position (kernels/atp.h mch_component) */
     float *verified_estimate, *verified_exact; /* (n_verified) patched scores */
+    size_t n_qkv;                              /* 3 * L * NH: q, k, v x layer x head */
+    float *qkv, *qkv_scores;
+    size_t n_pattern; /* L * NH */
+    float *pattern, *pattern_scores;
+    size_t n_resid_mid; /* L * T */
+    float *resid_mid, *resid_mid_scores;
 } mch_pair_result;
 void mch_pair_result_deinit(mch_pair_result *r);
 /* A journal record: the result with the coordinator's own pair. Unpacking checks the pair and
@@ -234,9 +243,10 @@ void mch_pair_result_deinit(mch_pair_result *r);
 mch_status mch_pair_result_pack(const mch_pair_result *r, uint8_t **out, size_t *len, mch_err *err);
 mch_status mch_pair_result_unpack(mch_pair_result *r, const uint8_t *buf, size_t len, mch_err *err);
 /* Checks a result's arrays against its pair and the spec (L*NH heads, 3*L*T blocks, K*T
- * head-pos), whatever the result says: a skipped or failed pair has no arrays; every effect,
- * patched score and both scores are finite; verified components lie inside (L, NH, T) with
- * finite scores, verified_top <= n_verified. @return 0, or 1 with why filled. */
+ * head-pos, 3*L*NH qkv, L*NH pattern, L*T resid-mid), whatever the result says: a skipped or failed
+ * pair has no arrays; every effect, patched score and both scores are finite; verified components
+ * lie inside (L, NH, T) with finite scores, verified_top <= n_verified. @return 0, or 1 with why
+ * filled. */
 int mch_pair_result_check(const mch_pair_result *r, int L, int NH, int K, char *why,
                           size_t why_len);
 /* The same with HR rows of heads (mch_spec_head_rows: L + 2 LD for a MonoT5). */
@@ -365,6 +375,9 @@ typedef struct {
     mch_est blocks;                     /* (3, L, R): resid_pre, attn_out, mlp_out x layer x role */
     mch_est hpz;                        /* (K, R) head-pos hook_z by role */
     mch_est hpp;                        /* (K, R) head-pos hook_pattern by role */
+    mch_est qkv;                        /* (3, L, NH) hook_q, hook_k, hook_v of a head */
+    mch_est pattern;                    /* (L, NH) a head's whole hook_pattern */
+    mch_est rmid;                       /* (L, R) hook_resid_mid by role */
     /* verify_top: exact effects of the verified components and their estimates over the same
      * pairs (a cell's n: the pairs where it was verified); vrank (1 cell): per-pair Spearman
      * correlation of estimated and exact effects of the verified components. */
@@ -381,9 +394,9 @@ typedef struct {
     size_t n_provenance;
 } mch_cmap;
 /* The estimates of a map, in this order (MCH_CMAP_EST of them). */
-enum { MCH_CMAP_EST = 8 };
+enum { MCH_CMAP_EST = 11 };
 /* Pointers to m's estimates: heads, blocks, hpz, hpp, vheads, vheads_est, vblocks,
- * vblocks_est. */
+ * vblocks_est, qkv, pattern, rmid. */
 void mch_cmap_ests(mch_cmap *m, mch_est *out[MCH_CMAP_EST]);
 /* The cells of each of a map's estimates for a spec (order of mch_cmap_ests): those of a sweep
  * that does not run, and the verified ones without verify_top, are 0. */

@@ -23,6 +23,9 @@ static void cells_of(size_t L, size_t HR, size_t NH, size_t K, unsigned sweeps, 
     cells[2] = cells[3] = sweeps & MCH_SWEEP_HEAD_POS ? K * R : 0;
     cells[4] = cells[5] = verify ? cells[0] : 0;
     cells[6] = cells[7] = verify ? cells[1] : 0;
+    cells[8] = sweeps & MCH_SWEEP_QKV ? 3 * L * NH : 0;
+    cells[9] = sweeps & MCH_SWEEP_PATTERN ? L * NH : 0;
+    cells[10] = sweeps & MCH_SWEEP_RESID_MID ? L * R : 0;
 }
 
 void mch_cmap_cells(const mch_job_spec *spec, size_t cells[MCH_CMAP_EST])
@@ -34,7 +37,8 @@ void mch_cmap_cells(const mch_job_spec *spec, size_t cells[MCH_CMAP_EST])
 void mch_cmap_ests(mch_cmap *m, mch_est *out[MCH_CMAP_EST])
 {
     mch_est *all[MCH_CMAP_EST] = {&m->heads,  &m->blocks,     &m->hpz,     &m->hpp,
-                                  &m->vheads, &m->vheads_est, &m->vblocks, &m->vblocks_est};
+                                  &m->vheads, &m->vheads_est, &m->vblocks, &m->vblocks_est,
+                                  &m->qkv,    &m->pattern,    &m->rmid};
     memcpy(out, all, sizeof all);
 }
 
@@ -129,7 +133,10 @@ mch_status mch_cmap_pack(const mch_cmap *m, uint8_t **out, size_t *len, mch_err 
                                                  &c.heads_verified,
                                                  &c.heads_verified_estimate,
                                                  &c.blocks_by_role_verified,
-                                                 &c.blocks_by_role_verified_estimate};
+                                                 &c.blocks_by_role_verified_estimate,
+                                                 &c.qkv,
+                                                 &c.pattern,
+                                                 &c.resid_mid_by_role};
         for (int i = 0; i < MCH_CMAP_EST; i++, l += est_limbs(top[i - 1]))
             if (top[i]->cells || i < 4) *dst[i] = est_to_pb(&ests[i], top[i], l);
         if (m->vrank.cells) c.verified_rank = stats_to_pb(&vrank, &m->vrank);
@@ -301,7 +308,10 @@ static const char *map_problem(const Mechir__CircuitMap *m, char *why, size_t le
                                                   m->heads_verified,
                                                   m->heads_verified_estimate,
                                                   m->blocks_by_role_verified,
-                                                  m->blocks_by_role_verified_estimate};
+                                                  m->blocks_by_role_verified_estimate,
+                                                  m->qkv,
+                                                  m->pattern,
+                                                  m->resid_mid_by_role};
     size_t cells[MCH_CMAP_EST];
     cells_of(L, HR, NH, K, s ? mch_sweeps_bits(s->sweeps, s->n_sweeps) : 0, s && s->verify_top,
              cells);
@@ -312,7 +322,10 @@ static const char *map_problem(const Mechir__CircuitMap *m, char *why, size_t le
                                                     "heads_verified",
                                                     "heads_verified_estimate",
                                                     "blocks_by_role_verified",
-                                                    "blocks_by_role_verified_estimate"};
+                                                    "blocks_by_role_verified_estimate",
+                                                    "qkv",
+                                                    "pattern",
+                                                    "resid_mid_by_role"};
     for (int i = 0; i < MCH_CMAP_EST; i++) unknown |= est_unknown(all[i]);
     unknown |= m->verified_rank && m->verified_rank->base.n_unknown_fields;
     for (size_t i = 0; i < m->n_strata; i++) {
@@ -334,7 +347,7 @@ static const char *map_problem(const Mechir__CircuitMap *m, char *why, size_t le
             return why;
         }
     /* A cell's verified estimates are of the pairs of its exact ones. */
-    for (int i = 4; i < MCH_CMAP_EST; i += 2)
+    for (int i = 4; i < 8; i += 2)
         for (size_t c = 0; c < cells[i]; c++)
             if (all[i]->mean_of_ratios->n[c] != all[i + 1]->mean_of_ratios->n[c]) {
                 snprintf(why, len, "%s: cell %zu has %llu pairs, its estimates %llu", names[i], c,
@@ -395,6 +408,9 @@ static mch_status map_from_pb(mch_cmap *out, const Mechir__CircuitMap *m, mch_er
     if (!rc) rc = est_from_pb(&out->vheads_est, m->heads_verified_estimate, err);
     if (!rc) rc = est_from_pb(&out->vblocks, m->blocks_by_role_verified, err);
     if (!rc) rc = est_from_pb(&out->vblocks_est, m->blocks_by_role_verified_estimate, err);
+    if (!rc) rc = est_from_pb(&out->qkv, m->qkv, err);
+    if (!rc) rc = est_from_pb(&out->pattern, m->pattern, err);
+    if (!rc) rc = est_from_pb(&out->rmid, m->resid_mid_by_role, err);
     const Mechir__Stats *vr = m->verified_rank;
     if (!rc && vr && (rc = mch_stats_init(&out->vrank, vr->n_n, err)) == MCH_OK && vr->n_n) {
         memcpy(out->vrank.n, vr->n, vr->n_n * sizeof *vr->n);

@@ -88,6 +88,9 @@ static const struct {
 } sweep_table[] = {{"heads", MCH_SWEEP_HEADS},
                    {"blocks", MCH_SWEEP_BLOCKS},
                    {"head-pos", MCH_SWEEP_HEAD_POS},
+                   {"qkv", MCH_SWEEP_QKV},
+                   {"pattern", MCH_SWEEP_PATTERN},
+                   {"resid-mid", MCH_SWEEP_RESID_MID},
                    {"none", 0}};
 enum { N_SWEEP_NAMES = sizeof sweep_table / sizeof sweep_table[0] };
 
@@ -110,7 +113,9 @@ mch_status mch_sweeps_parse(const char *list, unsigned *bits, mch_err *err)
         int k = sweep_find(items[i]);
         if (k < 0)
             rc = mch_fail(err, MCH_ERR_ARG,
-                          "--sweep: unknown sweep '%s' (heads, blocks, head-pos, none)", items[i]);
+                          "--sweep: unknown sweep '%s' (heads, blocks, head-pos, qkv, pattern, "
+                          "resid-mid, none)",
+                          items[i]);
         else if (!sweep_table[k].bit)
             none = 1;
         else
@@ -118,14 +123,15 @@ mch_status mch_sweeps_parse(const char *list, unsigned *bits, mch_err *err)
     }
     mch_msg_strv_free(items, n);
     if (!rc && !n)
-        rc = mch_fail(err, MCH_ERR_ARG, "--sweep is empty (heads, blocks, head-pos, none)");
+        rc = mch_fail(err, MCH_ERR_ARG,
+                      "--sweep is empty (heads, blocks, head-pos, qkv, pattern, resid-mid, none)");
     if (!rc && none && b)
         rc = mch_fail(err, MCH_ERR_ARG, "--sweep none cannot be combined with other sweeps");
     if (!rc) *bits = b;
     return rc;
 }
 
-size_t mch_sweeps_names(unsigned bits, const char *names[3])
+size_t mch_sweeps_names(unsigned bits, const char *names[MCH_SWEEP_NAMES_MAX])
 {
     size_t n = 0;
     for (int k = 0; k < N_SWEEP_NAMES; k++)

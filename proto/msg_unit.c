@@ -281,7 +281,9 @@ void mch_pair_result_deinit(mch_pair_result *r)
     free(r->error);
     float *arrays[] = {
         r->heads,      r->heads_scores,      r->blocks,           r->blocks_scores,
-        r->head_pos_z, r->head_pos_z_scores, r->head_pos_pattern, r->head_pos_pattern_scores};
+        r->head_pos_z, r->head_pos_z_scores, r->head_pos_pattern, r->head_pos_pattern_scores,
+        r->qkv,        r->qkv_scores,        r->pattern,          r->pattern_scores,
+        r->resid_mid,  r->resid_mid_scores};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
     free(r->verified_comp);
     free(r->verified_estimate);
@@ -313,6 +315,12 @@ static void result_to_pb(const mch_pair_result *r, Mechir__PairResult *m, Mechir
     m->n_verified_estimate = m->n_verified_exact = r->n_verified;
     m->verified_estimate = r->verified_estimate, m->verified_exact = r->verified_exact;
     m->verified_top = (uint32_t)r->verified_top;
+    m->n_qkv = m->n_qkv_scores = r->n_qkv;
+    m->qkv = r->qkv, m->qkv_scores = r->qkv_scores;
+    m->n_pattern = m->n_pattern_scores = r->n_pattern;
+    m->pattern = r->pattern, m->pattern_scores = r->pattern_scores;
+    m->n_resid_mid = m->n_resid_mid_scores = r->n_resid_mid;
+    m->resid_mid = r->resid_mid, m->resid_mid_scores = r->resid_mid_scores;
 }
 
 /* Checks a generated result: its pair, and effects and scores of equal lengths. */
@@ -329,7 +337,10 @@ static int result_check(const void *pb, char *why, size_t len)
     } arr[] = {{m->n_heads, m->n_heads_scores, "heads"},
                {m->n_blocks, m->n_blocks_scores, "blocks"},
                {m->n_head_pos_z, m->n_head_pos_z_scores, "head_pos_z"},
-               {m->n_head_pos_pattern, m->n_head_pos_pattern_scores, "head_pos_pattern"}};
+               {m->n_head_pos_pattern, m->n_head_pos_pattern_scores, "head_pos_pattern"},
+               {m->n_qkv, m->n_qkv_scores, "qkv"},
+               {m->n_pattern, m->n_pattern_scores, "pattern"},
+               {m->n_resid_mid, m->n_resid_mid_scores, "resid_mid"}};
     for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++)
         if (arr[i].n != arr[i].n_scores)
             return snprintf(why, len, "%s has %zu values but %zu scores", arr[i].name, arr[i].n,
@@ -373,6 +384,15 @@ static int result_from_pb(void *plain, const void *pb)
     r->verified_comp = dup_n(m->verified_component, 3 * r->n_verified, sizeof(int32_t), &oom);
     r->verified_estimate = dup_n(m->verified_estimate, r->n_verified, f, &oom);
     r->verified_exact = dup_n(m->verified_exact, r->n_verified, f, &oom);
+    r->n_qkv = m->n_qkv;
+    r->qkv = dup_n(m->qkv, m->n_qkv, f, &oom);
+    r->qkv_scores = dup_n(m->qkv_scores, m->n_qkv, f, &oom);
+    r->n_pattern = m->n_pattern;
+    r->pattern = dup_n(m->pattern, m->n_pattern, f, &oom);
+    r->pattern_scores = dup_n(m->pattern_scores, m->n_pattern, f, &oom);
+    r->n_resid_mid = m->n_resid_mid;
+    r->resid_mid = dup_n(m->resid_mid, m->n_resid_mid, f, &oom);
+    r->resid_mid_scores = dup_n(m->resid_mid_scores, m->n_resid_mid, f, &oom);
     if (oom) mch_pair_result_deinit(r);
     return oom;
 }
@@ -459,6 +479,9 @@ int mch_pair_result_check_rows(const mch_pair_result *r, int L, int HR, int NH, 
         {r->n_head_pos_z, (size_t)K * T, r->head_pos_z, r->head_pos_z_scores, "head_pos_z"},
         {r->n_head_pos_pattern, (size_t)K * T, r->head_pos_pattern, r->head_pos_pattern_scores,
          "head_pos_pattern"},
+        {r->n_qkv, 3 * (size_t)L * NH, r->qkv, r->qkv_scores, "qkv"},
+        {r->n_pattern, (size_t)L * NH, r->pattern, r->pattern_scores, "pattern"},
+        {r->n_resid_mid, (size_t)L * T, r->resid_mid, r->resid_mid_scores, "resid_mid"},
     };
     for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++) {
         if (!arr[i].got) continue;

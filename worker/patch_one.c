@@ -70,10 +70,8 @@ static mch_status check_method(const mch_patch_one_opts *o, const mch_model *m, 
                                         "--verify-top checks estimates: it needs --method atp or "
                                         "atp-qk")
                              : MCH_OK;
-    if (o->sweeps & ~(unsigned)(MCH_SWEEP_HEADS | MCH_SWEEP_BLOCKS))
-        return mch_fail(err, MCH_ERR_ARG,
-                        "--method %s estimates the heads and blocks sweeps only, not head-pos",
-                        name);
+    if (o->sweeps & MCH_SWEEP_HEAD_POS)
+        return mch_fail(err, MCH_ERR_ARG, "--method %s does not estimate the head-pos sweep", name);
     if (o->save_patterns) return mch_fail(err, MCH_ERR_ARG, "--save-patterns needs --method exact");
     /* A family without a backward pass is refused here, on a one-token context. */
     mch_patch_opts po = patch_opts(o);
@@ -86,10 +84,13 @@ static mch_status check_method(const mch_patch_one_opts *o, const mch_model *m, 
 mch_status mch_patch_one_supported(const mch_patch_one_opts *o, const mch_model *m, mch_err *err)
 {
     if (!m->t5) return mch_model_need_encoder(m, "activation patching", err);
-    const char *what = o->method != MCH_JOB_EXACT         ? "--method atp or atp-qk"
-                       : (o->sweeps & MCH_SWEEP_HEAD_POS) ? "the head-pos sweep"
-                       : o->save_patterns                 ? "--save-patterns"
-                                                          : NULL;
+    const char *what = o->method != MCH_JOB_EXACT          ? "--method atp or atp-qk"
+                       : (o->sweeps & MCH_SWEEP_HEAD_POS)  ? "the head-pos sweep"
+                       : (o->sweeps & MCH_SWEEP_QKV)       ? "the qkv sweep"
+                       : (o->sweeps & MCH_SWEEP_PATTERN)   ? "the pattern sweep"
+                       : (o->sweeps & MCH_SWEEP_RESID_MID) ? "the resid-mid sweep"
+                       : o->save_patterns                  ? "--save-patterns"
+                                                           : NULL;
     if (!what) return MCH_OK;
     return mch_fail(err, MCH_ERR_UNSUPPORTED,
                     "%s: a MonoT5 is patched exactly over the heads and blocks sweeps only; %s "
@@ -363,6 +364,24 @@ static void add_maps(cJSON *o, const mch_config *c, const mch_patch_one_opts *a,
     }
     if (a->sweeps & MCH_SWEEP_HEAD_POS) add_head_pos(o, a, r, T);
     if (a->save_patterns) add_patterns(o, a, r, T);
+    if (a->sweeps & MCH_SWEEP_QKV) {
+        static const char *names[3] = {"q", "k", "v"};
+        size_t LNH = (size_t)L * c->NH;
+        cJSON *q = cJSON_AddObjectToObject(o, "qkv"),
+              *qs = cJSON_AddObjectToObject(o, "qkv_scores");
+        for (int j = 0; j < 3; j++) {
+            cJSON_AddItemToObject(q, names[j], matrix(r->qkv + j * LNH, L, c->NH));
+            cJSON_AddItemToObject(qs, names[j], matrix(r->qkv_scores + j * LNH, L, c->NH));
+        }
+    }
+    if (a->sweeps & MCH_SWEEP_PATTERN) {
+        cJSON_AddItemToObject(o, "pattern", matrix(r->pattern, L, c->NH));
+        cJSON_AddItemToObject(o, "pattern_scores", matrix(r->pattern_scores, L, c->NH));
+    }
+    if (a->sweeps & MCH_SWEEP_RESID_MID) {
+        cJSON_AddItemToObject(o, "resid_mid", matrix(r->resid_mid, L, T));
+        cJSON_AddItemToObject(o, "resid_mid_scores", matrix(r->resid_mid_scores, L, T));
+    }
 }
 
 /* The whole result: scores, tokens and ids of both inputs, then the maps unless skipped. */
@@ -452,15 +471,15 @@ static mch_status t5_run(const mch_patch_one_opts *o, const mch_model *m, const 
 
 /* ---- the run ------------------------------------------------------------------------------- */
 
-enum { N_BUFS = 10 };
+enum { N_BUFS = 16 };
 
 /* Allocates the result's arrays for T tokens and nh heads into bufs (freed by the caller). */
 static mch_status result_alloc(mch_patch_result *r, float *bufs[N_BUFS], const mch_config *c,
                                size_t T, size_t nh, mch_err *err)
 {
-    size_t LH = (size_t)c->L * c->NH, LT3 = 3 * (size_t)c->L * T;
-    size_t sizes[N_BUFS] = {LH,     LH,     LT3,    LT3,        nh * T,
-                            nh * T, nh * T, nh * T, nh * T * T, nh * T * T};
+    size_t LH = (size_t)c->L * c->NH, LT3 = 3 * (size_t)c->L * T, LT = (size_t)c->L * T;
+    size_t sizes[N_BUFS] = {LH,         LH,         LT3,    LT3,    nh * T, nh * T, nh * T, nh * T,
+                            nh * T * T, nh * T * T, 3 * LH, 3 * LH, LH,     LH,     LT,     LT};
     for (int i = 0; i < N_BUFS; i++)
         if (!(bufs[i] = calloc(sizes[i], sizeof(float))))
             return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
@@ -468,6 +487,8 @@ static mch_status result_alloc(mch_patch_result *r, float *bufs[N_BUFS], const m
     r->head_pos_z = bufs[4], r->head_pos_z_scores = bufs[5], r->head_pos_pattern = bufs[6];
     r->head_pos_pattern_scores = bufs[7], r->patterns_baseline = bufs[8];
     r->patterns_perturbed = bufs[9];
+    r->qkv = bufs[10], r->qkv_scores = bufs[11], r->pattern = bufs[12];
+    r->pattern_scores = bufs[13], r->resid_mid = bufs[14], r->resid_mid_scores = bufs[15];
     return MCH_OK;
 }
 

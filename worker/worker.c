@@ -109,8 +109,12 @@ mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const c
                           &w->n_cache, err);
     if (!rc) rc = mch_hooks_check_cacheable(w->cache, w->n_cache, err);
     if (rc) goto fail;
-    int patterns = 0;
-    for (size_t i = 0; i < w->n_cache; i++) patterns |= w->cache[i].site == MCH_SITE_PATTERN;
+    int patterns = 0, derived = 0;
+    for (size_t i = 0; i < w->n_cache; i++) {
+        mch_site s = w->cache[i].site;
+        patterns |= s == MCH_SITE_PATTERN;
+        derived |= s == MCH_SITE_RESID_POST || s >= MCH_SITE_ATTN_SCORES;
+    }
     mch_patch_opts po = {w->sweeps,
                          w->n_heads,
                          w->heads,
@@ -121,7 +125,8 @@ mch_status mch_worker_create(mch_worker **out, const mch_job_spec *spec, const c
                          spec->pooling && !strcmp(spec->pooling, "mean") ? MCH_POOL_MEAN
                                                                          : MCH_POOL_CLS,
                          patterns,
-                         axiom_direction(spec)};
+                         axiom_direction(spec),
+                         derived};
     int method = mch_method_of(spec->method);
     if (method != MCH_JOB_EXACT && w->n_cache) { /* the plan and the spec check refuse it too */
         rc = mch_fail(err, MCH_ERR_ARG, "--cache needs --method exact, not %s", spec->method);
@@ -167,13 +172,7 @@ static mch_status cache_pair(mch_worker *w, uint64_t pair_id, mch_err *err)
     for (size_t i = 0; i < w->n_cache; i++) {
         const mch_hook_point *cp = &w->cache[i];
         int64_t shape[3];
-        int nd;
-        if (cp->site == MCH_SITE_PATTERN)
-            shape[0] = c->NH, shape[1] = T, shape[2] = T, nd = 3;
-        else if (cp->site >= MCH_SITE_Q && cp->site <= MCH_SITE_Z && cp->site != MCH_SITE_PATTERN)
-            shape[0] = T, shape[1] = c->NH, shape[2] = c->HS, nd = 3;
-        else
-            shape[0] = T, shape[1] = c->C, nd = 2;
+        int nd = mch_site_shape(c, cp->site, T, shape);
         for (int run = 0; run < 2; run++) {
             const float *a = mch_patcher_activation(w->p, run, cp->site, cp->layer);
             if (!a) return mch_fail(err, MCH_ERR_ARG, "hook '%s' cannot be cached", cp->name);
@@ -184,11 +183,27 @@ static mch_status cache_pair(mch_worker *w, uint64_t pair_id, mch_err *err)
     return MCH_OK;
 }
 
-/* Copies the effects of the sweeps that ran into r (NULL where a sweep did not run). */
+/* Copies the effects of the sweeps that ran into r (NULL where a sweep did not run): nh heads
+ * (L * NH), nb blocks (3 * L * T), nk head-pos (K * T), nm resid-mid (L * T). */
 static int keep_maps(const mch_worker *w, const mch_patch_result *res, size_t nh, size_t nb,
-                     size_t nk, mch_pair_result *r)
+                     size_t nk, size_t nm, mch_pair_result *r)
 {
     int oom = 0;
+    if (w->sweeps & MCH_SWEEP_QKV) {
+        r->n_qkv = 3 * nh;
+        r->qkv = dup_floats(res->qkv, 3 * nh, &oom);
+        r->qkv_scores = dup_floats(res->qkv_scores, 3 * nh, &oom);
+    }
+    if (w->sweeps & MCH_SWEEP_PATTERN) {
+        r->n_pattern = nh;
+        r->pattern = dup_floats(res->pattern, nh, &oom);
+        r->pattern_scores = dup_floats(res->pattern_scores, nh, &oom);
+    }
+    if (w->sweeps & MCH_SWEEP_RESID_MID) {
+        r->n_resid_mid = nm;
+        r->resid_mid = dup_floats(res->resid_mid, nm, &oom);
+        r->resid_mid_scores = dup_floats(res->resid_mid_scores, nm, &oom);
+    }
     if (w->sweeps & MCH_SWEEP_HEADS) {
         r->n_heads = nh;
         r->heads = dup_floats(res->heads, nh, &oom);
@@ -349,8 +364,10 @@ static mch_status run_pair(mch_worker *w, const mch_pair_input *in, int score_on
         r->error = strdup("pair arrays of inconsistent lengths");
         return r->error ? MCH_OK : mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     }
-    size_t nh = (size_t)c->L * c->NH, nb = 3 * (size_t)c->L * T, nk = K * T;
-    float *buf = calloc(2 * (nh + nb + 2 * nk) + 1, sizeof *buf);
+    size_t nh = (size_t)c->L * c->NH, nb = 3 * (size_t)c->L * T, nk = K * T, nm = (size_t)c->L * T;
+    /* heads, blocks, head-pos z and pattern, qkv (3 nh), pattern (nh), resid-mid: effects and
+     * scores of each */
+    float *buf = calloc(2 * (nh + nb + 2 * nk + 4 * nh + nm) + 1, sizeof *buf);
     if (!buf) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     mch_patch_result res = {0};
     res.heads = buf, res.heads_scores = buf + nh;
@@ -358,6 +375,10 @@ static mch_status run_pair(mch_worker *w, const mch_pair_input *in, int score_on
     float *hp = buf + 2 * (nh + nb);
     res.head_pos_z = hp, res.head_pos_z_scores = hp + nk;
     res.head_pos_pattern = hp + 2 * nk, res.head_pos_pattern_scores = hp + 3 * nk;
+    float *fi = hp + 4 * nk;
+    res.qkv = fi, res.qkv_scores = fi + 3 * nh;
+    res.pattern = fi + 6 * nh, res.pattern_scores = fi + 7 * nh;
+    res.resid_mid = fi + 8 * nh, res.resid_mid_scores = fi + 8 * nh + nm;
     mch_patch_pair pair = {(int)T,          in->ids_baseline, in->ids_perturbed,
                            in->token_types, (int)in->Tq,      in->Tq ? in->query_ids : NULL};
     mch_err perr = {0};
@@ -382,7 +403,7 @@ static mch_status run_pair(mch_worker *w, const mch_pair_input *in, int score_on
         if (res.skipped)
             oom = !(r->skip_reason = strdup(res.skip_reason));
         else
-            oom = keep_maps(w, &res, nh, nb, nk, r);
+            oom = keep_maps(w, &res, nh, nb, nk, nm, r);
         rc = w->store ? cache_pair(w, in->pair_id, err) : MCH_OK;
         if (!rc && !oom && !res.skipped && w->atp && w->spec->verify_top)
             rc = keep_verified(w, &pair, &res, r, err);

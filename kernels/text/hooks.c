@@ -18,6 +18,10 @@ static const char *const site_suffix[MCH_SITE_COUNT] = {
     [MCH_SITE_MLP_OUT] = "hook_mlp_out",
     [MCH_SITE_RESID_POST] = "hook_resid_post",
     [MCH_SITE_NORM_RESID_POST] = "hook_normalized_resid_post",
+    [MCH_SITE_ATTN_SCORES] = "attn.hook_attn_scores",
+    [MCH_SITE_RESULT] = "attn.hook_result",
+    [MCH_SITE_MLP_PRE] = "mlp.hook_pre",
+    [MCH_SITE_MLP_POST] = "mlp.hook_post",
 };
 
 const char *mch_hook_name(mch_site site, int layer, char *buf, size_t len)
@@ -31,7 +35,50 @@ const char *mch_hook_name(mch_site site, int layer, char *buf, size_t len)
     return buf;
 }
 
-mch_status mch_hook_parse(const char *name, int L, mch_site *site, int *layer, mch_err *err)
+int mch_edit_distance(const char *a, const char *b)
+{
+    int row[128], n = 0, m = 0;
+    while (a[n] && n < 127) n++;
+    while (b[m] && m < 127) m++;
+    for (int j = 0; j <= m; j++) row[j] = j;
+    for (int i = 1; i <= n; i++) {
+        int diag = row[0];
+        row[0] = i;
+        for (int j = 1; j <= m; j++) {
+            int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[m];
+}
+
+/* The valid hook name of a model of L layers nearest to name, into buf; with star, the
+ * "blocks.*." names instead of one per layer. */
+static void nearest_hook(const char *name, int L, int star, char *buf, size_t len)
+{
+    int best = mch_edit_distance(name, "hook_full_embed");
+    snprintf(buf, len, "hook_full_embed");
+    char cand[96];
+    for (int l = 0; l < (star ? 1 : L); l++)
+        for (int s = MCH_SITE_RESID_PRE; s < MCH_SITE_COUNT; s++) {
+            if (star)
+                snprintf(cand, sizeof cand, "blocks.*.%s", site_suffix[s]);
+            else
+                snprintf(cand, sizeof cand, "blocks.%d.%s", l, site_suffix[s]);
+            int d = mch_edit_distance(name, cand);
+            if (d < best) {
+                best = d;
+                snprintf(buf, len, "%s", cand);
+            }
+        }
+}
+
+/* mch_hook_parse of name; shown is the name messages print (a blocks.*. name for its layers). */
+static mch_status hook_parse_as(const char *name, const char *shown, int star, int L,
+                                mch_site *site, int *layer, mch_err *err)
 {
     if (!strcmp(name, "hook_full_embed")) {
         *site = MCH_SITE_FULL_EMBED;
@@ -48,23 +95,56 @@ mch_status mch_hook_parse(const char *name, int L, mch_site *site, int *layer, m
     for (int s = MCH_SITE_RESID_PRE; s < MCH_SITE_COUNT; s++)
         if (!strcmp(p, site_suffix[s])) {
             if (l >= L)
-                return mch_fail(err, MCH_ERR_ARG, "hook '%s': layer %ld but the model has %d", name,
-                                l, L);
+                return mch_fail(err, MCH_ERR_ARG, "hook '%s': layer %ld but the model has %d",
+                                shown, l, L);
             *site = (mch_site)s;
             *layer = (int)l;
             return MCH_OK;
         }
-bad:
-    return mch_fail(err, MCH_ERR_ARG,
-                    "unknown hook '%s' (expected hook_full_embed or blocks.<l>.<hook>, e.g. "
-                    "blocks.0.attn.hook_z)",
-                    name);
+bad:;
+    char near[96];
+    nearest_hook(shown, L > 0 ? L : 1, star, near, sizeof near);
+    return mch_fail(err, MCH_ERR_ARG, "unknown hook '%s' (did you mean '%s'?)", shown, near);
+}
+
+mch_status mch_hook_parse(const char *name, int L, mch_site *site, int *layer, mch_err *err)
+{
+    return hook_parse_as(name, name, 0, L, site, layer, err);
+}
+
+int mch_site_shape(const mch_config *cfg, mch_site site, int T, int64_t shape[3])
+{
+    switch (site) {
+    case MCH_SITE_PATTERN:
+    case MCH_SITE_ATTN_SCORES:
+        shape[0] = cfg->NH, shape[1] = T, shape[2] = T;
+        return 3;
+    case MCH_SITE_Q:
+    case MCH_SITE_K:
+    case MCH_SITE_V:
+    case MCH_SITE_Z:
+        shape[0] = T, shape[1] = cfg->NH, shape[2] = cfg->HS;
+        return 3;
+    case MCH_SITE_RESULT:
+        shape[0] = T, shape[1] = cfg->NH, shape[2] = cfg->C;
+        return 3;
+    case MCH_SITE_MLP_PRE:
+    case MCH_SITE_MLP_POST:
+        shape[0] = T, shape[1] = cfg->FF;
+        return 2;
+    default:
+        shape[0] = T, shape[1] = cfg->C;
+        return 2;
+    }
 }
 
 size_t mch_site_floats(const mch_config *cfg, mch_site site, int T)
 {
-    if (site == MCH_SITE_PATTERN) return (size_t)cfg->NH * T * T;
-    return (size_t)T * cfg->C;
+    int64_t shape[3];
+    int nd = mch_site_shape(cfg, site, T, shape);
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) n *= (size_t)shape[i];
+    return n;
 }
 
 /* One hook name (a blocks.*. name with its layer filled in) into a point. */
@@ -79,7 +159,7 @@ static mch_status hook_point(const char *name, int star_layer, int L, mch_hook_p
         memcpy(full, name, (size_t)len + 1);
     else
         snprintf(full, (size_t)len + 1, "blocks.%d.%s", star_layer, name + 9);
-    mch_status rc = mch_hook_parse(full, L, &pt->site, &pt->layer, err);
+    mch_status rc = hook_parse_as(full, name, star_layer >= 0, L, &pt->site, &pt->layer, err);
     if (!rc && (size_t)len >= sizeof pt->name) /* hook names are short; this one parsed */
         rc = mch_fail(err, MCH_ERR_ARG, "hook '%s' is longer than %zu characters", full,
                       sizeof pt->name - 1);
@@ -113,17 +193,13 @@ mch_status mch_hooks_expand(char *const *names, size_t n, int L, mch_hook_point 
 
 int mch_site_cacheable(mch_site site)
 {
-    return site >= 0 && site < MCH_SITE_COUNT && site != MCH_SITE_RESID_POST;
+    return site >= 0 && site < MCH_SITE_COUNT;
 }
 
 mch_status mch_hooks_check_cacheable(const mch_hook_point *pts, size_t n, mch_err *err)
 {
     for (size_t i = 0; i < n; i++)
         if (!mch_site_cacheable(pts[i].site))
-            return mch_fail(err, MCH_ERR_ARG,
-                            "--cache: hook '%s' cannot be cached (the patcher does not keep it; "
-                            "hook_normalized_resid_post, hook_resid_mid and the attention hooks "
-                            "can be)",
-                            pts[i].name);
+            return mch_fail(err, MCH_ERR_ARG, "--cache: hook '%s' cannot be cached", pts[i].name);
     return MCH_OK;
 }

@@ -549,6 +549,48 @@ message_type {
     type: TYPE_UINT32
     json_name: "verifiedTop"
   }
+  field {
+    name: "qkv"
+    number: 18
+    label: LABEL_REPEATED
+    type: TYPE_FLOAT
+    json_name: "qkv"
+  }
+  field {
+    name: "qkv_scores"
+    number: 19
+    label: LABEL_REPEATED
+    type: TYPE_FLOAT
+    json_name: "qkvScores"
+  }
+  field {
+    name: "pattern"
+    number: 20
+    label: LABEL_REPEATED
+    type: TYPE_FLOAT
+    json_name: "pattern"
+  }
+  field {
+    name: "pattern_scores"
+    number: 21
+    label: LABEL_REPEATED
+    type: TYPE_FLOAT
+    json_name: "patternScores"
+  }
+  field {
+    name: "resid_mid"
+    number: 22
+    label: LABEL_REPEATED
+    type: TYPE_FLOAT
+    json_name: "residMid"
+  }
+  field {
+    name: "resid_mid_scores"
+    number: 23
+    label: LABEL_REPEATED
+    type: TYPE_FLOAT
+    json_name: "residMidScores"
+  }
 }
 message_type {
   name: "UnitResult"
@@ -875,6 +917,30 @@ message_type {
     type: TYPE_MESSAGE
     type_name: ".mechir.Stats"
     json_name: "verifiedRank"
+  }
+  field {
+    name: "qkv"
+    number: 23
+    label: LABEL_OPTIONAL
+    type: TYPE_MESSAGE
+    type_name: ".mechir.Estimates"
+    json_name: "qkv"
+  }
+  field {
+    name: "pattern"
+    number: 24
+    label: LABEL_OPTIONAL
+    type: TYPE_MESSAGE
+    type_name: ".mechir.Estimates"
+    json_name: "pattern"
+  }
+  field {
+    name: "resid_mid_by_role"
+    number: 25
+    label: LABEL_OPTIONAL
+    type: TYPE_MESSAGE
+    type_name: ".mechir.Estimates"
+    json_name: "residMidByRole"
   }
 }
 syntax: "proto3"

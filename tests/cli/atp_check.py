@@ -162,7 +162,7 @@ bad = [
     (["--sweep", "heads", "--method", "exact", "--verify-top", "3"], 2,
      "--verify-top checks estimates"),
     (["--sweep", "head-pos", "--heads", "0.0", "--method", "atp"], 2,
-     "--method atp estimates the heads and blocks sweeps only"),
+     "--method atp does not estimate the head-pos sweep"),
     (["--sweep", "heads", "--heads", "0.0", "--save-patterns", "--method", "atp-qk"], 2,
      "--save-patterns needs --method exact"),
     (["--sweep", "heads", "--method", "atp", "--verify-top", "17"], 1,

@@ -23,33 +23,16 @@ against the model's golden.json and exits 1 on any mismatch.
 import json
 import math
 import os
-import struct
 import sys
 
-import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from encoder_ref import read_safetensors  # noqa: E402
 
 torch.set_default_dtype(torch.float64)
 
-DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
 SITES = ("resid_pre", "attn_out", "mlp_out")
-
-
-def read_safetensors(path):
-    """{name: float64 tensor} from a safetensors file (8-byte header length, JSON header, data)."""
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n].decode("utf-8"))
-    base = 8 + n
-    out = {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = meta["data_offsets"]
-        arr = np.frombuffer(blob[base + a:base + b], dtype=DTYPES[meta["dtype"]])
-        out[name] = torch.from_numpy(arr.astype(np.float64).reshape(meta["shape"]))
-    return out
 
 
 class Roberta:

@@ -156,12 +156,15 @@ rc=$?
 refused "run --input /dev/stdin" 1 "mechir run: /dev/stdin: not a regular file; mechir run (a count, then the pairs) reads it twice (save it to a file first)" "$T/stdin.err"
 check "run --input /dev/stdin: no circuit map" nothing_in "$T/stdin"
 
-# ---- --cache: a hook that cannot be cached, refused at the start ----
+# ---- --cache: an unknown hook, refused at the start naming the nearest; hook_resid_post cached ----
 "$MECHIR" run --model "$MODEL" --input "$T/a.tsv" --max-len 32 --out "$T/post" \
-    --cache blocks.0.hook_resid_post >/dev/null 2>"$T/post.err"
+    --cache blocks.0.hook_resid_psot >/dev/null 2>"$T/post.err"
 rc=$?
-refused "--cache hook_resid_post" 1 "mechir run: --cache: hook 'blocks.0.hook_resid_post' cannot be cached (the patcher does not keep it; hook_normalized_resid_post, hook_resid_mid and the attention hooks can be)" "$T/post.err"
-check "--cache hook_resid_post: no circuit map, no cache" nothing_in "$T/post"
+refused "--cache hook_resid_psot" 1 "mechir run: unknown hook 'blocks.0.hook_resid_psot' (did you mean 'blocks.0.hook_resid_post'?)" "$T/post.err"
+check "--cache hook_resid_psot: no output directory" test ! -e "$T/post"
+"$MECHIR" run --model "$MODEL" --input "$T/a.tsv" --max-len 32 --out "$T/post" \
+    --cache blocks.0.hook_resid_post >/dev/null 2>&1
+check "--cache hook_resid_post: cached" sh -c "'$MECHIR' cache ls '$T/post' | grep -q 'blocks.0.hook_resid_post  *baseline'"
 
 # ---- a FIFO named *.idx in a cache ----
 "$MECHIR" run --model "$MODEL" --input "$T/a.tsv" --max-len 32 --out "$T/c" \

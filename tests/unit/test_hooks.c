@@ -296,6 +296,205 @@ static void test_start_at_layer_reproduces_full_forward(void **state)
     mch_act_cache_free(cache);
 }
 
+/* ---- the finer hooks against the float64 torch reference (tests/data/hooks/, made by
+ * tests/ref/hooks_golden.py from tests/cli/encoder_ref.py) ---- */
+
+typedef struct {
+    int n;
+    int32_t ids[2][64], types[2][64];
+    int lens[2];
+} golden_batch;
+
+static cJSON *golden_hooks(const char *model, golden_batch *gb)
+{
+    char path[512];
+    snprintf(path, sizeof path, MCH_TEST_DATA "/hooks/%s.json", model);
+    cJSON *j = tu_read_json(path);
+    assert_non_null(j);
+    const cJSON *cases = cJSON_GetObjectItem(j, "cases");
+    gb->n = cJSON_GetArraySize(cases);
+    assert_int_equal(gb->n, 2);
+    for (int b = 0; b < 2; b++) {
+        const cJSON *c = cJSON_GetArrayItem(cases, b);
+        gb->lens[b] = tu_ids(c, "input_ids", gb->ids[b], 64);
+        assert_int_equal(tu_ids(c, "token_type_ids", gb->types[b], 64), gb->lens[b]);
+    }
+    return j;
+}
+
+static void test_finer_hooks_match_torch_reference(void **state)
+{
+    (void)state;
+    mch_model *m = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_model_open(&m, MODEL_DIR, &err), MCH_OK);
+    golden_batch gb;
+    cJSON *j = golden_hooks("bert-ce-tiny", &gb);
+    const char *names[] = {"blocks.*.attn.hook_attn_scores", "blocks.*.attn.hook_result",
+                           "blocks.*.mlp.hook_pre",          "blocks.*.mlp.hook_post",
+                           "blocks.*.hook_resid_mid",        "blocks.*.hook_resid_post"};
+    mch_act_cache *cache = mch_act_cache_create(m);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        assert_int_equal(mch_act_cache_add(cache, names[i], &err), MCH_OK);
+    mch_hooks *hk = mch_hooks_create(m->cfg.L);
+    assert_int_equal(mch_act_cache_attach(cache, hk, &err), MCH_OK);
+    mch_workspace *ws = mch_workspace_create(m, 128, 64);
+    mch_batch bt = {2, 64, gb.ids[0], gb.types[0], gb.lens};
+    float scores[2];
+    mch_forward_opts o = {hk, 0, NULL, MCH_POOL_CLS};
+    mch_forward_out out = {scores, NULL, NULL};
+    assert_int_equal(mch_forward(m, ws, &bt, &o, &out, &err), MCH_OK);
+    double *want = malloc(sizeof(double) * 64 * 64 * 64);
+    long bad = 0, values = 0, points = 0;
+    for (int b = 0; b < 2; b++) {
+        const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "cases"), b);
+        const cJSON *hooks = cJSON_GetObjectItem(c, "hooks");
+        double ws0 = cJSON_GetObjectItem(c, "score")->valuedouble;
+        bad += tu_compare("score", &scores[b], &ws0, 1, 1e-5, 1e-4);
+        for (const cJSON *h = hooks->child; h; h = h->next) {
+            mch_site site;
+            int layer, T = 0;
+            assert_int_equal(mch_hook_parse(h->string, m->cfg.L, &site, &layer, &err), MCH_OK);
+            const float *got = mch_act_cache_get(cache, site, layer, b, &T);
+            assert_non_null(got);
+            long n = tu_flatten(h, want, 64 * 64 * 64);
+            assert_int_equal(n, (long)mch_site_floats(&m->cfg, site, T));
+            bad += tu_compare(h->string, got, want, n, 1e-5, 1e-4);
+            values += n;
+            points++;
+        }
+    }
+    printf("bert-ce-tiny: %ld hook points, %ld values against the torch reference\n", points,
+           values);
+    assert_int_equal(points, 2 * 6 * m->cfg.L);
+    assert_int_equal(bad, 0);
+    free(want);
+    cJSON_Delete(j);
+    mch_workspace_free(ws);
+    mch_hooks_free(hk);
+    mch_act_cache_free(cache);
+    mch_model_close(m);
+}
+
+typedef struct {
+    const char *op;
+    int head;
+    double factor;
+} overwrite;
+
+/* The fixture's overwrite ops on sequence 0 (see tests/ref/hooks_golden.py). */
+static int apply_overwrite(void *user, const mch_act_view *v)
+{
+    const overwrite *w = user;
+    if (v->seq != 0) return 0;
+    size_t n = mch_act_view_floats(v);
+    if (!strcmp(w->op, "scale")) {
+        for (size_t i = 0; i < n; i++) v->data[i] = (float)(v->data[i] * w->factor);
+    } else if (!strcmp(w->op, "ramp")) {
+        size_t row = v->site == MCH_SITE_MLP_PRE || v->site == MCH_SITE_MLP_POST ? (size_t)v->FF
+                                                                                 : (size_t)v->C;
+        for (size_t i = 0; i < n; i++)
+            v->data[i] = (float)(v->data[i] + w->factor * (double)(i % row) / (double)row);
+    } else if (v->site == MCH_SITE_RESULT) { /* scale_head: (T, NH, C) */
+        for (int t = 0; t < v->T; t++)
+            for (int c = 0; c < v->C; c++) {
+                float *x = v->data + ((size_t)t * v->NH + w->head) * v->C + c;
+                *x = (float)(*x * w->factor);
+            }
+    } else { /* scale_head of the scores: (NH, T, T) */
+        for (size_t i = 0; i < (size_t)v->T * v->T; i++) {
+            float *x = v->data + (size_t)w->head * v->T * v->T + i;
+            *x = (float)(*x * w->factor);
+        }
+    }
+    return 0;
+}
+
+static long overwrites_of(const char *model_dir, const char *model)
+{
+    mch_model *m = NULL;
+    mch_err err = {0};
+    assert_int_equal(mch_model_open(&m, model_dir, &err), MCH_OK);
+    golden_batch gb;
+    cJSON *j = golden_hooks(model, &gb);
+    mch_workspace *ws = mch_workspace_create(m, 128, 64);
+    mch_hooks *hk = mch_hooks_create(m->cfg.L);
+    long checked = 0, bad = 0;
+    for (const cJSON *o = cJSON_GetObjectItem(j, "overwrites")->child; o; o = o->next) {
+        const cJSON *head = cJSON_GetObjectItem(o, "head");
+        overwrite w = {cJSON_GetObjectItem(o, "op")->valuestring, head ? head->valueint : -1,
+                       cJSON_GetObjectItem(o, "factor")->valuedouble};
+        const char *name = cJSON_GetObjectItem(o, "hook")->valuestring;
+        double want = cJSON_GetObjectItem(o, "score")->valuedouble;
+        const cJSON *case1 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "cases"), 1);
+        double want1 = cJSON_GetObjectItem(case1, "score")->valuedouble;
+        mch_hooks_clear(hk);
+        assert_int_equal(mch_hooks_add_name(hk, name, apply_overwrite, &w, &err), MCH_OK);
+        /* in a batch of two, where sequence 1 is left alone */
+        mch_batch bt = {2, 64, gb.ids[0], gb.types[0], gb.lens};
+        float scores[2];
+        mch_forward_opts fo = {hk, 0, NULL, MCH_POOL_CLS};
+        mch_forward_out out = {scores, NULL, NULL};
+        assert_int_equal(mch_forward(m, ws, &bt, &fo, &out, &err), MCH_OK);
+        char what[160];
+        snprintf(what, sizeof what, "%s score with %s %s", model, name, w.op);
+        bad += tu_compare(what, &scores[0], &want, 1, 1e-5, 1e-4);
+        bad += tu_compare("sequence 1 untouched", &scores[1], &want1, 1, 1e-5, 1e-4);
+        checked++;
+    }
+    assert_int_equal(bad, 0);
+    cJSON_Delete(j);
+    mch_hooks_free(hk);
+    mch_workspace_free(ws);
+    mch_model_close(m);
+    return checked;
+}
+
+static void test_overwriting_finer_hooks_matches_torch_reference(void **state)
+{
+    (void)state;
+    long n = overwrites_of(MODEL_DIR, "bert-ce-tiny");
+    n += overwrites_of(MCH_TEST_DATA "/../../examples/demo-ce", "demo-ce");
+    printf("%ld overwritten forwards against the torch reference\n", n);
+    assert_int_equal(n, 16);
+}
+
+static void test_unknown_hook_suggests_the_nearest(void **state)
+{
+    (void)state;
+    struct {
+        const char *name, *want;
+    } cases[] = {
+        {"blocks.0.attn.hook_zz", "did you mean 'blocks.0.attn.hook_z'?"},
+        {"blocks.1.hook_resid_psot", "did you mean 'blocks.1.hook_resid_post'?"},
+        {"blocks.2.attn.hook_atn_scores", "did you mean 'blocks.2.attn.hook_attn_scores'?"},
+        {"blocks.0.mlp.hook_pos", "did you mean 'blocks.0.mlp.hook_post'?"},
+        {"blocks.0.mlp_hook_pre", "did you mean 'blocks.0.mlp.hook_pre'?"},
+        {"hook_full_embeds", "did you mean 'hook_full_embed'?"},
+        {"hook_embed", "did you mean 'hook_full_embed'?"},
+        {"block.1.attn.hook_result", "did you mean 'blocks.1.attn.hook_result'?"},
+    };
+    int checked = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mch_site site;
+        int layer;
+        mch_err err = {0};
+        assert_int_equal(mch_hook_parse(cases[i].name, 3, &site, &layer, &err), MCH_ERR_ARG);
+        if (!strstr(err.msg, cases[i].want) || !strstr(err.msg, "unknown hook"))
+            fail_msg("%s: '%s'", cases[i].name, err.msg);
+        checked++;
+    }
+    /* a blocks.*. name is answered with a blocks.*. name */
+    char *star[] = {"blocks.*.attn.hook_reslt"};
+    mch_hook_point *pts = NULL;
+    size_t n = 0;
+    mch_err err = {0};
+    assert_int_equal(mch_hooks_expand(star, 1, 3, &pts, &n, &err), MCH_ERR_ARG);
+    assert_string_equal(err.msg, "unknown hook 'blocks.*.attn.hook_reslt' (did you mean "
+                                 "'blocks.*.attn.hook_result'?)");
+    assert_int_equal(checked, 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +505,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_start_at_layer_reproduces_full_forward, setup,
                                         teardown),
+        cmocka_unit_test(test_finer_hooks_match_torch_reference),
+        cmocka_unit_test(test_overwriting_finer_hooks_matches_torch_reference),
+        cmocka_unit_test(test_unknown_hook_suggests_the_nearest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,6 +82,7 @@ static void run_fixture(const char *model_dir, const char *fixture, int naive)
                             0,
                             MCH_POOL_CLS,
                             0,
+                            0,
                             0};
         mch_patcher *p = NULL;
         assert_int_equal(mch_patcher_create(&p, m, &o, T, &err), MCH_OK);

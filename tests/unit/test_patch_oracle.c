@@ -122,6 +122,7 @@ static int compare_engines(const mch_model *m, mch_pooling pooling, int pairs, u
                                 /* a small budget forces several chunks */ naive ? 0 : 64 << 10,
                                 pooling,
                                 0,
+                                0,
                                 0};
             mch_patcher *p = NULL;
             mch_err err = {0};
@@ -209,7 +210,7 @@ static void test_identical_inputs_are_skipped_without_nan(void **s)
     int32_t types[8] = {0, 0, 0, 0, 1, 1, 1, 1};
     float heads[8] = {0};
     for (int naive = 0; naive < 2; naive++) {
-        mch_patch_opts o = {MCH_SWEEP_HEADS, 0, NULL, 0, 1e-3, naive, 0, MCH_POOL_CLS, 0, 0};
+        mch_patch_opts o = {MCH_SWEEP_HEADS, 0, NULL, 0, 1e-3, naive, 0, MCH_POOL_CLS, 0, 0, 0};
         mch_patcher *p = NULL;
         assert_int_equal(mch_patcher_create(&p, m, &o, 8, &err), MCH_OK);
         mch_patch_pair pair = {8, ids, ids, types, 0, NULL};
@@ -260,7 +261,7 @@ static void test_rows_equal_only_in_a_prefix_are_patched(void **s)
     float *scores[2];
     mch_patch_result r[2];
     for (int naive = 0; naive < 2; naive++) {
-        mch_patch_opts o = {MCH_SWEEP_BLOCKS, 0, NULL, 0, 1e-6, naive, 0, MCH_POOL_CLS, 0, 0};
+        mch_patch_opts o = {MCH_SWEEP_BLOCKS, 0, NULL, 0, 1e-6, naive, 0, MCH_POOL_CLS, 0, 0, 0};
         mch_patcher *p = NULL;
         mch_err err = {0};
         assert_int_equal(mch_patcher_create(&p, rm.m, &o, T, &err), MCH_OK);
