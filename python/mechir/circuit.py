@@ -2,7 +2,8 @@
 CircuitMap) and read_circuit_json (circuit.json, or `mechir report MAP --format json`) give the
 same CircuitMap object.
 
-Every estimate block (heads, blocks by role, head-pos, a stratum's maps, the verified maps) is an
+Every estimate block (heads, blocks by role, head-pos, qkv, pattern, resid-mid by role, a
+stratum's maps, the verified maps) is an
 Estimates: arrays of one shape whose axes are named in .axes and labelled in .coords, holding
 what circuit.json holds per cell (ratio_of_means, ci_low, ci_high, the two exact sums, mean, std,
 n). From a .cmap it also holds m2 and the bootstrap replicates' ratios of means."""
@@ -22,7 +23,8 @@ CMAP_FORMAT = "mechir-circuit/2"
 ROLES = ("cls", "sep", "query_term", "query_other", "injected", "doc_term", "doc_match",
          "doc_other")
 COMPONENTS = ("resid_pre", "attn_out", "mlp_out")
-SWEEPS = ("heads", "blocks", "head-pos", "none")
+SWEEPS = ("heads", "blocks", "head-pos", "qkv", "pattern", "resid-mid", "none")
+QKV = ("q", "k", "v")
 CMAP_MAX_BYTES = 1 << 30
 MAX_STRATA = 4096
 STAT_KEYS = ("ratio_of_means", "ci_low", "ci_high", "sum_patched_minus_baseline",
@@ -96,10 +98,16 @@ class CircuitMap:
     sites: List[str]
     provenance: List[str]
     pair_ids: Optional[np.ndarray] = None  # .cmap only (uint64, sorted)
+    # the finer sweeps (None: not swept): hook_q/k/v of each head (component q/k/v, layer,
+    # head), a head's whole hook_pattern (layer, head), hook_resid_mid by role (layer, role)
+    qkv: Optional[Estimates] = None
+    pattern: Optional[Estimates] = None
+    resid_mid_by_role: Optional[Estimates] = None
 
     def components(self, frame=None):
         """Every component with pairs (n > 0) in the map's order, as `mechir report` lists them
-        in components.csv: kind (head, block, head_pos), component, layer, head, role and the
+        in components.csv: kind (head, block, head_pos, qkv, pattern), component, layer, head,
+        role and the
         cell's statistics. A pandas DataFrame when pandas is importable (frame=None) or asked
         for (frame=True), else a list of dicts."""
         rows = []
@@ -137,6 +145,16 @@ class CircuitMap:
                 for (k, r) in np.ndindex(*e.shape):
                     layer, head = e.coords["head_pos"][k]
                     add("head_pos", comp, e, (k, r), layer, head, ROLES[r])
+        if self.qkv is not None:
+            for (c, layer, head) in np.ndindex(*self.qkv.shape):
+                add("qkv", "attn.hook_" + QKV[c], self.qkv, (c, layer, head), layer, head, None)
+        if self.pattern is not None:
+            for (layer, head) in np.ndindex(*self.pattern.shape):
+                add("pattern", "attn.hook_pattern", self.pattern, (layer, head), layer, head, None)
+        if self.resid_mid_by_role is not None:
+            for (layer, r) in np.ndindex(*self.resid_mid_by_role.shape):
+                add("block", "resid_mid", self.resid_mid_by_role, (layer, r), layer, None,
+                    ROLES[r])
         return _frame(rows, frame)
 
     def top(self, k=10):
@@ -149,11 +167,20 @@ class CircuitMap:
         return rows[:k]
 
 
+HEAD_LABELS = {"decoder.attn.hook_z": "decoder head",
+               "decoder.cross_attn.hook_z": "cross-attention head"}
+
+
 def component_name(kind, component, layer, head, role):
     """A component as the report names it: "head 1.2", "attn_out layer 1 doc_match",
-    "head-pos hook_z head 1.1 doc_match"."""
+    "head-pos hook_z head 1.1 doc_match", "hook_q head 1.2", "pattern head 1.2"; a MonoT5's
+    "decoder head 0.3" and "cross-attention head 0.3"."""
     if kind == "head":
-        return "head %d.%d" % (layer, head)
+        return "%s %d.%d" % (HEAD_LABELS.get(component, "head"), layer, head)
+    if kind == "qkv":
+        return "%s head %d.%d" % (component[len("attn."):], layer, head)
+    if kind == "pattern":
+        return "pattern head %d.%d" % (layer, head)
     if kind == "block":
         return "%s layer %d %s" % (component, layer, role)
     hook = "hook_z" if component == "attn.hook_z" else "hook_pattern"
@@ -187,6 +214,13 @@ def _axes(kind, L, NH, head_pos, LD=0):
     if kind == "blocks":
         return (("component", "layer", "role"),
                 {"component": list(COMPONENTS), "layer": list(range(L)), "role": list(ROLES)})
+    if kind == "qkv":
+        return (("component", "layer", "head"),
+                {"component": list(QKV), "layer": list(range(L)), "head": list(range(NH))})
+    if kind == "pattern":
+        return ("layer", "head"), {"layer": list(range(L)), "head": list(range(NH))}
+    if kind == "resid_mid":
+        return ("layer", "role"), {"layer": list(range(L)), "role": list(ROLES)}
     return ("head_pos", "role"), {"head_pos": [tuple(h) for h in head_pos], "role": list(ROLES)}
 
 
@@ -404,11 +438,15 @@ def _from_pb(path, m):
         ck.fail("spec: decoder_layers %d out of range (0..1024)" % LD)
     cells = {"heads": (L + 2 * LD) * NH if "heads" in sw else 0,
              "blocks": 3 * L * R if "blocks" in sw else 0,
-             "head_pos": K * R if "head-pos" in sw else 0}
+             "head_pos": K * R if "head-pos" in sw else 0,
+             "qkv": 3 * L * NH if "qkv" in sw else 0,
+             "pattern": L * NH if "pattern" in sw else 0,
+             "resid_mid": L * R if "resid-mid" in sw else 0}
     verify = s.verify_top != 0
     top = [("heads", "heads", "heads"), ("blocks_by_role", "blocks", "blocks"),
            ("head_pos_z_by_role", "head_pos", "head_pos"),
-           ("head_pos_pattern_by_role", "head_pos", "head_pos")]
+           ("head_pos_pattern_by_role", "head_pos", "head_pos"), ("qkv", "qkv", "qkv"),
+           ("pattern", "pattern", "pattern"), ("resid_mid_by_role", "resid_mid", "resid_mid")]
     ver = [("heads_verified", "heads"), ("heads_verified_estimate", "heads"),
            ("blocks_by_role_verified", "blocks"), ("blocks_by_role_verified_estimate", "blocks")]
     for name, kind, _ in top:
@@ -483,7 +521,10 @@ def _from_pb(path, m):
                   "pattern": est("head_pos_pattern_by_role", "head_pos")} if K else None,
         strata={st.name: Stratum(st.name, st.pairs, est_of(st, "heads", "heads"),
                                  est_of(st, "blocks_by_role", "blocks")) for st in m.strata},
-        verified=verified, sites=list(m.sites), provenance=list(m.provenance), pair_ids=ids)
+        verified=verified, sites=list(m.sites), provenance=list(m.provenance), pair_ids=ids,
+        qkv=est("qkv", "qkv") if "qkv" in sw else None,
+        pattern=est("pattern", "pattern") if "pattern" in sw else None,
+        resid_mid_by_role=est("resid_mid_by_role", "resid_mid") if "resid-mid" in sw else None)
 
 
 # ---- circuit.json -------------------------------------------------------------------------
@@ -549,6 +590,11 @@ def read_circuit_json(path):
                 if key in v:
                     verified[key] = est(v[key], kind, "verified." + key)
         spec = {k: j[k] for k in ("model", "perturbation", "direction", "software_version")}
+        finer = {}
+        for key, kind in (("qkv", "qkv"), ("pattern", "pattern"),
+                          ("resid_mid_by_role", "resid_mid")):
+            if key in j:
+                finer[key] = est(j[key], kind, key)
         if "verify_top" in j:
             spec["verify_top"] = j["verify_top"]
         return CircuitMap(
@@ -566,7 +612,8 @@ def read_circuit_json(path):
                                   est(st["blocks_by_role"], "blocks",
                                       "strata.%s.blocks_by_role" % name))
                     for name, st in j["strata"].items()},
-            verified=verified, sites=list(j["sites"]), provenance=list(j["provenance"]))
+            verified=verified, sites=list(j["sites"]), provenance=list(j["provenance"]),
+            **finer)
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, MechirFormatError):
             raise

@@ -9,7 +9,7 @@ from typing import Dict, Tuple
 import numpy as np
 
 from . import _zstd
-from .circuit import COMPONENTS
+from .circuit import COMPONENTS, QKV
 from .errors import MechirFormatError
 
 
@@ -62,8 +62,9 @@ def _grid(x, what):
 def pair_arrays(pair, scores=False):
     """One pair's maps (a row of read_pairs: a dict or a DataFrame row) as NamedArrays:
     "heads" (layer, head), "blocks" (component, layer, position), "head_pos_z" and
-    "head_pos_pattern" (head_pos, position): the effects, or with scores=True the raw patched
-    scores. Only the maps the pair holds (none for a skipped or failed pair). Positions are
+    "head_pos_pattern" (head_pos, position), "qkv" (component q/k/v, layer, head), "pattern"
+    (layer, head) and "resid_mid" (layer, position): the effects, or with scores=True the raw
+    patched scores. Only the maps the pair holds (none for a skipped or failed pair). Positions are
     labelled with the pair's roles."""
     sfx = "_scores" if scores else ""
     get = pair.get if hasattr(pair, "get") else pair.__getitem__
@@ -88,4 +89,20 @@ def pair_arrays(pair, scores=False):
             out["head_pos_" + key] = NamedArray(a, ("head_pos", "position"),
                                                 {"head_pos": list(range(a.shape[0])),
                                                  "position": roles})
+    qkv = get("qkv" + sfx)
+    if isinstance(qkv, dict):
+        a = np.stack([_grid(qkv[c], c) for c in QKV])
+        out["qkv"] = NamedArray(a, ("component", "layer", "head"),
+                                {"component": list(QKV), "layer": list(range(a.shape[1])),
+                                 "head": list(range(a.shape[2]))})
+    pattern = get("pattern" + sfx)
+    if isinstance(pattern, list):
+        a = _grid(pattern, "pattern")
+        out["pattern"] = NamedArray(a, ("layer", "head"), {"layer": list(range(a.shape[0])),
+                                                           "head": list(range(a.shape[1]))})
+    rmid = get("resid_mid" + sfx)
+    if isinstance(rmid, list):
+        a = _grid(rmid, "resid_mid")
+        out["resid_mid"] = NamedArray(a, ("layer", "position"),
+                                      {"layer": list(range(a.shape[0])), "position": roles})
     return out

@@ -81,7 +81,7 @@ def cmp_map(m, j, c, where):
     """A CircuitMap against the JSON mechir printed for the same map; every key of the JSON."""
     known = {"format", "model", "perturbation", "direction", "bootstrap", "sweeps", "method",
              "verify_top", "software_version", "pairs", "heads", "blocks_by_role", "head_pos",
-             "verified", "strata", "sites", "provenance"}
+             "verified", "strata", "sites", "provenance", "qkv", "pattern", "resid_mid_by_role"}
     extra = set(j) - known
     if extra:
         c.bad.append("%s: JSON keys the test does not compare: %s" % (where, sorted(extra)))
@@ -109,6 +109,17 @@ def cmp_map(m, j, c, where):
         cmp_est(c, where + ".head_pos.pattern", m.head_pos["pattern"], hp["pattern"])
     else:
         c.value(where + ".head_pos", m.head_pos, None)
+    for k in ("qkv", "pattern", "resid_mid_by_role"):
+        if k in j:
+            cmp_est(c, "%s.%s" % (where, k), getattr(m, k), j[k])
+        else:
+            c.value("%s.%s" % (where, k), getattr(m, k), None)
+    if "qkv" in j:
+        c.value(where + ".qkv.components", list(m.qkv.coords["component"]),
+                j["qkv"]["components"])
+    if "resid_mid_by_role" in j:
+        c.value(where + ".resid_mid_by_role.roles", list(m.resid_mid_by_role.coords["role"]),
+                j["resid_mid_by_role"]["roles"])
     c.value(where + ".strata", list(m.strata), list(j["strata"]))
     for name, st in j["strata"].items():
         c.value("%s.strata.%s.pairs" % (where, name), m.strata[name].pairs, st["pairs"])
@@ -131,7 +142,7 @@ def run_dir(r):
     return os.path.join(WORK, r)
 
 
-RUNS = ("f32", "bf16", "fp16", "atp", "many")
+RUNS = ("f32", "bf16", "fp16", "atp", "many", "finer")
 
 # ---- circuit.cmap and circuit.json -----------------------------------------------------------
 for r in RUNS:
@@ -190,7 +201,7 @@ with open(os.path.join(ROOT, "docs", "PYTHON.md"), encoding="utf-8") as f:
 blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
 example = [b for b in blocks if "m.top(" in b]
 check("docs/PYTHON.md has the top-components example", len(example) == 1)
-for r in ("f32", "bf16", "atp"):
+for r in ("f32", "bf16", "atp", "finer"):
     code = example[0].replace("runs/demo/circuit.cmap", os.path.join(run_dir(r), "circuit.cmap"))
     code = code.replace("m.top(10)", "m.top(12)")
     out = io.StringIO()
@@ -272,6 +283,12 @@ for r in RUNS:
                     for k in ("z", "pattern"):
                         c.arrays(p["pair_id"] + ".head_pos." + k, arrs["head_pos_" + k].arr,
                                  p["head_pos" + sfx][k])
+                if "qkv" + sfx in p:
+                    c.arrays(p["pair_id"] + ".qkv" + sfx, arrs["qkv"].arr,
+                             [p["qkv" + sfx][k] for k in "qkv"])
+                for k in ("pattern", "resid_mid"):
+                    if k + sfx in p:
+                        c.arrays("%s.%s%s" % (p["pair_id"], k, sfx), arrs[k].arr, p[k + sfx])
         if r != "many":
             c.report("%s: pair_arrays of every pair of %s against its JSON lists" % (r, name))
 many = mechir.read_pairs(os.path.join(run_dir("many"), "pairs.jsonl.zst"), frame=False)

@@ -91,10 +91,11 @@ run fp16 --input "$T/in4.jsonl" --sweep heads,blocks --bootstrap 0 --cache "$HOO
     --cache-dtype fp16
 run atp --input "$T/in6.jsonl" --sweep heads,blocks --method atp --verify-top 3 --bootstrap 20
 run many --input "$T/many.tsv" --sweep none --bootstrap 0
-ok "mechir run: f32, bf16 and fp16 caches, AtP with --verify-top, 130 pairs without a sweep"
+run finer --input "$T/in6.jsonl" --sweep heads,qkv,pattern,resid-mid --bootstrap 20
+ok "mechir run: f32, bf16 and fp16 caches, AtP with --verify-top, 130 pairs without a sweep, the qkv, pattern and resid-mid sweeps"
 
 # mechir's own views of each run: the map as JSON, the report, the cache.
-for r in f32 bf16 fp16 atp many; do
+for r in f32 bf16 fp16 atp many finer; do
     "$MECHIR" report "$T/$r/circuit.cmap" --format json >"$T/$r.json" 2>"$T/err" ||
         fail "mechir report $r --format json"
     "$MECHIR" report "$T/$r/circuit.cmap" -o "$T/$r.report" --top 12 >/dev/null 2>"$T/err" ||
