@@ -75,7 +75,7 @@ static char *run_model(const char *pairs, char *why, size_t cap)
 
 typedef struct {
     const char *pairs, *pair, *out, *model, *heads;
-    int top_heads;
+    int top_heads, top_given;
 } pair_opts;
 
 /* The pair's views; @return the exit status. */
@@ -104,8 +104,13 @@ static int report_pair(const pair_opts *po, const char *id, const uint32_t *give
         status = 1;
     }
     const mch_config *cfg = m ? &m->cfg : meta ? &meta->cfg : NULL;
-    const mch_tok *tok = m ? m->tok : meta ? meta->tok : NULL;
-    if (!status && !tok) {
+    const mch_tok *tok = m ? (m->t5 ? m->t5->tok : m->tok) : meta ? meta->tok : NULL;
+    if (!status && m && m->t5 && (given || po->top_given)) {
+        mch_log_error("mechir report: %s is a MonoT5: attention patterns are drawn for encoder "
+                      "models only (leave out --heads and --top-heads for the blocks view)",
+                      dir);
+        status = 2;
+    } else if (!status && !tok) {
         mch_log_error("mechir report: %s has no tokenizer to label the tokens with", dir);
         status = 1;
     } else if (!status && rec.L && (rec.L != cfg->L || (rec.NH && rec.NH != cfg->NH))) {
@@ -122,7 +127,9 @@ static int report_pair(const pair_opts *po, const char *id, const uint32_t *give
         status = 2;
     }
     const char *no_pat = "no --model: attention patterns need a forward of the model";
-    if (!status && m) {
+    if (!status && m && m->t5) {
+        no_pat = "a MonoT5: attention patterns are drawn for encoder models only";
+    } else if (!status && m) {
         size_t cap = given ? n_given : (size_t)po->top_heads;
         heads = malloc((cap + 1) * 2 * sizeof *heads);
         for (size_t k = 0; heads && given && k < n_given; k++)
@@ -192,7 +199,7 @@ int mch_cmd_report_pair(int argc, char **argv)
     uint32_t *given = NULL;
     size_t n_given = 0;
     mch_err err = {0};
-    if (top_given) po.top_heads = top_given;
+    if (top_given) po.top_heads = po.top_given = top_given;
     if (!status && o.help) {
         mch_report_pair_usage(stdout);
     } else if (!status && o.n_pos) {

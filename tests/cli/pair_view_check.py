@@ -39,7 +39,9 @@ def check(desc, ok, detail=""):
 def find_pair(path, pid):
     with open(path, encoding="utf-8") as f:
         for line in f:
-            d = json.loads(line)
+            # "-0" (a patched score equal to the baseline's, less a little) stays -0.0, as the
+            # view prints it
+            d = json.loads(line, parse_int=lambda t: -0.0 if t == "-0" else int(t))
             if d["pair_id"] == pid:
                 return d
     raise SystemExit("pair %s not in %s" % (pid, path))
@@ -212,8 +214,14 @@ def main():
     pairs, pid, view, model_dir = sys.argv[1:5]
     attention = len(sys.argv) > 5 and sys.argv[5] == "attention"
     pair = find_pair(pairs, pid)
-    with open(os.path.join(model_dir, "vocab.txt"), encoding="utf-8") as f:
-        vocab = [line.rstrip("\n") for line in f]
+    if os.path.exists(os.path.join(model_dir, "vocab.txt")):
+        with open(os.path.join(model_dir, "vocab.txt"), encoding="utf-8") as f:
+            vocab = [line.rstrip("\n") for line in f]
+    else:  # a MonoT5: its pieces from python3-sentencepiece
+        import sentencepiece
+        sp = sentencepiece.SentencePieceProcessor(
+            model_file=os.path.join(model_dir, "spiece.model"))
+        vocab = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
     tok_b = [vocab[i] for i in pair["baseline_ids"]]
     tok_p = [vocab[i] for i in pair["perturbed_ids"]]
     differ = [t for t, (a, b) in enumerate(zip(pair["baseline_ids"], pair["perturbed_ids"]))

@@ -139,5 +139,22 @@ check "no other directory was written" \
 (cd "$T" && "$MECHIR" report --pairs runj/pairs.jsonl --pair "$P1" > /dev/null 2>&1)
 check "without -o the view goes to pair-ID" test -s "$T/pair-$P1/blocks.svg"
 
+# A MonoT5 pair: the blocks view over its prompt (pieces from python3-sentencepiece); attention
+# patterns are refused in one line.
+T5="$ROOT/tests/data/models/monot5-tiny"
+"$MECHIR" run --model "$T5" --input "$T/in.tsv" --sweep heads,blocks --max-len 64 --seed 1 \
+    --pairs-format jsonl --out "$T/t5" > /dev/null 2>&1
+check "a MonoT5 run" test -s "$T/t5/pairs.jsonl"
+PT=$($PY -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["pair_id"])' \
+    "$T/t5/pairs.jsonl")
+"$MECHIR" report --pairs "$T/t5/pairs.jsonl" --pair "$PT" --model "$T5" -o "$T/vt5" 2> "$T/err"
+check "report --pair of a MonoT5 pair with --model exits 0" test $? -eq 0
+check "every SVG of the MonoT5 view renders" render "$T/vt5" 1
+$PY "$CHECK" "$T/t5/pairs.jsonl" "$PT" "$T/vt5" "$T5" > "$T/out" 2>&1
+check "MonoT5 pair $PT: blocks against pairs.jsonl, prompt pieces from sentencepiece" \
+    test $? -eq 0 || cat "$T/out"
+bad "a MonoT5 with --heads" 2 "is a MonoT5: attention patterns are drawn for encoder models only" \
+    --pairs "$T/t5/pairs.jsonl" --pair "$PT" --model "$T5" --heads 0.1 -o "$T/vt5"
+
 echo "$fails failures"
 [ "$fails" -eq 0 ]
