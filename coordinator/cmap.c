@@ -615,6 +615,7 @@ static void json_spec(FILE *f, const mch_job_spec *s)
     fprintf(f, ",\"seed\":%llu,\"max_len\":%u,\"max_query_len\":%u,\"min_delta\":",
             (unsigned long long)s->seed, s->max_len, s->max_query_len);
     mch_json_double(f, s->min_delta);
+    if (s->max_span) fprintf(f, ",\"max_span\":%u", s->max_span);
     fprintf(f, ",\"stem\":%s},\"direction\":", s->stem ? "true" : "false");
     mch_json_string(f, *s->direction ? s->direction : "any");
     fprintf(f, ",\"bootstrap\":{\"replicates\":%lu,\"level\":", (unsigned long)s->bootstrap);

@@ -215,6 +215,7 @@ mch_status mch_plan_spec(const mch_run_opts *o, const mch_model_meta *m, mch_job
     if ((rc = plan_input_files(so, s, err))) return rc;
     s->layers = (uint32_t)cfg->L, s->heads = (uint32_t)cfg->NH, s->hidden = (uint32_t)cfg->C;
     s->decoder_layers = (uint32_t)cfg->LD;
+    s->max_span = (uint32_t)(so->max_span > 0 ? so->max_span : 0);
     s->max_len = (uint32_t)(so->max_len ? so->max_len : cfg->max_tokens);
     s->max_query_len = (uint32_t)(so->max_query_len ? so->max_query_len : 64);
     s->min_delta = o->min_delta > 0 ? o->min_delta : 1e-3;

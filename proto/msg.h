@@ -59,6 +59,7 @@ typedef struct {
     uint32_t decoder_layers; /* MonoT5: the decoder's layers LD (0: an encoder model); the heads
                               * maps have mch_spec_head_rows rows */
     char *perturbation, *position, *filler, *pooling;
+    uint32_t max_span; /* --perturb given: --max-span (0: any span) */
     int stem;
     uint32_t max_len, max_query_len;
     double min_delta;

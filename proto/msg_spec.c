@@ -298,6 +298,7 @@ void msg_spec_to_pb(const mch_job_spec *s, Mechir__JobSpec *m)
     for (int i = 0; i < N_STR_FIELDS; i++) *PB_STR(m, i) = msg_s(*PLAIN_STR(s, i));
     m->layers = s->layers, m->heads = s->heads, m->hidden = s->hidden;
     m->decoder_layers = s->decoder_layers;
+    m->max_span = s->max_span;
     m->stem = s->stem != 0;
     m->max_len = s->max_len, m->max_query_len = s->max_query_len;
     m->min_delta = s->min_delta;
@@ -319,6 +320,7 @@ mch_status msg_spec_from_pb(mch_job_spec *s, const Mechir__JobSpec *m, mch_err *
             rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     s->layers = m->layers, s->heads = m->heads, s->hidden = m->hidden;
     s->decoder_layers = m->decoder_layers;
+    s->max_span = m->max_span;
     s->stem = m->stem;
     s->max_len = m->max_len, s->max_query_len = m->max_query_len;
     s->min_delta = m->min_delta;
@@ -500,6 +502,7 @@ static const struct {
     D("input files", K_FILES, input_files, 1, 1),
     D("position", K_STR, position, 0, 0),
     D("filler", K_STR, filler, 0, 0),
+    D("max span", K_U32, max_span, 0, 0),
     D("pooling", K_STR, pooling, 0, 0),
     D("stem", K_INT, stem, 0, 0),
     D("max_len", K_U32, max_len, 0, 0),

@@ -248,6 +248,13 @@ message_type {
     type: TYPE_UINT32
     json_name: "decoderLayers"
   }
+  field {
+    name: "max_span"
+    number: 35
+    label: LABEL_OPTIONAL
+    type: TYPE_UINT32
+    json_name: "maxSpan"
+  }
 }
 message_type {
   name: "InputFile"

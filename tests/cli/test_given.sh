@@ -138,6 +138,18 @@ has bad_pairs "$B:4: the documents differ in 4 tokens from document token 4, mor
 [ "$(wc -l <"$T/bad_pairs.jsonl")" -eq 1 ] || fail "bad_pairs: want 1 pair written"
 grep -q '"docno":"d6"' "$T/bad_pairs.jsonl" || fail "bad_pairs: d6 not written"
 ok "bad given pairs named FILE:LINE: reason, the good one written"
+# --max-span is part of the job: recorded in circuit.json, and a resume with another refused
+expect 0 span_run "$MECHIR" run --model "$MODEL" --input "$B" --perturb given --max-span 3 \
+    --max-len 64 --sweep heads --bootstrap 0 --out "$T/span_run"
+grep -q '"filler":"a","seed":[0-9]*,"max_len":64,"max_query_len":64,"min_delta":0.001,"max_span":3,' \
+    "$T/span_run/circuit.json" || fail "span_run: circuit.json does not record max_span 3"
+expect 1 span_resume "$MECHIR" run --model "$MODEL" --input "$B" --perturb given --max-span 4 \
+    --max-len 64 --sweep heads --bootstrap 0 --out "$T/span_run" --resume
+grep -q "max span: 3 in the journal, 4 now" "$T/span_resume.err" || {
+    sed 's/^/    | /' "$T/span_resume.err"
+    fail "span_resume: the refusal does not name the max span"
+}
+ok "--max-span recorded in circuit.json; a resume with another --max-span refused"
 # the appended span beyond --max-len
 L=$T/long.jsonl
 echo '{"qid":"q","query":"red apple","docno":"d","text":"one two three four five six seven eight","perturbed":"one two three four five six seven eight red"}' >"$L"
