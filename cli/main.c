@@ -14,8 +14,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: mechir <command> [options]\n"
                "\n"
-               "Mechanistic interpretability of neural retrieval models (BERT-family cross- and\n"
-               "bi-encoders from Hugging Face checkpoint directories).\n"
+               "Mechanistic interpretability of neural retrieval models from Hugging Face\n"
+               "checkpoint directories: BERT, DistilBERT, ELECTRA, RoBERTa and XLM-RoBERTa\n"
+               "cross- and bi-encoders, and MonoT5 (docs/MODELS.md).\n"
                "\n"
                "commands:\n"
                "  score    score query-document pairs with a model\n"

@@ -534,6 +534,28 @@ static void store(float *scores_out, float *effects_out, size_t idx, float patch
     if (effects_out) effects_out[idx] = (float)((patched - res->score_baseline) / d);
 }
 
+/* The positions t of a layer's rows (bsrc, psrc: T x C) to patch, into p->todo: those mask
+ * (NULL: all) keeps at base_idx + t. A row the two runs hold identically changes nothing when
+ * patched, so (unless naive) its score is the baseline's, stored at base_idx + t without a
+ * forward. @return how many are in p->todo. */
+static int changed_rows(mch_patcher *p, const float *bsrc, const float *psrc,
+                        const unsigned char *mask, float *scores_out, float *effects_out,
+                        size_t base_idx, mch_patch_result *res)
+{
+    int n = 0, C = p->C;
+    for (int t = 0; t < p->T; t++) {
+        if (mask && !mask[base_idx + t]) continue;
+        if (!memcmp(bsrc + (size_t)t * C, psrc + (size_t)t * C, (size_t)C * 4) && !p->o.naive) {
+            store(scores_out, effects_out, base_idx + t, p->base.score, res);
+            res->patches++;
+            res->forwards_saved++;
+        } else {
+            p->todo[n++] = t;
+        }
+    }
+    return n;
+}
+
 static mch_status naive_score(mch_patcher *p, const mch_patch_pair *pair, naive_patch np,
                               float *score, mch_err *err)
 {
@@ -675,17 +697,9 @@ static mch_status sweep_resid_mid(mch_patcher *p, const mch_patch_pair *pair, mc
     for (int l = 0; l < p->L; l++) {
         const float *bsrc = cache_at(&p->base, MCH_SITE_RESID_MID, p, l);
         const float *psrc = cache_at(&p->pert, MCH_SITE_RESID_MID, p, l);
-        int *todo = p->todo, n = 0;
-        for (int t = 0; t < T; t++) {
-            /* Patching a row with identical values changes nothing: exactly baseline. */
-            if (!memcmp(bsrc + (size_t)t * C, psrc + (size_t)t * C, (size_t)C * 4) && !p->o.naive) {
-                store(res->resid_mid_scores, res->resid_mid, (size_t)l * T + t, p->base.score, res);
-                res->patches++;
-                res->forwards_saved++;
-            } else {
-                todo[n++] = t;
-            }
-        }
+        int *todo = p->todo;
+        int n = changed_rows(p, bsrc, psrc, NULL, res->resid_mid_scores, res->resid_mid,
+                             (size_t)l * T, res);
         for (int i0 = 0; i0 < n; i0 += p->S_max) {
             int S = n - i0 < p->S_max ? n - i0 : p->S_max;
             float *scores = p->vscores;
@@ -724,19 +738,9 @@ static mch_status sweep_blocks(mch_patcher *p, const mch_patch_pair *pair, mch_p
             size_t base_idx = ((size_t)c * L + l) * T;
             const float *bsrc = cache_at(&p->base, sites[c], p, l);
             const float *psrc = cache_at(&p->pert, sites[c], p, l);
-            int *todo = p->todo, n = 0;
-            for (int t = 0; t < T; t++) {
-                if (p->blocks_mask && !p->blocks_mask[base_idx + t]) continue;
-                /* Patching a row with identical values changes nothing: exactly baseline. */
-                if (!memcmp(bsrc + (size_t)t * C, psrc + (size_t)t * C, (size_t)C * 4) &&
-                    !p->o.naive) {
-                    store(res->blocks_scores, res->blocks, base_idx + t, p->base.score, res);
-                    res->patches++;
-                    res->forwards_saved++;
-                } else {
-                    todo[n++] = t;
-                }
-            }
+            int *todo = p->todo;
+            int n = changed_rows(p, bsrc, psrc, p->blocks_mask, res->blocks_scores, res->blocks,
+                                 base_idx, res);
             for (int i0 = 0; i0 < n; i0 += p->S_max) {
                 int S = n - i0 < p->S_max ? n - i0 : p->S_max;
                 float *scores = p->vscores;

@@ -7,7 +7,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 
 /* ---- alignment ---------------------------------------------------------------------------- */
 
@@ -199,30 +198,11 @@ static int next_start(const uint8_t *starts, int i, int n)
     return i;
 }
 
-/* Spells pieces ids[i..j) into buf (cap bytes), lowercased and unaccented with a cased
- * tokenizer; 0 when it does not fit or holds an unknown piece (it then matches nothing). */
+/* Spells pieces ids[i..j) into buf as the perturber spells words (mch_word_spell). */
 static int spell_word(const mch_given *g, const int32_t *ids, int i, int j, char *buf, size_t cap,
                       size_t *len)
 {
-    size_t wl = 0, cl;
-    for (int k = i; k < j; k++) {
-        if (ids[k] == mch_tok_unk(g->v) || mch_tok_piece(g->v, ids[k], buf + wl, cap - wl, &cl) < 0)
-            return 0;
-        wl += cl;
-    }
-    buf[wl] = 0;
-    *len = wl;
-    if (!g->fold) return 1;
-    utf8proc_uint8_t *f = NULL;
-    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)buf, (utf8proc_ssize_t)wl, &f,
-                                      UTF8PROC_DECOMPOSE | UTF8PROC_STRIPMARK | UTF8PROC_CASEFOLD);
-    int ok = n >= 0 && (size_t)n < cap;
-    if (ok) {
-        memcpy(buf, f, (size_t)n + 1);
-        *len = (size_t)n;
-    }
-    free(f);
-    return ok;
+    return mch_word_spell(g->v, g->fold, ids, i, j, buf, cap, len);
 }
 
 /* The stem of w into g->stem (or w itself without stemming). */

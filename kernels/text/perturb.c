@@ -781,21 +781,24 @@ static int fold_word(char *buf, size_t cap, size_t *len)
     return ok;
 }
 
-/* Spells the word of pieces ids[i..j) into buf (what each piece adds, mch_tok_piece; with a
- * cased tokenizer lowercased and unaccented). Returns 0 when it does not fit cap bytes or holds
- * an unknown piece: an unknown token spells no word, so it matches nothing. */
-static int spell(const mch_perturber *p, const int32_t *ids, int i, int j, char *buf, size_t cap,
-                 size_t *len)
+int mch_word_spell(const mch_tok *v, int fold, const int32_t *ids, int i, int j, char *buf,
+                   size_t cap, size_t *len)
 {
     size_t wl = 0, cl;
     for (int k = i; k < j; k++) {
-        if (ids[k] == mch_tok_unk(p->v) || mch_tok_piece(p->v, ids[k], buf + wl, cap - wl, &cl) < 0)
+        if (ids[k] == mch_tok_unk(v) || mch_tok_piece(v, ids[k], buf + wl, cap - wl, &cl) < 0)
             return 0;
         wl += cl;
     }
     buf[wl] = 0;
     *len = wl;
-    return !p->fold || fold_word(buf, cap, len);
+    return !fold || fold_word(buf, cap, len);
+}
+
+static int spell(const mch_perturber *p, const int32_t *ids, int i, int j, char *buf, size_t cap,
+                 size_t *len)
+{
+    return mch_word_spell(p->v, p->fold, ids, i, j, buf, cap, len);
 }
 
 /* Splits the term's wordpieces p->t into words and keeps their spellings (and stems). */

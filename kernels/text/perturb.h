@@ -50,6 +50,13 @@ const char *mch_perturb_nearest(const char *s);
  * lnc2: k copies score at least the single document), -1 for lnc1 (it should not rise). */
 int mch_perturb_axiom_sign(mch_perturb_kind k);
 
+/* Spells the word of pieces ids[i..j) into buf (cap bytes, NUL-terminated; *len its length):
+ * what each piece adds (mch_tok_piece), with fold lowercased and unaccented (a cased
+ * tokenizer). 0 when it does not fit or holds an unknown piece: an unknown token spells no word,
+ * so it matches nothing. */
+int mch_word_spell(const mch_tok *v, int fold, const int32_t *ids, int i, int j, char *buf,
+                   size_t cap, size_t *len);
+
 /* Token roles as Chen, Merullo and Eickhoff (SIGIR 2024) group positions. Words are the
  * wordpiece groups of the window (a piece and its "##" continuations), spelled by joining the
  * pieces; the injected term's words come from its own wordpieces. A query or document word is
