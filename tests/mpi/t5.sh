@@ -6,7 +6,7 @@
 # against golden.json) by t5_run_check.py: both scores and every patched score and effect of each
 # pair (encoder heads, decoder self- and cross-attention heads, encoder blocks), the map's sums
 # and counts per head, and cached activations of both runs. Then the report's MonoT5 labels and
-# the refusals of what a MonoT5 run does not do.
+# the refusals of what a MonoT5 run does not do (head-pos, qkv, pattern, resid-mid, atp).
 # usage: t5.sh PATH/TO/mechir REPO_ROOT PAIRS
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -96,6 +96,9 @@ ok "--direction with patched exactly the pairs whose score rose; --select top-de
 echo "== refusals =="
 M=$ROOT/tests/data/models/monot5-tiny
 for bad in "--sweep head-pos --heads 0.1|head-pos" "--method atp|--method atp" \
+    "--sweep heads,qkv|--sweep qkv, pattern or resid-mid" \
+    "--sweep pattern|--sweep qkv, pattern or resid-mid" \
+    "--sweep blocks,resid-mid|--sweep qkv, pattern or resid-mid" \
     "--cache encoder.7.hook_resid_pre|encoder.7.hook_resid_pre" \
     "--cache blocks.*.hook_resid_pre|blocks.*.hook_resid_pre"; do
     opts=${bad%|*}
@@ -108,5 +111,5 @@ for bad in "--sweep head-pos --heads 0.1|head-pos" "--method atp|--method atp" \
         { cat err.txt; fail "$opts: not a one-line error naming '$want'"; }
     [ ! -e refused/circuit.cmap ] || fail "$opts: a map was written"
 done
-ok "head-pos, atp and bad cache hooks refused with one line each"
+ok "head-pos, qkv, pattern, resid-mid, atp and bad cache hooks refused with one line each"
 echo "PASS: t5"
