@@ -56,13 +56,22 @@ int mch_edit_distance(const char *a, const char *b)
 }
 
 /* The valid hook name of a model of L layers nearest to name, into buf; with star, the
- * "blocks.*." names instead of one per layer. */
+ * "blocks.*." names instead of one per layer. The layers tried are the name's own when it gives
+ * one inside the model, else the first 64 at most: L may be huge (`cache get` knows no model),
+ * and a typo's layer number is rarely what is wrong. */
 static void nearest_hook(const char *name, int L, int star, char *buf, size_t len)
 {
     int best = mch_edit_distance(name, "hook_full_embed");
     snprintf(buf, len, "hook_full_embed");
     char cand[96];
-    for (int l = 0; l < (star ? 1 : L); l++)
+    int from = 0, to = star ? 1 : (L < 64 ? L : 64);
+    const char *p = name + 7;
+    if (!star && !strncmp(name, "blocks.", 7) && *p >= '0' && *p <= '9') {
+        long l = 0;
+        while (*p >= '0' && *p <= '9' && l < 100000) l = l * 10 + (*p++ - '0');
+        if (l < L) from = (int)l, to = (int)l + 1;
+    }
+    for (int l = from; l < to; l++)
         for (int s = MCH_SITE_RESID_PRE; s < MCH_SITE_COUNT; s++) {
             if (star)
                 snprintf(cand, sizeof cand, "blocks.*.%s", site_suffix[s]);
