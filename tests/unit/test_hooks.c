@@ -493,6 +493,17 @@ static void test_unknown_hook_suggests_the_nearest(void **state)
     assert_string_equal(err.msg, "unknown hook 'blocks.*.attn.hook_reslt' (did you mean "
                                  "'blocks.*.attn.hook_result'?)");
     assert_int_equal(checked, 8);
+    /* `cache get` parses with no model (L unbounded): the name's own layer is suggested; a layer
+     * beyond 64 that the name does not give is not tried (the first 64 are) */
+    mch_site site;
+    int layer;
+    mch_err e1 = {0}, e2 = {0};
+    assert_int_equal(mch_hook_parse("blocks.70000.attn.hook_patern", 1 << 20, &site, &layer, &e1),
+                     MCH_ERR_ARG);
+    assert_non_null(strstr(e1.msg, "did you mean 'blocks.70000.attn.hook_pattern'?"));
+    assert_int_equal(mch_hook_parse("blocks.x.attn.hook_pattern", 1 << 20, &site, &layer, &e2),
+                     MCH_ERR_ARG);
+    assert_non_null(strstr(e2.msg, "did you mean 'blocks.0.attn.hook_pattern'?"));
 }
 
 int main(void)
