@@ -154,11 +154,12 @@ static mch_status pair_aligned(pair_ids *ids, const mch_patch_one_opts *o, const
 {
     mch_perturb_opts po = {.max_len = max_len,
                            .max_query_len = o->max_query_len,
-                           .bi = m->cfg.head == MCH_HEAD_NONE,
+                           .bi = !m->t5 && m->cfg.head == MCH_HEAD_NONE,
+                           .monot5 = m->t5 != NULL,
                            .filler = o->filler};
     mch_given *g = NULL;
     mch_pair pr;
-    mch_status rc = mch_given_create(&g, m->tok, &po, 0, err);
+    mch_status rc = mch_given_create(&g, m->t5 ? m->t5->tok : m->tok, &po, 0, err);
     if (!rc)
         rc = mch_given_build(g, "", o->query ? o->query : "", "", NULL, o->baseline, o->perturbed,
                              &pr, &ids->al, err);
@@ -227,12 +228,16 @@ static mch_status pair_from_texts(pair_ids *ids, const mch_patch_one_opts *o, co
     return rc;
 }
 
-/* A MonoT5's pair: the prompt of the query with each document (mch_monot5_encode). */
-static mch_status pair_from_prompt(pair_ids *ids, const mch_patch_one_opts *o, mch_monot5 *t5,
+/* A MonoT5's pair: the prompt of the query with each document (mch_monot5_encode); documents
+ * of different token lengths are aligned (pair_aligned) before the prompt is cut to max_len. */
+static mch_status pair_from_prompt(pair_ids *ids, const mch_patch_one_opts *o, const mch_model *m,
                                    int max_len, mch_err *err)
 {
-    mch_status rc = mch_monot5_encode(t5, o->query, o->baseline, max_len, err);
-    if (rc) return rc;
+    mch_monot5 *t5 = m->t5;
+    int differ = 0;
+    mch_status rc = lengths_differ(o, t5->tok, &differ, err);
+    if (rc || differ) return rc ? rc : pair_aligned(ids, o, m, max_len, err);
+    if ((rc = mch_monot5_encode(t5, o->query, o->baseline, max_len, err))) return rc;
     ids->T = (int)t5->enc.n;
     memcpy(ids->b, t5->enc.ids, (size_t)ids->T * sizeof *ids->b);
     if ((rc = mch_monot5_encode(t5, o->query, o->perturbed, max_len, err))) return rc;
@@ -268,7 +273,7 @@ static mch_status pair_build(pair_ids *ids, const mch_patch_one_opts *o, const m
         if (!rc && o->query_ids)
             rc = ids_parse("--query-ids", o->query_ids, ids->q, cap, &ids->Tq, err);
     } else if (m->t5) {
-        rc = pair_from_prompt(ids, o, m->t5, max_len, err);
+        rc = pair_from_prompt(ids, o, m, max_len, err);
     } else if (!m->tok) {
         rc = mch_fail(err, MCH_ERR_ARG, "%s has no tokenizer; give token ids", m->dir);
     } else {

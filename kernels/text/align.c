@@ -121,9 +121,6 @@ mch_status mch_given_create(mch_given **out, const mch_tok *t, const mch_perturb
                             int max_span, mch_err *err)
 {
     *out = NULL;
-    if (o->monot5)
-        return mch_fail(err, MCH_ERR_UNSUPPORTED,
-                        "given (pre-perturbed) pairs are not supported for a MonoT5 yet");
     mch_given *g = calloc(1, sizeof *g);
     if (!g) return mch_fail(err, MCH_ERR_NOMEM, "out of memory");
     g->v = t;
@@ -138,6 +135,7 @@ mch_status mch_given_create(mch_given **out, const mch_tok *t, const mch_perturb
     size_t T = (size_t)(o->max_len > 0 ? o->max_len : 1);
     /* the perturber checks max_len and the filler as for built pairs */
     mch_status rc = mch_perturber_create(&g->pert, t, &g->o, err);
+    if (!rc) g->n_special = mch_perturber_n_special(g->pert); /* a MonoT5's prompt included */
     g->stop = o->stopwords;
     if (!rc && !g->stop && !(g->stop = g->own_stop = mch_stopwords_default()))
         rc = mch_fail(err, MCH_ERR_NOMEM, "out of memory");
@@ -399,6 +397,19 @@ mch_status mch_given_build(mch_given *g, const char *qid, const char *query, con
                  "the baseline and perturbed documents have the same tokens");
         return MCH_OK;
     }
+    if (g->o.monot5) {
+        int split_b = 0, split_p = 0;
+        if ((rc = mch_monot5_prompt_splits(g->pert, query, baseline, &split_b, err)) ||
+            (rc = mch_monot5_prompt_splits(g->pert, query, perturbed, &split_p, err)))
+            return rc;
+        if (!split_b || !split_p) {
+            snprintf(out->skip, sizeof out->skip,
+                     "the %s prompt's tokens do not split where the query and the document meet "
+                     "the prompt's words",
+                     split_b ? "perturbed" : "baseline");
+            return MCH_OK;
+        }
+    }
     int max_len = g->o.max_len, ns = g->n_special, bi = g->o.bi;
     int nq = (int)g->q.n < g->o.max_query_len ? (int)g->q.n : g->o.max_query_len;
     if (bi && nq > max_len - ns) nq = max_len - ns;
@@ -434,12 +445,21 @@ mch_status mch_given_build(mch_given *g, const char *qid, const char *query, con
                  MCH_ROLE_DOC_OTHER);
     memset(text_roles + base + s0, MCH_ROLE_INJECTED, (size_t)(s1 - s0));
     const int32_t *qa = bi ? NULL : g->q.ids;
-    int T = (int)mch_tok_assemble(v, bi ? g->da : qa, (size_t)(bi ? nd : nq), bi ? NULL : g->da,
+    int T, t5 = g->o.monot5; /* a MonoT5: "Query:" q "Document:" d "Relevant:" </s> */
+    if (t5) {
+        T = mch_monot5_assemble(g->pert, g->q.ids, nq, g->da, nd, g->ids_b, g->special);
+        mch_monot5_assemble(g->pert, g->q.ids, nq, g->db, nd, g->ids_p, NULL);
+        memset(g->types, 0, (size_t)T * sizeof *g->types);
+    } else {
+        T = (int)mch_tok_assemble(v, bi ? g->da : qa, (size_t)(bi ? nd : nq), bi ? NULL : g->da,
                                   (size_t)nd, g->ids_b, g->types, g->special);
-    mch_tok_assemble(v, bi ? g->db : qa, (size_t)(bi ? nd : nq), bi ? NULL : g->db, (size_t)nd,
-                     g->ids_p, g->scratch, NULL);
+        mch_tok_assemble(v, bi ? g->db : qa, (size_t)(bi ? nd : nq), bi ? NULL : g->db, (size_t)nd,
+                         g->ids_p, g->scratch, NULL);
+    }
     for (int t = 0, r = 0; t < T; t++)
-        g->roles[t] = !g->special[t] ? text_roles[r++] : t == 0 ? MCH_ROLE_CLS : MCH_ROLE_SEP;
+        g->roles[t] = !g->special[t]  ? text_roles[r++]
+                      : t == 0 && !t5 ? MCH_ROLE_CLS
+                                      : MCH_ROLE_SEP;
     out->T = T;
     out->position = s0;
     out->n_term = span;

@@ -46,8 +46,9 @@ int mch_align_docs(const int32_t *a, int na, const int32_t *b, int nb, int32_t f
                    size_t why_cap);
 
 /* Builds aligned pairs of given documents with the perturber's layout (cross-encoder, or
- * bi-encoder with the query apart) and options: max_len, max_query_len, filler, stopwords,
- * stem; kind and position are not used. A MonoT5 layout is refused. */
+ * bi-encoder with the query apart, or MonoT5's prompt) and options: max_len, max_query_len,
+ * filler, stopwords, stem; kind and position are not used. A MonoT5 pair whose prompt does not
+ * tokenize as its parts side by side (mch_monot5_prompt_splits) is skipped. */
 typedef struct mch_given mch_given;
 mch_status mch_given_create(mch_given **out, const mch_tok *t, const mch_perturb_opts *o,
                             int max_span, mch_err *err);

@@ -899,27 +899,46 @@ static mch_status monot5_splits(mch_perturber *p, const char *query, const char 
     return MCH_OK;
 }
 
-/* Appends n ids (both inputs alike, or the baseline's and the perturbed's) with their roles
- * (roles NULL: role r for all); returns the new length. */
-static int put_run(mch_perturber *p, int T, const int32_t *b, const int32_t *pert, int n,
-                   const uint8_t *roles, uint8_t r)
+mch_status mch_monot5_prompt_splits(mch_perturber *p, const char *query, const char *text,
+                                    int *split, mch_err *err)
 {
-    for (int i = 0; i < n; i++, T++) {
-        p->ids_b[T] = b[i];
-        p->ids_p[T] = pert[i];
-        p->roles[T] = roles ? roles[i] : r;
-    }
-    return T;
+    p->q.n = p->d.n = 0;
+    mch_status rc = mch_tok_tokenize(p->v, query, strlen(query), &p->q, err);
+    if (!rc) rc = mch_tok_tokenize(p->v, text, strlen(text), &p->d, err);
+    return rc ? rc : monot5_splits(p, query, text, split, err);
 }
 
-/* "Query:" q "Document:" d' "Relevant:" </s>; the prompt's own tokens take the role sep. */
+int mch_perturber_n_special(const mch_perturber *p)
+{
+    return p->n_special;
+}
+
+static int put_ids(int32_t *ids, uint8_t *special, int T, const int32_t *src, int n, uint8_t sp)
+{
+    memcpy(ids + T, src, (size_t)n * sizeof *ids);
+    if (special) memset(special + T, sp, (size_t)n);
+    return T + n;
+}
+
+int mch_monot5_assemble(const mch_perturber *p, const int32_t *q, int nq, const int32_t *d, int nd,
+                        int32_t *ids, uint8_t *special)
+{
+    int T = put_ids(ids, special, 0, p->frame[0].ids, (int)p->frame[0].n, 1);
+    T = put_ids(ids, special, T, q, nq, 0);
+    T = put_ids(ids, special, T, p->frame[1].ids, (int)p->frame[1].n, 1);
+    T = put_ids(ids, special, T, d, nd, 0);
+    return put_ids(ids, special, T, p->tail, p->n_tail, 1);
+}
+
+/* "Query:" q "Document:" d' "Relevant:" </s>; the prompt's own tokens take the role sep, the
+ * text's theirs (p->seq_roles: the query's, then the document's). */
 static int monot5_layout(mch_perturber *p, int nq, int S)
 {
-    int T = put_run(p, 0, p->frame[0].ids, p->frame[0].ids, (int)p->frame[0].n, NULL, MCH_ROLE_SEP);
-    T = put_run(p, T, p->q.ids, p->q.ids, nq, p->query_roles, 0);
-    T = put_run(p, T, p->frame[1].ids, p->frame[1].ids, (int)p->frame[1].n, NULL, MCH_ROLE_SEP);
-    T = put_run(p, T, p->seq_b, p->seq_p, S, p->seq_roles + nq, 0);
-    return put_run(p, T, p->tail, p->tail, p->n_tail, NULL, MCH_ROLE_SEP);
+    int T = mch_monot5_assemble(p, p->q.ids, nq, p->seq_b, S, p->ids_b, p->special);
+    mch_monot5_assemble(p, p->q.ids, nq, p->seq_p, S, p->ids_p, NULL);
+    for (int t = 0, r = 0; t < T; t++)
+        p->roles[t] = p->special[t] ? MCH_ROLE_SEP : p->seq_roles[r++];
+    return T;
 }
 
 /* Appends n positions to the document's two sequences from S on: b[i] to the baseline and

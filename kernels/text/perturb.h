@@ -151,6 +151,22 @@ void mch_perturber_free(mch_perturber *p); /* accepts NULL */
 mch_status mch_perturb(mch_perturber *p, const char *qid, const char *query, const char *docno,
                        const char *text, const char *term, mch_pair *out, mch_err *err);
 
+/* MonoT5 (o->monot5): the prompt's own tokens plus the template's suffix, as n_special counts
+ * them ("Query:", "Document:", "Relevant:", </s>); for another model the post-processor's. */
+int mch_perturber_n_special(const mch_perturber *p);
+
+/* MonoT5: *split = 1 when the prompt "Query: {query} Document: {text} Relevant:" tokenizes as
+ * the prompt's words, the query and the text tokenized apart, side by side (so the document's
+ * tokens can be cut or padded without changing the rest); 0 otherwise. */
+mch_status mch_monot5_prompt_splits(mch_perturber *p, const char *query, const char *text,
+                                    int *split, mch_err *err);
+
+/* MonoT5: writes the prompt "Query:" q[0..nq) "Document:" d[0..nd) "Relevant:" </s> into ids
+ * (room for nq + nd + n_special) and, when special is not NULL, 1 for the prompt's tokens and 0
+ * for the query's and document's; returns its length. */
+int mch_monot5_assemble(const mch_perturber *p, const int32_t *q, int nq, const int32_t *d, int nd,
+                        int32_t *ids, uint8_t *special);
+
 /* The query terms of a query, in order of first occurrence, deduplicated; written into buf
  * separated by NULs, count returned (or -1 with err set). Exposed for tests and docs. */
 int mch_query_terms(mch_perturber *p, const char *query, char *buf, size_t cap, mch_err *err);

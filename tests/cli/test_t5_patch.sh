@@ -3,7 +3,8 @@
 # modeling_t5 semantics) is first checked against golden.json, then every heads, decoder_heads,
 # cross_heads and blocks value of `mechir patch` on three perturbed golden inputs is compared
 # with its TransformerLens-style patching; both fixtures. Also the --query/--baseline/--perturbed
-# path and the one-line refusals (head-pos, atp, unequal prompt lengths).
+# path and the one-line refusals (head-pos, atp, documents that cannot be aligned; documents of
+# different lengths are aligned: test_t5_given.sh).
 # usage: test_t5_patch.sh PATH/TO/mechir REPO_ROOT
 set -u
 [ $# -eq 2 ] || { echo "usage: $0 MECHIR_BINARY REPO_ROOT" >&2; exit 2; }
@@ -36,8 +37,10 @@ for bad in "--sweep head-pos --heads 0.1|head-pos" "--sweep heads --method atp|-
         [ $rc -eq 1 ] && [ ! -s "$3/o" ] && [ "$(wc -l <"$3/e")" -eq 1 ] &&
         grep -q -- "$4" "$3/e" && grep -q "$2" "$3/e"' x "$1" "$M" "$T" "$want"
 done
-check "refused: prompts of unequal length" sh -c '"$1" patch --model "$2" --query q \
-    --baseline "a b" --perturbed "a b c d e f" --sweep heads 2>"$3/e" >"$3/o"; rc=$?
-    [ $rc -eq 1 ] && [ "$(wc -l <"$3/e")" -eq 1 ] && grep -q "aligned inputs" "$3/e"' \
+check "refused: documents that cannot be aligned (two spans)" sh -c '"$1" patch --model "$2" \
+    --query q --baseline "one two three four five six" \
+    --perturbed "one seven three four eight nine ten six" --sweep heads 2>"$3/e" >"$3/o"; rc=$?
+    [ $rc -eq 1 ] && [ ! -s "$3/o" ] && [ "$(wc -l <"$3/e")" -eq 1 ] &&
+    grep -q "cannot be aligned: the documents differ in more than one span" "$3/e"' \
     x "$1" "$M" "$T"
 finish
