@@ -3,11 +3,14 @@
  * and encoded alone and as a pair with both truncations; every id handed out must be below
  * mch_tok_size, every encoding within its max_len. The perturber then builds a pair on that
  * tokenizer (the words of its pieces, its post-processor's layout, and with odd-sized inputs the
- * MonoT5 prompt): within max_len, the two inputs equal except where the term went. */
+ * MonoT5 prompt): within max_len, the two inputs equal except where the term went; and given
+ * (pre-perturbed) pairs of the input's text, aligned on that layout, with the same checks. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "align.h"
 #include "fuzz_check.h"
 #include "hftok.h"
 #include "perturb.h"
@@ -42,6 +45,53 @@ static void encode(const mch_tok *t, const char *a, size_t alen, const char *b, 
         FUZZ_CHECK(enc.n == 0);
     }
     mch_tok_enc_free(&enc);
+}
+
+/* A pair's invariants: within max_len, ids in range, the inputs equal outside the injected
+ * positions, n_term of them. */
+static void check_pair(const mch_tok *t, const mch_pair *pr, int max_len)
+{
+    FUZZ_CHECK(pr->T >= 1 && pr->T <= max_len && pr->n_term >= 1);
+    int injected = 0;
+    for (int i = 0; i < pr->T; i++) {
+        FUZZ_CHECK(pr->roles[i] < MCH_ROLE_COUNT);
+        FUZZ_CHECK(pr->ids_perturbed[i] >= 0 && pr->ids_perturbed[i] < mch_tok_size(t));
+        FUZZ_CHECK(pr->ids_baseline[i] >= 0 && pr->ids_baseline[i] < mch_tok_size(t));
+        if (pr->roles[i] == MCH_ROLE_INJECTED)
+            injected++;
+        else
+            FUZZ_CHECK(pr->ids_baseline[i] == pr->ids_perturbed[i]);
+    }
+    FUZZ_CHECK(injected == pr->n_term);
+}
+
+/* Given pairs (kernels/text/align.h) of the input's text against the fixed text and against
+ * itself with a word appended, both ways round. */
+static void given(const mch_tok *t, const mch_perturb_opts *o, const char *doc)
+{
+    mch_given *g = NULL;
+    mch_err err = {0};
+    if (mch_given_create(&g, t, o, 0, &err) != MCH_OK) {
+        FUZZ_CHECK(err.msg[0] != '\0');
+        return;
+    }
+    char longer[FUZZ_TEXT_MAX_BYTES + 64];
+    snprintf(longer, sizeof longer, "%s compression", doc);
+    const char *texts[3][2] = {{doc, FIXED_TEXT}, {doc, longer}, {longer, doc}};
+    for (int k = 0; k < 3; k++) {
+        mch_pair pr;
+        mch_alignment al;
+        memset(&err, 0, sizeof err);
+        if (mch_given_build(g, "q", "fast compression", "d", NULL, texts[k][0], texts[k][1], &pr,
+                            &al, &err) != MCH_OK) {
+            FUZZ_CHECK(err.msg[0] != '\0');
+            continue;
+        }
+        if (pr.skip[0]) continue;
+        check_pair(t, &pr, o->max_len);
+        FUZZ_CHECK(pr.n_term == (al.n_baseline > al.n_perturbed ? al.n_baseline : al.n_perturbed));
+    }
+    mch_given_free(g);
 }
 
 static void perturb(const mch_tok *t, const char *in, size_t len, int monot5)
@@ -83,20 +133,10 @@ static void perturb(const mch_tok *t, const char *in, size_t len, int monot5)
             continue;
         }
         if (pr.skip[0]) continue;
-        FUZZ_CHECK(pr.T >= 1 && pr.T <= o.max_len && pr.n_term >= 1);
-        int injected = 0;
-        for (int i = 0; i < pr.T; i++) {
-            FUZZ_CHECK(pr.roles[i] < MCH_ROLE_COUNT);
-            FUZZ_CHECK(pr.ids_perturbed[i] >= 0 && pr.ids_perturbed[i] < mch_tok_size(t));
-            FUZZ_CHECK(pr.ids_baseline[i] >= 0 && pr.ids_baseline[i] < mch_tok_size(t));
-            if (pr.roles[i] == MCH_ROLE_INJECTED)
-                injected++;
-            else
-                FUZZ_CHECK(pr.ids_baseline[i] == pr.ids_perturbed[i]);
-        }
-        FUZZ_CHECK(injected == pr.n_term);
+        check_pair(t, &pr, o.max_len);
     }
     mch_perturber_free(p);
+    given(t, &o, doc);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
