@@ -168,14 +168,19 @@ resume_and_compare fb o1/circuit.cmap "data link down, resumed on both nodes" \
     "$AB" "$MECHIR" run $JOB --out fb --resume
 
 # ---- (c) both links go down: Open MPI's keepalive ---------------------------------------
-echo "== both links down mid-run (oob keepalive 5 s + 3 x 2 s) =="
+# The keepalive finds the daemon lost within 5 + 3 x 2 = 11 s of the fault. --worker-timeout must
+# be longer: when mechir's watchdog aborts first, mpirun's abort orders to the lost daemon stay
+# unacknowledged, TCP stops the keepalive probes of a connection with data in flight, and mpirun
+# waits for TCP's retransmission timeout (minutes). With --worker-timeout 10 the job was now and
+# then still running 120 s after the fault (twice, in ASan runs); with 3 it was in the run tried;
+# with 30 it ended 12 s after (RUN.md).
+echo "== both links down mid-run (oob keepalive 5 s + 3 x 2 s, --worker-timeout 30) =="
 export OMPI_MCA_oob_tcp_keepalive_time=5 OMPI_MCA_oob_tcp_keepalive_intvl=2 OMPI_MCA_oob_tcp_keepalive_probes=3
-FAULT_OPTS="--worker-timeout 10"
+FAULT_OPTS="--worker-timeout 30"
 both_down() { ip -n "$NSA" link set "$MA" down && ip -n "$NSA" link set "$DA" down; }
 fault fc "both links down" both_down
-grep -q "$LOST\\|no message for 10 s from rank" fc.err ||
-    { show fc.err; fail "both links down: no message on the lost node"; }
-ok "both links down: '$(grep -o "$LOST\\|no message for 10 s from rank.* on nodeB" fc.err | head -n 1)'"
+grep -q "$LOST" fc.err || { show fc.err; fail "both links down: Open MPI did not report the lost node"; }
+ok "both links down: Open MPI's keepalive: '$(grep -o "$LOST" fc.err | head -n 1)'"
 unset OMPI_MCA_oob_tcp_keepalive_time OMPI_MCA_oob_tcp_keepalive_intvl OMPI_MCA_oob_tcp_keepalive_probes
 resume_and_compare fc o1/circuit.cmap "both links down" "$MECHIR" run $JOB --out fc --resume
 echo "PASS: netns_nodes"
